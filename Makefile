@@ -1,0 +1,64 @@
+# One entry point for developers and CI. `make test` is the test command (.ci/run calls it).
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+KUBECONFIG_LOCAL := .local/kubeconfig
+
+.PHONY: help venv controlplane cluster-up cluster-down lint typecheck layers unit test demo crds lock clean
+
+help:
+	@echo "make test          lint, type-check, layering contract and the full test suite (builds the control plane once)"
+	@echo "make demo          local control plane + simulator + operator + examples"
+	@echo "make cluster-up    start kube-apiserver + etcd on loopback, kubeconfig in $(KUBECONFIG_LOCAL)"
+	@echo "make cluster-down  stop them and remove their state"
+	@echo "make crds          regenerate crds/ from the pydantic models"
+	@echo "make lock          re-resolve requirements.lock from pyproject.toml"
+
+# The virtual environment is rebuilt whenever the lock file or the project metadata changes.
+$(STAMP): requirements.lock pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "error: Python 3.11 or newer is required")'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade "pip>=24"
+	$(BIN)/pip install --quiet --require-hashes -r requirements.lock
+	$(BIN)/pip install --quiet --no-deps -e .
+	@touch $@
+
+venv: $(STAMP)
+
+controlplane: $(STAMP)
+	$(BIN)/python -m hack.controlplane build
+
+cluster-up: controlplane
+	$(BIN)/python -m hack.controlplane up --kubeconfig $(KUBECONFIG_LOCAL)
+
+cluster-down: $(STAMP)
+	$(BIN)/python -m hack.controlplane down --kubeconfig $(KUBECONFIG_LOCAL)
+
+lint: $(STAMP)
+	$(BIN)/ruff check operator tests hack
+	$(BIN)/ruff format --check operator tests hack
+
+typecheck: $(STAMP)
+	$(BIN)/mypy --strict operator/connector_operator
+
+layers: $(STAMP)
+	$(BIN)/lint-imports
+
+test: lint typecheck layers controlplane
+	$(BIN)/pytest
+
+crds: $(STAMP)
+	$(BIN)/python -m connector_operator.api.crd > crds/openconnectors.io_connectorinstances.yaml
+
+lock:
+	$(PYTHON) -m pip install --quiet "uv>=0.13,<0.14" && $(PYTHON) -m uv pip compile pyproject.toml --extra dev \
+		--python-version 3.11 --generate-hashes -o requirements.lock
+
+demo: controlplane
+	$(BIN)/python -m hack.demo
+
+clean: cluster-down
+	rm -rf $(VENV) .local

@@ -1,0 +1,1 @@
+"""Developer tooling that is not shipped: the local control plane, the demo and the benchmark."""

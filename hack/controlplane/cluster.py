@@ -1,0 +1,290 @@
+"""Start and stop a real, minimal Kubernetes control plane: etcd plus kube-apiserver on loopback.
+
+What runs is what a cluster runs, minus the controller-manager and scheduler: RBAC authorization,
+service-account token signing (so the TokenRequest API works), CRDs with CEL, the status
+subresource. There is no garbage collector and no namespace controller, so nothing cascades.
+
+The identities are static bearer tokens: `admin` (group system:masters) for tests and the
+operator, `nobody` (no groups beyond system:authenticated) for proving that RBAC denies.
+Every child is started in its own session with a parent-death signal, so an interrupted test
+run never leaves an API server or etcd behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import datetime
+import ipaddress
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
+
+from hack.controlplane.build import ensure_built
+
+READY_TIMEOUT = 90.0
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _die_with_parent() -> None:
+    # PR_SET_PDEATHSIG = 1: the kernel sends SIGTERM to the child when its parent dies.
+    with contextlib.suppress(OSError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)
+
+
+@dataclass
+class ControlPlane:
+    """A running control plane; `stop()` ends both processes and removes all state."""
+
+    state_dir: Path
+    api_port: int
+    admin_token: str
+    nobody_token: str
+    processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    @property
+    def server(self) -> str:
+        return f"https://127.0.0.1:{self.api_port}"
+
+    @property
+    def kubeconfig(self) -> Path:
+        return self.state_dir / "kubeconfig"
+
+    @property
+    def ca_file(self) -> Path:
+        return self.state_dir / "ca.crt"
+
+    def kubeconfig_for(self, token: str, path: Path) -> Path:
+        """Write a kubeconfig that authenticates with `token` (a user, or a ServiceAccount's)."""
+        config = {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [{"name": "local", "cluster": {"server": self.server, "certificate-authority": str(self.ca_file)}}],
+            "users": [{"name": "user", "user": {"token": token}}],
+            "contexts": [{"name": "local", "context": {"cluster": "local", "user": "user"}}],
+            "current-context": "local",
+        }
+        path.write_text(json.dumps(config, indent=2))
+        path.chmod(0o600)
+        return path
+
+    def stop(self) -> None:
+        for process in reversed(self.processes):
+            if process.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGTERM)
+        for process in reversed(self.processes):
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
+                process.wait(timeout=5)
+        self.processes.clear()
+
+
+def _write_pki(state: Path) -> None:
+    """A throwaway CA, a serving certificate for 127.0.0.1, and the service-account signing key."""
+    now = datetime.datetime.now(datetime.UTC)
+    ca_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "open-connectors-operator-local-ca")])
+    ca_cert = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=30))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )
+    serving_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    serving_cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "kube-apiserver")]))
+        .issuer_name(ca_name)
+        .public_key(serving_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=30))
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [
+                    x509.DNSName("localhost"),
+                    x509.DNSName("kubernetes.default.svc"),
+                    x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+                ]
+            ),
+            critical=False,
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    sa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+    def pem_key(key: rsa.RSAPrivateKey) -> bytes:
+        return key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+
+    (state / "ca.crt").write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
+    (state / "serving.crt").write_bytes(serving_cert.public_bytes(serialization.Encoding.PEM))
+    (state / "serving.key").write_bytes(pem_key(serving_key))
+    (state / "sa.key").write_bytes(pem_key(sa_key))
+    (state / "sa.pub").write_bytes(
+        sa_key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
+
+
+def _spawn(command: list[str], log: Path, *, detached: bool) -> subprocess.Popen[bytes]:
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            command,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            # A detached plane (`make cluster-up`) must outlive this process; a test's must not.
+            preexec_fn=None if detached else _die_with_parent,
+        )
+
+
+def _wait_ready(plane: ControlPlane, deadline: float) -> None:
+    context = ssl.create_default_context(cafile=str(plane.ca_file))
+    request = urllib.request.Request(
+        f"{plane.server}/readyz", headers={"Authorization": f"Bearer {plane.admin_token}"}
+    )
+    last_error = "no answer yet"
+    while time.monotonic() < deadline:
+        for process in plane.processes:
+            if process.poll() is not None:
+                raise RuntimeError(
+                    f"{process.args[0]} exited with {process.returncode}; see {plane.state_dir}/*.log"
+                )
+        try:
+            with urllib.request.urlopen(request, context=context, timeout=2) as response:  # noqa: S310
+                if response.status == 200:
+                    return
+        except OSError as error:
+            last_error = str(error)
+        time.sleep(0.2)  # polling interval of a readiness probe, not synchronisation
+    raise TimeoutError(f"kube-apiserver not ready after {READY_TIMEOUT:.0f}s: {last_error}")
+
+
+def start(state_dir: Path, *, detached: bool = False) -> ControlPlane:
+    """Start etcd and kube-apiserver with state in `state_dir`; return when /readyz answers 200."""
+    binaries = ensure_built()
+    state_dir.mkdir(parents=True, exist_ok=True)
+    state_dir.chmod(0o700)
+    _write_pki(state_dir)
+    admin_token, nobody_token = secrets.token_hex(16), secrets.token_hex(16)
+    (state_dir / "tokens.csv").write_text(
+        f'{admin_token},admin,admin-uid,"system:masters"\n{nobody_token},nobody,nobody-uid\n'
+    )
+    etcd_port, peer_port, api_port = free_port(), free_port(), free_port()
+    plane = ControlPlane(state_dir, api_port, admin_token, nobody_token)
+    try:
+        plane.processes.append(
+            _spawn(
+                [
+                    str(binaries / "etcd"),
+                    f"--data-dir={state_dir / 'etcd'}",
+                    f"--listen-client-urls=http://127.0.0.1:{etcd_port}",
+                    f"--advertise-client-urls=http://127.0.0.1:{etcd_port}",
+                    f"--listen-peer-urls=http://127.0.0.1:{peer_port}",
+                    f"--initial-advertise-peer-urls=http://127.0.0.1:{peer_port}",
+                    f"--initial-cluster=default=http://127.0.0.1:{peer_port}",
+                    "--unsafe-no-fsync",  # throwaway data: durability costs seconds per test run
+                    "--log-level=warn",
+                ],
+                state_dir / "etcd.log",
+                detached=detached,
+            )
+        )
+        plane.processes.append(
+            _spawn(
+                [
+                    str(binaries / "kube-apiserver"),
+                    f"--etcd-servers=http://127.0.0.1:{etcd_port}",
+                    "--bind-address=127.0.0.1",
+                    "--advertise-address=127.0.0.1",
+                    f"--secure-port={api_port}",
+                    f"--tls-cert-file={state_dir / 'serving.crt'}",
+                    f"--tls-private-key-file={state_dir / 'serving.key'}",
+                    f"--client-ca-file={state_dir / 'ca.crt'}",
+                    f"--token-auth-file={state_dir / 'tokens.csv'}",
+                    "--authorization-mode=RBAC",
+                    f"--service-account-key-file={state_dir / 'sa.pub'}",
+                    f"--service-account-signing-key-file={state_dir / 'sa.key'}",
+                    "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+                    "--api-audiences=https://kubernetes.default.svc.cluster.local",
+                    "--service-cluster-ip-range=10.96.0.0/16",
+                    "--allow-privileged=true",
+                    f"--cert-dir={state_dir / 'certs'}",
+                    "--v=0",
+                ],
+                state_dir / "kube-apiserver.log",
+                detached=detached,
+            )
+        )
+        (state_dir / "pids").write_text(" ".join(str(p.pid) for p in plane.processes))
+        plane.kubeconfig_for(admin_token, plane.kubeconfig)
+        _wait_ready(plane, time.monotonic() + READY_TIMEOUT)
+    except BaseException:
+        plane.stop()
+        raise
+    return plane
+
+
+def stop_detached(state_dir: Path) -> None:
+    """Stop a plane started by another process (`make cluster-down`) and remove its state."""
+    pids = state_dir / "pids"
+    if pids.is_file():
+        for pid in reversed([int(p) for p in pids.read_text().split()]):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGTERM)
+        deadline = time.monotonic() + 15
+        for pid in [int(p) for p in pids.read_text().split()]:
+            while _alive(pid) and time.monotonic() < deadline:
+                time.sleep(0.1)  # waiting for a foreign process to exit: there is nothing to wait on
+            if _alive(pid):
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(pid, signal.SIGKILL)
+    shutil.rmtree(state_dir, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+@contextlib.contextmanager
+def running(state_dir: Path) -> Iterator[ControlPlane]:
+    plane = start(state_dir)
+    try:
+        yield plane
+    finally:
+        plane.stop()

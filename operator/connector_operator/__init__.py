@@ -1,0 +1,1 @@
+"""Kubernetes operator for SAP Open Connectors connector instances."""
