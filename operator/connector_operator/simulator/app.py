@@ -1,0 +1,145 @@
+"""The aiohttp application: wiring of routes plus the cross-cutting behaviour of every call.
+
+Two middlewares own what no route should have to remember: the outer one guarantees the platform
+error body, the `Elements-Request-Id` header and one log line per request (and that nothing ever
+becomes an unexplained 500); the inner one applies call counting, latency, injected faults and the
+account check to API routes only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from connector_operator.simulator.auth import check_account, parse_authorization
+from connector_operator.simulator.control_api import add_control_routes
+from connector_operator.simulator.elements import add_element_routes
+from connector_operator.simulator.faults import FaultKind
+from connector_operator.simulator.httputil import (
+    MAX_BODY_BYTES_KEY,
+    REQUEST_ID_HEADER,
+    ApiError,
+    error_response,
+    request_id,
+)
+from connector_operator.simulator.instances import CREDENTIALS_KEY, add_instance_routes, state_of
+from connector_operator.simulator.service import STATE_KEY, SimulatorState
+from connector_operator.simulator.settings import API_BASE_PATH, CONTROL_BASE_PATH, SimulatorSettings
+
+log = logging.getLogger("connector_operator.simulator")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class _DropConnection(Exception):
+    """Raised to make the outer middleware close the socket without answering."""
+
+
+def _api_route(request: web.Request) -> str | None:
+    """The route template relative to the base path, e.g. `/instances/{id}`; None if not an API route."""
+    route = request.match_info.route
+    resource = route.resource if route is not None else None
+    if resource is None or request.match_info.http_exception is not None:
+        return None
+    canonical = resource.canonical
+    if not canonical.startswith(API_BASE_PATH + "/"):
+        return None
+    return canonical[len(API_BASE_PATH) :]
+
+
+def _from_http_exception(request: web.Request, exc: web.HTTPException) -> web.Response:
+    # aiohttp's own 404/405/413 are plain text; rewrite them into the platform error body.
+    if exc.status == 404:
+        message = f"No route matches {request.method} {request.path}"
+    elif exc.status == 405:
+        message = f"Method {request.method} is not allowed on {request.path}"
+    else:
+        message = exc.reason or "Request failed"
+    headers = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
+    return error_response(request, exc.status, message, headers)
+
+
+@web.middleware
+async def envelope_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    started = time.perf_counter()
+    rid = request_id(request)
+    response: web.StreamResponse
+    try:
+        response = await handler(request)
+    except ApiError as exc:
+        response = error_response(request, exc.status, exc.message, exc.headers)
+    except web.HTTPException as exc:
+        response = _from_http_exception(request, exc)
+    except _DropConnection:
+        if request.transport is not None:
+            request.transport.close()
+        log.info("%s %s -> connection dropped (injected)", request.method, request.path)
+        # Nothing reaches the client: aiohttp cannot write to the closed transport.
+        return web.Response(status=200)
+    except Exception:
+        log.exception("unexpected error handling %s %s", request.method, request.path)
+        response = error_response(request, 500, "Internal simulator error")
+    response.headers[REQUEST_ID_HEADER] = rid
+    # Method and path only: secrets and tokens travel in headers and bodies, never in paths.
+    log.info(
+        "%s %s -> %d (%.1f ms)",
+        request.method,
+        request.path,
+        response.status,
+        (time.perf_counter() - started) * 1e3,
+    )
+    return response
+
+
+@web.middleware
+async def api_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    route = _api_route(request)
+    if route is None:
+        return await handler(request)
+    state = state_of(request)
+    state.counters.record(request.method, route)
+    faults = state.faults
+    if faults.latency_ms > 0:
+        await asyncio.sleep(faults.latency_ms / 1000)
+    action = faults.decide(request.method, route)
+    if action is not None:
+        if action.kind is FaultKind.DROP_BEFORE:
+            raise _DropConnection
+        if action.kind in (FaultKind.FAIL, FaultKind.RATE_LIMIT):
+            raise action.error()
+    drop_after = action is not None and action.kind is FaultKind.DROP_AFTER
+
+    try:
+        credentials = parse_authorization(request.headers.get("Authorization"))
+        check_account(
+            credentials,
+            organization_secret=state.settings.organization_secret,
+            user_secret=state.settings.user_secret,
+        )
+        request[CREDENTIALS_KEY] = credentials
+        response = await handler(request)
+    except (ApiError, web.HTTPException):
+        if drop_after:
+            raise _DropConnection from None
+        raise
+    if drop_after:
+        # The call took effect (e.g. the instance exists) but the client never learns of it.
+        raise _DropConnection
+    return response
+
+
+def create_app(settings: SimulatorSettings) -> web.Application:
+    app = web.Application(
+        middlewares=[envelope_middleware, api_middleware],
+        client_max_size=settings.max_body_bytes,
+    )
+    app[STATE_KEY] = SimulatorState.from_settings(settings)
+    app[MAX_BODY_BYTES_KEY] = settings.max_body_bytes
+    add_element_routes(app.router, API_BASE_PATH)
+    add_instance_routes(app.router, API_BASE_PATH)
+    add_control_routes(app.router, CONTROL_BASE_PATH)
+    return app

@@ -1,0 +1,110 @@
+"""The platform's error contract and request-body hygiene, shared by every route.
+
+The real service answers every failure with `{"requestId": "<24 hex>", "message": "..."}`; keeping
+the error type and body reading here means no handler can invent another shape or let a bad body
+turn into a 500.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from aiohttp import web
+
+REQUEST_ID_KEY = "simulator.request_id"
+REQUEST_ID_HEADER = "Elements-Request-Id"
+NEXT_PAGE_HEADER = "Elements-Next-Page-Token"
+
+MAX_BODY_BYTES_KEY = web.AppKey("simulator.max_body_bytes", int)
+
+_INSTANCE_ID = re.compile(r"\d{1,18}")
+
+
+class ApiError(Exception):
+    """A failure the client must see as `status` with the platform error body."""
+
+    def __init__(self, status: int, message: str, *, headers: Mapping[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.headers = dict(headers or {})
+
+
+def new_request_id() -> str:
+    """A 24-hex id shaped like the MongoDB ObjectIds the platform returns (time prefix + random)."""
+    return f"{int(time.time()) & 0xFFFFFFFF:08x}{os.urandom(8).hex()}"
+
+
+def request_id(request: web.Request) -> str:
+    existing = request.get(REQUEST_ID_KEY)
+    if isinstance(existing, str):
+        return existing
+    generated = new_request_id()
+    request[REQUEST_ID_KEY] = generated
+    return generated
+
+
+def error_response(
+    request: web.Request, status: int, message: str, headers: Mapping[str, str] | None = None
+) -> web.Response:
+    body = {"requestId": request_id(request), "message": message}
+    return web.json_response(body, status=status, headers=dict(headers or {}))
+
+
+def json_ok(payload: Any, headers: Mapping[str, str] | None = None) -> web.Response:
+    # Success is always 200 on this platform, never 201/204 (doc section 3).
+    return web.json_response(payload, status=200, headers=dict(headers or {}))
+
+
+def empty_ok() -> web.Response:
+    # DELETE and the enable/disable calls answer 200 with no body at all.
+    return web.Response(status=200)
+
+
+def _is_json_media_type(content_type: str) -> bool:
+    return content_type == "application/json" or (
+        content_type.startswith("application/") and content_type.endswith("+json")
+    )
+
+
+async def read_json_object(request: web.Request) -> dict[str, Any]:
+    """Read a JSON object body or raise the 4xx a careful server would answer with.
+
+    Order matters: size first (never buffer an oversized body), then media type, then syntax.
+    """
+    max_size = request.app[MAX_BODY_BYTES_KEY]
+    declared = request.content_length
+    if declared is not None and declared > max_size:
+        raise ApiError(413, f"Request body exceeds the limit of {max_size} bytes")
+    try:
+        raw = await request.read()
+    except web.HTTPRequestEntityTooLarge as exc:
+        raise ApiError(413, f"Request body exceeds the limit of {max_size} bytes") from exc
+    if not raw.strip():
+        raise ApiError(400, "A JSON request body is required")
+    if not _is_json_media_type(request.content_type):
+        raise ApiError(415, f"Unsupported media type '{request.content_type}'; use application/json")
+    try:
+        parsed = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise ApiError(400, "Malformed JSON in request body") from exc
+    if not isinstance(parsed, dict):
+        raise ApiError(400, "The request body must be a JSON object")
+    return parsed
+
+
+def parse_instance_id(raw: str) -> int:
+    """Path ids must be integers; anything else is a client error, not a lookup miss."""
+    if not _INSTANCE_ID.fullmatch(raw):
+        raise ApiError(400, f"Invalid instance id '{raw[:40]}': expected an integer")
+    return int(raw)
+
+
+def instance_not_found(instance_id: int) -> ApiError:
+    # Wording follows the platform's "No <thing> found with ID <id>" pattern (doc 7.1).
+    return ApiError(404, f"No instance found with ID {instance_id}")
