@@ -1,0 +1,24 @@
+"""Names that identify our resource and our marks on other objects (design.md section 2)."""
+
+from __future__ import annotations
+
+from typing import Final
+
+GROUP: Final = "openconnectors.io"
+VERSION: Final = "v1alpha1"
+KIND: Final = "ConnectorInstance"
+PLURAL: Final = "connectorinstances"
+SINGULAR: Final = "connectorinstance"
+SHORT_NAMES: Final = ("oci", "connector")
+CATEGORY: Final = "openconnectors"
+
+FINALIZER: Final = f"{GROUP}/finalizer"
+PREFIX: Final = GROUP
+MANAGED_BY_LABEL: Final = "app.kubernetes.io/managed-by"
+MANAGED_BY_VALUE: Final = "open-connectors-operator"
+# A referenced input Secret gets this label so that one server-side label selector finds every
+# Secret the operator must watch, and memory does not grow with unrelated Secrets.
+WATCH_LABEL: Final = f"{GROUP}/watch"
+TOKEN_SECRET_KEYS: Final = ("token", "instanceID", "apiURL")
+CREDENTIAL_KEYS: Final = ("userSecret", "organizationSecret")
+IDENTITY_TAG_PREFIX: Final = "k8s-"

@@ -1,0 +1,135 @@
+"""What the operator reports: `ConnectorInstance.status` and its kstatus-native conditions.
+
+Conditions follow design.md section 4: `Ready` (normal-true), `Synced` (the last attempt),
+`Reconciling` and `Stalled` (abnormal-true, as kstatus reads them). Reasons are a small,
+documented set so that dashboards and health scripts can match on them.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class ConditionType(StrEnum):
+    READY = "Ready"
+    SYNCED = "Synced"
+    RECONCILING = "Reconciling"
+    STALLED = "Stalled"
+
+
+class Reason(StrEnum):
+    """Every reason a condition can carry. Documented in the README's condition table."""
+
+    AVAILABLE = "Available"
+    CREATING = "Creating"
+    UPDATING = "Updating"
+    DELETING = "Deleting"
+    WAITING_FOR_SECRET = "WaitingForSecret"
+    CONFIGURATION_REJECTED = "ConfigurationRejected"
+    CREDENTIALS_REJECTED = "CredentialsRejected"
+    CONNECTOR_NOT_FOUND = "ConnectorNotFound"
+    INSTANCE_INVALID = "InstanceInvalid"
+    INSTANCE_DISABLED = "InstanceDisabled"
+    REMOTE_NOT_FOUND = "RemoteNotFound"
+    RATE_LIMITED = "RateLimited"
+    API_UNAVAILABLE = "APIUnavailable"
+    SECRET_CONFLICT = "SecretConflict"
+    INVALID_SPEC = "InvalidSpec"
+    DELETION_BLOCKED = "DeletionBlocked"
+    KUBERNETES_ERROR = "KubernetesAPIError"
+    RECONCILE_SUCCESS = "ReconcileSuccess"
+    RECONCILE_ERROR = "ReconcileError"
+    IDLE = "Idle"
+    HEALTHY = "Healthy"
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(populate_by_name=True, extra="ignore")
+
+
+class Condition(Model):
+    type: Annotated[str, Field(description="Condition type: Ready, Synced, Reconciling or Stalled.")]
+    status: Annotated[str, Field(description="True, False or Unknown.", pattern=r"^(True|False|Unknown)$")]
+    reason: Annotated[
+        str, Field(description="One-word CamelCase reason for the condition's last transition.")
+    ]
+    message: Annotated[str, Field(description="Human-readable detail; never contains secret values.")] = ""
+    last_transition_time: Annotated[
+        str,
+        Field(alias="lastTransitionTime", description="When the condition last changed status (RFC 3339)."),
+    ]
+    observed_generation: Annotated[
+        int | None,
+        Field(alias="observedGeneration", description="The metadata.generation this condition describes."),
+    ] = None
+
+
+class ConnectorFacts(Model):
+    key: Annotated[str | None, Field(description="Connector (element) key.")] = None
+    name: Annotated[str | None, Field(description="Connector display name, as the API reports it.")] = None
+    hub: Annotated[str | None, Field(description="Hub the connector belongs to, for example `crm`.")] = None
+    authentication_type: Annotated[
+        str | None,
+        Field(alias="authenticationType", description="Authentication type of the connector, e.g. `basic`."),
+    ] = None
+
+
+class ConnectorInstanceStatus(Model):
+    observed_generation: Annotated[
+        int | None,
+        Field(
+            alias="observedGeneration",
+            description="The generation fully handled: applied to the platform, or judged impossible.",
+        ),
+    ] = None
+    instance_id: Annotated[
+        int | None,
+        Field(alias="instanceID", description="ID of the remote connector instance on the platform."),
+    ] = None
+    token_secret_name: Annotated[
+        str | None,
+        Field(alias="tokenSecretName", description="Name of the Secret holding the instance token."),
+    ] = None
+    api_url: Annotated[
+        str | None, Field(alias="apiURL", description="Effective platform API URL the instance lives at.")
+    ] = None
+    instance_name: Annotated[
+        str | None, Field(alias="instanceName", description="Effective display name of the remote instance.")
+    ] = None
+    deletion_policy: Annotated[
+        str | None, Field(alias="deletionPolicy", description="Effective deletion policy.")
+    ] = None
+    connector: Annotated[
+        ConnectorFacts | None, Field(description="Facts about the connector, from the platform's response.")
+    ] = None
+    valid: Annotated[
+        bool | None, Field(description="Whether the platform reports the instance as valid.")
+    ] = None
+    disabled: Annotated[
+        bool | None, Field(description="Whether the platform reports the instance as disabled.")
+    ] = None
+    last_sync_time: Annotated[
+        str | None,
+        Field(
+            alias="lastSyncTime",
+            description="When the remote instance was last confirmed in sync (RFC 3339).",
+        ),
+    ] = None
+    applied_digest: Annotated[
+        str | None,
+        Field(
+            alias="appliedDigest",
+            description="Salted digest of the last request applied to the platform, used to skip "
+            "no-op updates. Contains no secret values.",
+        ),
+    ] = None
+    conditions: Annotated[
+        list[Condition] | None,
+        Field(
+            description="Ready, Synced, Reconciling and Stalled, in kstatus conventions.",
+            json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
+        ),
+    ] = None

@@ -1,0 +1,127 @@
+"""From the outcome of one reconcile attempt to the four conditions and the next retry.
+
+kstatus reads `Reconciling` and `Stalled` as abnormal-true conditions and compares
+`status.observedGeneration` with `metadata.generation`; Argo CD's health script reads the same
+fields. So every outcome decides, in one table-like function, all four conditions at once,
+whether the generation counts as handled, and how long to wait before the next attempt.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+from connector_operator.api.status import Condition, ConditionType, Reason
+
+
+class Kind(Enum):
+    SUCCESS = "success"
+    RETRYING = "retrying"  # transient: retried with backoff, nobody needs to act
+    STALLED = "stalled"  # terminal for this generation and Secret content: a human must act
+
+
+@dataclass(frozen=True)
+class Outcome:
+    kind: Kind
+    reason: Reason
+    message: str
+    # Whether the remote instance exists, is usable, and its token is in the managed Secret.
+    ready: bool
+    retry_after: float | None = None  # a server-given delay (Retry-After) overrides the backoff
+
+    @property
+    def handled(self) -> bool:
+        """A generation is fully handled when applied, or when it cannot be applied without a change."""
+        return self.kind is not Kind.RETRYING
+
+
+def success(message: str = "The instance is available and its token is in the Secret") -> Outcome:
+    return Outcome(Kind.SUCCESS, Reason.AVAILABLE, message, ready=True)
+
+
+def retrying(reason: Reason, message: str, *, ready: bool, retry_after: float | None = None) -> Outcome:
+    return Outcome(Kind.RETRYING, reason, message, ready=ready, retry_after=retry_after)
+
+
+def stalled(reason: Reason, message: str, *, ready: bool = False) -> Outcome:
+    return Outcome(Kind.STALLED, reason, message, ready=ready)
+
+
+def conditions(
+    outcome: Outcome, generation: int, previous: list[Condition] | None, now: str
+) -> list[Condition]:
+    """All four conditions for `outcome`, keeping lastTransitionTime where a status did not change."""
+    ready_reason = outcome.reason if not outcome.ready else Reason.AVAILABLE
+    ready_message = (
+        outcome.message if not outcome.ready else "The instance is available and its token is in the Secret"
+    )
+    failed = outcome.kind is not Kind.SUCCESS
+    wanted = [
+        (ConditionType.READY, outcome.ready, ready_reason, ready_message),
+        (
+            ConditionType.SYNCED,
+            not failed,
+            Reason.RECONCILE_ERROR if failed else Reason.RECONCILE_SUCCESS,
+            outcome.message if failed else "The last reconcile succeeded",
+        ),
+        (
+            ConditionType.RECONCILING,
+            outcome.kind is Kind.RETRYING,
+            outcome.reason if outcome.kind is Kind.RETRYING else Reason.IDLE,
+            outcome.message if outcome.kind is Kind.RETRYING else "",
+        ),
+        (
+            ConditionType.STALLED,
+            outcome.kind is Kind.STALLED,
+            outcome.reason if outcome.kind is Kind.STALLED else Reason.HEALTHY,
+            outcome.message if outcome.kind is Kind.STALLED else "",
+        ),
+    ]
+    before = {c.type: c for c in previous or []}
+    result = []
+    for type_, flag, reason, message in wanted:
+        status = "True" if flag else "False"
+        old = before.get(type_.value)
+        since = old.last_transition_time if old is not None and old.status == status else now
+        result.append(
+            Condition(
+                type=type_.value,
+                status=status,
+                reason=reason.value,
+                message=message,
+                last_transition_time=since,
+                observed_generation=generation,
+            )
+        )
+    return result
+
+
+def condition_dicts(outcome: Outcome, generation: int, previous: Any, now: str) -> list[dict[str, Any]]:
+    """`conditions()` over raw status data, as the status subresource stores it."""
+    before = [Condition.model_validate(c) for c in previous or []]
+    return [
+        c.model_dump(by_alias=True, exclude_none=True) for c in conditions(outcome, generation, before, now)
+    ]
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Exponential backoff with full jitter, capped; attempt 0 is the first retry."""
+
+    base: float = 2.0
+    cap: float = 300.0
+
+    def delay(self, attempt: int, rng: random.Random | None = None) -> float:
+        ceiling = min(self.cap, self.base * (2 ** min(attempt, 16)))
+        # Jitter spreads a thousand objects failing together over the window instead of a thundering herd.
+        return (rng or random).uniform(ceiling / 2, ceiling)
+
+    def next_delay(self, outcome: Outcome, attempt: int, rng: random.Random | None = None) -> float | None:
+        if outcome.kind is not Kind.RETRYING:
+            return None
+        computed = self.delay(attempt, rng)
+        if outcome.retry_after is not None:
+            return max(outcome.retry_after, 0.5)
+        return computed

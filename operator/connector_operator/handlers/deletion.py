@@ -1,0 +1,90 @@
+"""Deleting the remote instance under `deletionPolicy: Delete`.
+
+Everything the object might own is deleted: the instance recorded in status and any instance
+carrying the object's identity tag (one created just before a crash, whose ID never reached
+status). When the account secrets are gone, as during a namespace deletion, the object says so
+in `Stalled` with the one command that releases it, instead of hanging without a word.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import kopf
+
+from connector_operator.api.names import PLURAL
+from connector_operator.api.spec import ConnectorInstanceSpec
+from connector_operator.api.status import Reason
+from connector_operator.domain import outcome as outcomes
+from connector_operator.domain.desired import identity_tag
+from connector_operator.domain.inputs import Missing, resolve
+from connector_operator.domain.outcome import Backoff, Outcome
+from connector_operator.handlers.errors import classify, to_kopf
+from connector_operator.handlers.reconcile import read_secret, utcnow
+from connector_operator.handlers.runtime import Runtime
+from connector_operator.handlers.watch import secret_view_cache
+from connector_operator.openconnectors import errors
+from connector_operator.openconnectors.client import Credentials
+
+
+def release_command(namespace: str, name: str) -> str:
+    return (
+        f"kubectl patch {PLURAL} {name} -n {namespace} --type merge "
+        """-p '{"spec":{"deletionPolicy":"Orphan"}}'"""
+    )
+
+
+async def delete_remote(
+    runtime: Runtime,
+    body: kopf.Body,
+    spec: ConnectorInstanceSpec,
+    status: dict[str, Any],
+    secret_cache: kopf.Index[tuple[str, str], Any],
+    retry: int,
+) -> None:
+    namespace, name, uid = body["metadata"]["namespace"], body["metadata"]["name"], body["metadata"]["uid"]
+    generation = int(body["metadata"].get("generation") or 0)
+    api_url = status.get("apiURL") or spec.api_url or runtime.settings.default_api_url
+    account = spec.credentials_secret_ref.name
+    view = await read_secret(runtime, secret_view_cache(secret_cache), namespace, account)
+    # Only the account secrets are needed to delete; configuration Secrets may already be gone.
+    credentials_only = spec.model_copy(update={"configuration": None})
+    resolved = resolve(credentials_only, {account: view.data if view else None})
+    backoff = Backoff(runtime.settings.backoff_base, runtime.settings.backoff_cap)
+    if isinstance(resolved, Missing):
+        outcome = outcomes.stalled(
+            Reason.DELETION_BLOCKED,
+            f"Cannot delete the remote instance: {resolved.message}. Restore the Secret, or release this "
+            f"object and leave the remote instance in place with: {release_command(namespace, name)}",
+            ready=False,
+        )
+        await _report(runtime, namespace, name, generation, status, outcome)
+        raise to_kopf(outcome, delay=backoff.delay(retry))
+    credentials = Credentials(resolved.user_secret, resolved.organization_secret)
+    try:
+        ids = {int(status["instanceID"])} if status.get("instanceID") is not None else set()
+        ids.update(i.id for i in await runtime.instances.find_by_tag(api_url, credentials, identity_tag(uid)))
+        for instance_id in sorted(ids):
+            await runtime.instances.delete(api_url, credentials, instance_id)
+    except errors.OpenConnectorsError as error:
+        outcome = classify(error, ready=False, creating=False)
+        if outcome.kind is outcomes.Kind.STALLED:
+            outcome = outcomes.stalled(
+                outcome.reason,
+                f"{outcome.message}. To release this object without deleting the remote "
+                f"instance: {release_command(namespace, name)}",
+            )
+        await _report(runtime, namespace, name, generation, status, outcome)
+        delay = outcome.retry_after if outcome.retry_after is not None else backoff.delay(retry)
+        raise to_kopf(outcome, delay=delay) from None
+    if ids:
+        kopf.info(
+            body, reason="Deleted", message=f"Deleted remote instance(s) {', '.join(map(str, sorted(ids)))}"
+        )
+
+
+async def _report(
+    runtime: Runtime, namespace: str, name: str, generation: int, status: dict[str, Any], outcome: Outcome
+) -> None:
+    conditions = outcomes.condition_dicts(outcome, generation, status.get("conditions"), utcnow())
+    await runtime.status.patch(namespace, name, {"conditions": conditions})

@@ -1,0 +1,66 @@
+"""The one place where failures become outcomes (and, for kopf's delete handler, kopf errors).
+
+Retryable: the platform unreachable, 5xx, 429, Kubernetes API hiccups. Terminal for the current
+generation and Secret content: the configuration rejected (400), the account secrets rejected
+(401/403), an unknown connector. Messages carry no secret values: the client has redacted
+platform messages, and Kubernetes errors are reduced to their status and reason.
+"""
+
+from __future__ import annotations
+
+import kopf
+from kubernetes.aio.client.exceptions import ApiException
+
+from connector_operator.api.status import Reason
+from connector_operator.domain.outcome import Kind, Outcome, retrying, stalled
+from connector_operator.openconnectors import errors
+
+
+def classify(error: BaseException, *, ready: bool, creating: bool) -> Outcome:
+    match error:
+        case errors.BadRequest():
+            return stalled(
+                Reason.CONFIGURATION_REJECTED,
+                f"The platform rejected the request: {error.message}",
+                ready=ready,
+            )
+        case errors.Unauthorized() | errors.Forbidden():
+            return stalled(
+                Reason.CREDENTIALS_REJECTED,
+                f"The platform rejected the account secrets (HTTP {error.status}): {error.message}",
+                ready=ready,
+            )
+        case errors.NotFound() if creating:
+            return stalled(
+                Reason.CONNECTOR_NOT_FOUND, f"The platform does not know this connector: {error.message}"
+            )
+        case errors.RateLimited():
+            wait = f"; retrying after {error.retry_after:g}s" if error.retry_after is not None else ""
+            return retrying(
+                Reason.RATE_LIMITED,
+                f"The platform is rate limiting{wait}",
+                ready=ready,
+                retry_after=error.retry_after,
+            )
+        case errors.OpenConnectorsError():
+            return retrying(Reason.API_UNAVAILABLE, f"The platform API failed: {error}", ready=ready)
+        case ApiException():
+            return retrying(
+                Reason.KUBERNETES_ERROR,
+                f"Kubernetes API error: HTTP {error.status} {error.reason}",
+                ready=ready,
+            )
+        case _:
+            # Unexpected: report the type only; str() of an arbitrary exception might quote a value.
+            return retrying(
+                Reason.RECONCILE_ERROR,
+                f"Unexpected {type(error).__name__}; see the operator log",
+                ready=ready,
+            )
+
+
+def to_kopf(outcome: Outcome, delay: float) -> kopf.TemporaryError:
+    """kopf retries the delete handler on TemporaryError; terminal outcomes retry slowly, never stop."""
+    if outcome.kind is Kind.SUCCESS:
+        raise ValueError("a successful outcome is not an error")
+    return kopf.TemporaryError(outcome.message, delay=delay)

@@ -1,0 +1,153 @@
+"""kopf handlers for ConnectorInstance: a daemon per object that reconciles, and deletion.
+
+Why a daemon and not on.create/on.update: the rules are level-based (compare desired with last
+applied, re-check the platform now and then, react to Secret changes), and a daemon per object
+runs exactly that loop with the timing we choose: an immediate pass on a change, backoff with
+jitter on failures, `Retry-After` when the platform says so, and silence when nothing changed.
+kopf still provides the watching, the finalizer, and retries of the delete handler.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from typing import Any
+
+import kopf
+
+from connector_operator.api.names import GROUP, PLURAL, VERSION
+from connector_operator.api.spec import DeletionPolicy, effective_token_secret, parse_spec
+from connector_operator.api.status import Reason
+from connector_operator.domain import outcome as outcomes
+from connector_operator.domain.outcome import Backoff, Kind
+from connector_operator.handlers import deletion
+from connector_operator.handlers.reconcile import ObjectState, Target, reconcile
+from connector_operator.handlers.runtime import Runtime
+from connector_operator.handlers.watch import secret_view_cache
+
+logger = logging.getLogger(__name__)
+
+RESOURCE = (GROUP, VERSION, PLURAL)
+
+
+@kopf.on.event(*RESOURCE)  # type: ignore[arg-type]
+def instance_changed(namespace: str, name: str, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    runtime: Runtime = memo["runtime"]
+    meta = body.get("metadata", {})
+    runtime.wakeups.observe_generation(
+        (namespace, name), int(meta.get("generation") or 0), meta.get("deletionTimestamp") is not None
+    )
+
+
+@kopf.daemon(*RESOURCE, cancellation_timeout=30.0)  # type: ignore[arg-type]
+async def run_instance(
+    namespace: str,
+    name: str,
+    uid: str,
+    body: kopf.Body,
+    stopped: kopf.DaemonStopped,
+    memo: kopf.Memo,
+    secret_cache: kopf.Index[tuple[str, str], Any],
+    **_: Any,
+) -> None:
+    runtime: Runtime = memo["runtime"]
+    settings = runtime.settings
+    key = (namespace, name)
+    wake = runtime.wakeups.register(key)
+    state = ObjectState(status=dict(body.get("status") or {}))
+    backoff = Backoff(settings.backoff_base, settings.backoff_cap)
+    # Spread the first platform check of already-created objects over the resync window:
+    # a restarting operator must not fire a thousand GETs at once (and needs none to be correct).
+    next_check = time.monotonic() + (
+        random.uniform(0, settings.resync_interval) if state.status.get("instanceID") else 0
+    )
+    try:
+        while not stopped and body.get("metadata", {}).get("deletionTimestamp") is None:
+            wake.clear()
+            due = time.monotonic() >= next_check
+            target = Target(
+                namespace, name, uid, int(body["metadata"].get("generation") or 0), dict(body["spec"])
+            )
+            result = await reconcile(runtime, target, state, secret_view_cache(secret_cache), remote_due=due)
+            _post_events(body, state)
+            if due and result.outcome.kind is not Kind.RETRYING:
+                next_check = time.monotonic() + settings.resync_interval * random.uniform(0.9, 1.1)
+            delay = _next_delay(result.outcome, state, backoff, settings.resync_interval)
+            await _sleep_until_woken(
+                runtime,
+                wake,
+                stopped,
+                min(delay, max(0.0, next_check - time.monotonic())),
+                namespace,
+                result.awaited_secret,
+            )
+    finally:
+        runtime.wakeups.unregister(key)
+
+
+def _next_delay(outcome: outcomes.Outcome, state: ObjectState, backoff: Backoff, resync: float) -> float:
+    if outcome.kind is Kind.RETRYING:
+        delay = backoff.next_delay(outcome, state.attempt) or resync
+        state.attempt += 1
+        return delay
+    state.attempt = 0
+    if outcome.reason is Reason.SECRET_CONFLICT:
+        return backoff.cap  # the conflicting Secret is not ours to watch: look again, slowly
+    return resync
+
+
+async def _sleep_until_woken(
+    runtime: Runtime,
+    wake: asyncio.Event,
+    stopped: kopf.DaemonStopped,
+    delay: float,
+    namespace: str,
+    awaited_secret: str | None,
+) -> None:
+    waiters = [asyncio.ensure_future(wake.wait()), asyncio.ensure_future(stopped.wait())]
+    if awaited_secret is not None:
+        waiters.append(asyncio.ensure_future(runtime.secrets.wait_for(namespace, awaited_secret, delay)))
+    try:
+        await asyncio.wait(waiters, timeout=delay, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
+        await asyncio.gather(*waiters, return_exceptions=True)
+
+
+def _post_events(body: kopf.Body, state: ObjectState) -> None:
+    for type_, reason, message in state.events:
+        if type_ == "Warning":
+            kopf.warn(body, reason=reason, message=message)
+        else:
+            kopf.info(body, reason=reason, message=message)
+    state.events.clear()
+
+
+@kopf.on.delete(*RESOURCE)  # type: ignore[arg-type]
+async def delete_instance(
+    namespace: str,
+    name: str,
+    uid: str,
+    body: kopf.Body,
+    memo: kopf.Memo,
+    retry: int,
+    secret_cache: kopf.Index[tuple[str, str], Any],
+    **_: Any,
+) -> None:
+    runtime: Runtime = memo["runtime"]
+    # The daemon may be in the middle of a create: let it finish, or its instance could escape us.
+    if not await runtime.wakeups.wait_exited((namespace, name), timeout=35.0):
+        raise kopf.TemporaryError("waiting for the reconcile loop to stop", delay=1)
+    spec = parse_spec(body.get("spec") or {})
+    status = dict(body.get("status") or {})
+    token_secret = effective_token_secret(spec, name)
+    if (spec.deletion_policy or DeletionPolicy.DELETE) is DeletionPolicy.ORPHAN:
+        kopf.info(
+            body, reason="Orphaned", message="deletionPolicy is Orphan: the remote instance is left in place"
+        )
+    else:
+        await deletion.delete_remote(runtime, body, spec, status, secret_cache, retry)
+    await runtime.secrets.delete_token(namespace, token_secret, uid)

@@ -1,0 +1,65 @@
+"""What the handlers share for the operator's lifetime, kept in kopf's `memo`.
+
+Besides the clients, this holds the wake-up registry: kopf calls our daemons on a schedule we
+choose, and the registry is how a spec change or a Secret change cuts a daemon's wait short.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+from connector_operator.kube.secrets import Secrets
+from connector_operator.kube.status import StatusWriter
+from connector_operator.openconnectors.client import InstancesClient
+from connector_operator.settings import Settings
+
+Key = tuple[str, str]  # (namespace, name)
+
+
+@dataclass
+class Wakeups:
+    """One asyncio.Event per running daemon, and the last generation each has been told about."""
+
+    events: dict[Key, asyncio.Event] = field(default_factory=dict)
+    generations: dict[Key, int] = field(default_factory=dict)
+    exited: dict[Key, asyncio.Event] = field(default_factory=dict)
+
+    def register(self, key: Key) -> asyncio.Event:
+        self.exited.pop(key, None)
+        return self.events.setdefault(key, asyncio.Event())
+
+    def unregister(self, key: Key) -> None:
+        self.events.pop(key, None)
+        self.generations.pop(key, None)
+        self.exited.setdefault(key, asyncio.Event()).set()
+
+    def wake(self, key: Key) -> None:
+        event = self.events.get(key)
+        if event is not None:
+            event.set()
+
+    def observe_generation(self, key: Key, generation: int, deleting: bool) -> None:
+        """Wake the daemon only when the spec changed: our own status writes must not wake it."""
+        if deleting or self.generations.get(key) != generation:
+            self.generations[key] = generation
+            self.wake(key)
+
+    async def wait_exited(self, key: Key, timeout: float) -> bool:
+        if key not in self.events:
+            return True
+        event = self.exited.setdefault(key, asyncio.Event())
+        try:
+            await asyncio.wait_for(event.wait(), timeout)
+        except TimeoutError:
+            return False
+        return True
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    instances: InstancesClient
+    secrets: Secrets
+    status: StatusWriter
+    wakeups: Wakeups = field(default_factory=Wakeups)

@@ -1,0 +1,77 @@
+"""Operator start-up and shut-down: kopf's settings and the shared clients.
+
+kopf's bookkeeping is renamed to our prefix and kept out of `spec` and `metadata`: handler
+progress goes to `status.kopf` (which the CRD declares, and which Argo CD does not diff), the
+finalizer is `openconnectors.io/finalizer`. The Secret watch gets a server-side label selector,
+so the operator never lists or watches Secrets it has not labelled.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import kopf
+from kubernetes.aio import client, config
+
+from connector_operator.api.names import FINALIZER, PREFIX, WATCH_LABEL
+from connector_operator.handlers.runtime import Runtime
+from connector_operator.handlers.watch import SECRETS
+from connector_operator.kube.secrets import Secrets
+from connector_operator.kube.status import StatusWriter
+from connector_operator.openconnectors.client import InstancesClient
+from connector_operator.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+SETTINGS_KEY = "settings"
+
+
+def configure_kopf(settings: kopf.OperatorSettings) -> None:
+    settings.persistence.finalizer = FINALIZER
+    settings.persistence.progress_storage = kopf.StatusProgressStorage(field="status.kopf.progress")
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=PREFIX, key="last-handled-configuration"
+    )
+    settings.watching.label_selectors[SECRETS] = WATCH_LABEL
+    settings.posting.level = logging.INFO
+    # Handler failures are ours to schedule (see handlers.instances); kopf's default is a flat 60 s.
+    settings.execution.default_backoff = 5
+
+
+async def kube_api_client() -> client.ApiClient:
+    try:
+        return await config.new_client_from_config()
+    except config.ConfigException:
+        configuration = client.Configuration()
+        config.load_incluster_config(client_configuration=configuration)
+        return client.ApiClient(configuration)
+
+
+@kopf.on.startup()
+async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    configure_kopf(settings)
+    ours: Settings = memo[SETTINGS_KEY]
+    api = await kube_api_client()
+    memo["kube_api"] = api
+    memo["runtime"] = Runtime(
+        settings=ours,
+        instances=InstancesClient(timeout=ours.request_timeout, max_in_flight=ours.max_in_flight),
+        secrets=Secrets(api),
+        status=StatusWriter(api),
+    )
+    logger.info(
+        "operator started: namespaces=%s default API URL=%s",
+        ",".join(ours.namespaces) or "<all>",
+        ours.default_api_url,
+    )
+
+
+@kopf.on.cleanup()
+async def cleanup(memo: kopf.Memo, **_: Any) -> None:
+    runtime: Runtime | None = memo.get("runtime")
+    if runtime is not None:
+        await runtime.instances.aclose()
+    api: client.ApiClient | None = memo.get("kube_api")
+    if api is not None:
+        await api.close()

@@ -1,0 +1,71 @@
+"""Watching Secrets: an in-memory cache of the labelled ones and wake-ups for their users.
+
+The Secret watch carries a server-side label selector (set at startup), so only Secrets that
+the operator labelled (inputs it reads, token Secrets it writes) ever reach this process. kopf
+keeps two indexes for us: those Secrets by (namespace, name), and which ConnectorInstances
+reference which Secret. A Secret event wakes exactly the daemons of its referencing objects.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import kopf
+
+from connector_operator.api.names import GROUP, PLURAL, VERSION
+from connector_operator.handlers.runtime import Runtime
+from connector_operator.kube.secrets import SecretView
+
+SECRETS = ("v1", "secrets")
+
+
+@kopf.index(*SECRETS)  # type: ignore[arg-type]
+def secret_cache(namespace: str, name: str, body: kopf.Body, **_: Any) -> dict[tuple[str, str], SecretView]:
+    return {(namespace, name): SecretView.from_raw(body)}
+
+
+@kopf.index(GROUP, VERSION, PLURAL)  # type: ignore[arg-type]
+def secret_users(namespace: str, name: str, spec: kopf.Spec, **_: Any) -> dict[tuple[str, str], str]:
+    """(namespace, Secret name) -> names of the ConnectorInstances that read or own it."""
+    names = set()
+    if ref := (spec.get("credentialsSecretRef") or {}).get("name"):
+        names.add(ref)
+    for entry in spec.get("configuration") or []:
+        if ref := ((entry.get("valueFrom") or {}).get("secretKeyRef") or {}).get("name"):
+            names.add(ref)
+    names.add((spec.get("tokenSecret") or {}).get("name") or f"{name}-token")
+    return {(namespace, secret): name for secret in names}
+
+
+@kopf.on.event(*SECRETS)  # type: ignore[arg-type]
+def secret_changed(
+    namespace: str, name: str, memo: kopf.Memo, secret_users: kopf.Index[tuple[str, str], str], **_: Any
+) -> None:
+    runtime: Runtime = memo["runtime"]
+    for user in secret_users.get((namespace, name), []):
+        runtime.wakeups.wake((namespace, user))
+
+
+class _IndexView(Mapping[tuple[str, str], SecretView]):
+    """A plain Mapping over kopf's index, whose values are stores of one SecretView each."""
+
+    def __init__(self, index: kopf.Index[tuple[str, str], SecretView]) -> None:
+        self._index = index
+
+    def __getitem__(self, key: tuple[str, str]) -> SecretView:
+        return next(iter(self._index[key]))
+
+    def get(self, key: tuple[str, str], default: Any = None) -> Any:
+        store = self._index.get(key)
+        return next(iter(store), default) if store is not None else default
+
+    def __iter__(self) -> Iterator[tuple[str, str]]:
+        return iter(self._index)
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+
+def secret_view_cache(index: kopf.Index[tuple[str, str], SecretView]) -> Mapping[tuple[str, str], SecretView]:
+    return _IndexView(index)

@@ -1,0 +1,115 @@
+"""`open-connectors-operator run`: flags and environment into Settings, then kopf.
+
+Standalone mode: kopf's peering would need its own CRDs and gives no lease-based leader
+election, so the operator runs as one replica (the Helm chart uses the Recreate strategy).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import click
+import kopf
+
+from connector_operator.settings import DEFAULT_API_URL, Settings
+
+
+def _namespaces(values: tuple[str, ...]) -> tuple[str, ...]:
+    # Accept repeated flags and comma- or space-separated lists (the environment variable form).
+    return tuple(sorted({n for value in values for n in value.replace(",", " ").split() if n}))
+
+
+@click.command("run")
+@click.option(
+    "--namespace",
+    "-n",
+    "namespaces",
+    multiple=True,
+    envvar="OCO_NAMESPACES",
+    help="Namespace to watch (repeatable, or comma-separated). Default: all namespaces.",
+)
+@click.option(
+    "--default-api-url",
+    envvar="OCO_DEFAULT_API_URL",
+    default=DEFAULT_API_URL,
+    show_default=True,
+    help="Platform API URL for objects without spec.apiURL.",
+)
+@click.option(
+    "--log-format",
+    envvar="OCO_LOG_FORMAT",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+)
+@click.option(
+    "--log-level",
+    envvar="OCO_LOG_LEVEL",
+    type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"]),
+    default="INFO",
+    show_default=True,
+)
+@click.option(
+    "--resync-interval",
+    envvar="OCO_RESYNC_INTERVAL",
+    type=click.FloatRange(min=5),
+    default=600.0,
+    show_default=True,
+    help="Seconds between checks of each Ready instance against the platform.",
+)
+@click.option(
+    "--max-in-flight",
+    envvar="OCO_MAX_IN_FLIGHT",
+    type=click.IntRange(min=1),
+    default=32,
+    show_default=True,
+    help="Open Connectors calls in flight at once.",
+)
+@click.option(
+    "--health-port",
+    envvar="OCO_HEALTH_PORT",
+    type=click.IntRange(min=0, max=65535),
+    default=8080,
+    show_default=True,
+    help="Port of the /healthz liveness endpoint; 0 disables it.",
+)
+def run_command(
+    namespaces: tuple[str, ...],
+    default_api_url: str,
+    log_format: str,
+    log_level: str,
+    resync_interval: float,
+    max_in_flight: int,
+    health_port: int,
+) -> None:
+    """Run the operator against the current kubeconfig, or in-cluster configuration."""
+    settings = Settings(
+        default_api_url=default_api_url,
+        namespaces=_namespaces(namespaces),
+        resync_interval=resync_interval,
+        max_in_flight=max_in_flight,
+        log_format=log_format,
+        log_level=log_level,
+        health_port=health_port or None,
+    )
+    kopf.configure(
+        debug=log_level == "DEBUG",
+        verbose=log_level == "DEBUG",
+        quiet=log_level in ("WARNING", "ERROR"),
+        log_format=kopf.LogFormat.JSON if log_format == "json" else kopf.LogFormat.FULL,
+        log_refkey="object" if log_format == "json" else None,
+        log_prefix=log_format == "text",
+    )
+    for noisy in ("httpx", "httpcore", "aiohttp.access"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+    import connector_operator.handlers  # noqa: F401  (registers the handlers)
+    from connector_operator.handlers.setup import SETTINGS_KEY
+
+    kopf.run(
+        standalone=True,
+        clusterwide=not settings.namespaces,
+        namespaces=settings.namespaces,
+        memo=kopf.Memo(**{SETTINGS_KEY: settings}),
+        liveness_endpoint=f"http://0.0.0.0:{settings.health_port}/healthz" if settings.health_port else None,
+    )

@@ -1,0 +1,44 @@
+"""The operator's own settings, typed, with the defaults a production install should start from.
+
+They come from command-line flags or the matching `OCO_*` environment variables (see
+`__main__`), so that the Helm chart can set them either way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+DEFAULT_API_URL = "https://api.openconnectors.us2.ext.hana.ondemand.com/elements/api-v2"
+
+
+@dataclass(frozen=True)
+class Settings:
+    default_api_url: str = DEFAULT_API_URL
+    """Platform API base URL for objects that do not set `spec.apiURL`."""
+
+    namespaces: tuple[str, ...] = ()
+    """Namespaces to watch; empty means the whole cluster."""
+
+    resync_interval: float = 600.0
+    """Seconds between checks of a Ready instance against the platform (valid, disabled, token).
+    Each object's first check after a start is spread over this window, so restarts are quiet."""
+
+    max_in_flight: int = 32
+    """Open Connectors calls in flight at once, across all objects (quotas are per account)."""
+
+    request_timeout: float = 30.0
+    """Seconds before one Open Connectors call counts as failed."""
+
+    backoff_base: float = 2.0
+    """First retry delay in seconds for transient failures; doubles per attempt, with jitter."""
+
+    backoff_cap: float = 300.0
+    """Longest retry delay in seconds."""
+
+    log_format: str = "text"
+    """`text` or `json`."""
+
+    log_level: str = "INFO"
+
+    health_port: int | None = 8080
+    """Port of the liveness endpoint (`/healthz`); None disables it."""
