@@ -1,7 +1,6 @@
-"""Make the simulator fixtures available to these tests even before tests/conftest.py registers them.
+"""Fixtures of the simulator contract tests: the vendor Swagger and a validator for it.
 
-The plugin is meant to be registered project-wide via `pytest_plugins`; importing it a second time
-would start a second simulator process, so it is only loaded here when nobody else did.
+The simulator process itself comes from `tests.fixtures.simulator`, registered in tests/conftest.py.
 """
 
 from __future__ import annotations
@@ -14,13 +13,7 @@ import pytest
 
 from tests.simulator.support import SwaggerValidator
 
-_PLUGIN = "tests.fixtures.simulator"
 SWAGGER_PATH = Path(__file__).parent / "fixtures" / "open-connectors-instances.swagger.json"
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    if not config.pluginmanager.has_plugin(_PLUGIN):
-        config.pluginmanager.import_plugin(_PLUGIN)
 
 
 @pytest.fixture(scope="session")

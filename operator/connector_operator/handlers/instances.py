@@ -19,7 +19,6 @@ import kopf
 
 from connector_operator.api.names import GROUP, PLURAL, VERSION
 from connector_operator.api.spec import DeletionPolicy, effective_token_secret, parse_spec
-from connector_operator.api.status import Reason
 from connector_operator.domain import outcome as outcomes
 from connector_operator.domain.outcome import Backoff, Kind
 from connector_operator.handlers import deletion
@@ -81,7 +80,7 @@ async def run_instance(
                 stopped,
                 min(delay, max(0.0, next_check - time.monotonic())),
                 namespace,
-                result.awaited_secret,
+                result.watch_secret,
             )
     finally:
         runtime.wakeups.unregister(key)
@@ -93,8 +92,6 @@ def _next_delay(outcome: outcomes.Outcome, state: ObjectState, backoff: Backoff,
         state.attempt += 1
         return delay
     state.attempt = 0
-    if outcome.reason is Reason.SECRET_CONFLICT:
-        return backoff.cap  # the conflicting Secret is not ours to watch: look again, slowly
     return resync
 
 
@@ -104,11 +101,11 @@ async def _sleep_until_woken(
     stopped: kopf.DaemonStopped,
     delay: float,
     namespace: str,
-    awaited_secret: str | None,
+    watch_secret: str | None,
 ) -> None:
     waiters = [asyncio.ensure_future(wake.wait()), asyncio.ensure_future(stopped.wait())]
-    if awaited_secret is not None:
-        waiters.append(asyncio.ensure_future(runtime.secrets.wait_for(namespace, awaited_secret, delay)))
+    if watch_secret is not None:
+        waiters.append(asyncio.ensure_future(runtime.secrets.wait_for_change(namespace, watch_secret, delay)))
     try:
         await asyncio.wait(waiters, timeout=delay, return_when=asyncio.FIRST_COMPLETED)
     finally:

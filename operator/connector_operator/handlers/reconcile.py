@@ -77,7 +77,9 @@ class Target:
 @dataclass(frozen=True)
 class Result:
     outcome: Outcome
-    awaited_secret: str | None = None  # a Secret that does not exist yet: worth watching for
+    # A Secret the label-filtered watch cannot see (missing, or someone else's in the way) whose
+    # change should still cut the wait short.
+    watch_secret: str | None = None
 
 
 async def read_secret(
@@ -138,6 +140,8 @@ async def reconcile(
         outcome = await _sync_remote(
             rt, target, spec, state, desired, digest, api_url, credentials, cache, facts, remote_due
         )
+    except _Conflict as conflict:
+        outcome, awaited = outcomes.stalled(Reason.SECRET_CONFLICT, conflict.message), conflict.secret
     except errors.OpenConnectorsError as error:
         outcome = classify(
             error, ready=state.ready, creating=facts.get("instanceID", state.status.get("instanceID")) is None
@@ -151,6 +155,12 @@ async def reconcile(
     terminal = outcome.kind is outcomes.Kind.STALLED and outcome.reason in TERMINAL_UNTIL_CHANGED
     state.stalled_on = (target.generation, digest) if terminal and digest is not None else None
     return Result(await _finish(rt, target, state, outcome, facts), awaited)
+
+
+class _Conflict(Exception):
+    def __init__(self, secret: str, message: str) -> None:
+        super().__init__(message)
+        self.secret, self.message = secret, message
 
 
 # Terminal outcomes that only a change of spec or Secret content can clear; others are re-checked.
@@ -236,7 +246,7 @@ async def _sync_remote(
             if await rt.secrets.write_token(target.namespace, token_name, target.owner, data, existing):
                 logger.info("wrote token Secret %s/%s", target.namespace, token_name)
         except SecretConflict as conflict:
-            return outcomes.stalled(Reason.SECRET_CONFLICT, str(conflict))
+            raise _Conflict(token_name, str(conflict)) from None
         if not current.valid:
             return outcomes.stalled(
                 Reason.INSTANCE_INVALID,

@@ -3,7 +3,8 @@
 kopf's bookkeeping is renamed to our prefix and kept out of `spec` and `metadata`: handler
 progress goes to `status.kopf` (which the CRD declares, and which Argo CD does not diff), the
 finalizer is `openconnectors.io/finalizer`. The Secret watch gets a server-side label selector,
-so the operator never lists or watches Secrets it has not labelled.
+so the operator never lists or watches Secrets it has not labelled. No diff-base is stored
+at all (see `NoDiffBase`), so kopf writes nothing into the object's metadata but the finalizer.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 import kopf
 from kubernetes.aio import client, config
 
-from connector_operator.api.names import FINALIZER, PREFIX, WATCH_LABEL
+from connector_operator.api.names import FINALIZER, WATCH_LABEL
 from connector_operator.handlers.runtime import Runtime
 from connector_operator.handlers.watch import SECRETS
 from connector_operator.kube.secrets import Secrets
@@ -27,12 +28,22 @@ logger = logging.getLogger(__name__)
 SETTINGS_KEY = "settings"
 
 
+class NoDiffBase(kopf.DiffBaseStorage):
+    """kopf's diff-base feeds on.create/on.update handlers, which this operator does not have: its
+    daemons compare the desired request with the applied one themselves. Storing it anyway would
+    cost an annotation write per spec change and put a copy of the spec into metadata."""
+
+    def fetch(self, *, body: kopf.Body) -> kopf.BodyEssence | None:
+        return None
+
+    def store(self, *, body: kopf.Body, patch: kopf.Patch, essence: kopf.BodyEssence) -> None:
+        return None
+
+
 def configure_kopf(settings: kopf.OperatorSettings) -> None:
     settings.persistence.finalizer = FINALIZER
     settings.persistence.progress_storage = kopf.StatusProgressStorage(field="status.kopf.progress")
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-        prefix=PREFIX, key="last-handled-configuration"
-    )
+    settings.persistence.diffbase_storage = NoDiffBase()
     settings.watching.label_selectors[SECRETS] = WATCH_LABEL
     settings.posting.level = logging.INFO
     # Handler failures are ours to schedule (see handlers.instances); kopf's default is a flat 60 s.

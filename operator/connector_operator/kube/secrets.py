@@ -172,30 +172,27 @@ class Secrets:
             if error.status != 404:
                 raise
 
-    async def wait_for(self, namespace: str, name: str, timeout: float) -> None:
-        """Return when the named Secret exists, or after `timeout` seconds.
+    async def wait_for_change(self, namespace: str, name: str, timeout: float) -> None:
+        """Return when the named Secret is created, changed or deleted, or after `timeout` seconds.
 
-        A watch filtered by name on the server: the operator waits for one missing Secret without
-        listing or receiving any other Secret of the namespace.
+        For Secrets the label-filtered watch cannot see: one that does not exist yet, or one in the
+        way that is not ours to label. The watch is filtered by name on the server, so waiting
+        for one Secret never lists or receives any other Secret of the namespace.
         """
-        core = self._core
         selector = f"metadata.name={name}"
-        existing = await core.list_namespaced_secret(namespace, field_selector=selector)
-        if existing.items:
-            return
+        existing = await self._core.list_namespaced_secret(namespace, field_selector=selector)
         # kubernetes.aio has no Watch helper: read the watch stream's JSON lines ourselves.
-        response = await core.list_namespaced_secret(
+        response = await self._core.list_namespaced_secret(
             namespace,
             field_selector=selector,
             resource_version=existing.metadata.resource_version,
             watch=True,
-            allow_watch_bookmarks=False,
             timeout_seconds=max(1, int(timeout)),
             _preload_content=False,
         )
         try:
             async for line in response.content:
-                if line.strip() and json.loads(line).get("type") == "ADDED":
+                if line.strip() and json.loads(line).get("type") in ("ADDED", "MODIFIED", "DELETED"):
                     return
         finally:
             response.release()

@@ -95,6 +95,9 @@ async def envelope_middleware(request: web.Request, handler: Handler) -> web.Str
     return response
 
 
+HANG_SECONDS = 600.0
+
+
 @web.middleware
 async def api_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     route = _api_route(request)
@@ -129,6 +132,8 @@ async def api_middleware(request: web.Request, handler: Handler) -> web.StreamRe
     if drop_after:
         # The call took effect (e.g. the instance exists) but the client never learns of it.
         raise _DropConnection
+    if action is not None and action.kind is FaultKind.HANG_AFTER:
+        await asyncio.sleep(HANG_SECONDS)
     return response
 
 

@@ -14,7 +14,7 @@ import httpx
 
 from connector_operator.simulator.settings import API_BASE_PATH, CONTROL_BASE_PATH
 
-FaultKindName = Literal["fail", "rate_limit", "drop_before", "drop_after"]
+FaultKindName = Literal["fail", "rate_limit", "drop_before", "drop_after", "hang_after"]
 DEFAULT_TIMEOUT_SECONDS = 10.0
 
 
@@ -141,6 +141,10 @@ class SimulatorControl(_Base):
     ) -> None:
         """Close the connection unanswered; with `after_handling` the call takes effect first."""
         self._do(_rule("drop_after" if after_handling else "drop_before", method, count, route=route))
+
+    def hang_next(self, method: str, count: int = 1, *, route: str | None = None) -> None:
+        """Let the call take effect, then hold the response back for minutes."""
+        self._do(_rule("hang_after", method, count, route=route))
 
     def mark_invalid(self, instance_id: int, valid: bool = False) -> dict[str, Any]:
         result: dict[str, Any] = self._do(_Call("PATCH", f"/instances/{instance_id}", {"valid": valid}))

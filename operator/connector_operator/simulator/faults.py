@@ -24,6 +24,9 @@ class FaultKind(StrEnum):
     # lets the handler run (the instance exists) and then drops the answer.
     DROP_BEFORE = "drop_before"
     DROP_AFTER = "drop_after"
+    # The call takes effect and the answer never comes: the client is left waiting, which is how
+    # a test kills the operator "after the POST, before the status write" without hooks in it.
+    HANG_AFTER = "hang_after"
 
 
 ANY_METHOD = "*"

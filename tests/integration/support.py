@@ -1,0 +1,74 @@
+"""Building blocks of the lifecycle tests: the Secrets and specs a user would write."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+from kubernetes import client
+from kubernetes.client.rest import ApiException
+
+from tests.fixtures.simulator import SimulatorHandle
+
+CLOSEIO_API_KEY = "closeio-key-7f3a9c1e5b2d4f60"
+ACCOUNT = "oc-account"
+CLOSEIO_SECRET = "closeio-api"
+
+
+def put_secret(core: client.CoreV1Api, namespace: str, name: str, data: dict[str, str]) -> None:
+    body = client.V1Secret(metadata=client.V1ObjectMeta(name=name), string_data=data)
+    try:
+        core.create_namespaced_secret(namespace, body)
+    except ApiException as error:
+        if error.status != 409:
+            raise
+        current = core.read_namespaced_secret(name, namespace)
+        current.data = None
+        current.string_data = data
+        core.replace_namespaced_secret(name, namespace, current)
+
+
+def secret_data(core: client.CoreV1Api, namespace: str, name: str) -> dict[str, str] | None:
+    try:
+        secret = core.read_namespaced_secret(name, namespace)
+    except ApiException as error:
+        if error.status == 404:
+            return None
+        raise
+    return {k: base64.b64decode(v).decode() for k, v in (secret.data or {}).items()}
+
+
+def account_secret(core: client.CoreV1Api, namespace: str, simulator: SimulatorHandle) -> None:
+    put_secret(
+        core,
+        namespace,
+        ACCOUNT,
+        {"userSecret": simulator.user_secret, "organizationSecret": simulator.organization_secret},
+    )
+
+
+def closeio_spec(**overrides: Any) -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "connectorKey": "closeio",
+        "credentialsSecretRef": {"name": ACCOUNT},
+        "tags": ["crm"],
+        "configuration": [
+            {"key": "username", "valueFrom": {"secretKeyRef": {"name": CLOSEIO_SECRET, "key": "apiKey"}}},
+            {"key": "pagination.max", "value": "50"},
+        ],
+    }
+    spec.update(overrides)
+    return spec
+
+
+def ready_inputs(core: client.CoreV1Api, namespace: str, simulator: SimulatorHandle) -> None:
+    account_secret(core, namespace, simulator)
+    put_secret(core, namespace, CLOSEIO_SECRET, {"apiKey": CLOSEIO_API_KEY})
+
+
+def remote(simulator: SimulatorHandle, instance_id: int) -> dict[str, Any]:
+    return next(i for i in simulator.control.instances() if i["id"] == instance_id)
+
+
+def remotes_for(simulator: SimulatorHandle, uid: str) -> list[dict[str, Any]]:
+    return [i for i in simulator.control.instances() if f"k8s-uid:{uid}" in (i.get("tags") or [])]
