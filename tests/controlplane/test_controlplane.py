@@ -87,7 +87,12 @@ def test_rbac_denies_an_unprivileged_identity(
 
 @pytest.mark.usefixtures("widget_crd")
 def test_cel_rule_in_a_crd_rejects_a_bad_object(custom: client.CustomObjectsApi, namespace: str) -> None:
-    bad = {"apiVersion": f"{GROUP}/v1", "kind": "Widget", "metadata": {"name": "w"}, "spec": {"min": 5, "max": 1}}
+    bad = {
+        "apiVersion": f"{GROUP}/v1",
+        "kind": "Widget",
+        "metadata": {"name": "w"},
+        "spec": {"min": 5, "max": 1},
+    }
     with pytest.raises(ApiException) as rejected:
         custom.create_namespaced_custom_object(GROUP, "v1", namespace, "widgets", bad)
     assert rejected.value.status == 422
@@ -98,7 +103,12 @@ def test_cel_rule_in_a_crd_rejects_a_bad_object(custom: client.CustomObjectsApi,
 
 @pytest.mark.usefixtures("widget_crd")
 def test_status_update_ignores_spec_changes(custom: client.CustomObjectsApi, namespace: str) -> None:
-    obj = {"apiVersion": f"{GROUP}/v1", "kind": "Widget", "metadata": {"name": "w"}, "spec": {"min": 1, "max": 2}}
+    obj = {
+        "apiVersion": f"{GROUP}/v1",
+        "kind": "Widget",
+        "metadata": {"name": "w"},
+        "spec": {"min": 1, "max": 2},
+    }
     custom.create_namespaced_custom_object(GROUP, "v1", namespace, "widgets", obj)
     custom.patch_namespaced_custom_object_status(
         GROUP, "v1", namespace, "widgets", "w", {"spec": {"min": 0, "max": 9}, "status": {"seen": 7}}
@@ -111,7 +121,9 @@ def test_status_update_ignores_spec_changes(custom: client.CustomObjectsApi, nam
 def test_token_request_issues_a_working_service_account_token(
     control_plane: ControlPlane, namespace: str, tmp_path: Path, core: client.CoreV1Api
 ) -> None:
-    core.create_namespaced_service_account(namespace, client.V1ServiceAccount(metadata=client.V1ObjectMeta(name="bot")))
+    core.create_namespaced_service_account(
+        namespace, client.V1ServiceAccount(metadata=client.V1ObjectMeta(name="bot"))
+    )
     token = core.create_namespaced_service_account_token(
         "bot", namespace, client.AuthenticationV1TokenRequest(spec=client.V1TokenRequestSpec(audiences=[]))
     ).status.token

@@ -74,7 +74,6 @@ def test_create_makes_one_instance_and_a_token_secret(
         created["metadata"]["uid"],
         True,
     )
-    assert created["metadata"]["finalizers"] if "finalizers" in created["metadata"] else True
     assert instances.get("crm")["metadata"]["finalizers"] == ["openconnectors.io/finalizer"]
 
 
