@@ -38,13 +38,12 @@ def secret_data(core: client.CoreV1Api, namespace: str, name: str) -> dict[str, 
     return {k: base64.b64decode(v).decode() for k, v in (secret.data or {}).items()}
 
 
+def account_values(simulator: SimulatorHandle) -> dict[str, str]:
+    return {"userSecret": simulator.user_secret, "organizationSecret": simulator.organization_secret}
+
+
 def account_secret(core: client.CoreV1Api, namespace: str, simulator: SimulatorHandle) -> None:
-    put_secret(
-        core,
-        namespace,
-        ACCOUNT,
-        {"userSecret": simulator.user_secret, "organizationSecret": simulator.organization_secret},
-    )
+    put_secret(core, namespace, ACCOUNT, account_values(simulator))
 
 
 def closeio_spec(**overrides: Any) -> dict[str, Any]:

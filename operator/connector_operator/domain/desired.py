@@ -83,3 +83,10 @@ def desired_instance(
         tags=tuple(sorted(set(user_tags))) + tuple(identity_tags(namespace, name, uid)),
         configuration={**configuration, **typed_configuration(spec)},
     )
+
+
+def attempt_digest(request_digest: str, user_secret: str, organization_secret: str, salt: str) -> str:
+    """What a terminal verdict depends on: the request and the account secrets it was sent with.
+    A stalled object is retried as soon as either changes, and never before."""
+    material = "\x00".join((request_digest, user_secret, organization_secret))
+    return hmac.new(salt.encode(), material.encode(), hashlib.sha256).hexdigest()[:32]

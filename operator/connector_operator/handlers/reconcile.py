@@ -26,7 +26,7 @@ from connector_operator.api.spec import (
 )
 from connector_operator.api.status import ConditionType, Reason
 from connector_operator.domain import outcome as outcomes
-from connector_operator.domain.desired import DesiredInstance, desired_instance, identity_tag
+from connector_operator.domain.desired import DesiredInstance, attempt_digest, desired_instance, identity_tag
 from connector_operator.domain.inputs import Missing, referenced_secrets, resolve
 from connector_operator.domain.outcome import Outcome
 from connector_operator.handlers.errors import classify
@@ -49,7 +49,7 @@ class ObjectState:
 
     status: dict[str, Any]
     instance: Instance | None = None  # last seen remote instance (holds the token; memory only)
-    stalled_on: tuple[int, str] | None = None  # (generation, digest) judged impossible
+    stalled_on: tuple[int, str] | None = None  # (generation, attempt digest) judged impossible
     attempt: int = 0
     events: list[tuple[str, str, str]] = field(default_factory=list)  # (type, reason, message)
 
@@ -117,7 +117,7 @@ async def reconcile(
         "deletionPolicy": effective_deletion_policy(spec).value,
     }
     awaited: str | None = None
-    digest: str | None = None
+    attempt: str | None = None
     try:
         secrets = {n: await read_secret(rt, cache, target.namespace, n) for n in referenced_secrets(spec)}
         resolved = resolve(spec, {n: (v.data if v else None) for n, v in secrets.items()})
@@ -133,7 +133,8 @@ async def reconcile(
             configuration=resolved.configuration,
         )
         digest = desired.digest(target.uid)
-        if state.stalled_on == (target.generation, digest):
+        attempt = attempt_digest(digest, resolved.user_secret, resolved.organization_secret, target.uid)
+        if state.stalled_on == (target.generation, attempt):
             return Result(state_outcome(state))  # nothing changed since it was judged impossible
         credentials = Credentials(resolved.user_secret, resolved.organization_secret)
         # `facts` collects progress as it happens: a failure later in the pass still records it.
@@ -153,7 +154,7 @@ async def reconcile(
         logger.exception("reconcile of %s/%s failed", target.namespace, target.name)
         outcome = classify(error, ready=state.ready, creating=False)
     terminal = outcome.kind is outcomes.Kind.STALLED and outcome.reason in TERMINAL_UNTIL_CHANGED
-    state.stalled_on = (target.generation, digest) if terminal and digest is not None else None
+    state.stalled_on = (target.generation, attempt) if terminal and attempt is not None else None
     return Result(await _finish(rt, target, state, outcome, facts), awaited)
 
 
