@@ -162,9 +162,16 @@ def test_an_unmanaged_secret_in_the_way_is_never_overwritten(
         ({"configuration": [{"key": "username"}]}, "exactly one of value and valueFrom"),
         ({"credentialsSecretRef": {}}, "spec.credentialsSecretRef.name"),
     ],
-    ids=["api-url-scheme", "connector-key-case", "deletion-policy", "webhook-without-url", "reserved-tag", "no-value",
-         "no-secret-name"],
-)  # fmt: skip
+    ids=[
+        "api-url-scheme",
+        "connector-key-case",
+        "deletion-policy",
+        "webhook-without-url",
+        "reserved-tag",
+        "no-value",
+        "no-secret-name",
+    ],
+)
 def test_malformed_objects_are_rejected_by_the_api_server(
     instances: Instances, override: dict[str, object], message: str
 ) -> None:
