@@ -42,8 +42,8 @@ def _inline(node: Any, defs: dict[str, Schema]) -> Any:
     for key, value in node.items():
         if key in ("title", "$defs"):
             continue
-        if key == "default" and value is None:
-            continue
+        if key == "default":
+            continue  # no schema defaults: the API server would write them, and GitOps tools see drift
         if key == "additionalProperties" and "properties" in node:
             continue  # mutually exclusive with properties; unknown fields are pruned anyway
         if key == "properties":

@@ -129,7 +129,8 @@ class Events(Model):
         json_schema_extra={
             "x-kubernetes-validations": [
                 cel(
-                    "!self.enabled || self.vendorType != 'webhook' || has(self.callbackURL)",
+                    "!self.enabled || !has(self.vendorType) || self.vendorType != 'webhook' "
+                    "|| has(self.callbackURL)",
                     "callbackURL is required when events are enabled with webhook notification",
                     fieldPath=".callbackURL",
                     reason="FieldValueRequired",

@@ -126,6 +126,14 @@ class ConnectorInstanceStatus(Model):
             "no-op updates. Contains no secret values.",
         ),
     ] = None
+    token_digest: Annotated[
+        str | None,
+        Field(
+            alias="tokenDigest",
+            description="Keyed digest of the current instance token, to detect a stale token Secret "
+            "after a restart. Not the token.",
+        ),
+    ] = None
     conditions: Annotated[
         list[Condition] | None,
         Field(

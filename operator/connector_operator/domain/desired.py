@@ -85,8 +85,17 @@ def desired_instance(
     )
 
 
+def keyed_digest(salt: str, *parts: str) -> str:
+    """An HMAC of `parts` keyed with `salt` (the object's UID): comparable, and not a copy of the values."""
+    return hmac.new(salt.encode(), "\x00".join(parts).encode(), hashlib.sha256).hexdigest()[:32]
+
+
 def attempt_digest(request_digest: str, user_secret: str, organization_secret: str, salt: str) -> str:
     """What a terminal verdict depends on: the request and the account secrets it was sent with.
     A stalled object is retried as soon as either changes, and never before."""
-    material = "\x00".join((request_digest, user_secret, organization_secret))
-    return hmac.new(salt.encode(), material.encode(), hashlib.sha256).hexdigest()[:32]
+    return keyed_digest(salt, request_digest, user_secret, organization_secret)
+
+
+def token_digest(token: str, salt: str) -> str:
+    """Lets a restarted operator tell whether the token Secret still holds the current token."""
+    return keyed_digest(salt, "token", token)

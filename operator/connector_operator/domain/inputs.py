@@ -63,7 +63,8 @@ def resolve(spec: ConnectorInstanceSpec, secrets: Mapping[str, SecretData | None
             value = _lookup(secrets, ref.name, ref.key, f"configuration {entry.key!r}")
             if isinstance(value, Missing):
                 return value
-            configuration[entry.key] = value
+            # A trailing newline is what `echo key > file` leaves behind, never part of a key.
+            configuration[entry.key] = value.rstrip("\r\n")
         else:
             configuration[entry.key] = entry.value or ""
     return Resolved(user_secret=found[0], organization_secret=found[1], configuration=configuration)

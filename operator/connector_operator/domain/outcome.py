@@ -118,10 +118,8 @@ class Backoff:
         # Jitter spreads a thousand objects failing together over the window instead of a thundering herd.
         return (rng or random).uniform(ceiling / 2, ceiling)
 
-    def next_delay(self, outcome: Outcome, attempt: int, rng: random.Random | None = None) -> float | None:
-        if outcome.kind is not Kind.RETRYING:
-            return None
-        computed = self.delay(attempt, rng)
+    def next_delay(self, outcome: Outcome, attempt: int, rng: random.Random | None = None) -> float:
+        """The platform's Retry-After wins (within [0.5 s, cap]); otherwise the jittered backoff."""
         if outcome.retry_after is not None:
-            return max(outcome.retry_after, 0.5)
-        return computed
+            return min(max(outcome.retry_after, 0.5), self.cap)
+        return self.delay(attempt, rng)

@@ -19,7 +19,6 @@ import kopf
 
 from connector_operator.api.names import GROUP, PLURAL, VERSION
 from connector_operator.api.spec import DeletionPolicy, effective_token_secret, parse_spec
-from connector_operator.domain import outcome as outcomes
 from connector_operator.domain.outcome import Backoff, Kind
 from connector_operator.handlers import deletion
 from connector_operator.handlers.reconcile import ObjectState, Target, reconcile
@@ -71,28 +70,17 @@ async def run_instance(
             )
             result = await reconcile(runtime, target, state, secret_view_cache(secret_cache), remote_due=due)
             _post_events(body, state)
-            if due and result.outcome.kind is not Kind.RETRYING:
-                next_check = time.monotonic() + settings.resync_interval * random.uniform(0.9, 1.1)
-            delay = _next_delay(result.outcome, state, backoff, settings.resync_interval)
-            await _sleep_until_woken(
-                runtime,
-                wake,
-                stopped,
-                min(delay, max(0.0, next_check - time.monotonic())),
-                namespace,
-                result.watch_secret,
-            )
+            if result.outcome.kind is Kind.RETRYING:
+                delay = backoff.next_delay(result.outcome, state.attempt)
+                state.attempt += 1
+            else:
+                state.attempt = 0
+                if due:
+                    next_check = time.monotonic() + settings.resync_interval * random.uniform(0.9, 1.1)
+                delay = max(0.0, next_check - time.monotonic())
+            await _sleep_until_woken(runtime, wake, stopped, delay, namespace, result.watch_secret)
     finally:
         runtime.wakeups.unregister(key)
-
-
-def _next_delay(outcome: outcomes.Outcome, state: ObjectState, backoff: Backoff, resync: float) -> float:
-    if outcome.kind is Kind.RETRYING:
-        delay = backoff.next_delay(outcome, state.attempt) or resync
-        state.attempt += 1
-        return delay
-    state.attempt = 0
-    return resync
 
 
 async def _sleep_until_woken(

@@ -26,7 +26,13 @@ from connector_operator.api.spec import (
 )
 from connector_operator.api.status import ConditionType, Reason
 from connector_operator.domain import outcome as outcomes
-from connector_operator.domain.desired import DesiredInstance, attempt_digest, desired_instance, identity_tag
+from connector_operator.domain.desired import (
+    DesiredInstance,
+    attempt_digest,
+    desired_instance,
+    identity_tag,
+    token_digest,
+)
 from connector_operator.domain.inputs import Missing, referenced_secrets, resolve
 from connector_operator.domain.outcome import Outcome
 from connector_operator.handlers.errors import classify
@@ -90,6 +96,8 @@ async def read_secret(
         return cached
     view = await rt.secrets.read(namespace, name)
     if view is not None and not view.managed:
+        # Seen as it is now: the watch event our label causes must not count as a change.
+        rt.wakeups.secret_changed((namespace, name), view.fingerprint)
         await rt.secrets.label_for_watch(namespace, name)
     return view
 
@@ -229,6 +237,7 @@ async def _sync_remote(
     if current is not None:
         updates.update(
             instanceID=current.id,
+            tokenDigest=token_digest(current.token, target.uid),
             valid=current.valid,
             disabled=current.disabled,
             connector={
@@ -275,7 +284,7 @@ def _token_secret_plausible(
         view is not None
         and view.managed
         and view.owner_uid == target.uid
-        and bool(view.data.get("token"))
+        and token_digest(view.data.get("token", ""), target.uid) == state.status.get("tokenDigest")
         and view.data.get("instanceID") == str(state.status.get("instanceID"))
         and view.data.get("apiURL") == api_url
     )

@@ -24,6 +24,9 @@ class Wakeups:
     events: dict[Key, asyncio.Event] = field(default_factory=dict)
     generations: dict[Key, int] = field(default_factory=dict)
     exited: dict[Key, asyncio.Event] = field(default_factory=dict)
+    # Content fingerprints of the Secrets in use: a Secret event wakes its users only when the
+    # content changed, not when the operator's own label made it appear in the watch.
+    secret_fingerprints: dict[Key, str | None] = field(default_factory=dict)
 
     def register(self, key: Key) -> asyncio.Event:
         self.exited.pop(key, None)
@@ -44,6 +47,12 @@ class Wakeups:
         if deleting or self.generations.get(key) != generation:
             self.generations[key] = generation
             self.wake(key)
+
+    def secret_changed(self, key: Key, fingerprint: str | None) -> bool:
+        """Record a Secret's content (None: deleted); True when it differs from what was seen."""
+        changed = key not in self.secret_fingerprints or self.secret_fingerprints[key] != fingerprint
+        self.secret_fingerprints[key] = fingerprint
+        return changed
 
     async def wait_exited(self, key: Key, timeout: float) -> bool:
         if key not in self.events:

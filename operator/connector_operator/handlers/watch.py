@@ -40,9 +40,18 @@ def secret_users(namespace: str, name: str, spec: kopf.Spec, **_: Any) -> dict[t
 
 @kopf.on.event(*SECRETS)  # type: ignore[arg-type]
 def secret_changed(
-    namespace: str, name: str, memo: kopf.Memo, secret_users: kopf.Index[tuple[str, str], str], **_: Any
+    namespace: str,
+    name: str,
+    type: str | None,
+    body: kopf.Body,
+    memo: kopf.Memo,
+    secret_users: kopf.Index[tuple[str, str], str],
+    **_: Any,
 ) -> None:
     runtime: Runtime = memo["runtime"]
+    fingerprint = None if type == "DELETED" else SecretView.from_raw(body).fingerprint
+    if not runtime.wakeups.secret_changed((namespace, name), fingerprint):
+        return
     for user in secret_users.get((namespace, name), []):
         runtime.wakeups.wake((namespace, user))
 

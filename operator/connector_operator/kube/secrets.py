@@ -10,6 +10,7 @@ object; anything else is a conflict the user must resolve, never an overwrite.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -41,6 +42,12 @@ class SecretView:
     labels: Mapping[str, str]
     owner_uid: str | None = None
     owner_name: str | None = None
+
+    @property
+    def fingerprint(self) -> str:
+        """A digest of the content, for change detection; not reversible to the values."""
+        canonical = json.dumps(sorted(self.data.items())).encode()
+        return hashlib.sha256(canonical).hexdigest()
 
     @property
     def managed(self) -> bool:

@@ -52,7 +52,17 @@ class Instance:
     authentication_type: str | None = None
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> Instance:
+    def from_json(cls, data: Any) -> Instance:
+        try:
+            return cls._parse(data)
+        except (KeyError, TypeError, ValueError, AttributeError):
+            # A success that is not an instance is the platform's fault, reported as one.
+            raise errors.ServerError(
+                200, "the platform answered with something that is not an instance"
+            ) from None
+
+    @classmethod
+    def _parse(cls, data: Mapping[str, Any]) -> Instance:
         element = data.get("element") or {}
         return cls(
             id=int(data["id"]),
@@ -122,6 +132,10 @@ class InstancesClient:
                 )
             except errors.NotFound:
                 return found
+            if not isinstance(page, list):
+                raise errors.ServerError(
+                    200, "the platform answered a search with something that is not a list"
+                )
             found.extend(Instance.from_json(item) for item in page)
             cursor = headers.get("elements-next-page-token")
             if not cursor:
@@ -157,16 +171,21 @@ class InstancesClient:
         headers = {"Authorization": credentials.header()}
         started = time.monotonic()
         async with self._slots:
+            failure: errors.TransportError | None = None
             try:
                 response = await self._http.request(method, url, json=body, params=params, headers=headers)
             except httpx.TimeoutException as error:
                 self._observe(method, "timeout", time.monotonic() - started)
-                # `from None` here and below: httpx errors hold the request, whose headers hold secrets.
-                raise errors.Timeout(f"{method} {path}: timed out ({type(error).__name__})") from None
+                failure = errors.Timeout(f"{method} {path}: timed out ({type(error).__name__})")
             except (httpx.TransportError, httpx.InvalidURL) as error:
                 self._observe(method, "network", time.monotonic() - started)
-                message = redact(f"{method} {path}: {type(error).__name__}: {error}", hidden)
-                raise errors.NetworkError(message) from None
+                failure = errors.NetworkError(
+                    redact(f"{method} {path}: {type(error).__name__}: {error}", hidden)
+                )
+        # Raised outside the except block: httpx errors hold the request, whose headers hold the
+        # account secrets, and `from None` would still keep them reachable as __context__.
+        if failure is not None:
+            raise failure
         self._observe(method, str(response.status_code), time.monotonic() - started)
         request_id = response.headers.get("elements-request-id")
         if response.is_success:
