@@ -120,10 +120,12 @@ def main() -> int:
                     kubectl(kubeconfig, "get", "secret", TOKEN_SECRET, "-n", NAMESPACE, "-o", "json")
                 )
                 values = {k: base64.b64decode(v).decode() for k, v in data["data"].items()}
-                say(f"token Secret {TOKEN_SECRET}: instanceID={values['instanceID']} apiURL={values['apiURL']} "
-                    f"token={values['token'][:6]}… ({len(values['token'])} characters)")  # fmt: skip
+                token = values["token"]
+                say(f"token Secret {TOKEN_SECRET}: instanceID={values['instanceID']}")
+                say(f"apiURL={values['apiURL']}")
+                say(f"token={token[:6]}… ({len(token)} characters)")
                 remote = httpx.get(f"{base_url}/_sim/instances/{values['instanceID']}", timeout=10).json()
-                matches = remote.get("token") == values["token"]
+                matches = remote.get("token") == token
                 say(
                     "the Secret holds the simulator's token"
                     if matches
@@ -131,9 +133,8 @@ def main() -> int:
                 )
                 if once:
                     return 0 if matches else 1
-                say(
-                    f"running; explore with: export KUBECONFIG={kubeconfig}; logs in {STATE}. Ctrl-C stops all."
-                )
+                say(f"running; explore with: export KUBECONFIG={kubeconfig}; logs in {STATE}")
+                say("Ctrl-C stops everything")
                 with contextlib.suppress(KeyboardInterrupt):
                     while True:
                         time.sleep(3600)
