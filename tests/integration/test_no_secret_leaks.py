@@ -40,7 +40,9 @@ def test_a_full_lifecycle_leaks_no_secret_value(
     snapshots = [json.dumps(instances.get("crm"))]
 
     put_secret(core, namespace, CLOSEIO_SECRET, {"apiKey": ROTATED_KEY})
-    wait_until(lambda: remote(simulator, instance_id)["configuration"]["username"] == ROTATED_KEY, what="rotation")
+    wait_until(
+        lambda: remote(simulator, instance_id)["configuration"]["username"] == ROTATED_KEY, what="rotation"
+    )
     token = remote(simulator, instance_id)["token"]
 
     # A platform error that quotes the request must be redacted before it reaches a condition.
@@ -49,7 +51,9 @@ def test_a_full_lifecycle_leaks_no_secret_value(
     instances.wait_condition("crm", "Stalled", "True", reason="ConfigurationRejected")
     snapshots.append(json.dumps(instances.get("crm")))
 
-    put_secret(core, namespace, ACCOUNT, {"userSecret": "wrong-user-canary-1", "organizationSecret": "wrong-org-2"})
+    put_secret(
+        core, namespace, ACCOUNT, {"userSecret": "wrong-user-canary-1", "organizationSecret": "wrong-org-2"}
+    )
     instances.patch_spec("crm", {"tags": ["crm", "third"]})
     instances.wait_condition("crm", "Stalled", "True", reason="CredentialsRejected")
     snapshots.append(json.dumps(instances.get("crm")))
