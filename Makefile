@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 KUBECONFIG_LOCAL := .local/kubeconfig
 
-.PHONY: help venv controlplane cluster-up cluster-down lint typecheck layers unit test demo crds lock clean
+.PHONY: help venv controlplane cluster-up cluster-down lint typecheck layers test demo crds lock fmt clean
 
 help:
 	@echo "make test          lint, type-check, layering contract and the full test suite (builds the control plane once)"
@@ -62,3 +62,7 @@ demo: controlplane
 
 clean: cluster-down
 	rm -rf $(VENV) .local
+
+fmt: $(STAMP)
+	$(BIN)/ruff format operator tests hack
+	$(BIN)/ruff check --fix operator tests hack
