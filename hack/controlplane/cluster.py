@@ -290,8 +290,11 @@ def _alive(pid: int) -> bool:
 
 @contextlib.contextmanager
 def running(state_dir: Path) -> Iterator[ControlPlane]:
+    """A control plane for the duration of the block; its state is gone afterwards."""
+    shutil.rmtree(state_dir, ignore_errors=True)
     plane = start(state_dir)
     try:
         yield plane
     finally:
         plane.stop()
+        shutil.rmtree(state_dir, ignore_errors=True)

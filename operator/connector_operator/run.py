@@ -19,6 +19,15 @@ def _namespaces(values: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(sorted({n for value in values for n in value.replace(",", " ").split() if n}))
 
 
+# Our event handlers run on every watch event, most of them uneventful; kopf would log each one.
+_WATCH_HANDLERS = ("'instance_changed'", "'secret_changed'", "'secret_cache'", "'secret_users'")
+
+
+def _quiet_watch_handlers(record: logging.LogRecord) -> bool:
+    message = record.getMessage()
+    return not (message.startswith(("Handler ", "Indexer ")) and any(h in message for h in _WATCH_HANDLERS))
+
+
 @click.command("run")
 @click.option(
     "--namespace",
@@ -102,6 +111,8 @@ def run_command(
     )
     for noisy in ("httpx", "httpcore", "aiohttp.access"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    if log_level != "DEBUG":
+        logging.getLogger("kopf.objects").addFilter(_quiet_watch_handlers)
 
     import connector_operator.handlers  # noqa: F401  (registers the handlers)
     from connector_operator.handlers.setup import SETTINGS_KEY

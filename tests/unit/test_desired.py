@@ -240,3 +240,10 @@ def test_digest_contains_no_value() -> None:
         assert value not in digest
     assert digest.startswith("hmac-sha256:")
     assert set(digest.removeprefix("hmac-sha256:")) <= set("0123456789abcdef")
+
+
+def test_digest_changes_with_the_platform_url() -> None:
+    desired = make_desired(make_spec(), {"username": "k"})
+    assert desired.digest(UID, "https://a.example/elements/api-v2") != desired.digest(
+        UID, "https://b.example/elements/api-v2"
+    )

@@ -47,8 +47,9 @@ class DesiredInstance:
             "configuration": dict(self.configuration),
         }
 
-    def digest(self, salt: str) -> str:
-        canonical = json.dumps(self.body(), sort_keys=True, separators=(",", ":"))
+    def digest(self, salt: str, api_url: str = "") -> str:
+        """Covers the body and the platform it goes to: a new API URL is a change to apply too."""
+        canonical = json.dumps([api_url, self.body()], sort_keys=True, separators=(",", ":"))
         return "hmac-sha256:" + hmac.new(salt.encode(), canonical.encode(), hashlib.sha256).hexdigest()[:32]
 
 

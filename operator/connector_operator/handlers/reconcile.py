@@ -140,7 +140,7 @@ async def reconcile(
             uid=target.uid,
             configuration=resolved.configuration,
         )
-        digest = desired.digest(target.uid)
+        digest = desired.digest(target.uid, api_url)
         attempt = attempt_digest(digest, resolved.user_secret, resolved.organization_secret, target.uid)
         if state.stalled_on == (target.generation, attempt):
             return Result(state_outcome(state))  # nothing changed since it was judged impossible
@@ -340,7 +340,20 @@ async def _finish(
     )
     if outcome.handled:
         new["observedGeneration"] = target.generation
+    _note_transitions(state, outcome)
     changed = {k: v for k, v in new.items() if state.status.get(k) != v}
     if changed and await rt.status.patch(target.namespace, target.name, changed):
         state.status = new
     return outcome
+
+
+def _note_transitions(state: ObjectState, outcome: Outcome) -> None:
+    """Queue Events for the transitions a human wants to hear about: stalled, and ready again."""
+    before = {c.get("type"): c for c in state.status.get("conditions") or []}
+    stalled = before.get(ConditionType.STALLED.value, {})
+    if outcome.kind is outcomes.Kind.STALLED and (
+        stalled.get("status") != "True" or stalled.get("reason") != outcome.reason.value
+    ):
+        state.events.append(("Warning", outcome.reason.value, outcome.message))
+    if outcome.ready and not state.ready:
+        state.events.append(("Normal", Reason.AVAILABLE.value, "The instance is ready"))
