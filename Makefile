@@ -7,11 +7,12 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 KUBECONFIG_LOCAL := .local/kubeconfig
 
-.PHONY: help venv controlplane cluster-up cluster-down lint typecheck layers test demo crds lock fmt clean
+.PHONY: help venv controlplane cluster-up cluster-down lint typecheck layers test demo bench crds lock fmt clean
 
 help:
 	@echo "make test          lint, type-check, layering contract and the full test suite (builds the control plane once)"
 	@echo "make demo          local control plane + simulator + operator + examples"
+	@echo "make bench         scale benchmark (N=1000 NAMESPACES=10 LATENCY_MS=50); results in bench/results/"
 	@echo "make cluster-up    start kube-apiserver + etcd on loopback, kubeconfig in $(KUBECONFIG_LOCAL)"
 	@echo "make cluster-down  stop them and remove their state"
 	@echo "make crds          regenerate crds/ from the pydantic models"
@@ -54,11 +55,28 @@ crds: $(STAMP)
 	$(BIN)/python -m connector_operator.api.crd > crds/openconnectors.io_connectorinstances.yaml
 
 lock:
-	$(PYTHON) -m pip install --quiet "uv>=0.13,<0.14" && $(PYTHON) -m uv pip compile pyproject.toml --extra dev \
+	$(PYTHON) -m pip install --quiet "uv>=0.13,<0.14"
+	$(PYTHON) -m uv pip compile pyproject.toml --extra dev \
 		--python-version 3.11 --generate-hashes -o requirements.lock
+	$(PYTHON) -m uv pip compile pyproject.toml --extra dev --extra bench \
+		--python-version 3.11 --generate-hashes -o requirements-bench.lock
 
 demo: controlplane
 	$(BIN)/python -m hack.demo
+
+# The benchmark (not part of `make test`): see bench/README.md.
+BENCH_STAMP := $(VENV)/.bench-installed
+N ?= 1000
+NAMESPACES ?= 10
+LATENCY_MS ?= 50
+BENCH_ARGS ?=
+
+$(BENCH_STAMP): requirements-bench.lock $(STAMP)
+	$(BIN)/pip install --quiet --require-hashes -r requirements-bench.lock
+	@touch $@
+
+bench: $(BENCH_STAMP) controlplane
+	$(BIN)/python -m bench.run --n $(N) --namespaces $(NAMESPACES) --latency-ms $(LATENCY_MS) $(BENCH_ARGS)
 
 clean: cluster-down
 	rm -rf $(VENV) .local
