@@ -104,6 +104,7 @@ def main() -> int:
             operator_cmd = [
                 sys.executable, "-m", "connector_operator", "run",
                 "--default-api-url", api_url, "--health-port", str(cluster.free_port()),
+                "--metrics-port", str(cluster.free_port()),
             ]  # fmt: skip
             with process(operator_cmd, STATE / "operator.log", {"KUBECONFIG": str(kubeconfig)}):
                 say(f"applying {ROOT / 'examples'}")

@@ -82,6 +82,14 @@ def _quiet_watch_handlers(record: logging.LogRecord) -> bool:
     show_default=True,
     help="Port of the /healthz liveness endpoint; 0 disables it.",
 )
+@click.option(
+    "--metrics-port",
+    envvar="OCO_METRICS_PORT",
+    type=click.IntRange(min=0, max=65535),
+    default=9090,
+    show_default=True,
+    help="Port of the Prometheus /metrics endpoint; 0 disables it.",
+)
 def run_command(
     namespaces: tuple[str, ...],
     default_api_url: str,
@@ -90,6 +98,7 @@ def run_command(
     resync_interval: float,
     max_in_flight: int,
     health_port: int,
+    metrics_port: int,
 ) -> None:
     """Run the operator against the current kubeconfig, or in-cluster configuration."""
     settings = Settings(
@@ -100,6 +109,7 @@ def run_command(
         log_format=log_format,
         log_level=log_level,
         health_port=health_port or None,
+        metrics_port=metrics_port or None,
     )
     kopf.configure(
         debug=log_level == "DEBUG",

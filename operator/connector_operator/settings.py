@@ -42,3 +42,6 @@ class Settings:
 
     health_port: int | None = 8080
     """Port of the liveness endpoint (`/healthz`); None disables it."""
+
+    metrics_port: int | None = 9090
+    """Port of the Prometheus metrics endpoint (`/metrics`); None disables it."""

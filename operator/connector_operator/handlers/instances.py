@@ -17,9 +17,10 @@ from typing import Any
 
 import kopf
 
+from connector_operator import metrics
 from connector_operator.api.names import GROUP, PLURAL, VERSION
 from connector_operator.api.spec import DeletionPolicy, effective_token_secret, parse_spec
-from connector_operator.domain.outcome import Backoff, Kind
+from connector_operator.domain.outcome import Backoff, Kind, Outcome
 from connector_operator.handlers import deletion
 from connector_operator.handlers.reconcile import ObjectState, Target, reconcile
 from connector_operator.handlers.runtime import Runtime
@@ -68,7 +69,9 @@ async def run_instance(
             target = Target(
                 namespace, name, uid, int(body["metadata"].get("generation") or 0), dict(body["spec"])
             )
+            started = time.monotonic()
             result = await reconcile(runtime, target, state, secret_view_cache(secret_cache), remote_due=due)
+            _observe(key, result.outcome, time.monotonic() - started)
             _post_events(body, state)
             if result.outcome.kind is Kind.RETRYING:
                 delay = backoff.next_delay(result.outcome, state.attempt)
@@ -81,6 +84,18 @@ async def run_instance(
             await _sleep_until_woken(runtime, wake, stopped, delay, namespace, result.watch_secret)
     finally:
         runtime.wakeups.unregister(key)
+        metrics.OBJECTS.forget(key)
+
+
+def _observe(key: tuple[str, str], outcome: Outcome, seconds: float) -> None:
+    result = outcome.kind.value
+    metrics.RECONCILES.labels(result).inc()
+    metrics.RECONCILE_SECONDS.labels(result).observe(seconds)
+    metrics.OBJECTS.set(key, outcome.ready, outcome.reason.value)
+    if outcome.kind is Kind.RETRYING:
+        metrics.RETRIES.labels(outcome.reason.value).inc()
+        if outcome.retry_after is not None:
+            metrics.RATE_LIMIT_WAIT.inc(outcome.retry_after)
 
 
 async def _sleep_until_woken(

@@ -15,6 +15,7 @@ from typing import Any
 import kopf
 from kubernetes.aio import client, config
 
+from connector_operator import metrics
 from connector_operator.api.names import FINALIZER, WATCH_LABEL
 from connector_operator.handlers.runtime import Runtime
 from connector_operator.handlers.watch import SECRETS
@@ -67,10 +68,14 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     memo["kube_api"] = api
     memo["runtime"] = Runtime(
         settings=ours,
-        instances=InstancesClient(timeout=ours.request_timeout, max_in_flight=ours.max_in_flight),
+        instances=InstancesClient(
+            timeout=ours.request_timeout, max_in_flight=ours.max_in_flight, observer=metrics.observe_api_call
+        ),
         secrets=Secrets(api),
         status=StatusWriter(api),
     )
+    if ours.metrics_port:
+        metrics.serve(ours.metrics_port)
     logger.info(
         "operator started: namespaces=%s default API URL=%s",
         ",".join(ours.namespaces) or "<all>",

@@ -1,0 +1,79 @@
+"""Prometheus metrics, on their own port (prometheus-client: the reference implementation).
+
+Every metric is documented in the README. They live in a registry of their own, so the
+process's default collectors stay opt-in and tests can read exactly what the operator exports.
+
+    oco_reconciles_total{result}                 reconcile passes by result: success, retrying, stalled
+    oco_reconcile_duration_seconds{result}       duration of one reconcile pass
+    oco_api_requests_total{method,status}        Open Connectors calls; status is the HTTP code,
+                                                 or `timeout` / `network` when no answer came
+    oco_api_request_duration_seconds{method}     latency of Open Connectors calls
+    oco_retries_total{reason}                    retries scheduled, by condition reason
+    oco_rate_limit_wait_seconds_total            seconds spent waiting on the platform's Retry-After
+    oco_connectorinstances{ready,reason}         objects by their Ready condition, as last reconciled
+"""
+
+from __future__ import annotations
+
+from collections import Counter as Tally
+from collections.abc import Iterator
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+
+RECONCILES = Counter("oco_reconciles", "Reconcile passes by result.", ["result"], registry=REGISTRY)
+RECONCILE_SECONDS = Histogram(
+    "oco_reconcile_duration_seconds", "Duration of one reconcile pass.", ["result"], registry=REGISTRY
+)
+API_REQUESTS = Counter(
+    "oco_api_requests",
+    "Open Connectors API calls by method and status.",
+    ["method", "status"],
+    registry=REGISTRY,
+)
+API_SECONDS = Histogram(
+    "oco_api_request_duration_seconds", "Latency of Open Connectors API calls.", ["method"], registry=REGISTRY
+)
+RETRIES = Counter("oco_retries", "Retries scheduled, by condition reason.", ["reason"], registry=REGISTRY)
+RATE_LIMIT_WAIT = Counter(
+    "oco_rate_limit_wait_seconds", "Seconds spent waiting on the platform's Retry-After.", registry=REGISTRY
+)
+
+
+class ObjectStates(Collector):
+    """Objects by Ready status and reason, computed at scrape time from the daemons' last verdicts."""
+
+    def __init__(self) -> None:
+        self.states: dict[tuple[str, str], tuple[str, str]] = {}
+
+    def set(self, key: tuple[str, str], ready: bool, reason: str) -> None:
+        self.states[key] = ("True" if ready else "False", reason)
+
+    def forget(self, key: tuple[str, str]) -> None:
+        self.states.pop(key, None)
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily(
+            "oco_connectorinstances",
+            "ConnectorInstances by Ready status and reason.",
+            labels=["ready", "reason"],
+        )
+        for (ready, reason), count in sorted(Tally(self.states.values()).items()):
+            family.add_metric([ready, reason], count)
+        yield family
+
+
+OBJECTS = ObjectStates()
+REGISTRY.register(OBJECTS)
+
+
+def observe_api_call(method: str, status: str, seconds: float) -> None:
+    API_REQUESTS.labels(method, status).inc()
+    API_SECONDS.labels(method).observe(seconds)
+
+
+def serve(port: int) -> None:
+    start_http_server(port, registry=REGISTRY)
