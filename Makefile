@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 KUBECONFIG_LOCAL := .local/kubeconfig
 
-.PHONY: help venv controlplane cluster-up cluster-down lint typecheck layers test demo bench crds lock fmt clean
+.PHONY: help venv controlplane cluster-up cluster-down lint typecheck layers dockerfile manifests test demo bench crds lock fmt clean
 
 help:
 	@echo "make test          lint, type-check, layering contract and the full test suite (builds the control plane once)"
@@ -15,7 +15,8 @@ help:
 	@echo "make bench         scale benchmark (N=1000 NAMESPACES=10 LATENCY_MS=50); results in bench/results/"
 	@echo "make cluster-up    start kube-apiserver + etcd on loopback, kubeconfig in $(KUBECONFIG_LOCAL)"
 	@echo "make cluster-down  stop them and remove their state"
-	@echo "make crds          regenerate crds/ from the pydantic models"
+	@echo "make crds          regenerate crds/ (and the chart's copy) from the pydantic models"
+	@echo "make manifests     render the chart's default install into deploy/ for kubectl users"
 	@echo "make lock          re-resolve requirements.lock from pyproject.toml"
 
 # The virtual environment is rebuilt whenever the lock file or the project metadata changes.
@@ -48,14 +49,23 @@ typecheck: $(STAMP)
 layers: $(STAMP)
 	$(BIN)/lint-imports
 
-test: lint typecheck layers controlplane
+dockerfile: $(STAMP)
+	$(BIN)/hadolint Dockerfile
+
+test: lint typecheck layers dockerfile controlplane
 	$(BIN)/pytest
 
 crds: $(STAMP)
 	$(BIN)/python -m connector_operator.api.crd > crds/openconnectors.io_connectorinstances.yaml
+	cp crds/openconnectors.io_connectorinstances.yaml charts/open-connectors-operator/crds/
+
+manifests: controlplane
+	$(BIN)/python -m hack.manifests deploy/open-connectors-operator.yaml
 
 lock:
 	$(PYTHON) -m pip install --quiet "uv>=0.13,<0.14"
+	$(PYTHON) -m uv pip compile pyproject.toml \
+		--python-version 3.11 --generate-hashes -o requirements-runtime.lock
 	$(PYTHON) -m uv pip compile pyproject.toml --extra dev \
 		--python-version 3.11 --generate-hashes -o requirements.lock
 	$(PYTHON) -m uv pip compile pyproject.toml --extra dev --extra bench \

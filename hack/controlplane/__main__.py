@@ -1,4 +1,7 @@
-"""`python -m hack.controlplane build|up|down`: what `make cluster-up` and `make cluster-down` call."""
+"""`python -m hack.controlplane build|up|down`: what `make cluster-up` and `make cluster-down` call.
+
+`build` also builds helm, which the chart tests need, into the same cache.
+"""
 
 from __future__ import annotations
 
@@ -19,6 +22,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.command == "build":
         print(build.ensure_built())
+        print(build.ensure_helm())
     elif args.command == "path":
         print(build.cache_dir())
     elif args.command == "up":

@@ -114,6 +114,49 @@ def ensure_built(*, quiet: bool = False) -> Path:
     return target
 
 
+HELM_MODULE = "helm.sh/helm/v3"
+HELM_VERSION = "v3.19.5"  # go.mod of v3.19 asks for Go 1.24, which the README promises
+HELM_KUBE_VERSION = "1.34"  # the client-go minor it is built with, and our control plane's
+
+
+def ensure_helm(*, quiet: bool = False) -> Path:
+    """Build helm with `go install` at a pinned version (it has no replace directives), cached."""
+    target = cache_root() / "helm" / f"{HELM_VERSION}-k8s{HELM_KUBE_VERSION}"
+    binary = target / "helm"
+    if binary.is_file():
+        return binary
+    go = _go()
+    target.mkdir(parents=True, exist_ok=True)
+    partial = target / ".partial"
+    partial.mkdir(exist_ok=True)
+    env = {**os.environ, "CGO_ENABLED": "0", "GOBIN": str(partial), "GOFLAGS": "-mod=mod"}
+    if not quiet:
+        print(
+            f"building helm {HELM_VERSION} from Go modules into {target} (first time only)...",
+            file=sys.stderr,
+        )
+    # Without these, `helm template` assumes Kubernetes 1.20 (helm's Makefile sets them the same way).
+    major, minor = HELM_KUBE_VERSION.split(".")
+    ldflags = " ".join(
+        [f"-s -w -X {HELM_MODULE}/internal/version.version={HELM_VERSION}"]
+        + [f"-X {HELM_MODULE}/pkg/{pkg}.k8sVersionMajor={major}" for pkg in ("chartutil", "lint/rules")]
+        + [f"-X {HELM_MODULE}/pkg/{pkg}.k8sVersionMinor={minor}" for pkg in ("chartutil", "lint/rules")]
+    )
+    command = [
+        go,
+        "install",
+        "-v",
+        "-trimpath",
+        "-ldflags",
+        ldflags,
+        f"{HELM_MODULE}/cmd/helm@{HELM_VERSION}",
+    ]
+    helm = Component("helm", target, f"{HELM_MODULE}/cmd/helm", HELM_MODULE)
+    _run_with_progress(command, helm, env, quiet=quiet)
+    (partial / "helm").rename(binary)
+    return binary
+
+
 def _run_with_progress(command: list[str], component: Component, env: dict[str, str], *, quiet: bool) -> None:
     """Run `go build -v`, condensing its one-line-per-package output into a progress count."""
     process = subprocess.Popen(

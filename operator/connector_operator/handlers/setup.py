@@ -64,6 +64,9 @@ async def kube_api_client() -> client.ApiClient:
 async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     configure_kopf(settings)
     ours: Settings = memo[SETTINGS_KEY]
+    # Watching named namespaces needs no cluster-wide scans of namespaces and CRDs, and so no
+    # cluster-wide permission at all: the Helm chart's namespaced install grants only Roles.
+    settings.scanning.disabled = bool(ours.namespaces)
     api = await kube_api_client()
     memo["kube_api"] = api
     memo["runtime"] = Runtime(
