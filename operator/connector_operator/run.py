@@ -11,6 +11,7 @@ import logging
 import click
 import kopf
 
+from connector_operator import logcontext
 from connector_operator.settings import DEFAULT_API_URL, Settings
 
 
@@ -123,6 +124,7 @@ def run_command(
         logging.getLogger(noisy).setLevel(logging.WARNING)
     if log_level != "DEBUG":
         logging.getLogger("kopf.objects").addFilter(_quiet_watch_handlers)
+    logcontext.install()
 
     import connector_operator.handlers  # noqa: F401  (registers the handlers)
     from connector_operator.handlers.setup import SETTINGS_KEY

@@ -17,7 +17,7 @@ from typing import Any
 
 import kopf
 
-from connector_operator import metrics
+from connector_operator import logcontext, metrics
 from connector_operator.api.names import GROUP, PLURAL, VERSION
 from connector_operator.api.spec import DeletionPolicy, effective_token_secret, parse_spec
 from connector_operator.domain.outcome import Backoff, Kind, Outcome
@@ -52,6 +52,7 @@ async def run_instance(
     **_: Any,
 ) -> None:
     runtime: Runtime = memo["runtime"]
+    logcontext.bind(namespace, name, uid)
     settings = runtime.settings
     key = (namespace, name)
     wake = runtime.wakeups.register(key)
@@ -138,6 +139,7 @@ async def delete_instance(
     **_: Any,
 ) -> None:
     runtime: Runtime = memo["runtime"]
+    logcontext.bind(namespace, name, uid)
     # The daemon may be in the middle of a create: let it finish, or its instance could escape us.
     if not await runtime.wakeups.wait_exited((namespace, name), timeout=35.0):
         raise kopf.TemporaryError("waiting for the reconcile loop to stop", delay=1)

@@ -186,8 +186,15 @@ class InstancesClient:
         # account secrets, and `from None` would still keep them reachable as __context__.
         if failure is not None:
             raise failure
-        self._observe(method, str(response.status_code), time.monotonic() - started)
+        elapsed = time.monotonic() - started
+        self._observe(method, str(response.status_code), elapsed)
         request_id = response.headers.get("elements-request-id")
+        # One line per call that changes something (reads only at DEBUG); the path has no secrets.
+        logger.log(
+            logging.DEBUG if method == "GET" else logging.INFO,
+            "%s %s -> %d in %.0f ms (request id %s)",
+            method, path, response.status_code, elapsed * 1000, request_id or "-",
+        )  # fmt: skip
         if response.is_success:
             return _json(response), response.headers
         raise _api_error(response, request_id, hidden)

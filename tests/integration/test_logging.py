@@ -1,0 +1,35 @@
+"""Logs are one JSON object per line, carry the object and the platform's request id."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+from kubernetes import client
+
+from tests.fixtures.operator import Instances, OperatorProcess
+from tests.fixtures.simulator import SimulatorHandle
+from tests.integration.support import closeio_spec, ready_inputs
+
+
+def test_json_logs_name_the_object_and_the_request_id(
+    start_operator: Callable[..., OperatorProcess],
+    instances: Instances,
+    core: client.CoreV1Api,
+    namespace: str,
+    simulator: SimulatorHandle,
+) -> None:
+    operator = start_operator("--log-format", "json")
+    ready_inputs(core, namespace, simulator)
+    instances.create("crm", closeio_spec())
+    instances.wait_ready("crm")
+    operator.stop()
+
+    records = [json.loads(line) for line in operator.log().splitlines() if line.startswith("{")]
+    assert records, operator.log()[-2000:]
+    assert len(records) == len([line for line in operator.log().splitlines() if line.strip()])
+    [post] = [r for r in records if r["message"].startswith("POST /instances ->")]
+    assert post["object"]["namespace"] == namespace
+    assert post["object"]["name"] == "crm"
+    request_id = post["message"].rsplit("request id ", 1)[1].rstrip(")")
+    assert len(request_id) == 24  # the simulator's ids look like the platform's (24 hex digits)
