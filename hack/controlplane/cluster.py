@@ -94,13 +94,14 @@ class ControlPlane:
         return path
 
     def stop(self) -> None:
+        # The API server first, then etcd: an API server whose etcd is already gone waits out its
+        # whole graceful-shutdown period for storage that will never answer.
         for process in reversed(self.processes):
             if process.poll() is None:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(process.pid, signal.SIGTERM)
-        for process in reversed(self.processes):
             try:
-                process.wait(timeout=15)
+                process.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(process.pid, signal.SIGKILL)

@@ -65,6 +65,10 @@ def openapi_schema() -> Schema:
     spec["description"] = "Desired state of the connector instance on SAP Open Connectors."
     status = structural(ConnectorInstanceStatus)
     status["description"] = "Observed state, written by the operator only."
+    # The one default in the schema, and not one users write: without it a new object has no
+    # status at all until the operator's first write, and kstatus (Flux) reads that as Current.
+    # observedGeneration 0 < generation 1 reads as InProgress. GitOps tools do not diff status.
+    status["default"] = {"observedGeneration": 0}
     status["properties"][KOPF_STATUS_FIELD] = {
         "type": "object",
         "description": "Bookkeeping of the kopf framework (handler progress). Not an API; do not rely on it.",

@@ -1,0 +1,224 @@
+"""Argo CD health for ConnectorInstance: charts/open-connectors-operator/argocd/health.lua.
+
+The script runs as Argo CD runs it: Lua 5.1 (Argo CD embeds gopher-lua, a Lua 5.1), with the
+object as the global `obj`, returning `hs` with `status` and `message`. Here it runs in an
+environment holding only `obj` and the base functions and libraries Argo CD provides, so a
+dependency on anything else, or a stray global, shows up.
+
+Covers every state in tests/gitops/objects.py (conditions written by the operator's own
+functions): Healthy when ready; Progressing while a generation is not handled yet, while waiting
+for a Secret and while retrying transient failures (also with Ready still True); Degraded when
+stalled; Progressing while deleting, Degraded when the deletion is blocked. Also: odd or partial
+objects never make the script fail, and the README's argocd-cm snippet installs this very script.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from lupa import lua51
+
+from connector_operator.domain.outcome import Outcome
+from tests.gitops import objects
+
+ARGOCD_DIR = Path(__file__).resolve().parents[2] / "charts" / "open-connectors-operator" / "argocd"
+HEALTH_LUA = ARGOCD_DIR / "health.lua"
+README = ARGOCD_DIR / "README.md"
+CM_KEY = "resource.customizations.health.openconnectors.io_ConnectorInstance"
+STATUSES = {"Healthy", "Progressing", "Degraded", "Suspended", "Missing"}
+
+# What Argo CD's Lua VM offers a health script (base functions and the safe libraries).
+SANDBOX = """
+function(script, obj)
+  local chunk = assert(loadstring(script, "=health.lua"))
+  local env = {
+    obj = obj, ipairs = ipairs, pairs = pairs, next = next, type = type, tostring = tostring,
+    tonumber = tonumber, error = error, pcall = pcall, select = select, unpack = unpack,
+    string = string, table = table, math = math,
+  }
+  setfenv(chunk, env)
+  local hs = chunk()
+  local names = {}
+  for name in pairs(env) do
+    table.insert(names, name)
+  end
+  return hs, names
+end
+"""
+PROVIDED = {
+    *("obj", "ipairs", "pairs", "next", "type", "tostring", "tonumber", "error", "pcall", "select"),
+    *("unpack", "string", "table", "math"),
+}
+
+Health = Callable[[objects.Object], dict[str, Any]]
+
+
+def run_script(script: str, obj: objects.Object) -> dict[str, Any]:
+    lua = lua51.LuaRuntime(unpack_returned_tuples=False)
+    assert lua.eval("_VERSION") == "Lua 5.1"
+    hs, names = lua.eval(SANDBOX)(script, lua.table_from(obj, recursive=True))
+    leaked = set(names.values()) - PROVIDED
+    assert not leaked, f"health.lua set globals {sorted(leaked)}"
+    assert hs is not None, "health.lua returned nothing"
+    return dict(hs.items())
+
+
+@pytest.fixture(scope="module")
+def health() -> Health:
+    script = HEALTH_LUA.read_text()
+    return lambda obj: run_script(script, obj)
+
+
+def said(outcome: Outcome) -> str:
+    return f"{outcome.reason.value}: {outcome.message}"
+
+
+AVAILABLE = "Available: The instance is available and its token is in the Secret"
+AHEAD = "Waiting for the operator to handle generation 2 (last handled: 1)"
+
+EXPECTED: dict[str, tuple[str, Callable[[], str]]] = {
+    "ready": ("Healthy", lambda: AVAILABLE),
+    "ready_after_spec_change": ("Healthy", lambda: AVAILABLE),
+    "ready_after_transient_failure": ("Healthy", lambda: AVAILABLE),
+    "new_without_status": ("Progressing", lambda: "Waiting for status"),
+    "new": ("Progressing", lambda: "Waiting for status"),
+    "generation_ahead_of_observed": ("Progressing", lambda: AHEAD),
+    "stalled_then_spec_changed": ("Progressing", lambda: AHEAD),
+    "waiting_for_secret_new": ("Progressing", lambda: said(objects.waiting_for_secret(ready=False))),
+    "waiting_for_secret_after_spec_change": (
+        "Progressing",
+        lambda: said(objects.waiting_for_secret(ready=True)),
+    ),
+    "api_unavailable_creating": ("Progressing", lambda: said(objects.api_unavailable(ready=False))),
+    "api_unavailable_after_update_ready_true": (
+        "Progressing",
+        lambda: said(objects.api_unavailable(ready=True)),
+    ),
+    "rate_limited_after_update_ready_true": ("Progressing", lambda: said(objects.rate_limited(ready=True))),
+    "rate_limited_on_resync_ready_true": ("Progressing", lambda: said(objects.rate_limited(ready=True))),
+    "stalled_configuration_rejected": ("Degraded", lambda: said(objects.configuration_rejected())),
+    "stalled_credentials_rejected_ready_true": (
+        "Degraded",
+        lambda: said(objects.credentials_rejected(ready=True)),
+    ),
+    "stalled_secret_conflict": ("Degraded", lambda: said(objects.secret_conflict())),
+    "stalled_instance_invalid": ("Degraded", lambda: said(objects.instance_invalid())),
+    "deleting": ("Progressing", lambda: "Deleting"),
+    "deleting_retrying": ("Progressing", lambda: "Deleting: " + said(objects.api_unavailable(ready=False))),
+    "deleting_after_stall": ("Progressing", lambda: "Deleting"),
+    "deletion_blocked": ("Degraded", lambda: said(objects.deletion_blocked())),
+    "deletion_credentials_rejected": ("Degraded", lambda: said(objects.deletion_credentials_rejected())),
+}
+
+
+def test_every_state_has_an_expectation() -> None:
+    assert set(EXPECTED) == set(objects.STATES)
+
+
+@pytest.mark.parametrize("name", EXPECTED)
+def test_health_of_each_state(health: Health, name: str) -> None:
+    status, message = EXPECTED[name]
+    assert health(objects.state(name)) == {"status": status, "message": message()}
+
+
+def test_transient_retries_are_never_degraded(health: Health) -> None:
+    retried = [
+        n for n in objects.STATES if n.startswith(("waiting_for_secret", "api_unavailable", "rate_limited"))
+    ]
+    assert len(retried) == 6
+    for name in retried:
+        obj = objects.state(name)
+        reconciling = next(c for c in obj["status"]["conditions"] if c["type"] == "Reconciling")
+        assert reconciling["status"] == "True", name
+        assert health(obj)["status"] == "Progressing", name
+
+
+def test_ready_true_is_not_healthy_while_retrying(health: Health) -> None:
+    obj = objects.state("rate_limited_on_resync_ready_true")
+    ready = next(c for c in obj["status"]["conditions"] if c["type"] == "Ready")
+    assert (ready["status"], obj["status"]["observedGeneration"]) == ("True", obj["metadata"]["generation"])
+    assert health(obj)["status"] == "Progressing"
+
+
+def test_a_stall_from_before_the_deletion_does_not_degrade_it(health: Health) -> None:
+    obj = objects.state("deleting_after_stall")
+    stalled = next(c for c in obj["status"]["conditions"] if c["type"] == "Stalled")
+    assert stalled["status"] == "True"
+    assert stalled["observedGeneration"] < obj["metadata"]["generation"]
+    assert health(obj) == {"status": "Progressing", "message": "Deleting"}
+
+
+def _with(obj: objects.Object, **status: Any) -> objects.Object:
+    return {**obj, "status": status}
+
+
+ODD_OBJECTS = {
+    "empty status": _with(objects.created()),
+    "empty conditions": _with(objects.created(), observedGeneration=1, conditions=[]),
+    "conditions without reason or message": _with(
+        objects.created(),
+        observedGeneration=1,
+        conditions=[{"type": "Ready", "status": "True"}, {"type": "Stalled", "status": "False"}],
+    ),
+    "unknown statuses": _with(
+        objects.created(),
+        observedGeneration=1,
+        conditions=[{"type": t, "status": "Unknown"} for t in ("Ready", "Reconciling", "Stalled")],
+    ),
+    "no generation": {
+        **objects.state("ready"),
+        "metadata": {k: v for k, v in objects.created()["metadata"].items() if k != "generation"},
+    },
+    "no metadata": {"apiVersion": "openconnectors.io/v1alpha1", "kind": "ConnectorInstance"},
+    "deleting without status": objects.deletion_requested(objects.created()),
+}
+
+
+@pytest.mark.parametrize("name", ODD_OBJECTS)
+def test_odd_objects_get_a_valid_health(health: Health, name: str) -> None:
+    result = health(ODD_OBJECTS[name])
+    assert result["status"] in STATUSES
+    assert isinstance(result["message"], str)
+    assert result["message"]
+
+
+def test_odd_objects_are_healthy_only_when_ready_says_so(health: Health) -> None:
+    assert health(ODD_OBJECTS["empty status"])["status"] == "Progressing"
+    assert health(ODD_OBJECTS["unknown statuses"])["status"] == "Progressing"
+    assert health(ODD_OBJECTS["no metadata"])["status"] == "Progressing"
+    assert health(ODD_OBJECTS["conditions without reason or message"]) == {
+        "status": "Healthy",
+        "message": "Ready",
+    }
+
+
+def test_the_readme_installs_this_script_into_argocd_cm() -> None:
+    readme = README.read_text()
+    script = HEALTH_LUA.read_text()
+    blocks = re.findall(r"```yaml\n(.*?)```", readme, re.DOTALL)
+    snippet = next(b for b in blocks if "name: argocd-cm" in b and CM_KEY in b)
+    placeholder = next(
+        line for line in snippet.splitlines() if "health.lua" in line and line.lstrip().startswith("#")
+    )
+    indent = placeholder[: len(placeholder) - len(placeholder.lstrip())]
+    pasted = snippet.replace(
+        placeholder, "\n".join(indent + line if line else line for line in script.splitlines())
+    )
+    configmap = yaml.safe_load(pasted)
+    assert configmap["kind"] == "ConfigMap"
+    assert configmap["metadata"]["name"] == "argocd-cm"
+    installed = configmap["data"][CM_KEY]
+    assert installed.rstrip("\n") == script.rstrip("\n")
+    assert run_script(installed, objects.state("ready"))["status"] == "Healthy"
+
+
+def test_the_readme_does_not_carry_a_second_copy_of_the_script() -> None:
+    readme = README.read_text()
+    for line in HEALTH_LUA.read_text().splitlines():
+        if line.startswith("local function "):
+            assert line not in readme
