@@ -20,7 +20,7 @@ from connector_operator.domain.desired import identity_tag
 from connector_operator.domain.inputs import Missing, resolve
 from connector_operator.domain.outcome import Backoff, Outcome
 from connector_operator.handlers.errors import classify, to_kopf
-from connector_operator.handlers.reconcile import read_secret, utcnow
+from connector_operator.handlers.reconcile import utcnow
 from connector_operator.handlers.runtime import Runtime
 from connector_operator.handlers.watch import secret_view_cache
 from connector_operator.openconnectors import errors
@@ -46,7 +46,7 @@ async def delete_remote(
     generation = int(body["metadata"].get("generation") or 0)
     api_url = status.get("apiURL") or spec.api_url or runtime.settings.default_api_url
     account = spec.credentials_secret_ref.name
-    view = await read_secret(runtime, secret_view_cache(secret_cache), namespace, account)
+    view = await runtime.read_secret(secret_view_cache(secret_cache), namespace, account)
     # Only the account secrets are needed to delete; configuration Secrets may already be gone.
     credentials_only = spec.model_copy(update={"configuration": None})
     resolved = resolve(credentials_only, {account: view.data if view else None})

@@ -88,20 +88,6 @@ class Result:
     watch_secret: str | None = None
 
 
-async def read_secret(
-    rt: Runtime, cache: Mapping[tuple[str, str], SecretView], namespace: str, name: str
-) -> SecretView | None:
-    cached = cache.get((namespace, name))
-    if cached is not None:
-        return cached
-    view = await rt.secrets.read(namespace, name)
-    if view is not None and not view.managed:
-        # Seen as it is now: the watch event our label causes must not count as a change.
-        rt.wakeups.secret_changed((namespace, name), view.fingerprint)
-        await rt.secrets.label_for_watch(namespace, name)
-    return view
-
-
 async def reconcile(
     rt: Runtime,
     target: Target,
@@ -127,7 +113,7 @@ async def reconcile(
     awaited: str | None = None
     attempt: str | None = None
     try:
-        secrets = {n: await read_secret(rt, cache, target.namespace, n) for n in referenced_secrets(spec)}
+        secrets = {n: await rt.read_secret(cache, target.namespace, n) for n in referenced_secrets(spec)}
         resolved = resolve(spec, {n: (v.data if v else None) for n, v in secrets.items()})
         if isinstance(resolved, Missing):
             awaited = resolved.secret_name if secrets.get(resolved.secret_name) is None else None
@@ -248,9 +234,8 @@ async def _sync_remote(
             },
         )
         token_name = effective_token_secret(spec, target.name)
-        existing = cache.get((target.namespace, token_name)) or await rt.secrets.read(
-            target.namespace, token_name
-        )
+        # Not in the watch cache: try to create it; a 409 makes write_token look before it writes.
+        existing = cache.get((target.namespace, token_name))
         data = {"token": current.token, "instanceID": str(current.id), "apiURL": api_url}
         try:
             if await rt.secrets.write_token(target.namespace, token_name, target.owner, data, existing):
@@ -355,5 +340,6 @@ def _note_transitions(state: ObjectState, outcome: Outcome) -> None:
         stalled.get("status") != "True" or stalled.get("reason") != outcome.reason.value
     ):
         state.events.append(("Warning", outcome.reason.value, outcome.message))
-    if outcome.ready and not state.ready:
+    if outcome.ready and not state.ready and state.status.get("conditions"):
+        # Recovery only: a first creation has its own "Created" event already.
         state.events.append(("Normal", Reason.AVAILABLE.value, "The instance is ready"))

@@ -1,68 +1,18 @@
-"""What the handlers share for the operator's lifetime, kept in kopf's `memo`.
-
-Besides the clients, this holds the wake-up registry: kopf calls our daemons on a schedule we
-choose, and the registry is how a spec change or a Secret change cuts a daemon's wait short.
-"""
+"""What the handlers share for the operator's lifetime, kept in kopf's `memo`."""
 
 from __future__ import annotations
 
-import asyncio
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from connector_operator.kube.secrets import Secrets
+from connector_operator.handlers.secretreads import SecretReads
+from connector_operator.handlers.wakeups import Key, Wakeups
+from connector_operator.kube.secrets import Secrets, SecretView
 from connector_operator.kube.status import StatusWriter
 from connector_operator.openconnectors.client import InstancesClient
 from connector_operator.settings import Settings
 
-Key = tuple[str, str]  # (namespace, name)
-
-
-@dataclass
-class Wakeups:
-    """One asyncio.Event per running daemon, and the last generation each has been told about."""
-
-    events: dict[Key, asyncio.Event] = field(default_factory=dict)
-    generations: dict[Key, int] = field(default_factory=dict)
-    exited: dict[Key, asyncio.Event] = field(default_factory=dict)
-    # Content fingerprints of the Secrets in use: a Secret event wakes its users only when the
-    # content changed, not when the operator's own label made it appear in the watch.
-    secret_fingerprints: dict[Key, str | None] = field(default_factory=dict)
-
-    def register(self, key: Key) -> asyncio.Event:
-        self.exited.pop(key, None)
-        return self.events.setdefault(key, asyncio.Event())
-
-    def unregister(self, key: Key) -> None:
-        self.events.pop(key, None)
-        self.generations.pop(key, None)
-        self.exited.setdefault(key, asyncio.Event()).set()
-
-    def wake(self, key: Key) -> None:
-        event = self.events.get(key)
-        if event is not None:
-            event.set()
-
-    def observe_generation(self, key: Key, generation: int, deleting: bool) -> None:
-        """Wake the daemon only when the spec changed: our own status writes must not wake it."""
-        if deleting or self.generations.get(key) != generation:
-            self.generations[key] = generation
-            self.wake(key)
-
-    def secret_changed(self, key: Key, fingerprint: str | None) -> bool:
-        """Record a Secret's content (None: deleted); True when it differs from what was seen."""
-        changed = key not in self.secret_fingerprints or self.secret_fingerprints[key] != fingerprint
-        self.secret_fingerprints[key] = fingerprint
-        return changed
-
-    async def wait_exited(self, key: Key, timeout: float) -> bool:
-        if key not in self.events:
-            return True
-        event = self.exited.setdefault(key, asyncio.Event())
-        try:
-            await asyncio.wait_for(event.wait(), timeout)
-        except TimeoutError:
-            return False
-        return True
+__all__ = ["Key", "Runtime"]
 
 
 @dataclass
@@ -72,3 +22,9 @@ class Runtime:
     secrets: Secrets
     status: StatusWriter
     wakeups: Wakeups = field(default_factory=Wakeups)
+    reads: SecretReads = field(default_factory=SecretReads)
+
+    async def read_secret(
+        self, cache: Mapping[Key, SecretView], namespace: str, name: str
+    ) -> SecretView | None:
+        return await self.reads.read(self.secrets, self.wakeups, cache, namespace, name)

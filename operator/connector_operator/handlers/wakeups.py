@@ -1,0 +1,61 @@
+"""Cutting a daemon's wait short: one asyncio.Event per running daemon, set by the watches.
+
+kopf calls our daemons on a schedule we choose; a spec change or a Secret change must not wait
+for it. The registry also remembers what each Secret last looked like, so that an event which
+changes nothing (our own label appearing, a resync) wakes nobody.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+Key = tuple[str, str]  # (namespace, name)
+
+
+@dataclass
+class Wakeups:
+    """One asyncio.Event per running daemon, and the last generation each has been told about."""
+
+    events: dict[Key, asyncio.Event] = field(default_factory=dict)
+    generations: dict[Key, int] = field(default_factory=dict)
+    exited: dict[Key, asyncio.Event] = field(default_factory=dict)
+    # Content fingerprints of the Secrets in use: a Secret event wakes its users only when the
+    # content changed, not when the operator's own label made it appear in the watch.
+    secret_fingerprints: dict[Key, str | None] = field(default_factory=dict)
+
+    def register(self, key: Key) -> asyncio.Event:
+        self.exited.pop(key, None)
+        return self.events.setdefault(key, asyncio.Event())
+
+    def unregister(self, key: Key) -> None:
+        self.events.pop(key, None)
+        self.generations.pop(key, None)
+        self.exited.setdefault(key, asyncio.Event()).set()
+
+    def wake(self, key: Key) -> None:
+        event = self.events.get(key)
+        if event is not None:
+            event.set()
+
+    def observe_generation(self, key: Key, generation: int, deleting: bool) -> None:
+        """Wake the daemon only when the spec changed: our own status writes must not wake it."""
+        if deleting or self.generations.get(key) != generation:
+            self.generations[key] = generation
+            self.wake(key)
+
+    def secret_changed(self, key: Key, fingerprint: str | None) -> bool:
+        """Record a Secret's content (None: deleted); True when it differs from what was seen."""
+        changed = key not in self.secret_fingerprints or self.secret_fingerprints[key] != fingerprint
+        self.secret_fingerprints[key] = fingerprint
+        return changed
+
+    async def wait_exited(self, key: Key, timeout: float) -> bool:
+        if key not in self.events:
+            return True
+        event = self.exited.setdefault(key, asyncio.Event())
+        try:
+            await asyncio.wait_for(event.wait(), timeout)
+        except TimeoutError:
+            return False
+        return True
