@@ -9,10 +9,10 @@ platform messages, and Kubernetes errors are reduced to their status and reason.
 from __future__ import annotations
 
 import kopf
-from kubernetes.aio.client.exceptions import ApiException
 
 from connector_operator.api.status import Reason
 from connector_operator.domain.outcome import Kind, Outcome, retrying, stalled
+from connector_operator.kube.api import KubeError
 from connector_operator.openconnectors import errors
 
 
@@ -44,7 +44,7 @@ def classify(error: BaseException, *, ready: bool, creating: bool) -> Outcome:
             )
         case errors.OpenConnectorsError():
             return retrying(Reason.API_UNAVAILABLE, f"The platform API failed: {error}", ready=ready)
-        case ApiException():
+        case KubeError():
             return retrying(
                 Reason.KUBERNETES_ERROR,
                 f"Kubernetes API error: HTTP {error.status} {error.reason}",

@@ -14,7 +14,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from kubernetes.aio.client.exceptions import ApiException
 from pydantic import ValidationError
 
 from connector_operator.api.spec import (
@@ -37,6 +36,7 @@ from connector_operator.domain.inputs import Missing, referenced_secrets, resolv
 from connector_operator.domain.outcome import Outcome
 from connector_operator.handlers.errors import classify
 from connector_operator.handlers.runtime import Runtime
+from connector_operator.kube.api import KubeError
 from connector_operator.kube.secrets import Owner, SecretConflict, SecretView
 from connector_operator.openconnectors import errors
 from connector_operator.openconnectors.client import Credentials, Instance
@@ -141,7 +141,7 @@ async def reconcile(
         outcome = classify(
             error, ready=state.ready, creating=facts.get("instanceID", state.status.get("instanceID")) is None
         )
-    except ApiException as error:
+    except KubeError as error:
         outcome = classify(error, ready=state.ready, creating=False)
     except Exception as error:
         # A bug of ours: the traceback helps, and our own exceptions carry no secret values.

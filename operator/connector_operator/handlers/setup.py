@@ -13,12 +13,12 @@ import logging
 from typing import Any
 
 import kopf
-from kubernetes.aio import client, config
 
 from connector_operator import metrics
 from connector_operator.api.names import FINALIZER, WATCH_LABEL
 from connector_operator.handlers.runtime import Runtime
 from connector_operator.handlers.watch import SECRETS
+from connector_operator.kube.api import KubeAPI
 from connector_operator.kube.secrets import Secrets
 from connector_operator.kube.status import StatusWriter
 from connector_operator.openconnectors.client import InstancesClient
@@ -51,13 +51,15 @@ def configure_kopf(settings: kopf.OperatorSettings) -> None:
     settings.execution.default_backoff = 5
 
 
-async def kube_api_client() -> client.ApiClient:
-    try:
-        return await config.new_client_from_config()
-    except config.ConfigException:
-        configuration = client.Configuration()
-        config.load_incluster_config(client_configuration=configuration)
-        return client.ApiClient(configuration)
+def credentials(settings: kopf.OperatorSettings) -> kopf.ConnectionInfo | None:
+    """In-cluster ServiceAccount first, then the kubeconfig: what kopf and our own calls use."""
+    return kopf.login_with_service_account(settings=settings) or kopf.login_with_kubeconfig(settings=settings)
+
+
+@kopf.on.login()
+def login(settings: kopf.OperatorSettings, **_: Any) -> kopf.ConnectionInfo | None:
+    # Our own handler replaces kopf's defaults, which would piggyback on the `kubernetes` package.
+    return credentials(settings)
 
 
 @kopf.on.startup()
@@ -67,7 +69,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     # Watching named namespaces needs no cluster-wide scans of namespaces and CRDs, and so no
     # cluster-wide permission at all: the Helm chart's namespaced install grants only Roles.
     settings.scanning.disabled = bool(ours.namespaces)
-    api = await kube_api_client()
+    api = KubeAPI(lambda: credentials(settings))
     memo["kube_api"] = api
     memo["runtime"] = Runtime(
         settings=ours,
@@ -91,6 +93,6 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
     runtime: Runtime | None = memo.get("runtime")
     if runtime is not None:
         await runtime.instances.aclose()
-    api: client.ApiClient | None = memo.get("kube_api")
+    api: KubeAPI | None = memo.get("kube_api")
     if api is not None:
-        await api.close()
+        await api.aclose()

@@ -16,9 +16,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from kubernetes.aio import client
-from kubernetes.aio.client.exceptions import ApiException
-
 from connector_operator.api.names import (
     GROUP,
     KIND,
@@ -27,6 +24,7 @@ from connector_operator.api.names import (
     VERSION,
     WATCH_LABEL,
 )
+from connector_operator.kube.api import MERGE_PATCH, KubeAPI, KubeError
 
 INPUT_ROLE = "input"
 TOKEN_ROLE = "token"
@@ -105,26 +103,21 @@ class Owner:
 
 
 class Secrets:
-    def __init__(self, api: client.ApiClient) -> None:
-        self._core = client.CoreV1Api(api)
+    def __init__(self, api: KubeAPI) -> None:
+        self._api = api
+
+    @staticmethod
+    def _path(namespace: str, name: str = "") -> str:
+        return f"/api/v1/namespaces/{namespace}/secrets" + (f"/{name}" if name else "")
 
     async def read(self, namespace: str, name: str) -> SecretView | None:
-        try:
-            secret = await self._core.read_namespaced_secret(name, namespace)
-        except ApiException as error:
-            if error.status == 404:
-                return None
-            raise
-        return SecretView.from_raw(self._core.api_client.sanitize_for_serialization(secret))
+        raw = await self._api.request("GET", self._path(namespace, name))
+        return SecretView.from_raw(raw) if raw is not None else None
 
     async def label_for_watch(self, namespace: str, name: str) -> None:
         """Mark an input Secret so the operator's label-filtered watch delivers its changes."""
         patch = {"metadata": {"labels": {WATCH_LABEL: INPUT_ROLE}}}
-        try:
-            await self._core.patch_namespaced_secret(name, namespace, patch)
-        except ApiException as error:
-            if error.status != 404:
-                raise
+        await self._api.request("PATCH", self._path(namespace, name), body=patch, content_type=MERGE_PATCH)
 
     async def write_token(
         self, namespace: str, name: str, owner: Owner, data: Mapping[str, str], current: SecretView | None
@@ -145,7 +138,9 @@ class Secrets:
                 },
                 "data": encode(data),  # a merge patch keeps keys we did not write
             }
-            await self._core.patch_namespaced_secret(name, namespace, patch)
+            await self._api.request(
+                "PATCH", self._path(namespace, name), body=patch, content_type=MERGE_PATCH
+            )
             return True
         body = {
             "apiVersion": "v1",
@@ -160,10 +155,10 @@ class Secrets:
             "data": encode(data),
         }
         try:
-            await self._core.create_namespaced_secret(namespace, body)
-        except ApiException as error:
+            await self._api.request("POST", self._path(namespace), body=body)
+        except KubeError as error:
             if error.status == 409:
-                # Someone created it between our read and our write: look again, never overwrite blindly.
+                # It exists already (not in our cache): look at it, never overwrite blindly.
                 return await self.write_token(namespace, name, owner, data, await self.read(namespace, name))
             raise
         return True
@@ -173,11 +168,7 @@ class Secrets:
         current = await self.read(namespace, name)
         if current is None or not current.managed or current.owner_uid != owner_uid:
             return
-        try:
-            await self._core.delete_namespaced_secret(name, namespace)
-        except ApiException as error:
-            if error.status != 404:
-                raise
+        await self._api.request("DELETE", self._path(namespace, name))
 
     async def wait_for_change(self, namespace: str, name: str, timeout: float) -> None:
         """Return when the named Secret is created, changed or deleted, or after `timeout` seconds.
@@ -186,20 +177,15 @@ class Secrets:
         way that is not ours to label. The watch is filtered by name on the server, so waiting
         for one Secret never lists or receives any other Secret of the namespace.
         """
-        selector = f"metadata.name={name}"
-        existing = await self._core.list_namespaced_secret(namespace, field_selector=selector)
-        # kubernetes.aio has no Watch helper: read the watch stream's JSON lines ourselves.
-        response = await self._core.list_namespaced_secret(
-            namespace,
-            field_selector=selector,
-            resource_version=existing.metadata.resource_version,
-            watch=True,
-            timeout_seconds=max(1, int(timeout)),
-            _preload_content=False,
-        )
-        try:
-            async for line in response.content:
+        selector = {"fieldSelector": f"metadata.name={name}"}
+        listed = await self._api.request("GET", self._path(namespace), params=selector) or {}
+        params = {
+            **selector,
+            "watch": "true",
+            "resourceVersion": str((listed.get("metadata") or {}).get("resourceVersion", "")),
+            "timeoutSeconds": str(max(1, int(timeout))),
+        }
+        async with self._api.stream_lines(self._path(namespace), params) as lines:
+            async for line in lines:
                 if line.strip() and json.loads(line).get("type") in ("ADDED", "MODIFIED", "DELETED"):
                     return
-        finally:
-            response.release()
