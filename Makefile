@@ -40,8 +40,8 @@ cluster-down: $(STAMP)
 	$(BIN)/python -m hack.controlplane down --kubeconfig $(KUBECONFIG_LOCAL)
 
 lint: $(STAMP)
-	$(BIN)/ruff check operator tests hack
-	$(BIN)/ruff format --check operator tests hack
+	$(BIN)/ruff check operator tests hack bench
+	$(BIN)/ruff format --check operator tests hack bench
 
 typecheck: $(STAMP)
 	$(BIN)/mypy --strict operator/connector_operator
@@ -92,5 +92,5 @@ clean: cluster-down
 	rm -rf $(VENV) .local
 
 fmt: $(STAMP)
-	$(BIN)/ruff format operator tests hack
-	$(BIN)/ruff check --fix operator tests hack
+	$(BIN)/ruff format operator tests hack bench
+	$(BIN)/ruff check --fix operator tests hack bench

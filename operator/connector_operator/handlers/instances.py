@@ -32,7 +32,7 @@ RESOURCE = (GROUP, VERSION, PLURAL)
 
 
 @kopf.on.event(*RESOURCE)  # type: ignore[arg-type]
-def instance_changed(namespace: str, name: str, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+async def instance_changed(namespace: str, name: str, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     runtime: Runtime = memo["runtime"]
     meta = body.get("metadata", {})
     runtime.wakeups.observe_generation(
