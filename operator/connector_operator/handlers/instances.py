@@ -110,8 +110,18 @@ async def _sleep_until_woken(
     waiters = [asyncio.ensure_future(wake.wait()), asyncio.ensure_future(stopped.wait())]
     if watch_secret is not None:
         waiters.append(asyncio.ensure_future(runtime.secrets.wait_for_change(namespace, watch_secret, delay)))
+    deadline = time.monotonic() + delay
     try:
-        await asyncio.wait(waiters, timeout=delay, return_when=asyncio.FIRST_COMPLETED)
+        while waiters:
+            done, _ = await asyncio.wait(
+                waiters, timeout=max(0.0, deadline - time.monotonic()), return_when=asyncio.FIRST_COMPLETED
+            )
+            failed = {task for task in done if task.exception() is not None}
+            if not done or done - failed:
+                return
+            # A watch that failed (forbidden, network) is no wake-up: keep sleeping, no hot loop.
+            logger.debug("watch for Secret %s failed: %s", watch_secret, type(next(iter(failed)).exception()))
+            waiters = [task for task in waiters if task not in failed]
     finally:
         for waiter in waiters:
             waiter.cancel()
