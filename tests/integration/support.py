@@ -8,6 +8,7 @@ from typing import Any
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
+from tests.fixtures.operator import Instances
 from tests.fixtures.simulator import SimulatorHandle
 
 CLOSEIO_API_KEY = "closeio-key-7f3a9c1e5b2d4f60"
@@ -71,3 +72,12 @@ def remote(simulator: SimulatorHandle, instance_id: int) -> dict[str, Any]:
 
 def remotes_for(simulator: SimulatorHandle, uid: str) -> list[dict[str, Any]]:
     return [i for i in simulator.control.instances() if f"k8s-uid:{uid}" in (i.get("tags") or [])]
+
+
+def create_ready(
+    instances: Instances, core: client.CoreV1Api, namespace: str, simulator: SimulatorHandle, **spec: Any
+) -> dict[str, Any]:
+    """The inputs, a Close.io ConnectorInstance named `crm`, and the object once it is Ready."""
+    ready_inputs(core, namespace, simulator)
+    instances.create("crm", closeio_spec(**spec))
+    return instances.wait_ready("crm")

@@ -20,6 +20,7 @@ from tests.integration.support import (
     account_secret,
     account_values,
     closeio_spec,
+    create_ready,
     put_secret,
     ready_inputs,
     secret_data,
@@ -189,9 +190,7 @@ def test_tokens_and_values_survive_a_stall_without_half_written_state(
     simulator: SimulatorHandle,
 ) -> None:
     """A spec update the platform rejects leaves the working instance and its token alone."""
-    ready_inputs(core, namespace, simulator)
-    instances.create("crm", closeio_spec())
-    ready = instances.wait_ready("crm")
+    ready = create_ready(instances, core, namespace, simulator)
     token = secret_data(core, namespace, "crm-token")
 
     simulator.control.fail_next("PUT", 1, status=400)

@@ -11,7 +11,7 @@ from kubernetes import client
 
 from tests.fixtures.operator import Instances, OperatorProcess, wait_until
 from tests.fixtures.simulator import SimulatorHandle
-from tests.integration.support import ACCOUNT, closeio_spec, ready_inputs, remotes_for, secret_data
+from tests.integration.support import ACCOUNT, create_ready, remotes_for, secret_data
 
 
 def test_delete_policy_deletes_the_remote_instance_and_the_token_secret(
@@ -21,9 +21,7 @@ def test_delete_policy_deletes_the_remote_instance_and_the_token_secret(
     namespace: str,
     simulator: SimulatorHandle,
 ) -> None:
-    ready_inputs(core, namespace, simulator)
-    uid = instances.create("crm", closeio_spec())["metadata"]["uid"]
-    instances.wait_ready("crm")
+    uid = create_ready(instances, core, namespace, simulator)["metadata"]["uid"]
     simulator.control.reset_counters()
 
     instances.delete("crm")
@@ -40,9 +38,7 @@ def test_orphan_policy_leaves_the_remote_instance_without_any_api_call(
     namespace: str,
     simulator: SimulatorHandle,
 ) -> None:
-    ready_inputs(core, namespace, simulator)
-    uid = instances.create("crm", closeio_spec(deletionPolicy="Orphan"))["metadata"]["uid"]
-    instances.wait_ready("crm")
+    uid = create_ready(instances, core, namespace, simulator, deletionPolicy="Orphan")["metadata"]["uid"]
     simulator.control.reset_counters()
 
     instances.delete("crm")
@@ -58,9 +54,7 @@ def test_deletion_without_credentials_is_stalled_with_the_release_command(
     namespace: str,
     simulator: SimulatorHandle,
 ) -> None:
-    ready_inputs(core, namespace, simulator)
-    uid = instances.create("crm", closeio_spec())["metadata"]["uid"]
-    instances.wait_ready("crm")
+    uid = create_ready(instances, core, namespace, simulator)["metadata"]["uid"]
     core.delete_namespaced_secret(ACCOUNT, namespace)  # as during a namespace deletion
 
     instances.delete("crm")
@@ -84,9 +78,7 @@ def test_a_remote_instance_already_gone_counts_as_deleted(
     namespace: str,
     simulator: SimulatorHandle,
 ) -> None:
-    ready_inputs(core, namespace, simulator)
-    instances.create("crm", closeio_spec())
-    instance_id = instances.wait_ready("crm")["status"]["instanceID"]
+    instance_id = create_ready(instances, core, namespace, simulator)["status"]["instanceID"]
     httpx.delete(f"{simulator.api_url}/instances/{instance_id}", headers=simulator.headers).raise_for_status()
 
     instances.delete("crm")
@@ -100,9 +92,7 @@ def test_outage_and_rate_limit_during_delete_recover_without_leftovers(
     namespace: str,
     simulator: SimulatorHandle,
 ) -> None:
-    ready_inputs(core, namespace, simulator)
-    uid = instances.create("crm", closeio_spec())["metadata"]["uid"]
-    instances.wait_ready("crm")
+    uid = create_ready(instances, core, namespace, simulator)["metadata"]["uid"]
     simulator.control.fail_next("DELETE", 2, status=503)
     simulator.control.rate_limit_next("DELETE", 1, retry_after=1)
 

@@ -14,6 +14,7 @@ from tests.integration.support import (
     CLOSEIO_API_KEY,
     CLOSEIO_SECRET,
     closeio_spec,
+    create_ready,
     put_secret,
     ready_inputs,
     remote,
@@ -84,9 +85,7 @@ def test_spec_update_reaches_the_instance_with_one_put(
     namespace: str,
     simulator: SimulatorHandle,
 ) -> None:
-    ready_inputs(core, namespace, simulator)
-    instances.create("crm", closeio_spec())
-    instance_id = instances.wait_ready("crm")["status"]["instanceID"]
+    instance_id = create_ready(instances, core, namespace, simulator)["status"]["instanceID"]
     simulator.control.reset_counters()
 
     spec = closeio_spec(tags=["crm", "sales"], filterResponseNulls=False)
@@ -112,9 +111,7 @@ def test_secret_rotation_reaches_the_instance(
     namespace: str,
     simulator: SimulatorHandle,
 ) -> None:
-    ready_inputs(core, namespace, simulator)
-    instances.create("crm", closeio_spec())
-    instance_id = instances.wait_ready("crm")["status"]["instanceID"]
+    instance_id = create_ready(instances, core, namespace, simulator)["status"]["instanceID"]
 
     put_secret(core, namespace, CLOSEIO_SECRET, {"apiKey": "rotated-key-0b1c2d3e"})
     wait_until(
@@ -132,9 +129,7 @@ def test_a_token_changed_by_an_update_reaches_the_secret(
     namespace: str,
     simulator: SimulatorHandle,
 ) -> None:
-    ready_inputs(core, namespace, simulator)
-    instances.create("crm", closeio_spec())
-    instance_id = instances.wait_ready("crm")["status"]["instanceID"]
+    instance_id = create_ready(instances, core, namespace, simulator)["status"]["instanceID"]
     simulator.control.rotate_on_update(True)
 
     instances.patch_spec("crm", {"tags": ["crm", "rotated"]})
@@ -155,9 +150,7 @@ def test_idle_operator_writes_nothing_and_resyncs_with_gets_only(
     simulator: SimulatorHandle,
 ) -> None:
     operator = start_operator("--resync-interval", "5")  # type: ignore[operator]
-    ready_inputs(core, namespace, simulator)
-    instances.create("crm", closeio_spec())
-    obj = instances.wait_ready("crm")
+    obj = create_ready(instances, core, namespace, simulator)
     token_version = core.read_namespaced_secret("crm-token", namespace).metadata.resource_version
     simulator.control.reset_counters()
 
@@ -182,9 +175,7 @@ def test_token_rotated_on_the_platform_is_picked_up_by_the_resync(
     simulator: SimulatorHandle,
 ) -> None:
     start_operator("--resync-interval", "5")  # type: ignore[operator]
-    ready_inputs(core, namespace, simulator)
-    instances.create("crm", closeio_spec())
-    instance_id = instances.wait_ready("crm")["status"]["instanceID"]
+    instance_id = create_ready(instances, core, namespace, simulator)["status"]["instanceID"]
     new_token = simulator.control.rotate_token(instance_id)
     wait_until(
         lambda: secret_data(core, namespace, "crm-token")["token"] == new_token,

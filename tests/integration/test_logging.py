@@ -9,7 +9,7 @@ from kubernetes import client
 
 from tests.fixtures.operator import Instances, OperatorProcess
 from tests.fixtures.simulator import SimulatorHandle
-from tests.integration.support import closeio_spec, ready_inputs
+from tests.integration.support import create_ready
 
 
 def test_json_logs_name_the_object_and_the_request_id(
@@ -20,9 +20,7 @@ def test_json_logs_name_the_object_and_the_request_id(
     simulator: SimulatorHandle,
 ) -> None:
     operator = start_operator("--log-format", "json")
-    ready_inputs(core, namespace, simulator)
-    instances.create("crm", closeio_spec())
-    instances.wait_ready("crm")
+    create_ready(instances, core, namespace, simulator)
     operator.stop()
 
     records = [json.loads(line) for line in operator.log().splitlines() if line.startswith("{")]

@@ -13,7 +13,7 @@ from kubernetes import client
 
 from tests.fixtures.operator import Instances, OperatorProcess, wait_until
 from tests.fixtures.simulator import SimulatorHandle
-from tests.integration.support import closeio_spec, ready_inputs, remotes_for, secret_data
+from tests.integration.support import closeio_spec, create_ready, ready_inputs, remotes_for, secret_data
 
 
 def test_outage_during_create_recovers_with_one_instance(
@@ -121,9 +121,7 @@ def test_token_secret_edited_or_deleted_by_hand_is_restored(
     namespace: str,
     simulator: SimulatorHandle,
 ) -> None:
-    ready_inputs(core, namespace, simulator)
-    instances.create("crm", closeio_spec())
-    instances.wait_ready("crm")
+    create_ready(instances, core, namespace, simulator)
     original = secret_data(core, namespace, "crm-token")
 
     core.patch_namespaced_secret("crm-token", namespace, {"data": {"token": "dGFtcGVyZWQ=", "mine": "eA=="}})
