@@ -20,12 +20,16 @@ help:
 	@echo "make lock          re-resolve requirements.lock from pyproject.toml"
 
 # The virtual environment is rebuilt whenever the lock file or the project metadata changes.
-$(STAMP): requirements.lock pyproject.toml
+# The simulator (simulator/, its own distribution) is a development tool: installed here, never
+# by requirements-runtime.lock or the Dockerfile. Its dependencies are a subset of the operator's,
+# so requirements.lock covers them.
+$(STAMP): requirements.lock pyproject.toml simulator/pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "error: Python 3.11 or newer is required")'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade "pip>=24"
 	$(BIN)/pip install --quiet --require-hashes -r requirements.lock
 	$(BIN)/pip install --quiet --no-deps -e .
+	$(BIN)/pip install --quiet --no-deps -e simulator
 	@touch $@
 
 venv: $(STAMP)
@@ -40,11 +44,11 @@ cluster-down: $(STAMP)
 	$(BIN)/python -m hack.controlplane down --kubeconfig $(KUBECONFIG_LOCAL)
 
 lint: $(STAMP)
-	$(BIN)/ruff check operator tests hack bench
-	$(BIN)/ruff format --check operator tests hack bench
+	$(BIN)/ruff check operator simulator tests hack bench
+	$(BIN)/ruff format --check operator simulator tests hack bench
 
 typecheck: $(STAMP)
-	$(BIN)/mypy --strict operator/connector_operator
+	$(BIN)/mypy --strict operator/connector_operator simulator/open_connectors_simulator
 
 layers: $(STAMP)
 	$(BIN)/lint-imports
@@ -92,5 +96,5 @@ clean: cluster-down
 	rm -rf $(VENV) .local
 
 fmt: $(STAMP)
-	$(BIN)/ruff format operator tests hack bench
-	$(BIN)/ruff check --fix operator tests hack bench
+	$(BIN)/ruff format operator simulator tests hack bench
+	$(BIN)/ruff check --fix operator simulator tests hack bench

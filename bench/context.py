@@ -23,8 +23,8 @@ from bench.processes import Operator, PySpy, Simulator, cpu_seconds, start_opera
 from bench.source import OperatorSource
 from bench.whatif import ENV as WHATIF_ENV
 from bench.workload import Workload
-from connector_operator.simulator.control import AsyncSimulatorControl
 from hack.controlplane.cluster import ControlPlane
+from open_connectors_simulator.control import AsyncSimulatorControl
 
 SIM_WRITE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
 SETTLE_POLL = 0.5  # seconds between looks at the operator's traffic and CPU while settling

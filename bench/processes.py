@@ -122,9 +122,9 @@ class Simulator:
 
 
 async def start_simulator(work_dir: Path, latency_ms: int) -> Simulator:
-    """`open-connectors-operator simulator --port 0`; returns once it announced its address."""
+    """`open-connectors-simulator --port 0`; returns once it announced its address."""
     command = [
-        sys.executable, "-m", "connector_operator", "simulator",
+        sys.executable, "-m", "open_connectors_simulator",
         "--port", "0", "--latency-ms", str(latency_ms),
         # Per-request INFO lines would cost the simulator CPU on a shared 2-core machine.
         "--log-level", "WARNING", "--exit-on-stdin-eof",

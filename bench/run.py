@@ -35,8 +35,8 @@ from bench.processes import start_simulator
 from bench.source import OperatorSource
 from bench.source import prepare as prepare_source
 from bench.workload import Workload, install_crd, warm_up
-from connector_operator.simulator.control import AsyncSimulatorControl
 from hack.controlplane import cluster
+from open_connectors_simulator.control import AsyncSimulatorControl
 
 PHASE_FUNCTIONS: dict[str, Callable[[Bench], Awaitable[dict[str, Any]]]] = {
     "floor": floor_phase,

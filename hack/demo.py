@@ -82,8 +82,7 @@ def main() -> int:
         simulator_cmd = [
             sys.executable,
             "-m",
-            "connector_operator",
-            "simulator",
+            "open_connectors_simulator",
             "--port",
             "0",
             "--latency-ms",

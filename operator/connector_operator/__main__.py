@@ -1,7 +1,8 @@
-"""Command line: `open-connectors-operator run` starts the operator, `... simulator` the local API.
+"""Command line: `open-connectors-operator run` starts the operator.
 
-The commands are thin: they parse flags (or the matching environment variables) into typed
-settings and hand over to the package that owns the behaviour.
+The command is thin: it parses flags (or the matching environment variables) into typed settings
+and hands over to the package that owns the behaviour. The local Open Connectors simulator is a
+separate distribution with its own command, `open-connectors-simulator`.
 """
 
 from __future__ import annotations
@@ -9,7 +10,6 @@ from __future__ import annotations
 import click
 
 from connector_operator.run import run_command
-from connector_operator.simulator.cli import simulator_command
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -18,7 +18,6 @@ def cli() -> None:
 
 
 cli.add_command(run_command)
-cli.add_command(simulator_command)
 
 
 def main() -> None:

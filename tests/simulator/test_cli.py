@@ -1,4 +1,4 @@
-"""The `simulator` command as a process: port announcement, start-up flags, clean shutdown."""
+"""The `open-connectors-simulator` command as a process: port announcement, start-up flags, clean shutdown."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ import httpx
 import pytest
 from click.testing import CliRunner
 
-from connector_operator.simulator.cli import simulator_command
-from connector_operator.simulator.control import SimulatorControl
+from open_connectors_simulator.cli import simulator_command
+from open_connectors_simulator.control import SimulatorControl
 from tests.fixtures.simulator import (
     TEST_ORGANIZATION_SECRET,
     TEST_USER_SECRET,
@@ -101,7 +101,7 @@ def test_exits_when_its_parent_closes_stdin(tmp_path: Path) -> None:
 def test_refuses_to_start_on_a_taken_port(simulator_process: SimulatorProcess) -> None:
     port = simulator_process.base_url.rsplit(":", 1)[1]
     result = subprocess.run(
-        [sys.executable, "-m", "connector_operator", "simulator", "--port", port],
+        [sys.executable, "-m", "open_connectors_simulator", "--port", port],
         capture_output=True,
         text=True,
         env={**os.environ, "OC_SIM_ORGANIZATION_SECRET": "o", "OC_SIM_USER_SECRET": "u"},
@@ -117,7 +117,7 @@ def test_refuses_to_start_on_a_taken_port(simulator_process: SimulatorProcess) -
 def test_refuses_to_start_without_secrets() -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("OC_SIM_")}
     result = subprocess.run(
-        [sys.executable, "-m", "connector_operator", "simulator", "--port", "0"],
+        [sys.executable, "-m", "open_connectors_simulator", "--port", "0"],
         capture_output=True,
         text=True,
         env=env,

@@ -6,7 +6,7 @@ import asyncio
 
 import httpx
 
-from connector_operator.simulator.control import AsyncSimulatorControl
+from open_connectors_simulator.control import AsyncSimulatorControl
 from tests.fixtures.simulator import SimulatorHandle
 from tests.simulator.support import closeio_body
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hmac
 from dataclasses import dataclass
 
-from connector_operator.simulator.httputil import ApiError
+from open_connectors_simulator.httputil import ApiError
 
 UNAUTHORIZED_MESSAGE = "Invalid Organization or User secret, or invalid Element token provided."
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from connector_operator.simulator.httputil import ApiError, json_ok, parse_instance_id, read_json_object
-from connector_operator.simulator.instances import state_of, token_instance
-from connector_operator.simulator.store import Instance
+from open_connectors_simulator.httputil import ApiError, json_ok, parse_instance_id, read_json_object
+from open_connectors_simulator.instances import state_of, token_instance
+from open_connectors_simulator.store import Instance
 
 
 async def list_elements(request: web.Request) -> web.Response:

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from connector_operator.simulator.catalog import MASK, Element
-from connector_operator.simulator.settings import FIRST_INSTANCE_ID
+from open_connectors_simulator.catalog import MASK, Element
+from open_connectors_simulator.settings import FIRST_INSTANCE_ID
 
 # Every instance belongs to the one simulated account user (doc 6.1 `user`).
 SIMULATED_USER: dict[str, Any] = {

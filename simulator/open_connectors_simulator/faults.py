@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from connector_operator.simulator.httputil import ApiError
+from open_connectors_simulator.httputil import ApiError
 
 
 class FaultKind(StrEnum):

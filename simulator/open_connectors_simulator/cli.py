@@ -1,4 +1,4 @@
-"""`open-connectors-operator simulator`: run the simulator as its own process.
+"""`open-connectors-simulator`: run the simulator as its own process.
 
 Tests and the benchmark talk to it over real sockets, so it must announce its port reliably (one
 flushed stdout line, nothing else on stdout) and stop promptly on SIGTERM/SIGINT.
@@ -14,7 +14,7 @@ import sys
 
 import click
 
-from connector_operator.simulator.settings import DEFAULT_MAX_BODY_BYTES, SimulatorSettings
+from open_connectors_simulator.settings import DEFAULT_MAX_BODY_BYTES, SimulatorSettings
 
 _METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "*")
 
@@ -55,7 +55,7 @@ def _stop_on_stdin_eof(loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> 
 
 
 async def _serve(settings: SimulatorSettings, host: str, port: int, exit_on_stdin_eof: bool) -> None:
-    from connector_operator.simulator.server import run_simulator  # aiohttp only when serving
+    from open_connectors_simulator.server import run_simulator  # aiohttp only when serving
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -68,10 +68,10 @@ async def _serve(settings: SimulatorSettings, host: str, port: int, exit_on_stdi
         sys.stdout.write(f"listening on {url}\n")
         sys.stdout.flush()
         await stop.wait()
-    logging.getLogger("connector_operator.simulator").info("simulator stopped")
+    logging.getLogger("open_connectors_simulator").info("simulator stopped")
 
 
-@click.command("simulator")
+@click.command("open-connectors-simulator", context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind.")
 @click.option(
     "--port", type=click.IntRange(0, 65535), default=8089, show_default=True, help="0 picks a free port."
@@ -165,3 +165,8 @@ def simulator_command(
         asyncio.run(_serve(settings, host, port, exit_on_stdin_eof))
     except OSError as exc:  # typically the port is taken or the host cannot be bound
         raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+
+
+def main() -> None:
+    """Entry point of the `open-connectors-simulator` console script."""
+    simulator_command()

@@ -14,8 +14,8 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-from connector_operator.simulator.catalog import Element
-from connector_operator.simulator.httputil import ApiError
+from open_connectors_simulator.catalog import Element
+from open_connectors_simulator.httputil import ApiError
 
 OAUTH_CODE_MESSAGE = "You must provide an OAuth code in order to create an instance of this element"
 

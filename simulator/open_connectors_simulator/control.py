@@ -12,7 +12,7 @@ from typing import Any, Literal, Self
 
 import httpx
 
-from connector_operator.simulator.settings import API_BASE_PATH, CONTROL_BASE_PATH
+from open_connectors_simulator.settings import API_BASE_PATH, CONTROL_BASE_PATH
 
 FaultKindName = Literal["fail", "rate_limit", "drop_before", "drop_after", "hang_after"]
 DEFAULT_TIMEOUT_SECONDS = 10.0

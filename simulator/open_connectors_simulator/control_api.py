@@ -11,10 +11,10 @@ from typing import Any
 
 from aiohttp import web
 
-from connector_operator.simulator.faults import FaultKind, FaultRule, normalize_method
-from connector_operator.simulator.httputil import ApiError, json_ok, parse_instance_id, read_json_object
-from connector_operator.simulator.instances import state_of
-from connector_operator.simulator.store import Instance
+from open_connectors_simulator.faults import FaultKind, FaultRule, normalize_method
+from open_connectors_simulator.httputil import ApiError, json_ok, parse_instance_id, read_json_object
+from open_connectors_simulator.instances import state_of
+from open_connectors_simulator.store import Instance
 
 
 def _int(body: dict[str, Any], key: str, default: int | None, low: int, high: int) -> int:

@@ -11,8 +11,8 @@ from contextlib import asynccontextmanager
 
 from aiohttp import web
 
-from connector_operator.simulator.app import create_app
-from connector_operator.simulator.settings import SimulatorSettings
+from open_connectors_simulator.app import create_app
+from open_connectors_simulator.settings import SimulatorSettings
 
 # In-flight requests get this long to finish on shutdown; the simulator holds nothing worth more.
 SHUTDOWN_TIMEOUT_SECONDS = 2.0

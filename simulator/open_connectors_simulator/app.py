@@ -15,22 +15,22 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from connector_operator.simulator.auth import check_account, parse_authorization
-from connector_operator.simulator.control_api import add_control_routes
-from connector_operator.simulator.elements import add_element_routes
-from connector_operator.simulator.faults import FaultKind
-from connector_operator.simulator.httputil import (
+from open_connectors_simulator.auth import check_account, parse_authorization
+from open_connectors_simulator.control_api import add_control_routes
+from open_connectors_simulator.elements import add_element_routes
+from open_connectors_simulator.faults import FaultKind
+from open_connectors_simulator.httputil import (
     MAX_BODY_BYTES_KEY,
     REQUEST_ID_HEADER,
     ApiError,
     error_response,
     request_id,
 )
-from connector_operator.simulator.instances import CREDENTIALS_KEY, add_instance_routes, state_of
-from connector_operator.simulator.service import STATE_KEY, SimulatorState
-from connector_operator.simulator.settings import API_BASE_PATH, CONTROL_BASE_PATH, SimulatorSettings
+from open_connectors_simulator.instances import CREDENTIALS_KEY, add_instance_routes, state_of
+from open_connectors_simulator.service import STATE_KEY, SimulatorState
+from open_connectors_simulator.settings import API_BASE_PATH, CONTROL_BASE_PATH, SimulatorSettings
 
-log = logging.getLogger("connector_operator.simulator")
+log = logging.getLogger("open_connectors_simulator")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 

@@ -11,8 +11,8 @@ import binascii
 
 from aiohttp import web
 
-from connector_operator.simulator.auth import Credentials, unauthorized
-from connector_operator.simulator.httputil import (
+from open_connectors_simulator.auth import Credentials, unauthorized
+from open_connectors_simulator.httputil import (
     NEXT_PAGE_HEADER,
     ApiError,
     empty_ok,
@@ -20,8 +20,8 @@ from connector_operator.simulator.httputil import (
     parse_instance_id,
     read_json_object,
 )
-from connector_operator.simulator.service import STATE_KEY, SimulatorState
-from connector_operator.simulator.store import Instance
+from open_connectors_simulator.service import STATE_KEY, SimulatorState
+from open_connectors_simulator.store import Instance
 
 CREDENTIALS_KEY = "simulator.credentials"
 

@@ -16,12 +16,12 @@ from typing import Any
 
 from aiohttp import web
 
-from connector_operator.simulator.catalog import Catalog, Element, build_catalog
-from connector_operator.simulator.faults import CallCounters, FaultState
-from connector_operator.simulator.httputil import ApiError, instance_not_found
-from connector_operator.simulator.settings import SimulatorSettings
-from connector_operator.simulator.store import Instance, InstanceStore
-from connector_operator.simulator.validation import (
+from open_connectors_simulator.catalog import Catalog, Element, build_catalog
+from open_connectors_simulator.faults import CallCounters, FaultState
+from open_connectors_simulator.httputil import ApiError, instance_not_found
+from open_connectors_simulator.settings import SimulatorSettings
+from open_connectors_simulator.store import Instance, InstanceStore
+from open_connectors_simulator.validation import (
     check_external_authentication,
     check_oauth,
     check_provider_data,
