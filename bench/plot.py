@@ -1,4 +1,8 @@
-"""The figure: objects Ready over time, operator against floor, captioned with the command."""
+"""The figure: objects Ready over time, operator against floor, captioned with the command.
+
+matplotlib (from `requirements-bench.lock`, which `make bench` installs) is imported only when a
+figure is drawn, so that `python -m bench.run --help` works in the test venv too.
+"""
 
 from __future__ import annotations
 
@@ -7,15 +11,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")  # headless: no display on a build machine
-
-import matplotlib.pyplot as plt  # after the backend choice
-
 
 def ready_over_time(result: Mapping[str, Any], output: Path) -> bool:
     """Write the PNG; False when no phase produced a curve."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # headless: no display on a build machine
+    import matplotlib.pyplot as plt  # after the backend choice
+
     phases = result.get("phases") or {}
     curves = {
         (key, label): phases[key]["curve"]
