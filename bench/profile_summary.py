@@ -3,10 +3,10 @@
 `python -m bench.profile_summary bench/results/profiles/py-spy-create.speedscope.json [--top 15]`
 
 The operator is one asyncio event loop (kopf's) plus helper threads (the default executor, which
-runs sync kopf handlers and aiohttp's `trust_env` look-ups). When the loop thread is busy all the
-time, it is the bottleneck, so the breakdown is of the main thread's samples: inclusive shares of
-a few categories (a sample counts for every category whose code is on its stack), then the
-hottest functions by self time. Per-thread sample totals come first.
+runs kopf's sync handlers and `asyncio.to_thread` calls such as the credential look-up). When
+the loop thread is busy all the time, it is the bottleneck, so the breakdown is of the main
+thread's samples: inclusive shares of a few categories (a sample counts for every category whose
+code is on its stack), then the hottest functions by self time. Per-thread sample totals come first.
 """
 
 from __future__ import annotations
@@ -18,12 +18,12 @@ from pathlib import Path
 from typing import Any
 
 # (label, substrings of "function (file:line)" frames): a sample belongs to a category when any
-# frame of its stack matches. Shares overlap (reconcile includes its httpx calls).
+# frame of its stack matches. Shares overlap (reconcile includes its HTTP calls).
 CATEGORIES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("operator: reconcile pass (all it calls)", ("handlers/reconcile.py",)),
     ("httpx/httpcore (Open Connectors calls)", ("httpx/", "httpcore/")),
-    ("kubernetes.aio client (Secrets, status)", ("kubernetes/aio/",)),
-    ("aiohttp (kopf's and kubernetes.aio's HTTP)", ("aiohttp/",)),
+    ("operator's Kubernetes calls (kube/api.py: Secrets, status)", ("kube/api.py",)),
+    ("aiohttp (kopf's and kube/api.py's HTTP)", ("aiohttp/",)),
     ("hand-offs to the thread pool (run_in_executor/to_thread)", ("run_in_executor", "to_thread")),
     ("kopf: processing watch events (process_resource_event)", ("process_resource_event",)),
     ("kopf: indexing (secret_cache, secret_users)", ("engines/indexing.py",)),

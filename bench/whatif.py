@@ -1,31 +1,27 @@
 """What-if runs: the operator with monkeypatches that emulate suggested fixes, to size their effect.
 
-`python -m bench.run ... --whatif sniffio,trust_env,inline_sync_handlers` starts the operator as
+`python -m bench.run ... --whatif sniffio,aiohttp_platform` starts the operator as
 `python -m bench.whatif -m connector_operator run ...` with `BENCH_WHATIF` naming the patches.
 This changes nothing in the operator package; it is a measuring device for the report, not a
 fix, and only the benchmark's happy path is emulated faithfully:
 
-- `sniffio`: a stub `sniffio` module, as if the dependency were installed. httpcore imports it on
-  every request state change and, when it is missing, searches the whole path each time.
-- `trust_env`: aiohttp sessions without `trust_env`. kubernetes.aio hard-codes `trust_env=True`,
-  which costs two thread-pool hops per request (netrc file read, proxy environment look-up).
-- `inline_sync_handlers`: kopf's executor for sync handlers runs them inline, as if the four
-  watch handlers (`instance_changed`, `secret_changed`, `secret_cache`, `secret_users`) were
-  `async def`: they do no I/O, so a thread hop per watch event buys nothing.
-- `aiohttp_platform`: Open Connectors calls over aiohttp instead of httpx (same semaphore, same
-  pool size); errors are mapped by status only.
-- `aiohttp_kube`: the operator's own Kubernetes calls (`kube/api.py` `KubeAPI.request`, since
-  61c53dd over httpx) over aiohttp with the same base URL, headers and TLS context.
-- `no_lookup`: no `GET /instances?tags[]=` before the create. Unsafe as such (it is the crash
-  guard); it sizes what a create-intent marker, looked up only after a crash, would save.
 - `hide_kubernetes`: the `kubernetes` package cannot be imported, as in an image built from
-  `requirements-runtime.lock`. The development venv has it (tests use it), and kopf imports it
-  whenever it is installed; only for an operator that no longer imports it itself.
+  `requirements-runtime.lock`. The development venv has it (the tests use it), and kopf imports
+  it whenever it is installed, which raises the operator's memory; the operator itself never
+  imports it.
+- `sniffio`: a stub `sniffio` module, as if the dependency were installed. httpcore (under the
+  platform client's httpx) imports it on every request state change and, when it is missing,
+  searches the whole path each time.
+- `aiohttp_platform`: Open Connectors calls (`openconnectors/client.py` `InstancesClient`) over
+  aiohttp instead of httpx, with the same semaphore and pool size; errors are mapped by status
+  only, and the client's metrics observer and per-call log lines are skipped.
+- `no_lookup`: no `GET /instances?tags[]=` before the create. Unsafe as such (it is the crash
+  guard, and deletion's tag search is skipped too, which the benchmark never exercises); it sizes
+  what a create-intent marker, looked up only after a crash, would save.
 """
 
 from __future__ import annotations
 
-import concurrent.futures
 import json
 import os
 import runpy
@@ -38,52 +34,14 @@ import aiohttp
 
 # Applied in this order, whatever order they are given in: hiding `kubernetes` must come before
 # anything imports kopf (which imports it when it can).
-TOGGLES = (
-    "hide_kubernetes",
-    "sniffio",
-    "trust_env",
-    "inline_sync_handlers",
-    "aiohttp_platform",
-    "aiohttp_kube",
-    "no_lookup",
-)
+TOGGLES = ("hide_kubernetes", "sniffio", "aiohttp_platform", "no_lookup")
 ENV = "BENCH_WHATIF"
-
-
-class InlineExecutor(concurrent.futures.Executor):
-    """Runs the callable at once in the calling thread; returns a finished future."""
-
-    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> concurrent.futures.Future[Any]:
-        future: concurrent.futures.Future[Any] = concurrent.futures.Future()
-        try:
-            future.set_result(fn(*args, **kwargs))
-        except BaseException as error:
-            future.set_exception(error)
-        return future
 
 
 def _stub_sniffio() -> None:
     module = types.ModuleType("sniffio")
     module.current_async_library = lambda: "asyncio"  # type: ignore[attr-defined]
     sys.modules["sniffio"] = module
-
-
-def _no_trust_env() -> None:
-    original = aiohttp.ClientSession.__init__
-
-    def init(self: aiohttp.ClientSession, *args: Any, **kwargs: Any) -> None:
-        kwargs["trust_env"] = False
-        original(self, *args, **kwargs)
-
-    aiohttp.ClientSession.__init__ = init  # type: ignore[method-assign]
-
-
-def _inline_sync_handlers() -> None:
-    import kopf
-
-    @kopf.on.startup()
-    def use_inline_executor(settings: kopf.OperatorSettings, **_: Any) -> None:
-        settings.execution.executor = InlineExecutor()
 
 
 def _aiohttp_platform() -> None:
@@ -124,42 +82,6 @@ def _aiohttp_platform() -> None:
     client.InstancesClient._call_with_headers = call  # type: ignore[method-assign]
 
 
-def _aiohttp_kube() -> None:
-    from connector_operator.kube import api  # exists from 61c53dd on
-
-    async def request(
-        self: Any,
-        method: str,
-        path: str,
-        *,
-        body: Mapping[str, Any] | None = None,
-        params: Mapping[str, str] | None = None,
-        content_type: str = "application/json",
-    ) -> dict[str, Any] | None:
-        session: aiohttp.ClientSession | None = getattr(self, "_whatif_session", None)
-        if session is None:
-            client = await self._connect()  # the httpx client: base URL, credentials, TLS context
-            session = aiohttp.ClientSession(
-                base_url=str(client.base_url).rstrip("/"),
-                headers={k: v for k, v in client.headers.items() if k.lower() in ("authorization", "accept")},
-                connector=aiohttp.TCPConnector(ssl=client._transport._pool._ssl_context, limit=100),
-                timeout=aiohttp.ClientTimeout(total=30),
-            )
-            self._whatif_session = session
-        data = json.dumps(body).encode() if body is not None else None
-        headers = {"Content-Type": content_type} if data is not None else None
-        async with session.request(method, path, data=data, params=params, headers=headers) as response:
-            raw, status, reason = await response.read(), response.status, response.reason or ""
-        if status == 404:
-            return None
-        if not 200 <= status < 300:
-            raise api.KubeError(status, reason)
-        result: dict[str, Any] = json.loads(raw) if raw else {}
-        return result
-
-    api.KubeAPI.request = request  # type: ignore[method-assign]
-
-
 def _no_lookup() -> None:
     from connector_operator.openconnectors import client
 
@@ -176,10 +98,7 @@ def _hide_kubernetes() -> None:
 
 PATCHES: dict[str, Callable[[], None]] = {
     "sniffio": _stub_sniffio,
-    "trust_env": _no_trust_env,
-    "inline_sync_handlers": _inline_sync_handlers,
     "aiohttp_platform": _aiohttp_platform,
-    "aiohttp_kube": _aiohttp_kube,
     "no_lookup": _no_lookup,
     "hide_kubernetes": _hide_kubernetes,
 }
