@@ -4,61 +4,34 @@ kopf does the watching with its own client. For the rest (Secrets, status patche
 `kubernetes` package was the obvious choice, but it costs more than it gives here: importing it
 loads tens of megabytes of generated models, and kopf imports it too whenever it is installed,
 so its mere presence made the operator's memory floor about 90 MB higher (see bench/README.md).
-A few lines of aiohttp (kopf's own HTTP library, and per request much cheaper in CPU than httpx,
-which mattered at 1,000 objects: see bench/README.md) with the credentials kopf already resolved
-(kubeconfig or in-cluster ServiceAccount, renewed on 401) do the job; the package stays a
-test-only dependency.
+aiohttp (kopf's own HTTP library, and per request much cheaper in CPU than httpx, which mattered
+at 1,000 objects: see bench/README.md) does the job; the package stays a test-only dependency.
+
+The connection is built the way kopf builds its own, from the `kopf.ConnectionInfo` that the
+login (kubeconfig or in-cluster ServiceAccount) resolved: `as_ssl_context()` for the CA, the
+client certificate and `insecure-skip-tls-verify`; `as_http_headers()` for the bearer token or
+basic auth; `proxy_url` (a kubeconfig's `proxy-url`) and `trust_env` for the proxy. So both
+clients reach the API server the same way. A client certificate and key given as data are
+written by kopf to 0600 temporary files only while `load_cert_chain` reads them (Python's ssl
+loads from files only), and deleted right after; nothing of them stays on disk. On a 401 the
+credentials are resolved again once (a rotated ServiceAccount token) and the call repeated.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
-import os
 import ssl
-import tempfile
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
-from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import aiohttp
+import kopf
 
 MERGE_PATCH = "application/merge-patch+json"
-StrPath = str | bytes | os.PathLike[str] | os.PathLike[bytes]
 
-
-class ConnectionInfo(Protocol):
-    """The fields of kopf.ConnectionInfo used here (structural: this layer needs no kopf)."""
-
-    @property
-    def server(self) -> str: ...
-    @property
-    def insecure(self) -> bool | None: ...
-    @property
-    def scheme(self) -> str | None: ...
-    @property
-    def token(self) -> str | None: ...
-    @property
-    def username(self) -> str | None: ...
-    @property
-    def password(self) -> str | None: ...
-    @property
-    def ca_path(self) -> StrPath | None: ...
-    @property
-    def ca_data(self) -> str | bytes | None: ...
-    @property
-    def certificate_path(self) -> StrPath | None: ...
-    @property
-    def certificate_data(self) -> str | bytes | None: ...
-    @property
-    def private_key_path(self) -> StrPath | None: ...
-    @property
-    def private_key_data(self) -> str | bytes | None: ...
-
-
-Login = Callable[[], ConnectionInfo | None]
+Login = Callable[[], kopf.ConnectionInfo | None]
 
 
 class KubeError(Exception):
@@ -70,34 +43,6 @@ class KubeError(Exception):
         self.reason = reason
 
 
-def _ssl_context(info: ConnectionInfo, scratch: Path) -> ssl.SSLContext | bool:
-    """False turns verification off (an insecure kubeconfig); else a context with CA and client cert."""
-    if info.insecure:
-        return False
-    context = ssl.create_default_context(cafile=os.fsdecode(info.ca_path) if info.ca_path else None)
-    if info.ca_data:
-        context.load_verify_locations(cadata=_text(info.ca_data))
-    certificate = os.fsdecode(info.certificate_path) if info.certificate_path else None
-    key = os.fsdecode(info.private_key_path) if info.private_key_path else None
-    if info.certificate_data and info.private_key_data:
-        # load_cert_chain takes files only; they live in a private temporary directory.
-        certificate, key = str(scratch / "client.crt"), str(scratch / "client.key")
-        Path(certificate).write_bytes(_bytes(info.certificate_data))
-        Path(key).write_bytes(_bytes(info.private_key_data))
-    if certificate and key:
-        context.load_cert_chain(certificate, key)
-    return context
-
-
-def _bytes(value: str | bytes) -> bytes:
-    data = value if isinstance(value, bytes) else value.encode()
-    return data if data.lstrip().startswith(b"-----") else base64.b64decode(data)
-
-
-def _text(value: str | bytes) -> str:
-    return _bytes(value).decode()
-
-
 class KubeAPI:
     def __init__(self, login: Login, *, timeout: float = 30.0) -> None:
         self._login = login
@@ -105,30 +50,33 @@ class KubeAPI:
         self._session: aiohttp.ClientSession | None = None
         self._server = ""
         self._lock = asyncio.Lock()
-        self._scratch = tempfile.TemporaryDirectory(prefix="oco-kube-")
 
     async def aclose(self) -> None:
         if self._session is not None:
             await self._session.close()
-        self._scratch.cleanup()
+
+    def _resolve(self) -> tuple[kopf.ConnectionInfo, ssl.SSLContext]:
+        """Blocking (the login reads files, the SSL context loads certificates): run in a thread."""
+        info = self._login()
+        if info is None:
+            raise KubeError(401, "no Kubernetes credentials found (kubeconfig or in-cluster)")
+        return info, info.as_ssl_context()
 
     async def _connect(self, *, renew: bool = False) -> aiohttp.ClientSession:
         async with self._lock:
             if self._session is not None and not renew:
                 return self._session
-            info = await asyncio.to_thread(self._login)
-            if info is None:
-                raise KubeError(401, "no Kubernetes credentials found (kubeconfig or in-cluster)")
+            info, context = await asyncio.to_thread(self._resolve)
             headers = {"Accept": "application/json", "User-Agent": "open-connectors-operator"}
-            auth = None
-            if info.token:
-                headers["Authorization"] = f"{info.scheme or 'Bearer'} {info.token}"
-            elif info.username and info.password:
-                auth = aiohttp.BasicAuth(info.username, info.password)
-            connector = aiohttp.TCPConnector(ssl=_ssl_context(info, Path(self._scratch.name)))
             old, self._session = (
                 self._session,
-                aiohttp.ClientSession(headers=headers, auth=auth, connector=connector, timeout=self._timeout),
+                aiohttp.ClientSession(
+                    connector=aiohttp.TCPConnector(ssl=context),
+                    headers={**headers, **info.as_http_headers()},
+                    proxy=info.proxy_url,
+                    trust_env=info.trust_env,
+                    timeout=self._timeout,
+                ),
             )
             self._server = info.server.rstrip("/")
             if old is not None:
