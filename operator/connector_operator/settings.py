@@ -1,7 +1,7 @@
 """The operator's own settings, typed, with the defaults a production install should start from.
 
 They come from command-line flags or the matching `OCO_*` environment variables (see
-`__main__`), so that the Helm chart can set them either way.
+`run.py`), so that the Helm chart can set them either way.
 """
 
 from __future__ import annotations

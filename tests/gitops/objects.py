@@ -2,14 +2,13 @@
 
 Outcomes come from the operator itself: `success()`, `retrying()` and `stalled()` as the handlers
 call them, and `handlers.errors.classify()` for platform failures; messages for missing Secrets
-come from `domain.inputs.resolve()`. Conditions are `domain.outcome.condition_dicts()`, written the
-way the operator writes them (test_objects.py checks the builders against the operator's writers):
+come from `domain.inputs.resolve()`. Status is the operator's own transition,
+`domain.transition.status_after()` (test_objects.py checks that the operator's writers write it):
 
-- a reconcile pass (`reconciled`, as `handlers.reconcile._finish`) writes all four conditions for
-  `metadata.generation` and advances `status.observedGeneration` only when the outcome handled
-  the generation (applied it, or judged it impossible); a retried outcome leaves it behind;
-- the deletion handler (`deletion_reported`, as `handlers.deletion._report`) writes the
-  conditions only;
+- a reconcile pass (`reconciled`) writes all four conditions for `metadata.generation` and
+  advances `status.observedGeneration` only when the outcome handled the generation (applied it,
+  or judged it impossible); a retried outcome leaves it behind;
+- the deletion handler (`deletion_reported`, `deleting=True`) writes the conditions only;
 - the API server bumps `metadata.generation` on a spec change and again when it sets
   `metadata.deletionTimestamp` on an object held by a finalizer.
 
@@ -26,7 +25,8 @@ from connector_operator.api.names import FINALIZER, GROUP, KIND, VERSION
 from connector_operator.api.spec import parse_spec
 from connector_operator.api.status import Reason
 from connector_operator.domain.inputs import Missing, resolve
-from connector_operator.domain.outcome import Outcome, condition_dicts, retrying, stalled, success
+from connector_operator.domain.outcome import Outcome, retrying, stalled, success
+from connector_operator.domain.transition import Facts, parse_status, status_after, stored
 from connector_operator.handlers.deletion import release_command
 from connector_operator.handlers.errors import classify
 from connector_operator.openconnectors import errors
@@ -140,15 +140,17 @@ def created(generation: int = 1) -> Object:
     }
 
 
-def reconciled(obj: Object, outcome: Outcome, at: str) -> Object:
-    """After one reconcile pass with `outcome`, written as `handlers.reconcile._finish` writes it."""
+def _transition(obj: Object, outcome: Outcome, at: str, *, deleting: bool) -> Object:
     new = copy.deepcopy(obj)
-    generation = new["metadata"]["generation"]
-    status = new.setdefault("status", {})
-    status["conditions"] = condition_dicts(outcome, generation, status.get("conditions"), at)
-    if outcome.handled:
-        status["observedGeneration"] = generation
+    previous = parse_status(new.get("status"))
+    status, _ = status_after(previous, outcome, Facts(), new["metadata"]["generation"], at, deleting=deleting)
+    new["status"] = stored(status)
     return new
+
+
+def reconciled(obj: Object, outcome: Outcome, at: str) -> Object:
+    """After one reconcile pass with `outcome` (and nothing new learned of the remote instance)."""
+    return _transition(obj, outcome, at, deleting=False)
 
 
 def spec_changed(obj: Object) -> Object:
@@ -169,12 +171,8 @@ def deletion_requested(obj: Object) -> Object:
 
 
 def deletion_reported(obj: Object, outcome: Outcome, at: str) -> Object:
-    """A failed deletion attempt, as `handlers.deletion._report` writes it (conditions only)."""
-    new = copy.deepcopy(obj)
-    generation = new["metadata"]["generation"]
-    status = new.setdefault("status", {})
-    status["conditions"] = condition_dicts(outcome, generation, status.get("conditions"), at)
-    return new
+    """A failed deletion attempt, as the deletion handler reports it (conditions only)."""
+    return _transition(obj, outcome, at, deleting=True)
 
 
 def _ready() -> Object:

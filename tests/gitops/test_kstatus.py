@@ -9,7 +9,8 @@ Covers: Ready -> Current; generation ahead of observedGeneration, waiting for a 
 (also with Ready still True) -> InProgress; stalled -> Failed, fast, with the condition's message;
 being deleted, blocked or not -> Terminating; YAML input as well as JSON. Where kstatus reads an
 object differently from what its conditions intend, the test says so instead of following kstatus:
-a new object without status is `Current` to kstatus (expected failure below).
+a new object without status is `Current` to kstatus (the `new_without_status` case, and why the
+CRD defaults `status.observedGeneration`).
 """
 
 from __future__ import annotations

@@ -1,10 +1,11 @@
-"""The GitOps fixtures write status exactly as the operator does.
+"""The GitOps fixtures hold exactly what the operator's writers leave on the API server.
 
-tests/gitops/objects.py builds its objects with the operator's pure functions; this checks that its
-two writers match the operator's own: `reconciled()` against `handlers.reconcile._finish` (all four
-conditions, observedGeneration only for a handled outcome, lastTransitionTime kept while a status
-holds) and `deletion_reported()` against `handlers.deletion._report` (conditions only). The
-operator's writers run with a recording stand-in for the status client and a fixed clock.
+tests/gitops/objects.py builds its objects with the operator's own transition,
+`domain.transition.status_after()`. This checks the other half: that the operator's writers,
+`handlers.reconcile.finish` (a pass) and `handlers.deletion.report` (a failed deletion), write that
+transition as a merge patch that leaves the stored status equal to the fixture's, and that the
+deletion handler's patch carries the conditions only. They run with a stand-in status client that
+applies each merge patch to a stored copy, and a fixed clock.
 """
 
 from __future__ import annotations
@@ -16,36 +17,54 @@ from typing import Any
 import pytest
 
 from connector_operator.domain.outcome import Outcome, success
+from connector_operator.domain.transition import Facts, parse_status
 from connector_operator.handlers import deletion, reconcile
+from connector_operator.handlers.state import ObjectState, Target
 from tests.gitops import objects
 
 NOW = "2026-03-02T11:11:11Z"
 NAMESPACE, NAME = objects.NAMESPACE, objects.NAME
 
 
-class RecordingStatus:
-    def __init__(self) -> None:
+def apply_merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7386, as the API server applies a merge patch to the status subresource."""
+    if not isinstance(patch, dict):
+        return copy.deepcopy(patch)
+    result = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            result.pop(key, None)
+        else:
+            result[key] = apply_merge_patch(result.get(key), value)
+    return result
+
+
+class StoredStatus:
+    """The status subresource: applies merge patches to what it stores, and records them."""
+
+    def __init__(self, stored: dict[str, Any]) -> None:
+        self.stored = copy.deepcopy(stored)
         self.patches: list[tuple[str, str, dict[str, Any]]] = []
 
     async def patch(self, namespace: str, name: str, changed: dict[str, Any]) -> bool:
         self.patches.append((namespace, name, copy.deepcopy(changed)))
+        self.stored = apply_merge_patch(self.stored, changed)
         return True
 
 
-@pytest.fixture
-def fixed_clock(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(reconcile, "utcnow", lambda: NOW)
-    monkeypatch.setattr(deletion, "utcnow", lambda: NOW)
+def runtime_for(obj: objects.Object) -> Any:
+    return SimpleNamespace(status=StoredStatus(obj.get("status") or {}), clock=lambda: NOW)
 
 
 async def operator_pass(obj: objects.Object, outcome: Outcome) -> dict[str, Any]:
-    """The status the operator's `_finish` keeps after a pass with `outcome` on `obj`."""
-    runtime: Any = SimpleNamespace(status=RecordingStatus())
+    """The stored status after the operator's `finish` ends a pass with `outcome` on `obj`."""
+    runtime = runtime_for(obj)
     meta = obj["metadata"]
-    target = reconcile.Target(meta["namespace"], meta["name"], meta["uid"], meta["generation"], obj["spec"])
-    state = reconcile.ObjectState(status=copy.deepcopy(obj.get("status") or {}))
-    await reconcile._finish(runtime, target, state, outcome, {})
-    return state.status
+    target = Target(meta["namespace"], meta["name"], meta["uid"], meta["generation"], obj["spec"])
+    state = ObjectState(status=parse_status(obj.get("status")))
+    await reconcile.finish(runtime, target, state, outcome, Facts())
+    stored: dict[str, Any] = runtime.status.stored
+    return stored
 
 
 PASSES = {
@@ -70,7 +89,6 @@ PASSES = {
 }
 
 
-@pytest.mark.usefixtures("fixed_clock")
 @pytest.mark.parametrize("case", PASSES)
 async def test_reconciled_writes_what_the_operator_writes(case: str) -> None:
     make_object, make_outcome = PASSES[case]
@@ -78,7 +96,6 @@ async def test_reconciled_writes_what_the_operator_writes(case: str) -> None:
     assert objects.reconciled(obj, outcome, NOW)["status"] == await operator_pass(obj, outcome)
 
 
-@pytest.mark.usefixtures("fixed_clock")
 @pytest.mark.parametrize(
     "make_outcome",
     [
@@ -91,12 +108,13 @@ async def test_reconciled_writes_what_the_operator_writes(case: str) -> None:
 async def test_deletion_reported_writes_what_the_deletion_handler_writes(make_outcome: Any) -> None:
     obj = objects.deletion_requested(objects.state("ready"))
     outcome = make_outcome()
-    status = RecordingStatus()
-    runtime: Any = SimpleNamespace(status=status)
+    runtime = runtime_for(obj)
+    status = runtime.status
     meta = obj["metadata"]
-    await deletion._report(runtime, NAMESPACE, NAME, meta["generation"], obj["status"], outcome)
+    await deletion.report(runtime, NAMESPACE, NAME, meta["generation"], parse_status(obj["status"]), outcome)
     expected = objects.deletion_reported(obj, outcome, NOW)["status"]
     assert status.patches == [(NAMESPACE, NAME, {"conditions": expected["conditions"]})]
+    assert status.stored == expected
     # Only the conditions change: observedGeneration stays at the last reconciled generation,
     # one behind the generation the API server bumped when the deletion started.
     assert expected["observedGeneration"] == obj["status"]["observedGeneration"] == meta["generation"] - 1

@@ -179,11 +179,11 @@ async def test_a_success_with_invalid_json_is_a_server_error(make_client: MakeCl
         pytest.param(httpx.Response(200, json=[instance_json(1)]), id="list-instead-of-object"),
     ],
 )
-async def test_a_success_that_is_not_an_instance_raises_a_client_error(
+async def test_a_success_that_is_not_an_instance_raises_a_server_error(
     make_client: MakeClient, response: httpx.Response
 ) -> None:
     client = make_client(lambda request: response)
-    with pytest.raises(errors.OpenConnectorsError):
+    with pytest.raises(errors.ServerError):
         await client.get(API, CREDENTIALS, 7)
 
 
@@ -194,11 +194,11 @@ async def test_a_success_that_is_not_an_instance_raises_a_client_error(
         pytest.param(httpx.Response(200), id="empty-body"),
     ],
 )
-async def test_a_search_page_that_is_not_a_list_raises_a_client_error(
+async def test_a_search_page_that_is_not_a_list_raises_a_server_error(
     make_client: MakeClient, response: httpx.Response
 ) -> None:
     client = make_client(lambda request: response)
-    with pytest.raises(errors.OpenConnectorsError):
+    with pytest.raises(errors.ServerError):
         await client.find_by_tag(API, CREDENTIALS, "t")
 
 

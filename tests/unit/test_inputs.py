@@ -1,6 +1,6 @@
 """`domain.inputs`: turning a spec's Secret references into values, or saying what is missing.
 
-Covers `referenced_secrets()` (the account Secret plus every configuration Secret, once each) and
+Covers `api.spec.referenced_secrets()` (the account Secret plus every configuration Secret, once each) and
 `resolve()`: with everything present it merges literal and Secret-sourced configuration values
 and returns the account secrets; a missing account Secret, a missing key, an empty or blank value
 and a missing configuration Secret each give `Missing`, naming the Secret (and key) concerned.
@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from connector_operator.api.spec import ConnectorInstanceSpec, parse_spec
-from connector_operator.domain.inputs import Missing, Resolved, referenced_secrets, resolve
+from connector_operator.api.spec import ConnectorInstanceSpec, parse_spec, referenced_secrets
+from connector_operator.domain.inputs import Missing, Resolved, resolve
 
 USER_SECRET = "user-s3cret-Value-1"
 ORGANIZATION_SECRET = "org-s3cret-Value-2"

@@ -3,8 +3,8 @@
 Covers `conditions()` for success, retrying (with the instance ready or not) and stalled outcomes:
 types Ready, Synced, Reconciling and Stalled with the statuses and reasons of design.md section 4
 (Reconciling and Stalled abnormal-true and never both True), observedGeneration on each, and
-lastTransitionTime kept while a status holds and moved when it changes (also from raw status
-data through `condition_dicts()`); `Outcome.handled`; `Backoff.delay` bounds, growth and jitter
+lastTransitionTime kept while a status holds and moved when it changes (the stored form is
+covered in test_transition.py); `Outcome.handled`; `Backoff.delay` bounds, growth and jitter
 with a seeded `random.Random`; `Backoff.next_delay` honouring `retry_after`.
 """
 
@@ -18,7 +18,6 @@ from connector_operator.api.status import Condition, Reason
 from connector_operator.domain.outcome import (
     Backoff,
     Outcome,
-    condition_dicts,
     conditions,
     retrying,
     stalled,
@@ -129,26 +128,6 @@ def test_conditions_missing_from_previous_start_now() -> None:
     previous = [c for c in conditions(success(), 1, None, T1) if c.type == "Ready"]
     result = conditions(success(), 2, previous, T2)
     assert times(result) == {"Ready": T1, "Synced": T2, "Reconciling": T2, "Stalled": T2}
-
-
-def test_condition_dicts_reads_and_writes_the_stored_form() -> None:
-    stored = condition_dicts(success(), 1, None, T1)
-    assert stored[0] == {
-        "type": "Ready",
-        "status": "True",
-        "reason": "Available",
-        "message": "The instance is available and its token is in the Secret",
-        "lastTransitionTime": T1,
-        "observedGeneration": 1,
-    }
-    again = condition_dicts(retrying(Reason.UPDATING, "updating", ready=True), 2, stored, T2)
-    assert {c["type"]: c["lastTransitionTime"] for c in again} == {
-        "Ready": T1,
-        "Synced": T2,
-        "Reconciling": T2,
-        "Stalled": T1,
-    }
-    assert {c["observedGeneration"] for c in again} == {2}
 
 
 @pytest.mark.parametrize(

@@ -13,12 +13,10 @@ SHORT_NAMES: Final = ("oci", "connector")
 CATEGORY: Final = "openconnectors"
 
 FINALIZER: Final = f"{GROUP}/finalizer"
-PREFIX: Final = GROUP
 MANAGED_BY_LABEL: Final = "app.kubernetes.io/managed-by"
 MANAGED_BY_VALUE: Final = "open-connectors-operator"
 # A referenced input Secret gets this label so that one server-side label selector finds every
 # Secret the operator must watch, and memory does not grow with unrelated Secrets.
 WATCH_LABEL: Final = f"{GROUP}/watch"
-TOKEN_SECRET_KEYS: Final = ("token", "instanceID", "apiURL")
 CREDENTIAL_KEYS: Final = ("userSecret", "organizationSecret")
 IDENTITY_TAG_PREFIX: Final = "k8s-"

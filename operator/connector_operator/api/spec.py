@@ -18,7 +18,6 @@ from connector_operator.api.names import IDENTITY_TAG_PREFIX
 
 DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 HTTP_URL = r"^https?://[^\s/?#]+[^\s]*$"
-HTTPS_URL = r"^https://[^\s/?#]+[^\s]*$"
 
 # Configuration keys that have a typed field; setting them in both places is ambiguous.
 EVENT_KEYS = (
@@ -300,7 +299,20 @@ def effective_instance_name(spec: ConnectorInstanceSpec, namespace: str, name: s
 
 
 def effective_token_secret(spec: ConnectorInstanceSpec, name: str) -> str:
+    """The Secret the token goes into: `spec.tokenSecret`, else `<name>-token` (the CRD says so)."""
     return spec.token_secret.name if spec.token_secret else f"{name}-token"
+
+
+def referenced_secrets(spec: ConnectorInstanceSpec) -> frozenset[str]:
+    """The Secrets the spec reads: the account Secret and every configuration Secret."""
+    names = {spec.credentials_secret_ref.name}
+    names.update(e.value_from.secret_key_ref.name for e in spec.configuration or [] if e.value_from)
+    return frozenset(names)
+
+
+def related_secrets(spec: ConnectorInstanceSpec, name: str) -> frozenset[str]:
+    """Every Secret whose change concerns the object: those it reads and the one it writes."""
+    return referenced_secrets(spec) | {effective_token_secret(spec, name)}
 
 
 def effective_deletion_policy(spec: ConnectorInstanceSpec) -> DeletionPolicy:

@@ -26,7 +26,6 @@ class Reason(StrEnum):
     AVAILABLE = "Available"
     CREATING = "Creating"
     UPDATING = "Updating"
-    DELETING = "Deleting"
     WAITING_FOR_SECRET = "WaitingForSecret"
     CONFIGURATION_REJECTED = "ConfigurationRejected"
     CREDENTIALS_REJECTED = "CredentialsRejected"

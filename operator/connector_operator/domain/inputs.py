@@ -31,12 +31,6 @@ class Missing:
     secret_name: str
 
 
-def referenced_secrets(spec: ConnectorInstanceSpec) -> frozenset[str]:
-    names = {spec.credentials_secret_ref.name}
-    names.update(e.value_from.secret_key_ref.name for e in spec.configuration or [] if e.value_from)
-    return frozenset(names)
-
-
 def _lookup(secrets: Mapping[str, SecretData | None], name: str, key: str, purpose: str) -> str | Missing:
     data = secrets.get(name)
     if data is None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any
 
 from connector_operator.api.status import Condition, ConditionType, Reason
 
@@ -98,17 +97,10 @@ def conditions(
     return result
 
 
-def condition_dicts(outcome: Outcome, generation: int, previous: Any, now: str) -> list[dict[str, Any]]:
-    """`conditions()` over raw status data, as the status subresource stores it."""
-    before = [Condition.model_validate(c) for c in previous or []]
-    return [
-        c.model_dump(by_alias=True, exclude_none=True) for c in conditions(outcome, generation, before, now)
-    ]
-
-
 @dataclass(frozen=True)
 class Backoff:
-    """Exponential backoff with full jitter, capped; attempt 0 is the first retry."""
+    """Exponential backoff with "equal jitter" (a delay drawn from the upper half of the window),
+    capped; attempt 0 is the first retry. Not full jitter: a retry never comes almost at once."""
 
     base: float = 2.0
     cap: float = 300.0

@@ -14,13 +14,13 @@ import kopf
 
 from connector_operator.api.names import PLURAL
 from connector_operator.api.spec import ConnectorInstanceSpec
-from connector_operator.api.status import Reason
+from connector_operator.api.status import ConnectorInstanceStatus, Reason
 from connector_operator.domain import outcome as outcomes
 from connector_operator.domain.desired import identity_tag
 from connector_operator.domain.inputs import Missing, resolve
 from connector_operator.domain.outcome import Backoff, Outcome
+from connector_operator.domain.transition import Facts, status_after
 from connector_operator.handlers.errors import classify, to_kopf
-from connector_operator.handlers.reconcile import utcnow
 from connector_operator.handlers.runtime import Runtime
 from connector_operator.handlers.watch import secret_view_cache
 from connector_operator.openconnectors import errors
@@ -38,13 +38,13 @@ async def delete_remote(
     runtime: Runtime,
     body: kopf.Body,
     spec: ConnectorInstanceSpec,
-    status: dict[str, Any],
+    status: ConnectorInstanceStatus,
     secret_cache: kopf.Index[tuple[str, str], Any],
     retry: int,
 ) -> None:
     namespace, name, uid = body["metadata"]["namespace"], body["metadata"]["name"], body["metadata"]["uid"]
     generation = int(body["metadata"].get("generation") or 0)
-    api_url = status.get("apiURL") or spec.api_url or runtime.settings.default_api_url
+    api_url = status.api_url or spec.api_url or runtime.settings.default_api_url
     account = spec.credentials_secret_ref.name
     view = await runtime.read_secret(secret_view_cache(secret_cache), namespace, account)
     # Only the account secrets are needed to delete; configuration Secrets may already be gone.
@@ -58,11 +58,11 @@ async def delete_remote(
             f"object and leave the remote instance in place with: {release_command(namespace, name)}",
             ready=False,
         )
-        await _report(runtime, namespace, name, generation, status, outcome)
+        await report(runtime, namespace, name, generation, status, outcome)
         raise to_kopf(outcome, delay=backoff.delay(retry))
     credentials = Credentials(resolved.user_secret, resolved.organization_secret)
     try:
-        ids = {int(status["instanceID"])} if status.get("instanceID") is not None else set()
+        ids = {status.instance_id} if status.instance_id is not None else set()
         ids.update(i.id for i in await runtime.instances.find_by_tag(api_url, credentials, identity_tag(uid)))
         for instance_id in sorted(ids):
             await runtime.instances.delete(api_url, credentials, instance_id)
@@ -74,7 +74,7 @@ async def delete_remote(
                 f"{outcome.message}. To release this object without deleting the remote "
                 f"instance: {release_command(namespace, name)}",
             )
-        await _report(runtime, namespace, name, generation, status, outcome)
+        await report(runtime, namespace, name, generation, status, outcome)
         delay = outcome.retry_after if outcome.retry_after is not None else backoff.delay(retry)
         raise to_kopf(outcome, delay=delay) from None
     if ids:
@@ -83,8 +83,15 @@ async def delete_remote(
         )
 
 
-async def _report(
-    runtime: Runtime, namespace: str, name: str, generation: int, status: dict[str, Any], outcome: Outcome
+async def report(
+    runtime: Runtime,
+    namespace: str,
+    name: str,
+    generation: int,
+    status: ConnectorInstanceStatus,
+    outcome: Outcome,
 ) -> None:
-    conditions = outcomes.condition_dicts(outcome, generation, status.get("conditions"), utcnow())
-    await runtime.status.patch(namespace, name, {"conditions": conditions})
+    """Write why the deletion waits: the conditions only (see `status_after`'s `deleting`)."""
+    _, patch = status_after(status, outcome, Facts(), generation, runtime.clock(), deleting=True)
+    if patch:
+        await runtime.status.patch(namespace, name, patch)

@@ -21,9 +21,11 @@ from connector_operator import logcontext, metrics
 from connector_operator.api.names import GROUP, PLURAL, VERSION
 from connector_operator.api.spec import DeletionPolicy, effective_token_secret, parse_spec
 from connector_operator.domain.outcome import Backoff, Kind, Outcome
+from connector_operator.domain.transition import parse_status
 from connector_operator.handlers import deletion
-from connector_operator.handlers.reconcile import ObjectState, Target, reconcile
+from connector_operator.handlers.reconcile import reconcile
 from connector_operator.handlers.runtime import Runtime
+from connector_operator.handlers.state import ObjectState, Target
 from connector_operator.handlers.watch import secret_view_cache
 
 logger = logging.getLogger(__name__)
@@ -56,12 +58,12 @@ async def run_instance(
     settings = runtime.settings
     key = (namespace, name)
     wake = runtime.wakeups.register(key)
-    state = ObjectState(status=dict(body.get("status") or {}))
+    state = ObjectState(status=parse_status(body.get("status")))
     backoff = Backoff(settings.backoff_base, settings.backoff_cap)
     # Spread the first platform check of already-created objects over the resync window:
     # a restarting operator must not fire a thousand GETs at once (and needs none to be correct).
     next_check = time.monotonic() + (
-        random.uniform(0, settings.resync_interval) if state.status.get("instanceID") else 0
+        random.uniform(0, settings.resync_interval) if state.status.instance_id is not None else 0
     )
     try:
         while not stopped and body.get("metadata", {}).get("deletionTimestamp") is None:
@@ -154,7 +156,7 @@ async def delete_instance(
     if not await runtime.wakeups.wait_exited((namespace, name), timeout=35.0):
         raise kopf.TemporaryError("waiting for the reconcile loop to stop", delay=1)
     spec = parse_spec(body.get("spec") or {})
-    status = dict(body.get("status") or {})
+    status = parse_status(body.get("status"))
     token_secret = effective_token_secret(spec, name)
     if (spec.deletion_policy or DeletionPolicy.DELETE) is DeletionPolicy.ORPHAN:
         kopf.info(

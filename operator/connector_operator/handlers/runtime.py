@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import datetime
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from connector_operator.handlers.secretreads import SecretReads
@@ -12,7 +13,12 @@ from connector_operator.kube.status import StatusWriter
 from connector_operator.openconnectors.client import InstancesClient
 from connector_operator.settings import Settings
 
-__all__ = ["Key", "Runtime"]
+__all__ = ["Key", "Runtime", "utcnow"]
+
+
+def utcnow() -> str:
+    """Now, as status timestamps are written (RFC 3339, seconds)."""
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass
@@ -23,6 +29,7 @@ class Runtime:
     status: StatusWriter
     wakeups: Wakeups = field(default_factory=Wakeups)
     reads: SecretReads = field(default_factory=SecretReads)
+    clock: Callable[[], str] = utcnow  # the only source of status timestamps
 
     async def read_secret(
         self, cache: Mapping[Key, SecretView], namespace: str, name: str

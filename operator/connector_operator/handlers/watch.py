@@ -14,8 +14,10 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 import kopf
+from pydantic import ValidationError
 
 from connector_operator.api.names import GROUP, PLURAL, VERSION
+from connector_operator.api.spec import parse_spec, related_secrets
 from connector_operator.handlers.runtime import Runtime
 from connector_operator.kube.secrets import SecretView
 
@@ -32,14 +34,11 @@ async def secret_cache(
 @kopf.index(GROUP, VERSION, PLURAL)  # type: ignore[arg-type]
 async def secret_users(namespace: str, name: str, spec: kopf.Spec, **_: Any) -> dict[tuple[str, str], str]:
     """(namespace, Secret name) -> names of the ConnectorInstances that read or own it."""
-    names = set()
-    if ref := (spec.get("credentialsSecretRef") or {}).get("name"):
-        names.add(ref)
-    for entry in spec.get("configuration") or []:
-        if ref := ((entry.get("valueFrom") or {}).get("secretKeyRef") or {}).get("name"):
-            names.add(ref)
-    names.add((spec.get("tokenSecret") or {}).get("name") or f"{name}-token")
-    return {(namespace, secret): name for secret in names}
+    try:
+        parsed = parse_spec(dict(spec))
+    except ValidationError:
+        return {}  # stalled until its spec changes: no Secret can wake it
+    return {(namespace, secret): name for secret in related_secrets(parsed, name)}
 
 
 @kopf.on.event(*SECRETS)  # type: ignore[arg-type]

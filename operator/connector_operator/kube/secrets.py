@@ -1,4 +1,4 @@
-"""Reading referenced Secrets and owning the token Secret, over the async Kubernetes client.
+"""Reading referenced Secrets and owning the token Secret, through `kube.api`.
 
 Two rules shape this module. An input Secret that the operator reads gets the watch label, so
 that the operator's single, server-side-filtered Secret watch sees its later changes (and
@@ -39,7 +39,6 @@ class SecretView:
     data: Mapping[str, str] = field(repr=False)
     labels: Mapping[str, str]
     owner_uid: str | None = None
-    owner_name: str | None = None
 
     @property
     def fingerprint(self) -> str:
@@ -64,7 +63,6 @@ class SecretView:
             data=decode(raw.get("data") or {}),
             labels=dict(meta.get("labels") or {}),
             owner_uid=owner.get("uid"),
-            owner_name=owner.get("name"),
         )
 
 

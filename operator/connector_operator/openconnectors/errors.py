@@ -81,7 +81,6 @@ _BY_STATUS: dict[int, type[ClientError]] = {
     401: Unauthorized,
     403: Forbidden,
     404: NotFound,
-    429: RateLimited,
 }
 
 

@@ -1,0 +1,128 @@
+"""The one status transition: from the previous status, an outcome and what a pass learned, to the
+next status and the minimal patch that writes it.
+
+Every writer of `ConnectorInstance.status` goes through `status_after`: the reconcile pass, the
+deletion handler, and the GitOps tests that build objects in every state. It is pure (the clock is
+a parameter), so those tests check the operator's own transition instead of a copy of it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+from pydantic import ValidationError
+
+from connector_operator.api.status import ConditionType, ConnectorFacts, ConnectorInstanceStatus
+from connector_operator.domain.outcome import Outcome, conditions
+
+
+@dataclass(frozen=True)
+class Effective:
+    """What the spec resolves to once defaults are applied; recorded on every pass."""
+
+    api_url: str
+    instance_name: str
+    token_secret_name: str
+    deletion_policy: str
+
+
+@dataclass(frozen=True)
+class Observed:
+    """The remote instance as last seen (the token itself only as a digest)."""
+
+    instance_id: int
+    token_digest: str
+    valid: bool
+    disabled: bool
+    connector: ConnectorFacts
+
+
+@dataclass
+class Facts:
+    """What a pass learned, filled in as it goes: a failure later in the pass still records it."""
+
+    effective: Effective | None = None
+    applied_digest: str | None = None  # a request the platform accepted in this pass
+    observed: Observed | None = None
+
+
+class Transition(NamedTuple):
+    status: ConnectorInstanceStatus
+    # JSON merge patch (RFC 7386) of `status`: only what changed; empty when nothing did.
+    patch: dict[str, Any]
+
+
+def status_after(
+    previous: ConnectorInstanceStatus,
+    outcome: Outcome,
+    facts: Facts,
+    generation: int,
+    now: str,
+    *,
+    deleting: bool = False,
+) -> Transition:
+    """The status after a pass with `outcome` on `generation`.
+
+    All four conditions describe `generation`. `observedGeneration` advances only when the outcome
+    handled the generation (applied it, or judged it impossible without a change), and never while
+    deleting: the API server bumps the generation when deletion starts, and that bump is not a spec
+    the operator applies. A retried outcome leaves it behind, which is how kstatus tells "in progress".
+    """
+    update: dict[str, Any] = {
+        "conditions": conditions(outcome, generation, previous.conditions, now),
+    }
+    if outcome.handled and not deleting:
+        update["observed_generation"] = generation
+    if (effective := facts.effective) is not None:
+        update.update(
+            api_url=effective.api_url,
+            instance_name=effective.instance_name,
+            token_secret_name=effective.token_secret_name,
+            deletion_policy=effective.deletion_policy,
+        )
+    if facts.applied_digest is not None:
+        update.update(applied_digest=facts.applied_digest, last_sync_time=now)
+    if (observed := facts.observed) is not None:
+        update.update(
+            instance_id=observed.instance_id,
+            token_digest=observed.token_digest,
+            valid=observed.valid,
+            disabled=observed.disabled,
+            connector=observed.connector,
+        )
+    status = previous.model_copy(update=update)
+    return Transition(status, merge_patch(stored(previous), stored(status)))
+
+
+def stored(status: ConnectorInstanceStatus) -> dict[str, Any]:
+    """The status as the API server stores it (a merge patch drops nulls, so they are left out)."""
+    return status.model_dump(by_alias=True, exclude_none=True, mode="json")
+
+
+def parse_status(raw: Mapping[str, Any] | None) -> ConnectorInstanceStatus:
+    """The typed status of a stored object. Fields written by others (kopf's own) are ignored; a
+    status the schema let through but the model cannot read counts as empty and is rewritten."""
+    try:
+        return ConnectorInstanceStatus.model_validate(raw or {})
+    except ValidationError:
+        return ConnectorInstanceStatus()
+
+
+def is_ready(status: ConnectorInstanceStatus) -> bool:
+    return any(c.type == ConditionType.READY and c.status == "True" for c in status.conditions or [])
+
+
+def merge_patch(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
+    """The RFC 7386 merge patch that turns `old` into `new`: changed keys, and null for removed ones."""
+    patch: dict[str, Any] = {}
+    for key, value in new.items():
+        before = old.get(key)
+        if isinstance(value, Mapping) and isinstance(before, Mapping):
+            if nested := merge_patch(before, value):
+                patch[key] = nested
+        elif before != value:
+            patch[key] = value
+    patch.update(dict.fromkeys(old.keys() - new.keys()))
+    return patch

@@ -1,0 +1,223 @@
+"""The remote half of a reconcile pass: bring the platform's instance to the desired request, and
+its token into the token Secret.
+
+A `RemotePass` holds what one pass decided from (object, spec, state, platform URL, credentials,
+desired request and its digest) and records what it learns in `facts` as it goes, so a failure
+half-way still reports the progress made. Creation looks the instance up by the object's identity
+tag first: a crash between the POST and the status write, or a repeated pass, never yields a
+second instance.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from connector_operator.api.spec import ConnectorInstanceSpec, effective_token_secret
+from connector_operator.api.status import ConnectorFacts, Reason
+from connector_operator.domain import outcome as outcomes
+from connector_operator.domain.desired import (
+    DesiredInstance,
+    attempt_digest,
+    desired_instance,
+    identity_tag,
+    token_digest,
+)
+from connector_operator.domain.inputs import Resolved
+from connector_operator.domain.outcome import Outcome
+from connector_operator.domain.transition import Facts, Observed
+from connector_operator.handlers.runtime import Key, Runtime
+from connector_operator.handlers.state import ObjectState, Target
+from connector_operator.kube.secrets import SecretConflict, SecretView
+from connector_operator.openconnectors import errors
+from connector_operator.openconnectors.client import Credentials, Instance
+
+logger = logging.getLogger(__name__)
+
+
+class TokenSecretConflict(Exception):
+    """The token Secret's name is taken by a Secret that is not this object's."""
+
+    def __init__(self, secret: str, message: str) -> None:
+        super().__init__(message)
+        self.secret, self.message = secret, message
+
+
+@dataclass
+class RemotePass:
+    rt: Runtime
+    target: Target
+    spec: ConnectorInstanceSpec
+    state: ObjectState
+    cache: Mapping[Key, SecretView]
+    api_url: str
+    credentials: Credentials
+    desired: DesiredInstance
+    digest: str  # of the desired request and the URL it goes to
+    attempt: str  # of the digest and the account secrets: what a terminal verdict depends on
+    facts: Facts
+
+    @classmethod
+    def prepare(
+        cls,
+        rt: Runtime,
+        target: Target,
+        spec: ConnectorInstanceSpec,
+        state: ObjectState,
+        cache: Mapping[Key, SecretView],
+        api_url: str,
+        inputs: Resolved,
+        facts: Facts,
+    ) -> RemotePass:
+        desired = desired_instance(
+            spec,
+            namespace=target.namespace,
+            name=target.name,
+            uid=target.uid,
+            configuration=inputs.configuration,
+        )
+        digest = desired.digest(target.uid, api_url)
+        return cls(
+            rt,
+            target,
+            spec,
+            state,
+            cache,
+            api_url,
+            Credentials(inputs.user_secret, inputs.organization_secret),
+            desired,
+            digest,
+            attempt_digest(digest, inputs.user_secret, inputs.organization_secret, target.uid),
+            facts,
+        )
+
+    @property
+    def token_secret(self) -> str:
+        return effective_token_secret(self.spec, self.target.name)
+
+    async def run(self, *, remote_due: bool) -> Outcome:
+        """Converge, export the token, and judge the instance the platform reports."""
+        fetched = await self._converge(remote_due)
+        if fetched is not None:
+            self._remember(fetched)
+        current = self.state.instance
+        if current is None:
+            return outcomes.success()  # in sync, and the token Secret is known to be current
+        await self._export(current)
+        return _verdict(current)
+
+    async def _converge(self, remote_due: bool) -> Instance | None:
+        """The remote instance after the one call this pass needs, or None when it needs none."""
+        instance_id = self.state.status.instance_id
+        if instance_id is None:
+            instance = await self._create_or_adopt()
+        elif self.state.status.applied_digest != self.digest:
+            instance = await self._update(instance_id)
+        elif remote_due or not self._token_known():
+            return await self._check(instance_id)
+        else:
+            return None
+        self.facts.applied_digest = self.digest
+        return instance
+
+    async def _create_or_adopt(self) -> Instance:
+        instances, url, credentials = self.rt.instances, self.api_url, self.credentials
+        found = sorted(
+            await instances.find_by_tag(url, credentials, identity_tag(self.target.uid)), key=lambda i: i.id
+        )
+        if not found:
+            instance = await instances.create(url, credentials, self.desired.body())
+            self._event("Normal", Reason.CREATING, f"Created remote instance {instance.id}")
+            return instance
+        keep, *extra = found
+        for duplicate in extra:  # cannot happen through this operator; clean up if something else did it
+            await instances.delete(url, credentials, duplicate.id)
+        self._event("Normal", "Adopted", f"Found remote instance {keep.id} tagged with this object's UID")
+        # The found instance may predate a spec change: bring it to the desired state.
+        return await instances.update(url, credentials, keep.id, self.desired.body())
+
+    async def _update(self, instance_id: int) -> Instance:
+        try:
+            instance = await self.rt.instances.update(
+                self.api_url, self.credentials, instance_id, self.desired.body()
+            )
+        except errors.NotFound:
+            return await self._recreate(instance_id)
+        self._event("Normal", Reason.UPDATING, f"Updated remote instance {instance_id}")
+        return instance
+
+    async def _check(self, instance_id: int) -> Instance:
+        try:
+            return await self.rt.instances.get(self.api_url, self.credentials, instance_id)
+        except errors.NotFound:
+            instance = await self._recreate(instance_id)
+            self.facts.applied_digest = self.digest
+            return instance
+
+    async def _recreate(self, gone: int) -> Instance:
+        self._event("Warning", Reason.REMOTE_NOT_FOUND, f"Remote instance {gone} is gone; creating a new one")
+        return await self._create_or_adopt()
+
+    def _token_known(self) -> bool:
+        """Whether the token Secret is current without asking the platform: the token is in memory,
+        or (after a restart) the Secret is ours and consistent with status."""
+        if self.state.instance is not None:
+            return True
+        view = self.cache.get((self.target.namespace, self.token_secret))
+        status = self.state.status
+        return (
+            view is not None
+            and view.managed
+            and view.owner_uid == self.target.uid
+            and token_digest(view.data.get("token", ""), self.target.uid) == status.token_digest
+            and view.data.get("instanceID") == str(status.instance_id)
+            and view.data.get("apiURL") == self.api_url
+        )
+
+    def _remember(self, instance: Instance) -> None:
+        previous = self.state.instance
+        if previous is not None and previous.token != instance.token:
+            self._event("Normal", "TokenChanged", "The platform issued a new token; the Secret follows")
+        self.state.instance = instance
+
+    async def _export(self, current: Instance) -> None:
+        """Record what the platform reports and write the token Secret (only when it differs)."""
+        self.facts.observed = Observed(
+            instance_id=current.id,
+            token_digest=token_digest(current.token, self.target.uid),
+            valid=current.valid,
+            disabled=current.disabled,
+            connector=ConnectorFacts(
+                key=current.element_key or self.spec.connector_key,
+                name=current.element_name,
+                hub=current.hub,
+                authentication_type=current.authentication_type,
+            ),
+        )
+        name, namespace = self.token_secret, self.target.namespace
+        data = {"token": current.token, "instanceID": str(current.id), "apiURL": self.api_url}
+        # Not in the watch cache: try to create it; a 409 makes write_token look before it writes.
+        existing = self.cache.get((namespace, name))
+        try:
+            if await self.rt.secrets.write_token(namespace, name, self.target.owner, data, existing):
+                logger.info("wrote token Secret %s/%s", namespace, name)
+        except SecretConflict as conflict:
+            raise TokenSecretConflict(name, str(conflict)) from None
+
+    def _event(self, type_: str, reason: str, message: str) -> None:
+        self.state.events.append((type_, str(reason), message))
+
+
+def _verdict(current: Instance) -> Outcome:
+    if not current.valid:
+        return outcomes.stalled(
+            Reason.INSTANCE_INVALID,
+            f"The platform reports instance {current.id} as invalid; "
+            "re-authenticate it on the platform or update its configuration",
+        )
+    if current.disabled:
+        return outcomes.stalled(
+            Reason.INSTANCE_DISABLED, f"Instance {current.id} is disabled on the platform"
+        )
+    return outcomes.success()
