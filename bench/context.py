@@ -19,7 +19,7 @@ from typing import Any
 from bench.apimetrics import Attribution, Snapshot, attribute, keyed, snapshot
 from bench.config import BenchConfig
 from bench.kube import KubeClient
-from bench.processes import Operator, PySpy, Simulator, cpu_seconds, start_operator
+from bench.processes import STOP_TIMEOUT, Operator, PySpy, Simulator, cpu_seconds, memory_kib, start_operator
 from bench.source import OperatorSource
 from bench.whatif import ENV as WHATIF_ENV
 from bench.workload import Workload
@@ -147,7 +147,7 @@ class Bench:
             return 0.0
         await self.stop_py_spy()
         operator, self.operator = self.operator, None
-        return await operator.child.stop()
+        return await operator.child.stop_async(STOP_TIMEOUT)
 
     async def start_py_spy(self, name: str) -> None:
         if self.cfg.profile != "py-spy" or self.operator is None:
@@ -179,12 +179,12 @@ class Bench:
         assert operator is not None
         started = time.monotonic()
         previous = await snapshot(self.kube)
-        previous_cpu = operator.child.cpu_seconds()
+        previous_cpu = cpu_seconds(operator.child.pid)
         last_busy = started
         while time.monotonic() - started < timeout:
             await asyncio.sleep(SETTLE_POLL)
             current = await snapshot(self.kube)
-            cpu = operator.child.cpu_seconds()
+            cpu = cpu_seconds(operator.child.pid)
             requests = attribute(previous, current).operator_total(include_watch=False)
             cpu_rate = (cpu - previous_cpu) / max(1e-3, current.at - previous.at)
             now = time.monotonic()
@@ -198,10 +198,10 @@ class Bench:
     async def window(self, seconds: float) -> dict[str, Any]:
         """A fixed idle measurement window: requests per minute to each side."""
         before = await self.both()
-        cpu_before = self.operator.child.cpu_seconds() if self.operator else 0.0
+        cpu_before = cpu_seconds(self.operator.child.pid) if self.operator else 0.0
         await asyncio.sleep(seconds)  # the measurement window itself, not a synchronisation
         after = await self.both()
-        cpu_after = self.operator.child.cpu_seconds() if self.operator else 0.0
+        cpu_after = cpu_seconds(self.operator.child.pid) if self.operator else 0.0
         delta = self.delta(before, after)
         minutes = delta.kube.seconds / 60
         return {
@@ -216,9 +216,9 @@ class Bench:
 
     def cpu(self) -> dict[str, float]:
         """CPU seconds used so far by each process of the benchmark, the driver (this one) included."""
-        used = {"driver": time.process_time(), "simulator": self.simulator.child.cpu_seconds()}
+        used = {"driver": time.process_time(), "simulator": cpu_seconds(self.simulator.child.pid)}
         if self.operator is not None:
-            used["operator"] = self.operator.child.cpu_seconds()
+            used["operator"] = cpu_seconds(self.operator.child.pid)
         for process in self.plane.processes:
             args = process.args
             program = args[0] if isinstance(args, list | tuple) else args
@@ -233,7 +233,7 @@ class Bench:
         """The operator's RSS now and its peak (VmHWM) since it started, in MiB."""
         if self.operator is None:
             return {}
-        kib = self.operator.child.memory_kib()
+        kib = memory_kib(self.operator.child.pid)
         return {
             "rss_mib": round(kib.get("VmRSS", 0) / 1024, 1),
             "peak_rss_mib": round(kib.get("VmHWM", 0) / 1024, 1),

@@ -115,7 +115,7 @@ async def run_phases(
     finally:
         phases["_profiles"] = bench.profiles
         await bench.stop_operator()
-        await simulator.child.stop()
+        await simulator.child.stop_async()
         await control.aclose()
         await kube.close()
 

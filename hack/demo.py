@@ -15,12 +15,12 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 
 from hack.controlplane import cluster
+from hack.processes import OperatorLauncher, SimulatorLauncher
 
 ROOT = Path(__file__).resolve().parents[1]
 STATE = ROOT / ".local" / "demo"
@@ -45,24 +45,6 @@ def kubectl(kubeconfig: Path, *args: str, check: bool = True) -> str:
     return result.stdout
 
 
-@contextlib.contextmanager
-def process(
-    command: list[str], log: Path, env: dict[str, str] | None = None
-) -> Iterator[subprocess.Popen[str]]:
-    with log.open("w") as out:
-        child = subprocess.Popen(
-            command, stdout=subprocess.PIPE, stderr=out, text=True, env={**os.environ, **(env or {})}
-        )
-    try:
-        yield child
-    finally:
-        child.terminate()
-        try:
-            child.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            child.kill()
-
-
 def wait(predicate: object, what: str) -> None:
     deadline = time.monotonic() + TIMEOUT
     while time.monotonic() < deadline:
@@ -79,20 +61,15 @@ def main() -> int:
     with cluster.running(STATE / "controlplane") as plane:
         kubeconfig = plane.kubeconfig
         say("starting the Open Connectors simulator")
-        simulator_cmd = [
-            sys.executable,
-            "-m",
-            "open_connectors_simulator",
-            "--port",
-            "0",
-            "--latency-ms",
-            "50",
-        ]
-        secrets = {"OC_SIM_USER_SECRET": USER_SECRET, "OC_SIM_ORGANIZATION_SECRET": ORGANIZATION_SECRET}
-        with process(simulator_cmd, STATE / "simulator.log", secrets) as simulator:
-            assert simulator.stdout is not None
-            base_url = simulator.stdout.readline().strip().removeprefix("listening on ")
-            api_url = f"{base_url}/elements/api-v2"
+        for log in ("simulator.log", "operator.log"):
+            (STATE / log).unlink(missing_ok=True)  # the children append; each demo starts afresh
+        with SimulatorLauncher(
+            STATE / "simulator.log",
+            user_secret=USER_SECRET,
+            organization_secret=ORGANIZATION_SECRET,
+            args=["--latency-ms", "50"],
+        ).start() as simulator:
+            base_url, api_url = simulator.base_url, simulator.api_url
             say(f"simulator at {api_url}")
             kubectl(kubeconfig, "apply", "-f", str(ROOT / "crds"))
             kubectl(
@@ -100,12 +77,12 @@ def main() -> int:
             )
             kubectl(kubeconfig, "create", "namespace", NAMESPACE, check=False)
             say("starting the operator")
-            operator_cmd = [
-                sys.executable, "-m", "connector_operator", "run",
-                "--default-api-url", api_url, "--health-port", str(cluster.free_port()),
-                "--metrics-port", str(cluster.free_port()),
-            ]  # fmt: skip
-            with process(operator_cmd, STATE / "operator.log", {"KUBECONFIG": str(kubeconfig)}):
+            with OperatorLauncher(
+                log_path=STATE / "operator.log",
+                kubeconfig=kubeconfig,
+                api_url=api_url,
+                metrics_port=cluster.free_port(),
+            ).start():
                 say(f"applying {ROOT / 'examples'}")
                 print(kubectl(kubeconfig, "apply", "-n", NAMESPACE, "-f", str(ROOT / "examples")), end="")
                 wait(

@@ -46,7 +46,7 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     # PR_SET_PDEATHSIG = 1: the kernel sends SIGTERM to the child when its parent dies.
     with contextlib.suppress(OSError):
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)
@@ -173,7 +173,7 @@ def _spawn(command: list[str], log: Path, *, detached: bool) -> subprocess.Popen
             stdin=subprocess.DEVNULL,
             start_new_session=True,
             # A detached plane (`make cluster-up`) must outlive this process; a test's must not.
-            preexec_fn=None if detached else _die_with_parent,
+            preexec_fn=None if detached else die_with_parent,
         )
 
 

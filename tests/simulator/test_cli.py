@@ -20,7 +20,6 @@ from tests.fixtures.simulator import (
     TEST_USER_SECRET,
     SimulatorProcess,
     start_simulator,
-    stop_simulator,
 )
 from tests.simulator.support import assert_error, closeio_body
 
@@ -29,7 +28,7 @@ AUTH = {"Authorization": f"User {TEST_USER_SECRET}, Organization {TEST_ORGANIZAT
 
 @pytest.fixture
 def flagged_simulator(tmp_path: Path) -> Iterator[SimulatorProcess]:
-    running = start_simulator(
+    with start_simulator(
         tmp_path / "flagged.log",
         "--error-rate",
         "POST=1",
@@ -41,11 +40,8 @@ def flagged_simulator(tmp_path: Path) -> Iterator[SimulatorProcess]:
         "--closeio-password-required",
         "--latency-ms",
         "1",
-    )
-    try:
+    ) as running:
         yield running
-    finally:
-        stop_simulator(running.process)
 
 
 def test_start_up_flags_are_the_baseline_that_reset_restores(flagged_simulator: SimulatorProcess) -> None:
