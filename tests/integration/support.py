@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import base64
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from tests.fixtures.operator import Instances
+from tests.fixtures.operator import Instances, OperatorProcess
 from tests.fixtures.simulator import SimulatorHandle
 
 CLOSEIO_API_KEY = "closeio-key-7f3a9c1e5b2d4f60"
@@ -81,3 +83,22 @@ def create_ready(
     ready_inputs(core, namespace, simulator)
     instances.create("crm", closeio_spec(**spec))
     return instances.wait_ready("crm")
+
+
+@dataclass
+class Env:
+    """What an integration test works in: its namespace with the CRD, the session's simulator, and
+    the operator (started for it, unless the test is marked `manual_operator` and starts its own)."""
+
+    instances: Instances
+    core: client.CoreV1Api
+    namespace: str
+    simulator: SimulatorHandle
+    start_operator: Callable[..., OperatorProcess]
+    operator: OperatorProcess | None = None
+
+    def ready_inputs(self) -> None:
+        ready_inputs(self.core, self.namespace, self.simulator)
+
+    def create_ready(self, **spec: Any) -> dict[str, Any]:
+        return create_ready(self.instances, self.core, self.namespace, self.simulator, **spec)

@@ -8,44 +8,35 @@ or a referenced Secret changes, and then recover.
 from __future__ import annotations
 
 import pytest
-from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from tests.fixtures.operator import Instances, OperatorProcess, wait_until
-from tests.fixtures.simulator import SimulatorHandle
+from tests.fixtures.operator import Instances, wait_until
 from tests.integration.support import (
     ACCOUNT,
     CLOSEIO_API_KEY,
     CLOSEIO_SECRET,
+    Env,
     account_secret,
     account_values,
     closeio_spec,
-    create_ready,
     put_secret,
-    ready_inputs,
     secret_data,
 )
 
 
-def test_missing_secret_waits_and_recovers_when_it_appears(
-    operator: OperatorProcess,
-    instances: Instances,
-    core: client.CoreV1Api,
-    namespace: str,
-    simulator: SimulatorHandle,
-) -> None:
-    account_secret(core, namespace, simulator)
-    instances.create("crm", closeio_spec())
-    condition = instances.wait_condition("crm", "Reconciling", "True", reason="WaitingForSecret")
+def test_missing_secret_waits_and_recovers_when_it_appears(env: Env) -> None:
+    account_secret(env.core, env.namespace, env.simulator)
+    env.instances.create("crm", closeio_spec())
+    condition = env.instances.wait_condition("crm", "Reconciling", "True", reason="WaitingForSecret")
     assert f"Secret '{CLOSEIO_SECRET}'" in condition["message"]
     assert "does not exist" in condition["message"]
-    assert instances.condition("crm", "Ready")["status"] == "False"
-    assert instances.condition("crm", "Stalled")["status"] == "False"
-    assert simulator.control.counters().get("POST /instances", 0) == 0
+    assert env.instances.condition("crm", "Ready")["status"] == "False"
+    assert env.instances.condition("crm", "Stalled")["status"] == "False"
+    assert env.simulator.control.counters().get("POST /instances", 0) == 0
 
-    put_secret(core, namespace, CLOSEIO_SECRET, {"apiKey": CLOSEIO_API_KEY})
+    put_secret(env.core, env.namespace, CLOSEIO_SECRET, {"apiKey": CLOSEIO_API_KEY})
     # The wait is a watch on that one Secret, not a poll: it reacts well within the first backoff.
-    instances.wait_ready("crm", timeout=10)
+    env.instances.wait_ready("crm", timeout=10)
 
 
 @pytest.mark.parametrize(
@@ -57,99 +48,75 @@ def test_missing_secret_waits_and_recovers_when_it_appears(
     ids=["missing-key", "empty-value"],
 )
 def test_missing_or_empty_key_waits_and_recovers_when_fixed(
-    operator: OperatorProcess,
-    instances: Instances,
-    core: client.CoreV1Api,
-    namespace: str,
-    simulator: SimulatorHandle,
+    env: Env,
     data: dict[str, str],
     expected: str,
 ) -> None:
-    account_secret(core, namespace, simulator)
-    put_secret(core, namespace, CLOSEIO_SECRET, data)
-    instances.create("crm", closeio_spec())
-    condition = instances.wait_condition("crm", "Reconciling", "True", reason="WaitingForSecret")
+    account_secret(env.core, env.namespace, env.simulator)
+    put_secret(env.core, env.namespace, CLOSEIO_SECRET, data)
+    env.instances.create("crm", closeio_spec())
+    condition = env.instances.wait_condition("crm", "Reconciling", "True", reason="WaitingForSecret")
     assert expected in condition["message"]
 
-    put_secret(core, namespace, CLOSEIO_SECRET, {"apiKey": CLOSEIO_API_KEY})
-    instances.wait_ready("crm", timeout=10)
+    put_secret(env.core, env.namespace, CLOSEIO_SECRET, {"apiKey": CLOSEIO_API_KEY})
+    env.instances.wait_ready("crm", timeout=10)
 
 
-def test_configuration_rejected_by_the_platform_is_stalled_until_fixed(
-    operator: OperatorProcess,
-    instances: Instances,
-    core: client.CoreV1Api,
-    namespace: str,
-    simulator: SimulatorHandle,
-) -> None:
-    ready_inputs(core, namespace, simulator)
-    instances.create("crm", closeio_spec(configuration=[{"key": "pagination.max", "value": "50"}]))
-    condition = instances.wait_condition("crm", "Stalled", "True", reason="ConfigurationRejected")
+def test_configuration_rejected_by_the_platform_is_stalled_until_fixed(env: Env) -> None:
+    env.ready_inputs()
+    env.instances.create("crm", closeio_spec(configuration=[{"key": "pagination.max", "value": "50"}]))
+    condition = env.instances.wait_condition("crm", "Stalled", "True", reason="ConfigurationRejected")
     assert "username" in condition["message"]
-    obj = instances.get("crm")
+    obj = env.instances.get("crm")
     assert obj["status"]["observedGeneration"] == 1  # judged: kstatus reads this as Failed, not in progress
-    assert instances.condition("crm", "Reconciling")["status"] == "False"
+    assert env.instances.condition("crm", "Reconciling")["status"] == "False"
 
     # Touching a referenced Secret without changing what is sent does not retry the rejected request.
-    put_secret(core, namespace, ACCOUNT, {**account_values(simulator), "unrelated": "x"})
-    instances.patch_spec("crm", closeio_spec())
-    instances.wait_ready("crm", timeout=10)
-    assert simulator.control.counters()["POST /instances"] == 2  # the rejected one and the fixed one
+    put_secret(env.core, env.namespace, ACCOUNT, {**account_values(env.simulator), "unrelated": "x"})
+    env.instances.patch_spec("crm", closeio_spec())
+    env.instances.wait_ready("crm", timeout=10)
+    assert env.simulator.control.counters()["POST /instances"] == 2  # the rejected one and the fixed one
 
 
-def test_unknown_connector_is_stalled(
-    operator: OperatorProcess,
-    instances: Instances,
-    core: client.CoreV1Api,
-    namespace: str,
-    simulator: SimulatorHandle,
-) -> None:
-    ready_inputs(core, namespace, simulator)
-    instances.create("crm", closeio_spec(connectorKey="no-such-connector"))
-    condition = instances.wait_condition("crm", "Stalled", "True", reason="ConnectorNotFound")
+def test_unknown_connector_is_stalled(env: Env) -> None:
+    env.ready_inputs()
+    env.instances.create("crm", closeio_spec(connectorKey="no-such-connector"))
+    condition = env.instances.wait_condition("crm", "Stalled", "True", reason="ConnectorNotFound")
     assert "no-such-connector" in condition["message"]
-    instances.patch_spec("crm", {"connectorKey": "closeio"})
-    instances.wait_ready("crm", timeout=10)
+    env.instances.patch_spec("crm", {"connectorKey": "closeio"})
+    env.instances.wait_ready("crm", timeout=10)
 
 
-def test_rejected_account_secrets_are_stalled_until_the_secret_is_fixed(
-    operator: OperatorProcess,
-    instances: Instances,
-    core: client.CoreV1Api,
-    namespace: str,
-    simulator: SimulatorHandle,
-) -> None:
-    put_secret(core, namespace, ACCOUNT, {"userSecret": "wrong-user", "organizationSecret": "wrong-org"})
-    put_secret(core, namespace, CLOSEIO_SECRET, {"apiKey": CLOSEIO_API_KEY})
-    instances.create("crm", closeio_spec())
-    condition = instances.wait_condition("crm", "Stalled", "True", reason="CredentialsRejected")
+def test_rejected_account_secrets_are_stalled_until_the_secret_is_fixed(env: Env) -> None:
+    put_secret(
+        env.core, env.namespace, ACCOUNT, {"userSecret": "wrong-user", "organizationSecret": "wrong-org"}
+    )
+    put_secret(env.core, env.namespace, CLOSEIO_SECRET, {"apiKey": CLOSEIO_API_KEY})
+    env.instances.create("crm", closeio_spec())
+    condition = env.instances.wait_condition("crm", "Stalled", "True", reason="CredentialsRejected")
     assert "401" in condition["message"]
-    attempts = sum(simulator.control.counters().values())
+    attempts = sum(env.simulator.control.counters().values())
 
-    account_secret(core, namespace, simulator)  # the right secrets: the Secret change clears the stall
-    instances.wait_ready("crm", timeout=10)
+    account_secret(
+        env.core, env.namespace, env.simulator
+    )  # the right secrets: the Secret change clears the stall
+    env.instances.wait_ready("crm", timeout=10)
     assert attempts <= 2  # one lookup, refused; no retry storm while stalled
 
 
-def test_an_unmanaged_secret_in_the_way_is_never_overwritten(
-    operator: OperatorProcess,
-    instances: Instances,
-    core: client.CoreV1Api,
-    namespace: str,
-    simulator: SimulatorHandle,
-) -> None:
-    ready_inputs(core, namespace, simulator)
-    put_secret(core, namespace, "crm-token", {"token": "someone-elses", "extra": "keep"})
-    instances.create("crm", closeio_spec())
-    condition = instances.wait_condition("crm", "Stalled", "True", reason="SecretConflict")
+def test_an_unmanaged_secret_in_the_way_is_never_overwritten(env: Env) -> None:
+    env.ready_inputs()
+    put_secret(env.core, env.namespace, "crm-token", {"token": "someone-elses", "extra": "keep"})
+    env.instances.create("crm", closeio_spec())
+    condition = env.instances.wait_condition("crm", "Stalled", "True", reason="SecretConflict")
     assert "crm-token" in condition["message"]
-    assert instances.condition("crm", "Ready")["status"] == "False"
-    assert instances.get("crm")["status"]["instanceID"]  # the remote instance is recorded all the same
-    assert secret_data(core, namespace, "crm-token") == {"token": "someone-elses", "extra": "keep"}
+    assert env.instances.condition("crm", "Ready")["status"] == "False"
+    assert env.instances.get("crm")["status"]["instanceID"]  # the remote instance is recorded all the same
+    assert secret_data(env.core, env.namespace, "crm-token") == {"token": "someone-elses", "extra": "keep"}
 
-    core.delete_namespaced_secret("crm-token", namespace)
-    instances.wait_ready("crm", timeout=10)
-    assert secret_data(core, namespace, "crm-token")["token"]
+    env.core.delete_namespaced_secret("crm-token", env.namespace)
+    env.instances.wait_ready("crm", timeout=10)
+    assert secret_data(env.core, env.namespace, "crm-token")["token"]
 
 
 @pytest.mark.parametrize(
@@ -182,23 +149,19 @@ def test_malformed_objects_are_rejected_by_the_api_server(
     assert message in rejected.value.body
 
 
-def test_tokens_and_values_survive_a_stall_without_half_written_state(
-    operator: OperatorProcess,
-    instances: Instances,
-    core: client.CoreV1Api,
-    namespace: str,
-    simulator: SimulatorHandle,
-) -> None:
+def test_tokens_and_values_survive_a_stall_without_half_written_state(env: Env) -> None:
     """A spec update the platform rejects leaves the working instance and its token alone."""
-    ready = create_ready(instances, core, namespace, simulator)
-    token = secret_data(core, namespace, "crm-token")
+    ready = env.create_ready()
+    token = secret_data(env.core, env.namespace, "crm-token")
 
-    simulator.control.fail_next("PUT", 1, status=400)
-    instances.patch_spec(
+    env.simulator.control.fail_next("PUT", 1, status=400)
+    env.instances.patch_spec(
         "crm", {"events": {"enabled": True, "vendorType": "polling", "callbackURL": "http://x"}}
     )
-    instances.wait_condition("crm", "Stalled", "True", reason="ConfigurationRejected")
-    assert instances.condition("crm", "Ready")["status"] == "True"  # the instance still works
-    assert secret_data(core, namespace, "crm-token") == token
-    assert instances.get("crm")["status"]["instanceID"] == ready["status"]["instanceID"]
-    wait_until(lambda: instances.get("crm")["status"]["observedGeneration"] == 2, what="generation 2 judged")
+    env.instances.wait_condition("crm", "Stalled", "True", reason="ConfigurationRejected")
+    assert env.instances.condition("crm", "Ready")["status"] == "True"  # the instance still works
+    assert secret_data(env.core, env.namespace, "crm-token") == token
+    assert env.instances.get("crm")["status"]["instanceID"] == ready["status"]["instanceID"]
+    wait_until(
+        lambda: env.instances.get("crm")["status"]["observedGeneration"] == 2, what="generation 2 judged"
+    )

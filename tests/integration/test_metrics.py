@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-from kubernetes import client
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.fixtures.operator import Instances, OperatorProcess
-from tests.fixtures.simulator import SimulatorHandle
-from tests.integration.support import closeio_spec, ready_inputs
+from tests.integration.support import Env, closeio_spec
 
 
 def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -18,19 +15,13 @@ def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     }
 
 
-def test_metrics_count_calls_reconciles_and_objects(
-    operator: OperatorProcess,
-    instances: Instances,
-    core: client.CoreV1Api,
-    namespace: str,
-    simulator: SimulatorHandle,
-) -> None:
-    ready_inputs(core, namespace, simulator)
-    simulator.control.fail_next("POST", 1, status=503)
-    instances.create("crm", closeio_spec())
-    instances.wait_ready("crm")
+def test_metrics_count_calls_reconciles_and_objects(env: Env) -> None:
+    env.ready_inputs()
+    env.simulator.control.fail_next("POST", 1, status=503)
+    env.instances.create("crm", closeio_spec())
+    env.instances.wait_ready("crm")
 
-    found = samples(operator.metrics())
+    found = samples(env.operator.metrics())
     assert found[("oco_api_requests_total", (("method", "POST"), ("status", "503")))] == 1
     assert found[("oco_api_requests_total", (("method", "POST"), ("status", "200")))] == 1
     assert found[("oco_api_request_duration_seconds_count", (("method", "POST"),))] == 2

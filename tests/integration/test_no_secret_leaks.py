@@ -8,64 +8,62 @@ log at DEBUG level, every Event in the namespace, and every version of the objec
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 
+import pytest
 from kubernetes import client
 
-from tests.fixtures.operator import Instances, OperatorProcess, wait_until
-from tests.fixtures.simulator import SimulatorHandle
-from tests.integration.support import ACCOUNT, CLOSEIO_SECRET, closeio_spec, put_secret, remote
+from tests.fixtures.operator import wait_until
+from tests.integration.support import ACCOUNT, CLOSEIO_SECRET, Env, closeio_spec, put_secret, remote
 
 API_KEY = "leak-canary-apikey-93b1f0c2"
 ROTATED_KEY = "leak-canary-rotated-57d2e8aa"
 
 
-def test_a_full_lifecycle_leaks_no_secret_value(
-    start_operator: Callable[..., OperatorProcess],
-    instances: Instances,
-    core: client.CoreV1Api,
-    namespace: str,
-    simulator: SimulatorHandle,
-) -> None:
-    operator = start_operator("--log-level", "DEBUG")
+@pytest.mark.manual_operator
+def test_a_full_lifecycle_leaks_no_secret_value(env: Env) -> None:
+    operator = env.start_operator("--log-level", "DEBUG")
     put_secret(
-        core,
-        namespace,
+        env.core,
+        env.namespace,
         ACCOUNT,
-        {"userSecret": simulator.user_secret, "organizationSecret": simulator.organization_secret},
+        {"userSecret": env.simulator.user_secret, "organizationSecret": env.simulator.organization_secret},
     )
-    put_secret(core, namespace, CLOSEIO_SECRET, {"apiKey": API_KEY})
-    instances.create("crm", closeio_spec())
-    instance_id = instances.wait_ready("crm")["status"]["instanceID"]
-    snapshots = [json.dumps(instances.get("crm"))]
+    put_secret(env.core, env.namespace, CLOSEIO_SECRET, {"apiKey": API_KEY})
+    env.instances.create("crm", closeio_spec())
+    instance_id = env.instances.wait_ready("crm")["status"]["instanceID"]
+    snapshots = [json.dumps(env.instances.get("crm"))]
 
-    put_secret(core, namespace, CLOSEIO_SECRET, {"apiKey": ROTATED_KEY})
+    put_secret(env.core, env.namespace, CLOSEIO_SECRET, {"apiKey": ROTATED_KEY})
     wait_until(
-        lambda: remote(simulator, instance_id)["configuration"]["username"] == ROTATED_KEY, what="rotation"
+        lambda: remote(env.simulator, instance_id)["configuration"]["username"] == ROTATED_KEY,
+        what="rotation",
     )
-    token = remote(simulator, instance_id)["token"]
+    token = remote(env.simulator, instance_id)["token"]
 
     # A platform error that quotes the request must be redacted before it reaches a condition.
-    simulator.control.fail_next("PUT", 1, status=400)
-    instances.patch_spec("crm", {"tags": ["crm", "second"]})
-    instances.wait_condition("crm", "Stalled", "True", reason="ConfigurationRejected")
-    snapshots.append(json.dumps(instances.get("crm")))
+    env.simulator.control.fail_next("PUT", 1, status=400)
+    env.instances.patch_spec("crm", {"tags": ["crm", "second"]})
+    env.instances.wait_condition("crm", "Stalled", "True", reason="ConfigurationRejected")
+    snapshots.append(json.dumps(env.instances.get("crm")))
 
     put_secret(
-        core, namespace, ACCOUNT, {"userSecret": "wrong-user-canary-1", "organizationSecret": "wrong-org-2"}
+        env.core,
+        env.namespace,
+        ACCOUNT,
+        {"userSecret": "wrong-user-canary-1", "organizationSecret": "wrong-org-2"},
     )
-    instances.patch_spec("crm", {"tags": ["crm", "third"]})
-    instances.wait_condition("crm", "Stalled", "True", reason="CredentialsRejected")
-    snapshots.append(json.dumps(instances.get("crm")))
-    core.delete_namespaced_secret(ACCOUNT, namespace)
-    instances.delete("crm")
-    instances.wait_condition("crm", "Stalled", "True", reason="DeletionBlocked")
-    snapshots.append(json.dumps(instances.get("crm")))
-    instances.patch_spec("crm", {"deletionPolicy": "Orphan"})
-    instances.wait_gone("crm")
+    env.instances.patch_spec("crm", {"tags": ["crm", "third"]})
+    env.instances.wait_condition("crm", "Stalled", "True", reason="CredentialsRejected")
+    snapshots.append(json.dumps(env.instances.get("crm")))
+    env.core.delete_namespaced_secret(ACCOUNT, env.namespace)
+    env.instances.delete("crm")
+    env.instances.wait_condition("crm", "Stalled", "True", reason="DeletionBlocked")
+    snapshots.append(json.dumps(env.instances.get("crm")))
+    env.instances.patch_spec("crm", {"deletionPolicy": "Orphan"})
+    env.instances.wait_gone("crm")
     operator.stop()
 
-    events = core.list_namespaced_event(namespace).items
+    events = env.core.list_namespaced_event(env.namespace).items
     assert events, "the lifecycle should have produced Events"
     written = {
         "operator log": operator.log(),
@@ -73,8 +71,8 @@ def test_a_full_lifecycle_leaks_no_secret_value(
         "object": "\n".join(snapshots),
     }
     canaries = {
-        "user secret": simulator.user_secret,
-        "organization secret": simulator.organization_secret,
+        "user secret": env.simulator.user_secret,
+        "organization secret": env.simulator.organization_secret,
         "API key": API_KEY,
         "rotated API key": ROTATED_KEY,
         "instance token": token,

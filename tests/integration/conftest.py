@@ -1,0 +1,33 @@
+"""The one fixture integration tests take: `env`, an `Env` with the operator already running."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from kubernetes import client
+
+from tests.fixtures.operator import Instances, OperatorProcess
+from tests.fixtures.simulator import SimulatorHandle
+from tests.integration.support import Env
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "manual_operator: the test starts (and restarts) the operator itself, with its own flags"
+    )
+
+
+@pytest.fixture
+def env(
+    request: pytest.FixtureRequest,
+    instances: Instances,
+    core: client.CoreV1Api,
+    namespace: str,
+    simulator: SimulatorHandle,
+    start_operator: Callable[..., OperatorProcess],
+) -> Env:
+    started = Env(instances, core, namespace, simulator, start_operator)
+    if request.node.get_closest_marker("manual_operator") is None:
+        started.operator = start_operator()
+    return started
