@@ -40,28 +40,23 @@ class Model(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
 
 
+SecretName = Annotated[
+    str,
+    Field(
+        description="Name of a Secret in the same namespace as the ConnectorInstance.",
+        min_length=1,
+        max_length=253,
+        pattern=DNS_SUBDOMAIN,
+    ),
+]
+
+
 class LocalObjectReference(Model):
-    name: Annotated[
-        str,
-        Field(
-            description="Name of a Secret in the same namespace as the ConnectorInstance.",
-            min_length=1,
-            max_length=253,
-            pattern=DNS_SUBDOMAIN,
-        ),
-    ]
+    name: SecretName
 
 
 class SecretKeySelector(Model):
-    name: Annotated[
-        str,
-        Field(
-            description="Name of a Secret in the same namespace as the ConnectorInstance.",
-            min_length=1,
-            max_length=253,
-            pattern=DNS_SUBDOMAIN,
-        ),
-    ]
+    name: SecretName
     key: Annotated[
         str,
         Field(
