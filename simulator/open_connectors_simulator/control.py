@@ -1,14 +1,23 @@
-"""Typed clients for the simulator's `/_sim` control API, used by tests and the benchmark.
+"""Typed clients for the simulator's `/_sim` control API, used by tests, the demo and the benchmark.
 
-Each control call is described once (`_Call`) and executed by either the blocking or the asyncio
-client, so the two cannot drift apart. Errors surface as `httpx.HTTPStatusError`.
+Every control operation is written once, in `ControlOperations`, as a method that returns a
+request description (`Call`: method, path, JSON body, and how to read the answer). It never does
+I/O. The two clients are thin transports over that one table: `SimulatorControl` executes a
+`Call` with a blocking httpx client, `AsyncSimulatorControl` with an asyncio one. The `operation`
+descriptor makes each method of the table a method of both clients, so the two expose the same
+operations with the same signatures by construction: an operation added to the table exists in
+both, and none can be added to only one (tests/simulator/test_control_clients.py checks it).
+Errors surface as `httpx.HTTPStatusError`.
 """
 
 from __future__ import annotations
 
+import functools
+import inspect
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Literal, Self
+from typing import Any, Concatenate, Generic, Literal, ParamSpec, Self, TypeVar, overload
 
 import httpx
 
@@ -17,12 +26,65 @@ from open_connectors_simulator.settings import API_BASE_PATH, CONTROL_BASE_PATH
 FaultKindName = Literal["fail", "rate_limit", "drop_before", "drop_after", "hang_after"]
 DEFAULT_TIMEOUT_SECONDS = 10.0
 
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+def _nothing(_: Any) -> None:
+    return None
+
+
+def _as_is(body: Any) -> Any:
+    return body
+
 
 @dataclass(frozen=True)
-class _Call:
+class Call(Generic[T]):
+    """One control request, described: what to send and how to read the JSON answer."""
+
     method: str
     path: str
     body: dict[str, Any] | None = None
+    read: Callable[[Any], T] = _as_is
+
+
+class Operation(Generic[P, T]):
+    """A `Call`-building method of `ControlOperations`, served as a method of each client.
+
+    On a `SimulatorControl` the bound method returns the result; on an `AsyncSimulatorControl` it
+    returns an awaitable of it. Both carry the building method's name, docstring and signature.
+    """
+
+    def __init__(self, build: Callable[Concatenate[Any, P], Call[T]]) -> None:
+        self.build = build
+        self.__doc__ = build.__doc__
+        parameters = list(inspect.signature(build).parameters.values())[1:]  # without `self`
+        self.signature = inspect.signature(build).replace(parameters=parameters)
+
+    @overload
+    def __get__(self, instance: None, owner: type[Any]) -> Self: ...
+
+    @overload
+    def __get__(self, instance: SimulatorControl, owner: type[Any]) -> Callable[P, T]: ...
+
+    @overload
+    def __get__(self, instance: AsyncSimulatorControl, owner: type[Any]) -> Callable[P, Awaitable[T]]: ...
+
+    def __get__(self, instance: object, owner: type[Any]) -> Any:
+        if instance is None:
+            return self
+        if not isinstance(instance, _Transport):
+            raise TypeError(f"{self.build.__name__} needs a SimulatorControl or an AsyncSimulatorControl")
+        bound = instance.bind(self.build)
+        functools.update_wrapper(bound, self.build)
+        del bound.__wrapped__  # type: ignore[attr-defined]  # the signature is the one below
+        bound.__signature__ = self.signature  # type: ignore[attr-defined]
+        return bound
+
+
+def operation(build: Callable[Concatenate[Any, P], Call[T]]) -> Operation[P, T]:
+    """Decorator for the methods of `ControlOperations`."""
+    return Operation(build)
 
 
 def _rule(
@@ -33,24 +95,116 @@ def _rule(
     route: str | None = None,
     status: int = 503,
     retry_after: int = 1,
-) -> _Call:
+) -> Call[None]:
     body: dict[str, Any] = {"kind": kind, "method": method, "count": count, "status": status}
     body["retryAfter"] = retry_after
     if route is not None:
         body["route"] = route
-    return _Call("POST", "/faults/rules", body)
+    return Call("POST", "/faults/rules", body, _nothing)
 
 
-def _error_rates(rates: dict[str, float], status: int | None, seed: int | None) -> _Call:
-    body: dict[str, Any] = {"rates": rates}
-    if status is not None:
-        body["status"] = status
-    if seed is not None:
-        body["seed"] = seed
-    return _Call("PUT", "/faults/error-rates", body)
+class ControlOperations:
+    """The `/_sim` API, one method per operation; each returns the `Call` that performs it."""
+
+    @operation
+    def health(self) -> Call[dict[str, Any]]:
+        return Call("GET", "/health")
+
+    @operation
+    def reset(self) -> Call[None]:
+        """Delete all instances, clear counters and restore the start-up fault settings."""
+        return Call("POST", "/reset", read=_nothing)
+
+    @operation
+    def counters(self) -> Call[dict[str, int]]:
+        """Calls per `"<METHOD> <route template>"`, e.g. `{"POST /instances": 2}`."""
+        return Call("GET", "/counters", read=lambda body: body["counters"])
+
+    @operation
+    def reset_counters(self) -> Call[None]:
+        return Call("DELETE", "/counters", read=_nothing)
+
+    @operation
+    def instances(self) -> Call[list[dict[str, Any]]]:
+        """All instances, unmasked, including tokens and any providerData sent."""
+        return Call("GET", "/instances", read=lambda body: body["instances"])
+
+    @operation
+    def instance(self, instance_id: int) -> Call[dict[str, Any]]:
+        return Call("GET", f"/instances/{instance_id}")
+
+    @operation
+    def faults(self) -> Call[dict[str, Any]]:
+        return Call("GET", "/faults")
+
+    @operation
+    def clear_faults(self) -> Call[None]:
+        return Call("DELETE", "/faults", read=_nothing)
+
+    @operation
+    def set_latency(self, ms: int) -> Call[None]:
+        return Call("PUT", "/faults/latency", {"ms": ms}, _nothing)
+
+    @operation
+    def set_error_rate(
+        self, rates: dict[str, float], *, status: int | None = None, seed: int | None = None
+    ) -> Call[None]:
+        """E.g. `{"POST": 0.5}`: half the POSTs get `status` (503 unless changed)."""
+        body: dict[str, Any] = {"rates": rates}
+        if status is not None:
+            body["status"] = status
+        if seed is not None:
+            body["seed"] = seed
+        return Call("PUT", "/faults/error-rates", body, _nothing)
+
+    @operation
+    def fail_next(
+        self, method: str, count: int = 1, status: int = 503, *, route: str | None = None
+    ) -> Call[None]:
+        return _rule("fail", method, count, route=route, status=status)
+
+    @operation
+    def rate_limit_next(
+        self, method: str, count: int = 1, retry_after: int = 1, *, route: str | None = None
+    ) -> Call[None]:
+        return _rule("rate_limit", method, count, route=route, retry_after=retry_after)
+
+    @operation
+    def drop_next(
+        self, method: str, count: int = 1, *, after_handling: bool, route: str | None = None
+    ) -> Call[None]:
+        """Close the connection unanswered; with `after_handling` the call takes effect first."""
+        return _rule("drop_after" if after_handling else "drop_before", method, count, route=route)
+
+    @operation
+    def hang_next(self, method: str, count: int = 1, *, route: str | None = None) -> Call[None]:
+        """Let the call take effect, then hold the response back for minutes."""
+        return _rule("hang_after", method, count, route=route)
+
+    @operation
+    def mark_invalid(self, instance_id: int, valid: bool = False) -> Call[dict[str, Any]]:
+        return Call("PATCH", f"/instances/{instance_id}", {"valid": valid})
+
+    @operation
+    def mark_disabled(self, instance_id: int, disabled: bool = True) -> Call[dict[str, Any]]:
+        return Call("PATCH", f"/instances/{instance_id}", {"disabled": disabled})
+
+    @operation
+    def rotate_token(self, instance_id: int) -> Call[str]:
+        """Issue a new token now; returns it. The old token stops working."""
+        return Call("POST", f"/instances/{instance_id}/rotate-token", read=lambda body: body["token"])
+
+    @operation
+    def rotate_token_on_next_update(self, instance_id: int) -> Call[None]:
+        return Call("PATCH", f"/instances/{instance_id}", {"rotateTokenOnNextUpdate": True}, _nothing)
+
+    @operation
+    def rotate_on_update(self, enabled: bool) -> Call[None]:
+        """Switch the "every PUT/PATCH issues a new token" fault on or off."""
+        return Call("PUT", "/faults/rotate-on-update", {"enabled": enabled}, _nothing)
 
 
-class _Base:
+class _Transport(ControlOperations):
     def __init__(self, base_url: str) -> None:
         self.base_url = base_url.rstrip("/")
 
@@ -63,8 +217,12 @@ class _Base:
     def control_url(self) -> str:
         return f"{self.base_url}{CONTROL_BASE_PATH}"
 
+    def bind(self, build: Callable[..., Call[Any]]) -> Callable[..., Any]:
+        """A callable that builds the `Call` from its arguments and executes it."""
+        raise NotImplementedError
 
-class SimulatorControl(_Base):
+
+class SimulatorControl(_Transport):
     """Blocking control client: `SimulatorControl("http://127.0.0.1:8089")`."""
 
     def __init__(self, base_url: str, *, timeout: float = DEFAULT_TIMEOUT_SECONDS) -> None:
@@ -82,93 +240,20 @@ class SimulatorControl(_Base):
     def close(self) -> None:
         self._client.close()
 
-    def _do(self, call: _Call) -> Any:
+    def execute(self, call: Call[T]) -> T:
         response = self._client.request(call.method, call.path, json=call.body)
         response.raise_for_status()
-        return response.json()
+        return call.read(response.json())
 
-    def health(self) -> dict[str, Any]:
-        result: dict[str, Any] = self._do(_Call("GET", "/health"))
-        return result
+    def bind(self, build: Callable[..., Call[Any]]) -> Callable[..., Any]:
+        def run(*args: Any, **kwargs: Any) -> Any:
+            return self.execute(build(self, *args, **kwargs))
 
-    def reset(self) -> None:
-        """Delete all instances, clear counters and restore the start-up fault settings."""
-        self._do(_Call("POST", "/reset"))
-
-    def counters(self) -> dict[str, int]:
-        """Calls per `"<METHOD> <route template>"`, e.g. `{"POST /instances": 2}`."""
-        counters: dict[str, int] = self._do(_Call("GET", "/counters"))["counters"]
-        return counters
-
-    def reset_counters(self) -> None:
-        self._do(_Call("DELETE", "/counters"))
-
-    def instances(self) -> list[dict[str, Any]]:
-        """All instances, unmasked, including tokens and any providerData sent."""
-        instances: list[dict[str, Any]] = self._do(_Call("GET", "/instances"))["instances"]
-        return instances
-
-    def instance(self, instance_id: int) -> dict[str, Any]:
-        result: dict[str, Any] = self._do(_Call("GET", f"/instances/{instance_id}"))
-        return result
-
-    def faults(self) -> dict[str, Any]:
-        result: dict[str, Any] = self._do(_Call("GET", "/faults"))
-        return result
-
-    def clear_faults(self) -> None:
-        self._do(_Call("DELETE", "/faults"))
-
-    def set_latency(self, ms: int) -> None:
-        self._do(_Call("PUT", "/faults/latency", {"ms": ms}))
-
-    def set_error_rate(
-        self, rates: dict[str, float], *, status: int | None = None, seed: int | None = None
-    ) -> None:
-        """E.g. `{"POST": 0.5}`: half the POSTs get `status` (503 unless changed)."""
-        self._do(_error_rates(rates, status, seed))
-
-    def fail_next(self, method: str, count: int = 1, status: int = 503, *, route: str | None = None) -> None:
-        self._do(_rule("fail", method, count, route=route, status=status))
-
-    def rate_limit_next(
-        self, method: str, count: int = 1, retry_after: int = 1, *, route: str | None = None
-    ) -> None:
-        self._do(_rule("rate_limit", method, count, route=route, retry_after=retry_after))
-
-    def drop_next(
-        self, method: str, count: int = 1, *, after_handling: bool, route: str | None = None
-    ) -> None:
-        """Close the connection unanswered; with `after_handling` the call takes effect first."""
-        self._do(_rule("drop_after" if after_handling else "drop_before", method, count, route=route))
-
-    def hang_next(self, method: str, count: int = 1, *, route: str | None = None) -> None:
-        """Let the call take effect, then hold the response back for minutes."""
-        self._do(_rule("hang_after", method, count, route=route))
-
-    def mark_invalid(self, instance_id: int, valid: bool = False) -> dict[str, Any]:
-        result: dict[str, Any] = self._do(_Call("PATCH", f"/instances/{instance_id}", {"valid": valid}))
-        return result
-
-    def mark_disabled(self, instance_id: int, disabled: bool = True) -> dict[str, Any]:
-        result: dict[str, Any] = self._do(_Call("PATCH", f"/instances/{instance_id}", {"disabled": disabled}))
-        return result
-
-    def rotate_token(self, instance_id: int) -> str:
-        """Issue a new token now; returns it. The old token stops working."""
-        token: str = self._do(_Call("POST", f"/instances/{instance_id}/rotate-token"))["token"]
-        return token
-
-    def rotate_token_on_next_update(self, instance_id: int) -> None:
-        self._do(_Call("PATCH", f"/instances/{instance_id}", {"rotateTokenOnNextUpdate": True}))
-
-    def rotate_on_update(self, enabled: bool) -> None:
-        """Switch the "every PUT/PATCH issues a new token" fault on or off."""
-        self._do(_Call("PUT", "/faults/rotate-on-update", {"enabled": enabled}))
+        return run
 
 
-class AsyncSimulatorControl(_Base):
-    """The same calls for asyncio code (the benchmark drives the API concurrently)."""
+class AsyncSimulatorControl(_Transport):
+    """The same operations for asyncio code (the benchmark drives the API concurrently)."""
 
     def __init__(self, base_url: str, *, timeout: float = DEFAULT_TIMEOUT_SECONDS) -> None:
         super().__init__(base_url)
@@ -185,79 +270,13 @@ class AsyncSimulatorControl(_Base):
     async def aclose(self) -> None:
         await self._client.aclose()
 
-    async def _do(self, call: _Call) -> Any:
+    async def execute(self, call: Call[T]) -> T:
         response = await self._client.request(call.method, call.path, json=call.body)
         response.raise_for_status()
-        return response.json()
+        return call.read(response.json())
 
-    async def health(self) -> dict[str, Any]:
-        result: dict[str, Any] = await self._do(_Call("GET", "/health"))
-        return result
+    def bind(self, build: Callable[..., Call[Any]]) -> Callable[..., Any]:
+        async def run(*args: Any, **kwargs: Any) -> Any:
+            return await self.execute(build(self, *args, **kwargs))
 
-    async def reset(self) -> None:
-        await self._do(_Call("POST", "/reset"))
-
-    async def counters(self) -> dict[str, int]:
-        counters: dict[str, int] = (await self._do(_Call("GET", "/counters")))["counters"]
-        return counters
-
-    async def reset_counters(self) -> None:
-        await self._do(_Call("DELETE", "/counters"))
-
-    async def instances(self) -> list[dict[str, Any]]:
-        instances: list[dict[str, Any]] = (await self._do(_Call("GET", "/instances")))["instances"]
-        return instances
-
-    async def instance(self, instance_id: int) -> dict[str, Any]:
-        result: dict[str, Any] = await self._do(_Call("GET", f"/instances/{instance_id}"))
-        return result
-
-    async def faults(self) -> dict[str, Any]:
-        result: dict[str, Any] = await self._do(_Call("GET", "/faults"))
-        return result
-
-    async def clear_faults(self) -> None:
-        await self._do(_Call("DELETE", "/faults"))
-
-    async def set_latency(self, ms: int) -> None:
-        await self._do(_Call("PUT", "/faults/latency", {"ms": ms}))
-
-    async def set_error_rate(
-        self, rates: dict[str, float], *, status: int | None = None, seed: int | None = None
-    ) -> None:
-        await self._do(_error_rates(rates, status, seed))
-
-    async def fail_next(
-        self, method: str, count: int = 1, status: int = 503, *, route: str | None = None
-    ) -> None:
-        await self._do(_rule("fail", method, count, route=route, status=status))
-
-    async def rate_limit_next(
-        self, method: str, count: int = 1, retry_after: int = 1, *, route: str | None = None
-    ) -> None:
-        await self._do(_rule("rate_limit", method, count, route=route, retry_after=retry_after))
-
-    async def drop_next(
-        self, method: str, count: int = 1, *, after_handling: bool, route: str | None = None
-    ) -> None:
-        await self._do(_rule("drop_after" if after_handling else "drop_before", method, count, route=route))
-
-    async def mark_invalid(self, instance_id: int, valid: bool = False) -> dict[str, Any]:
-        result: dict[str, Any] = await self._do(_Call("PATCH", f"/instances/{instance_id}", {"valid": valid}))
-        return result
-
-    async def mark_disabled(self, instance_id: int, disabled: bool = True) -> dict[str, Any]:
-        result: dict[str, Any] = await self._do(
-            _Call("PATCH", f"/instances/{instance_id}", {"disabled": disabled})
-        )
-        return result
-
-    async def rotate_token(self, instance_id: int) -> str:
-        token: str = (await self._do(_Call("POST", f"/instances/{instance_id}/rotate-token")))["token"]
-        return token
-
-    async def rotate_token_on_next_update(self, instance_id: int) -> None:
-        await self._do(_Call("PATCH", f"/instances/{instance_id}", {"rotateTokenOnNextUpdate": True}))
-
-    async def rotate_on_update(self, enabled: bool) -> None:
-        await self._do(_Call("PUT", "/faults/rotate-on-update", {"enabled": enabled}))
+        return run
