@@ -21,6 +21,10 @@ BOOLEAN = "BOOLEAN"
 
 MASK = "********"
 
+# Doc section 9: events are off and null values are filtered from responses unless an instance
+# says otherwise.
+PLATFORM_DEFAULTS = {"event.notification.enabled": "false", "filter.response.nulls": "true"}
+
 
 @dataclass(frozen=True)
 class ConfigDefinition:
@@ -30,13 +34,24 @@ class ConfigDefinition:
     name: str
     type: str = TEXT_128
     required: bool = False
+    # Written into the instance's configuration at create, like the element's own settings.
     default_value: str | None = None
     hide_from_console: bool = False
     description: str = ""
+    # What the platform reports for the key while an instance leaves it unset (in the element
+    # definition and the instance's configuration entries), without writing it into the instance's
+    # `configuration` map: the vendor's instance bodies list only keys that were given or that the
+    # element itself defaults (doc 6.4), while its test suite reads these platform-wide defaults
+    # back from `GET /instances/{id}/configuration` (doc 14).
+    platform_default: str | None = None
 
     @property
     def is_secret(self) -> bool:
         return self.type == PASSWORD
+
+    @property
+    def reported_default(self) -> str | None:
+        return self.default_value if self.default_value is not None else self.platform_default
 
 
 @dataclass(frozen=True)
@@ -102,7 +117,7 @@ class Element:
                 "name": d.name,
                 "type": d.type,
                 "required": d.required,
-                "defaultValue": d.default_value,
+                "defaultValue": d.reported_default,
                 "hideFromConsole": d.hide_from_console,
                 "description": d.description,
                 "internal": False,
@@ -129,7 +144,12 @@ def _common_event_definitions(**defaults: str) -> tuple[ConfigDefinition, ...]:
         ("event.poller.configuration", "Configure Polling", TEXTAREA),
         ("filter.response.nulls", "Filter null values from the response", BOOLEAN),
     ]
-    return tuple(ConfigDefinition(key, name, type_, default_value=default(key)) for key, name, type_ in specs)
+    return tuple(
+        ConfigDefinition(
+            key, name, type_, default_value=default(key), platform_default=PLATFORM_DEFAULTS.get(key)
+        )
+        for key, name, type_ in specs
+    )
 
 
 def _internal(key: str, value: str) -> ConfigDefinition:

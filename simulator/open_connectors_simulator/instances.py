@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections import Counter
 
 from aiohttp import web
 
@@ -116,6 +117,20 @@ async def list_element_instances(request: web.Request) -> web.Response:
     return await _list(request, element.key)
 
 
+async def count_instances(request: web.Request) -> web.Response:
+    """`GET /instances/count`: `{totalInstances, elementInstances}` (doc 14, from the vendor's tests).
+
+    Only the two field names are known. `elementInstances` is read here as the breakdown of the
+    total by element, one `{elementId, elementKey, count}` per element in use, by key; every
+    instance belongs to the one simulated user, so the count is the whole account's."""
+    per_element = Counter(instance.element for instance in state_of(request).store.all())
+    breakdown = [
+        {"elementId": element.id, "elementKey": element.key, "count": count}
+        for element, count in sorted(per_element.items(), key=lambda item: item[0].key)
+    ]
+    return json_ok({"totalInstances": sum(per_element.values()), "elementInstances": breakdown})
+
+
 async def get_instance(request: web.Request) -> web.Response:
     return json_ok(_path_instance(request).api_json())
 
@@ -166,9 +181,10 @@ async def disable_token_instance(request: web.Request) -> web.Response:
 
 
 def add_instance_routes(router: web.UrlDispatcher, base: str) -> None:
-    # Static paths before `{id}` so that `/instances/enabled` never parses as an id.
+    # Static paths before `{id}` so that `/instances/enabled` or `/count` never parses as an id.
     router.add_put(f"{base}/instances/enabled", enable_token_instance)
     router.add_delete(f"{base}/instances/enabled", disable_token_instance)
+    router.add_get(f"{base}/instances/count", count_instances, allow_head=False)
     router.add_post(f"{base}/instances", create_instance)
     router.add_get(f"{base}/instances", list_instances, allow_head=False)
     router.add_put(f"{base}/instances", update_token_instance)

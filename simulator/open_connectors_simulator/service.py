@@ -16,7 +16,7 @@ from typing import Any
 
 from aiohttp import web
 
-from open_connectors_simulator.catalog import Catalog, Element, build_catalog
+from open_connectors_simulator.catalog import MASK, Catalog, Element, build_catalog
 from open_connectors_simulator.faults import CallCounters, FaultState
 from open_connectors_simulator.httputil import ApiError, instance_not_found
 from open_connectors_simulator.settings import SimulatorSettings
@@ -140,12 +140,16 @@ class SimulatorState:
         reauthenticated = False
         if body.get("configuration") is not None:
             merged = dict(instance.configuration)
+            secret_keys = instance.element.secret_keys
             for key, value in configuration_changes(body["configuration"]).items():
                 if value is None:
                     merged.pop(key, None)
+                elif value == MASK and key in secret_keys:
+                    # The mask the platform itself answers with, sent back by a client that echoes
+                    # a GET or POST body (the vendor's own tests PUT the POST response back): it
+                    # means "unchanged", never a new secret. The stored value stays.
+                    continue
                 else:
-                    # A masked "********" sent back is stored as given: whether the platform would
-                    # ignore it is unknown, and storing it exposes clients that echo GET output.
                     merged[key] = value
             # Unsetting a key that has an element default falls back to that default.
             configuration = validate_common({**instance.element.defaults, **merged})
@@ -179,8 +183,19 @@ class SimulatorState:
     # -- configuration entries (doc 4.2) -----------------------------------------------------
 
     def configuration_entries(self, instance: Instance) -> list[dict[str, Any]]:
+        """Every configuration key of the element, set or not, then any other key the instance has.
+
+        An unset key reports its default, or else an empty `propertyValue`: the Swagger types the
+        value as a string (so not null), and a blank value counts as unset everywhere here (the
+        required-key check included)."""
         masked = instance.masked_configuration()
-        return [self._entry(instance, key, value) for key, value in masked.items()]
+        entries = [
+            self._entry(instance, d.key, masked.get(d.key, d.reported_default or ""))
+            for d in instance.element.configuration
+        ]
+        defined = {d.key for d in instance.element.configuration}
+        entries += [self._entry(instance, key, value) for key, value in masked.items() if key not in defined]
+        return entries
 
     def configuration_entry(self, instance: Instance, config_id: int) -> dict[str, Any]:
         for entry in self.configuration_entries(instance):
