@@ -287,6 +287,9 @@ class Operator(_Running):
     healthy_after: float | None = None  # seconds from spawn to the first 200 on /healthz
 
 
+LOCAL_PLATFORM = ("--allowed-api-hosts=127.0.0.1:*", "--allow-insecure-http")
+
+
 def operator_command(
     *,
     api_url: str,
@@ -297,8 +300,12 @@ def operator_command(
     wrapper: Sequence[str] = (),
 ) -> list[str]:
     """`python [wrapper] -m connector_operator run ...`; `wrapper` runs it under a profiler module
-    in the same process, so the pid, its memory and its CPU stay the operator's."""
-    flags = [f"--namespace={namespace}" for namespace in namespaces]
+    in the same process, so the pid, its memory and its CPU stay the operator's.
+
+    Every user here (tests, demo, benchmark) points the operator at a simulator on loopback over
+    plain http, which production defaults refuse: LOCAL_PLATFORM allows exactly that. A test of the
+    allowlist itself passes its own `--allowed-api-hosts` in `args`, which come later and win."""
+    flags = [*(f"--namespace={namespace}" for namespace in namespaces), *LOCAL_PLATFORM]
     if metrics_port is not None:
         flags += ["--metrics-port", str(metrics_port)]
     return [

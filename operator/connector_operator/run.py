@@ -12,12 +12,22 @@ import click
 import kopf
 
 from connector_operator import logcontext
-from connector_operator.settings import DEFAULT_API_URL, Settings
+from connector_operator.domain.hosts import HostPolicy, parse_patterns
+from connector_operator.settings import DEFAULT_ALLOWED_API_HOSTS, DEFAULT_API_URL, Settings
 
 
 def _namespaces(values: tuple[str, ...]) -> tuple[str, ...]:
     # Accept repeated flags and comma- or space-separated lists (the environment variable form).
     return tuple(sorted({n for value in values for n in value.replace(",", " ").split() if n}))
+
+
+def _host_patterns(_: click.Context, __: click.Parameter, value: str) -> tuple[str, ...]:
+    patterns = tuple(value.replace(",", " ").split())
+    try:
+        parse_patterns(patterns)
+    except ValueError as error:
+        raise click.BadParameter(str(error)) from None
+    return patterns
 
 
 # Our event handlers run on every watch event, most of them uneventful; kopf would log each one.
@@ -44,6 +54,22 @@ def _quiet_watch_handlers(record: logging.LogRecord) -> bool:
     default=DEFAULT_API_URL,
     show_default=True,
     help="Platform API URL for objects without spec.apiURL.",
+)
+@click.option(
+    "--allowed-api-hosts",
+    envvar="OCO_ALLOWED_API_HOSTS",
+    default=",".join(DEFAULT_ALLOWED_API_HOSTS),
+    show_default=True,
+    callback=_host_patterns,
+    help="Platform API hosts the operator may call, comma- or space-separated: `host`, `host:port` "
+    "or `host:*`; `*` matches within one DNS label; without a port only the default port matches.",
+)
+@click.option(
+    "--allow-insecure-http/--no-allow-insecure-http",
+    envvar="OCO_ALLOW_INSECURE_HTTP",
+    default=False,
+    show_default=True,
+    help="Allow plain http API URLs (for a local simulator; never in production).",
 )
 @click.option(
     "--log-format",
@@ -94,6 +120,8 @@ def _quiet_watch_handlers(record: logging.LogRecord) -> bool:
 def run_command(
     namespaces: tuple[str, ...],
     default_api_url: str,
+    allowed_api_hosts: tuple[str, ...],
+    allow_insecure_http: bool,
     log_format: str,
     log_level: str,
     resync_interval: float,
@@ -104,6 +132,8 @@ def run_command(
     """Run the operator against the current kubeconfig, or in-cluster configuration."""
     settings = Settings(
         default_api_url=default_api_url,
+        allowed_api_hosts=allowed_api_hosts,
+        allow_insecure_http=allow_insecure_http,
         namespaces=_namespaces(namespaces),
         resync_interval=resync_interval,
         max_in_flight=max_in_flight,
@@ -112,6 +142,10 @@ def run_command(
         health_port=health_port or None,
         metrics_port=metrics_port or None,
     )
+    refusal = HostPolicy.from_settings(allowed_api_hosts, allow_insecure_http).refusal(default_api_url)
+    if refusal is not None:
+        # Not fatal: objects with their own allowed spec.apiURL still work; the others stall and say so.
+        click.echo(f"warning: --default-api-url {default_api_url}: {refusal}", err=True)
     kopf.configure(
         debug=log_level == "DEBUG",
         verbose=log_level == "DEBUG",

@@ -9,12 +9,26 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 DEFAULT_API_URL = "https://api.openconnectors.us2.ext.hana.ondemand.com/elements/api-v2"
+# The SAP Open Connectors API hosts (open-connectors-api.md, "Hosts"): production with and without
+# a region label, the Cloud Foundry trials, and the old Neo trial. Pattern syntax: domain/hosts.py.
+DEFAULT_ALLOWED_API_HOSTS = (
+    "api.openconnectors.ext.hana.ondemand.com",
+    "api.openconnectors.*.ext.hana.ondemand.com",
+    "api.openconnectors.trial.*.ext.hana.ondemand.com",
+    "api.openconnectors.ext.hanatrial.ondemand.com",
+)
 
 
 @dataclass(frozen=True)
 class Settings:
     default_api_url: str = DEFAULT_API_URL
     """Platform API base URL for objects that do not set `spec.apiURL`."""
+
+    allowed_api_hosts: tuple[str, ...] = DEFAULT_ALLOWED_API_HOSTS
+    """Host patterns the operator may send requests (and account secrets) to; see domain/hosts.py."""
+
+    allow_insecure_http: bool = False
+    """Whether plain http API URLs are allowed (the local simulator only)."""
 
     namespaces: tuple[str, ...] = ()
     """Namespaces to watch; empty means the whole cluster."""

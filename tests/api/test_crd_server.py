@@ -117,6 +117,22 @@ REJECTED = [
         id="filter-nulls-key-beside-field",
     ),
     pytest.param({"apiURL": "ftp://x"}, ["spec.apiURL", "should match"], id="apiURL-not-http"),
+    # SSRF shapes (issue 9, finding 2): a query or fragment would let any path and query through.
+    pytest.param(
+        {"apiURL": "http://internal.example/any/path?x=1#/elements/api-v2"},
+        ["spec.apiURL", "should match"],
+        id="apiURL-query-and-fragment",
+    ),
+    pytest.param(
+        {"apiURL": "https://user:pw@api.openconnectors.ext.hana.ondemand.com/elements/api-v2"},
+        ["spec.apiURL", "should match"],
+        id="apiURL-userinfo",
+    ),
+    pytest.param(
+        {"apiURL": "https://api.openconnectors.ext.hana.ondemand.com/admin/users"},
+        ["spec.apiURL", "should match"],
+        id="apiURL-path-not-the-api",
+    ),
     pytest.param(
         {"connectorKey": "CloseIO"}, ["spec.connectorKey", "should match"], id="connectorKey-uppercase"
     ),

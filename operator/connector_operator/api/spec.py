@@ -18,6 +18,15 @@ from connector_operator.api.names import IDENTITY_TAG_PREFIX
 
 DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 HTTP_URL = r"^https?://[^\s/?#]+[^\s]*$"
+# The only shape of platform API URL the operator calls: strict enough that every URL parser (ours,
+# httpx's, the platform's) reads the same host from it, and that no query, fragment, user
+# information or escaped character can steer the request (domain/hosts.py checks the same).
+API_URL_PATTERN = (
+    r"^(https?)://"  # group 1: scheme
+    r"([A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?[.]?|\[[0-9A-Fa-f:.]+\])"  # group 2: host
+    r"(:([0-9]{1,5}))?"  # group 5: port
+    r"(/[A-Za-z0-9._~-]+)*/elements/api-v2$"
+)
 
 # Configuration keys that have a typed field; setting them in both places is ambiguous.
 EVENT_KEYS = (
@@ -234,10 +243,13 @@ class ConnectorInstanceSpec(Model):
         str | None,
         Field(
             alias="apiURL",
-            description="Base URL of the Open Connectors platform API, ending in `/elements/api-v2`. "
-            "Defaults to the operator's `--default-api-url`.",
+            description="Base URL of the Open Connectors platform API: `https://<host>[:<port>]/..."
+            "/elements/api-v2`, with no query, fragment, user information or escaped characters. "
+            "The host must be in the operator's allowed API hosts (`--allowed-api-hosts`; plain http "
+            "only with `--allow-insecure-http`), or the object stalls with `APIHostNotAllowed` and "
+            "nothing is sent. Defaults to the operator's `--default-api-url`.",
             max_length=2048,
-            pattern=HTTP_URL,
+            pattern=API_URL_PATTERN,
         ),
     ] = None
     configuration: Annotated[

@@ -37,6 +37,7 @@ class Reason(StrEnum):
     API_UNAVAILABLE = "APIUnavailable"
     SECRET_CONFLICT = "SecretConflict"
     INVALID_SPEC = "InvalidSpec"
+    API_HOST_NOT_ALLOWED = "APIHostNotAllowed"
     DELETION_BLOCKED = "DeletionBlocked"
     KUBERNETES_ERROR = "KubernetesAPIError"
     RECONCILE_SUCCESS = "ReconcileSuccess"

@@ -45,12 +45,22 @@ async def delete_remote(
     namespace, name, uid = body["metadata"]["namespace"], body["metadata"]["name"], body["metadata"]["uid"]
     generation = int(body["metadata"].get("generation") or 0)
     api_url = status.api_url or spec.api_url or runtime.settings.default_api_url
+    backoff = Backoff(runtime.settings.backoff_base, runtime.settings.backoff_cap)
+    refusal = runtime.hosts.refusal(api_url)
+    if refusal is not None:
+        outcome = outcomes.stalled(
+            Reason.API_HOST_NOT_ALLOWED,
+            f"Cannot delete the remote instance: {refusal}. Ask the platform team to allow the host, or "
+            f"release this object and leave the remote instance in place with: "
+            f"{release_command(namespace, name)}",
+        )
+        await report(runtime, namespace, name, generation, status, outcome)
+        raise to_kopf(outcome, delay=backoff.delay(retry))
     account = spec.credentials_secret_ref.name
     view = await runtime.read_secret(secret_view_cache(secret_cache), namespace, account)
     # Only the account secrets are needed to delete; configuration Secrets may already be gone.
     credentials_only = spec.model_copy(update={"configuration": None})
     resolved = resolve(credentials_only, {account: view.data if view else None})
-    backoff = Backoff(runtime.settings.backoff_base, runtime.settings.backoff_cap)
     if isinstance(resolved, Missing):
         outcome = outcomes.stalled(
             Reason.DELETION_BLOCKED,

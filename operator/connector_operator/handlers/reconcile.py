@@ -73,6 +73,11 @@ async def reconcile(
         return Result(await finish(rt, target, state, invalid, Facts()))
     settings = effective(rt, target, spec)
     facts = Facts(effective=settings)
+    refusal = rt.hosts.refusal(settings.api_url)
+    if refusal is not None:
+        # Before any Secret is read or labelled: nothing of this object reaches a host not allowed.
+        refused = outcomes.stalled(Reason.API_HOST_NOT_ALLOWED, host_refused_message(refusal))
+        return Result(await finish(rt, target, state, refused, facts))
     awaited: str | None = None
     remote: RemotePass | None = None
     try:
@@ -108,6 +113,13 @@ def effective(rt: Runtime, target: Target, spec: ConnectorInstanceSpec) -> Effec
         instance_name=effective_instance_name(spec, target.namespace, target.name),
         token_secret_name=effective_token_secret(spec, target.name),
         deletion_policy=effective_deletion_policy(spec).value,
+    )
+
+
+def host_refused_message(refusal: str) -> str:
+    return (
+        f"Not calling the platform: {refusal}. Use an allowed spec.apiURL, or ask the platform team "
+        "to add the host to the operator's --allowed-api-hosts"
     )
 
 

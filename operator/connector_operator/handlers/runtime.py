@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import datetime
+import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
+from connector_operator.domain.hosts import HostPolicy
 from connector_operator.handlers.secretreads import SecretReads
 from connector_operator.handlers.wakeups import Key, Wakeups
 from connector_operator.kube.secrets import Secrets, SecretView
@@ -30,6 +32,11 @@ class Runtime:
     wakeups: Wakeups = field(default_factory=Wakeups)
     reads: SecretReads = field(default_factory=SecretReads)
     clock: Callable[[], str] = utcnow  # the only source of status timestamps
+
+    @functools.cached_property
+    def hosts(self) -> HostPolicy:
+        """Where the operator may send requests: the platform team's allowlist, never a tenant's."""
+        return HostPolicy.from_settings(self.settings.allowed_api_hosts, self.settings.allow_insecure_http)
 
     async def read_secret(
         self, cache: Mapping[Key, SecretView], namespace: str, name: str
