@@ -1,17 +1,24 @@
 """`openconnectors.client.InstancesClient` against answers a real platform rarely gives on demand.
 
-The simulator tests cover the happy paths over real HTTP; here `httpx.MockTransport` produces
-each status, malformed bodies and transport failures. Covers: the status-to-exception mapping
-(409 included), `Retry-After` parsing, the request id from the `Elements-Request-Id` header or
-the body's `requestId`, redaction of the account secrets and the configuration values sent,
-`ConnectError`/`ReadTimeout` becoming `NetworkError`/`Timeout` with no Authorization value in any
-message, repr or chained exception, `delete()` treating 404 as done, `find_by_tag()` following
-`Elements-Next-Page-Token` and returning [] on 404, the Authorization header, the observer
-hook, and that `Credentials` and `Instance` reprs hide their secrets.
+The simulator tests cover the happy paths over real HTTP, and tests/integration/test_hostile_client.py
+the attacks over real sockets; here `httpx.MockTransport` produces each status, malformed bodies
+and transport failures. Covers: the status-to-exception mapping (409 included), `Retry-After`
+parsing, the request id from the `Elements-Request-Id` header or the body's `requestId` and its
+rejection when it is no id or carries a secret, redaction of the account secrets and the
+configuration values sent (encoded echoes included), `ConnectError`/`ReadTimeout` becoming
+`NetworkError`/`Timeout` with no Authorization value in any message, repr or chained exception,
+credentials that no header can carry refused before any request, answers without an integer id
+or a token (204 included) failing with their real status, instance facts redacted and capped, the
+response size cap (declared and streamed) and refused compression, the overall deadline, the
+per-host bound on calls in flight, `delete()` treating 404 as done, `find_by_tag()` following
+`Elements-Next-Page-Token`, returning [] on 404, keeping only instances that carry the tag and
+stopping at a repeated token or the page limit, the Authorization header, the observer hook, and
+that `Credentials` and `Instance` reprs hide their secrets.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import traceback
 from collections.abc import AsyncIterator, Callable
@@ -47,7 +54,7 @@ async def make_client() -> AsyncIterator[MakeClient]:
     clients: list[InstancesClient] = []
 
     def make(handler: Handler, **options: Any) -> InstancesClient:
-        client = InstancesClient(transport=httpx.MockTransport(handler), timeout=5.0, **options)
+        client = InstancesClient(transport=httpx.MockTransport(handler), **{"timeout": 5.0, **options})
         clients.append(client)
         return client
 
@@ -58,6 +65,10 @@ async def make_client() -> AsyncIterator[MakeClient]:
 
 def instance_json(instance_id: int, **extra: Any) -> dict[str, Any]:
     return {"id": instance_id, "token": f"token-{instance_id}", "name": f"i{instance_id}", **extra}
+
+
+def tagged(instance_id: int, *tags: str) -> dict[str, Any]:
+    return instance_json(instance_id, tags=list(tags))
 
 
 def answer(status: int, payload: Any = None, headers: dict[str, str] | None = None) -> Handler:
@@ -211,7 +222,7 @@ async def test_echoed_secrets_and_configuration_values_are_redacted(
 ) -> None:
     message = (
         f"Invalid username {API_KEY} for account User {USER_SECRET}, Organization {ORGANIZATION_SECRET}; "
-        f"pagination.max=50"
+        f"pagination.max=50 of 500"
     )
     client = make_client(answer(400, {"message": message, "providerMessage": f"key {API_KEY} rejected"}))
     call = (
@@ -224,8 +235,9 @@ async def test_echoed_secrets_and_configuration_values_are_redacted(
     error = raised.value
     for text in (error.message, str(error), repr(error)):
         assert_no_secret(text)
-    assert error.message.count(MASK) == 4
-    assert "pagination.max=50" in error.message  # values shorter than the minimum stay readable
+    # A value shorter than the minimum ("50") is masked as a whole token only: "500" stays readable.
+    assert error.message.count(MASK) == 5
+    assert f"pagination.max={MASK} of 500" in error.message
 
 
 async def test_credentials_echoed_by_a_read_are_redacted(make_client: MakeClient) -> None:
@@ -348,17 +360,18 @@ async def test_find_by_tag_follows_the_page_token(make_client: MakeClient) -> No
     def handler(request: httpx.Request) -> httpx.Response:
         params = dict(request.url.params)
         seen.append(params)
+        tag = params["tags[]"]
         if "nextPage" not in params:
             return httpx.Response(
                 200,
-                json=[instance_json(1), instance_json(2)],
+                json=[tagged(1, tag), tagged(2, tag)],
                 headers={"Elements-Next-Page-Token": "cursor-2"},
             )
         if params["nextPage"] == "cursor-2":
             return httpx.Response(
-                200, json=[instance_json(3)], headers={"Elements-Next-Page-Token": "cursor-3"}
+                200, json=[tagged(3, tag)], headers={"Elements-Next-Page-Token": "cursor-3"}
             )
-        return httpx.Response(200, json=[instance_json(4)])
+        return httpx.Response(200, json=[tagged(4, tag)])
 
     found = await make_client(handler).find_by_tag(API, CREDENTIALS, "k8s-uid:abc")
     assert [i.id for i in found] == [1, 2, 3, 4]
@@ -378,7 +391,7 @@ async def test_find_by_tag_stops_on_an_empty_page_token(make_client: MakeClient)
 
     def handler(request: httpx.Request) -> httpx.Response:
         calls.append(request)
-        return httpx.Response(200, json=[instance_json(1)], headers={"Elements-Next-Page-Token": ""})
+        return httpx.Response(200, json=[tagged(1, "t")], headers={"Elements-Next-Page-Token": ""})
 
     assert [i.id for i in await make_client(handler).find_by_tag(API, CREDENTIALS, "t")] == [1]
     assert len(calls) == 1
@@ -412,3 +425,393 @@ def test_credentials_and_instance_reprs_hide_secrets() -> None:
     assert CREDENTIALS.header() == AUTHORIZATION
     instance = Instance.from_json(instance_json(5, token="instance-Token-value"))
     assert "instance-Token-value" not in repr(instance)
+
+
+# Credentials that no header can carry (findings 7 and 14)
+
+
+@pytest.mark.parametrize(
+    ("user", "organization", "key", "problem"),
+    [
+        pytest.param(
+            USER_SECRET + "\n", ORGANIZATION_SECRET, "userSecret", "line break", id="trailing-newline"
+        ),
+        pytest.param(USER_SECRET, "org\r\nX-Injected: 1", "organizationSecret", "line break", id="crlf"),
+        pytest.param(USER_SECRET, ORGANIZATION_SECRET + "\t", "organizationSecret", "control", id="tab"),
+        pytest.param("user-Sécret-0123", ORGANIZATION_SECRET, "userSecret", "printable ASCII", id="latin-1"),
+        pytest.param(USER_SECRET, "org-秘密-0123", "organizationSecret", "printable ASCII", id="cjk"),
+        pytest.param(USER_SECRET, "org\x7f0123456", "organizationSecret", "control", id="delete"),
+    ],
+)
+@pytest.mark.parametrize("method", ["create", "get", "update", "delete", "find_by_tag"])
+async def test_credentials_no_header_can_carry_are_refused_before_any_request(
+    make_client: MakeClient, user: str, organization: str, key: str, problem: str, method: str
+) -> None:
+    requests: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        requests.append(request)
+        return httpx.Response(200, json=instance_json(1))
+
+    client = make_client(handler)
+    credentials = Credentials(user, organization)
+    calls = {
+        "create": lambda: client.create(API, credentials, BODY),
+        "get": lambda: client.get(API, credentials, 1),
+        "update": lambda: client.update(API, credentials, 1, BODY),
+        "delete": lambda: client.delete(API, credentials, 1),
+        "find_by_tag": lambda: client.find_by_tag(API, credentials, "t"),
+    }
+    with pytest.raises(errors.InvalidCredentials) as raised:
+        await calls[method]()
+    assert requests == []
+    assert raised.value.key == key
+    text = str(raised.value)
+    assert f"key {key}" in text
+    assert problem in text
+    for value in (user, organization):
+        assert value.strip() not in text
+    assert raised.value.__context__ is None
+
+
+async def test_printable_ascii_credentials_with_spaces_are_sent(make_client: MakeClient) -> None:
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, json=instance_json(1))
+
+    await make_client(handler).get(API, Credentials("a b~!", "c=d/e+f"), 1)
+    assert seen[0].headers["Authorization"] == "User a b~!, Organization c=d/e+f"
+
+
+# Request ids (findings 7 and 11)
+
+
+@pytest.mark.parametrize(
+    ("headers", "payload"),
+    [
+        pytest.param({"Elements-Request-Id": "r" * 100_000}, {"message": "no"}, id="huge-header"),
+        pytest.param({}, {"message": "no", "requestId": "r" * 2_000_000}, id="two-megabyte-body-id"),
+        pytest.param({"Elements-Request-Id": f"req-{USER_SECRET}"}, {"message": "no"}, id="secret-in-header"),
+        pytest.param({}, {"message": "no", "requestId": ORGANIZATION_SECRET.upper()}, id="secret-in-body"),
+        pytest.param({}, {"message": "no", "requestId": "id with spaces"}, id="not-id-shaped"),
+        pytest.param({}, {"message": "no", "requestId": ["a", "list"]}, id="not-a-string"),
+    ],
+)
+async def test_a_request_id_that_is_no_id_or_carries_a_secret_is_dropped(
+    make_client: MakeClient,
+    headers: dict[str, str],
+    payload: dict[str, Any],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level("DEBUG", logger="connector_operator.openconnectors.client")
+    client = make_client(answer(500, payload, headers))
+    with pytest.raises(errors.ServerError) as raised:
+        await client.get(API, CREDENTIALS, 7)
+    assert raised.value.request_id is None
+    assert str(raised.value) == "HTTP 500: no"
+    assert len(caplog.text) < 1000
+    assert_no_secret(caplog.text.upper())
+    assert_no_secret(caplog.text)
+    assert "(request id -)" in caplog.text
+
+
+async def test_a_secret_echoed_url_encoded_and_in_capitals_is_redacted(make_client: MakeClient) -> None:
+    from urllib.parse import quote, quote_plus
+
+    message = (
+        f"bad key {quote(API_KEY, safe='')} for {quote_plus(USER_SECRET)} / {ORGANIZATION_SECRET.upper()}"
+    )
+    client = make_client(answer(400, {"message": message}))
+    with pytest.raises(errors.BadRequest) as raised:
+        await client.create(API, CREDENTIALS, {**BODY, "configuration": {"key": "a/b c+d=e&f"}})
+    assert raised.value.message == f"bad key {quote(API_KEY, safe='')} for {MASK} / {MASK}"  # not sent here
+    with pytest.raises(errors.BadRequest) as raised:
+        await make_client(answer(400, {"message": message})).create(API, CREDENTIALS, BODY)
+    assert raised.value.message == f"bad key {MASK} for {MASK} / {MASK}"
+
+
+# Honest answers (finding 10)
+
+
+@pytest.mark.parametrize(
+    ("response", "fragment"),
+    [
+        pytest.param(httpx.Response(200, json={"id": 7}), "without a token", id="no-token"),
+        pytest.param(httpx.Response(200, json={"id": 7, "token": ""}), "without a token", id="empty-token"),
+        pytest.param(
+            httpx.Response(200, json={"id": 7, "token": 12}), "without a token", id="token-not-string"
+        ),
+        pytest.param(httpx.Response(201, json={"token": "t"}), "integer id", id="no-id"),
+        pytest.param(httpx.Response(200, json={"id": "7", "token": "t"}), "integer id", id="id-a-string"),
+        pytest.param(httpx.Response(200, json={"id": True, "token": "t"}), "integer id", id="id-a-bool"),
+        pytest.param(
+            httpx.Response(200, json={"id": 2**63, "token": "t"}), "integer id", id="id-beyond-int64"
+        ),
+        pytest.param(httpx.Response(200, json={"id": -1, "token": "t"}), "integer id", id="negative-id"),
+        pytest.param(httpx.Response(200, json={"id": 7, "token": "t" * 1025}), "over 1024", id="huge-token"),
+        pytest.param(httpx.Response(204), "an empty body", id="204"),
+        pytest.param(httpx.Response(200), "an empty body", id="200-empty"),
+        pytest.param(httpx.Response(202, json=[instance_json(1)]), "not an instance", id="list"),
+    ],
+)
+@pytest.mark.parametrize("method", ["create", "get", "update"])
+async def test_an_answer_without_id_and_token_is_an_error_with_the_real_status(
+    make_client: MakeClient, response: httpx.Response, fragment: str, method: str
+) -> None:
+    client = make_client(lambda request: response)
+    calls = {
+        "create": lambda: client.create(API, CREDENTIALS, BODY),
+        "get": lambda: client.get(API, CREDENTIALS, 7),
+        "update": lambda: client.update(API, CREDENTIALS, 7, BODY),
+    }
+    with pytest.raises(errors.MalformedResponse) as raised:
+        await calls[method]()
+    assert raised.value.status == response.status_code
+    assert str(raised.value).startswith(f"HTTP {response.status_code}: ")
+    assert fragment in raised.value.message
+
+
+async def test_instance_facts_are_redacted_and_capped(make_client: MakeClient) -> None:
+    element = {"key": "closeio", "name": f"Close {USER_SECRET}", "hub": "h" * 10_000, "authenticationType": 5}
+    client = make_client(answer(200, instance_json(7, name=API_KEY, element=element, tags=["t"] * 1000)))
+    instance = await client.create(API, CREDENTIALS, BODY)
+    assert instance.element_name == f"Close {MASK}"
+    assert instance.name == MASK
+    assert instance.hub is not None
+    assert len(instance.hub) == 253
+    assert instance.authentication_type == "5"
+    assert len(instance.tags) == 50
+
+
+# Size (finding 4, responses)
+
+
+def _streamed(chunks: int, chunk: bytes = b"x" * 65536, **headers: str) -> Handler:
+    def handler(request: httpx.Request) -> httpx.Response:
+        async def body() -> AsyncIterator[bytes]:
+            for _ in range(chunks):
+                yield chunk
+
+        return httpx.Response(200, content=body(), headers=headers)
+
+    return handler
+
+
+async def test_a_declared_content_length_over_the_cap_fails_before_the_body_is_read(
+    make_client: MakeClient,
+) -> None:
+    produced: list[int] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        async def body() -> AsyncIterator[bytes]:
+            for index in range(3000):
+                produced.append(index)
+                yield b"x" * 65536
+
+        return httpx.Response(502, content=body(), headers={"Content-Length": str(3000 * 65536)})
+
+    with pytest.raises(errors.ResponseTooLarge) as raised:
+        await make_client(handler).get(API, CREDENTIALS, 7)
+    assert str(raised.value) == "HTTP 502: response larger than 5 MiB"
+    assert isinstance(raised.value, errors.ServerError)
+    assert produced == []
+
+
+async def test_a_streamed_body_over_the_cap_stops_at_the_cap(make_client: MakeClient) -> None:
+    read: list[int] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        async def body() -> AsyncIterator[bytes]:
+            for index in range(3000):  # 187 MiB if read to the end
+                read.append(index)
+                yield b"[" * 65536
+
+        return httpx.Response(200, content=body())
+
+    with pytest.raises(errors.ResponseTooLarge) as raised:
+        await make_client(handler).find_by_tag(API, CREDENTIALS, "t")
+    assert raised.value.status == 200
+    assert raised.value.message == "response larger than 5 MiB"
+    assert len(read) == 5 * 16 + 1  # 64 KiB chunks: the first one past 5 MiB ends the read
+
+
+async def test_the_cap_is_configurable_and_named_in_the_message(make_client: MakeClient) -> None:
+    client = make_client(_streamed(2, b"x" * 1024), max_response_bytes=1536)
+    with pytest.raises(errors.ResponseTooLarge, match=r"^HTTP 200: response larger than 1536 bytes$"):
+        await client.get(API, CREDENTIALS, 7)
+    client = make_client(_streamed(1, b"x" * 1536), max_response_bytes=1536)
+    with pytest.raises(errors.MalformedResponse, match="invalid JSON"):  # at the cap: read, then parsed
+        await client.get(API, CREDENTIALS, 7)
+
+
+async def test_a_compressed_body_is_refused(make_client: MakeClient) -> None:
+    import gzip
+
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        body = gzip.compress(json.dumps(instance_json(1)).encode())
+        return httpx.Response(200, content=body, headers={"Content-Encoding": "gzip"})
+
+    with pytest.raises(errors.MalformedResponse, match="compressed"):
+        await make_client(handler).get(API, CREDENTIALS, 7)
+    assert seen[0].headers["Accept-Encoding"] == "identity"
+
+
+@pytest.mark.parametrize("depth", [100_000])
+async def test_deeply_nested_json_is_invalid_json(make_client: MakeClient, depth: int) -> None:
+    client = make_client(lambda request: httpx.Response(200, content=b"[" * depth + b"]" * depth))
+    with pytest.raises(errors.MalformedResponse, match="invalid JSON"):
+        await client.find_by_tag(API, CREDENTIALS, "t")
+
+
+# Time: the overall deadline (finding 3)
+
+
+async def test_a_trickling_body_ends_at_the_overall_deadline(make_client: MakeClient) -> None:
+    import time
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        async def body() -> AsyncIterator[bytes]:
+            yield b'{"id": 1, '
+            while True:  # one byte every 0.1 s: each read is quick, the whole never ends
+                await asyncio.sleep(0.1)
+                yield b" "
+
+        return httpx.Response(200, content=body())
+
+    observed: list[tuple[str, str, float]] = []
+    client = make_client(handler, timeout=0.5, observer=lambda *seen: observed.append(seen))
+    started = time.monotonic()
+    with pytest.raises(errors.Timeout) as raised:
+        await client.get(API, CREDENTIALS, 7)
+    assert 0.5 <= time.monotonic() - started < 1.5
+    assert str(raised.value) == "GET /instances/7: no complete answer within 0.5s"
+    assert [outcome for _, outcome, _ in observed] == ["timeout"]
+
+
+# Concurrency per host (finding 3)
+
+
+async def test_a_slow_host_holds_only_its_own_share_of_the_slots(make_client: MakeClient) -> None:
+    release, two_in_flight = asyncio.Event(), asyncio.Event()
+    slow_in_flight: list[str] = []
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.host == "slow.test":
+            slow_in_flight.append(request.url.path)
+            if len(slow_in_flight) == 2:
+                two_in_flight.set()
+            await release.wait()
+        return httpx.Response(200, json=instance_json(1))
+
+    client = make_client(handler, max_in_flight=3, max_in_flight_per_host=2)
+    slow = [
+        asyncio.create_task(client.get("https://slow.test/elements/api-v2", CREDENTIALS, i)) for i in range(6)
+    ]
+    await asyncio.wait_for(two_in_flight.wait(), 5)
+    # Two of the three global slots are the slow host's; the third still serves everyone else.
+    other = [client.get(f"https://fast-{i}.test/elements/api-v2", CREDENTIALS, 1) for i in range(5)]
+    assert [i.id for i in await asyncio.wait_for(asyncio.gather(*other), 5)] == [1] * 5
+    assert len(slow_in_flight) == 2  # the other four slow calls had all that time to enter, and did not
+    release.set()
+    assert len(await asyncio.gather(*slow)) == 6
+
+
+async def test_ports_and_schemes_are_separate_hosts(make_client: MakeClient) -> None:
+    release, three_in_flight = asyncio.Event(), asyncio.Event()
+    in_flight: list[str] = []
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.host == "h.test":
+            in_flight.append(f"{request.url.scheme}:{request.url.port}")
+            if len(in_flight) == 3:
+                three_in_flight.set()
+            await release.wait()
+        return httpx.Response(200, json=instance_json(1))
+
+    client = make_client(handler, max_in_flight=10, max_in_flight_per_host=1)
+    urls = ["https://h.test/api", "https://h.test:8443/api", "http://h.test/api", "https://H.TEST:443/api"]
+    tasks = [asyncio.create_task(client.get(url, CREDENTIALS, 1)) for url in urls]
+    await asyncio.wait_for(three_in_flight.wait(), 5)
+    await client.get("https://elsewhere.test/api", CREDENTIALS, 1)  # time for the fourth to get in
+    assert sorted(in_flight) == ["http:None", "https:8443", "https:None"]  # the fourth is h.test:443 again
+    release.set()
+    await asyncio.gather(*tasks)
+    assert len(in_flight) == 4
+
+
+def test_the_in_flight_bounds_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="at least 1"):
+        InstancesClient(max_in_flight_per_host=0)
+
+
+# Searches (findings 8 and 9)
+
+
+async def test_find_by_tag_keeps_only_instances_carrying_the_tag(make_client: MakeClient) -> None:
+    page = [
+        tagged(1, "k8s-uid:abc"),
+        tagged(2, "k8s-uid:other"),
+        tagged(3, "crm", "k8s-uid:abc"),
+        tagged(4, "K8S-UID:ABC"),
+        tagged(5, " k8s-uid:abc"),
+        tagged(6, "k8s-uid:abcd"),
+        instance_json(7),
+        {"id": "garbage without the tag"},
+        "not even an object",
+        {**tagged(8), "tags": "k8s-uid:abc"},
+    ]
+    found = await make_client(answer(200, page)).find_by_tag(API, CREDENTIALS, "k8s-uid:abc")
+    assert [i.id for i in found] == [1, 3]
+
+
+async def test_find_by_tag_ignoring_the_filter_adopts_nothing(make_client: MakeClient) -> None:
+    everything = [tagged(i, f"k8s-uid:someone-else-{i}") for i in range(1, 6)]
+    assert await make_client(answer(200, everything)).find_by_tag(API, CREDENTIALS, "k8s-uid:mine") == []
+
+
+async def test_a_tagged_search_result_that_is_not_an_instance_is_an_error(make_client: MakeClient) -> None:
+    with pytest.raises(errors.MalformedResponse, match="without a token"):
+        await make_client(answer(200, [{"id": 1, "tags": ["t"]}])).find_by_tag(API, CREDENTIALS, "t")
+
+
+async def test_a_repeated_page_token_ends_the_search(make_client: MakeClient) -> None:
+    calls: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(request)
+        token = "again" if len(calls) > 1 else "first"
+        return httpx.Response(
+            200, json=[tagged(len(calls), "t")], headers={"Elements-Next-Page-Token": token}
+        )
+
+    with pytest.raises(errors.MalformedResponse) as raised:
+        await make_client(handler).find_by_tag(API, CREDENTIALS, "t")
+    assert str(raised.value) == "HTTP 200: the platform's search repeated a next-page token; search stopped"
+    assert len(calls) == 3  # first, again, again: the second "again" is the repeat
+
+
+async def test_a_search_stops_after_the_page_limit(make_client: MakeClient) -> None:
+    calls: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(request)
+        return httpx.Response(200, json=[], headers={"Elements-Next-Page-Token": f"page-{len(calls)}"})
+
+    with pytest.raises(errors.MalformedResponse, match="did not end within 50 pages"):
+        await make_client(handler).find_by_tag(API, CREDENTIALS, "t")
+    assert len(calls) == 50
+    calls.clear()
+    with pytest.raises(errors.MalformedResponse, match="did not end within 3 pages"):
+        await make_client(handler, max_pages=3).find_by_tag(API, CREDENTIALS, "t")
+    assert len(calls) == 3
+
+
+async def test_an_oversized_page_token_ends_the_search(make_client: MakeClient) -> None:
+    headers = {"Elements-Next-Page-Token": "p" * 5000}
+    with pytest.raises(errors.MalformedResponse, match="oversized page token"):
+        await make_client(answer(200, [], headers)).find_by_tag(API, CREDENTIALS, "t")

@@ -206,7 +206,15 @@ def test_next_delay_honours_retry_after(attempt: int) -> None:
     assert Backoff(base=2.0, cap=300.0).next_delay(outcome, attempt, random.Random(1)) == 42.0
 
 
-def test_retry_after_zero_still_waits_a_little() -> None:
+@pytest.mark.parametrize("retry_after", [0.0, 0.01, 1.0, 1.99])
+@pytest.mark.parametrize("attempt", [0, 5])
+def test_retry_after_below_the_base_is_raised_to_the_base(retry_after: float, attempt: int) -> None:
+    # `Retry-After: 0` on every answer was two calls a second per object, forever (issue 9, finding 14).
+    outcome = retrying(Reason.RATE_LIMITED, "slow down", ready=True, retry_after=retry_after)
+    assert Backoff(base=2.0, cap=300.0).next_delay(outcome, attempt, random.Random(1)) == 2.0
+    assert Backoff(base=5.0, cap=300.0).next_delay(outcome, attempt, random.Random(1)) == 5.0
+
+
+def test_a_base_above_the_cap_still_honours_the_cap() -> None:
     outcome = retrying(Reason.RATE_LIMITED, "slow down", ready=True, retry_after=0.0)
-    delay = Backoff().next_delay(outcome, 0, random.Random(1))
-    assert 0 < delay <= 1.0
+    assert Backoff(base=10.0, cap=3.0).next_delay(outcome, 0, random.Random(1)) == 3.0

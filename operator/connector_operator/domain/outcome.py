@@ -48,6 +48,18 @@ def stalled(reason: Reason, message: str, *, ready: bool = False) -> Outcome:
     return Outcome(Kind.STALLED, reason, message, ready=ready)
 
 
+# A condition or Event message is for a human: a readable line, never a dump. Bounding it here
+# keeps any text that reaches an outcome (a platform message, an error) from making the status
+# write itself fail, and Events are capped by the API server at 1 KiB anyway.
+MAX_MESSAGE = 1024
+
+
+def bounded(message: str, limit: int = MAX_MESSAGE) -> str:
+    """One line of printable text of at most `limit` characters."""
+    line = " ".join("".join(c if c.isprintable() else " " for c in message[: limit * 4]).split())
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
 def conditions(
     outcome: Outcome, generation: int, previous: list[Condition] | None, now: str
 ) -> list[Condition]:
@@ -89,7 +101,7 @@ def conditions(
                 type=type_.value,
                 status=status,
                 reason=reason.value,
-                message=message,
+                message=bounded(message),
                 last_transition_time=since,
                 observed_generation=generation,
             )
@@ -111,7 +123,10 @@ class Backoff:
         return (rng or random).uniform(ceiling / 2, ceiling)
 
     def next_delay(self, outcome: Outcome, attempt: int, rng: random.Random | None = None) -> float:
-        """The platform's Retry-After wins (within [0.5 s, cap]); otherwise the jittered backoff."""
+        """The platform's Retry-After wins within [base, cap]; otherwise the jittered backoff.
+
+        The floor is the backoff base, not zero: a platform answering `Retry-After: 0` to every
+        call would otherwise get a hot loop of two calls a second per object, forever."""
         if outcome.retry_after is not None:
-            return min(max(outcome.retry_after, 0.5), self.cap)
+            return min(max(outcome.retry_after, self.base), self.cap)
         return self.delay(attempt, rng)

@@ -1,16 +1,32 @@
-"""`InstancesClient`: the five calls the operator makes against `/instances`, over httpx.
+"""`InstancesClient`: the five calls the operator makes against `/instances`, over httpx, each
+bounded in time, size and concurrency whatever the platform does.
 
-One httpx.AsyncClient is shared by the whole operator (connection pooling); the platform URL
-and the account secrets vary per object and travel with each call. A semaphore bounds the calls
-in flight, because the platform's quotas are per account and a burst of a thousand objects
-must not become a thousand parallel requests. Retrying is not done here: the caller owns the
-schedule (backoff with jitter, `Retry-After`), so that a retry never hides in a hot loop.
+One httpx.AsyncClient is shared by the whole operator (connection pooling); the platform URL and
+the account secrets vary per object and travel with each call. Every byte the platform returns is
+treated as hostile, because `spec.apiURL` is a tenant's choice:
+
+- time: one overall deadline per call (connect, send and the whole body; httpx's own timeouts are
+  per read, and a server trickling a byte every ten seconds never trips them);
+- concurrency: at most `max_in_flight_per_host` calls per platform host and `max_in_flight` in
+  total (`slots`), so a slow host cannot take the slots of every other tenant;
+- size: the body is streamed and refused past `max_response_bytes` (Content-Length is checked
+  first), compressed answers are not asked for and not accepted, and a search stops after
+  `max_pages` pages or at a repeated page token;
+- honesty: an instance needs an integer id and a token (`instance`), search results must carry the
+  tag searched for, and failures carry the real HTTP status;
+- secrets: credentials that no HTTP header can carry are refused before any request, and every
+  message, log line and request id is redacted (`redaction`).
+
+Retrying is not done here: the caller owns the schedule (backoff with jitter, `Retry-After`), so
+that a retry never hides in a hot loop.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -18,13 +34,23 @@ from typing import Any
 
 import httpx
 
+from connector_operator.api.names import CREDENTIAL_KEYS
 from connector_operator.openconnectors import errors
-from connector_operator.openconnectors.redaction import redact
+from connector_operator.openconnectors.instance import Instance, tags_of
+from connector_operator.openconnectors.redaction import Redactor, request_id
+from connector_operator.openconnectors.slots import Slots
+
+__all__ = ["Credentials", "Instance", "InstancesClient", "Observer"]
 
 logger = logging.getLogger(__name__)
 
 # (method, status or error name, seconds): lets the metrics layer observe without a dependency here.
 Observer = Callable[[str, str, float], None]
+
+MIB = 1024 * 1024
+PAGE_SIZE = 200
+# Real page tokens are a few hundred characters; each is sent back and remembered for the search.
+MAX_PAGE_TOKEN = 4096
 
 
 @dataclass(frozen=True)
@@ -35,47 +61,47 @@ class Credentials:
     def header(self) -> str:
         return f"User {self.user_secret}, Organization {self.organization_secret}"
 
+    def check(self) -> None:
+        """Raise `InvalidCredentials` (naming the Secret key, never the value) for a secret that no
+        HTTP header can carry. httpx would refuse it itself, but its "Illegal header value" message
+        quotes the value, and a UnicodeEncodeError looks transient to the caller."""
+        for key, value in zip(CREDENTIAL_KEYS, (self.user_secret, self.organization_secret), strict=True):
+            problem = _header_problem(value)
+            if problem is not None:
+                raise errors.InvalidCredentials(
+                    key,
+                    f"The account secret under key {key} {problem}, which an HTTP header cannot carry; "
+                    "no request was made. Correct the value in the Secret",
+                )
+
 
 @dataclass(frozen=True)
-class Instance:
-    """The parts of an ElementInstance the operator uses."""
+class _Answer:
+    """A complete response, read within the bounds, and the redactor of the call it answers."""
 
-    id: int
-    token: str = field(repr=False)
-    name: str = ""
-    tags: tuple[str, ...] = ()
-    valid: bool = True
-    disabled: bool = False
-    element_key: str | None = None
-    element_name: str | None = None
-    hub: str | None = None
-    authentication_type: str | None = None
+    method: str
+    status: int
+    headers: httpx.Headers
+    reason: str
+    content: bytes
+    request_id: str | None
+    redactor: Redactor
 
-    @classmethod
-    def from_json(cls, data: Any) -> Instance:
+    def json(self) -> Any:
+        if not self.content:
+            return None
         try:
-            return cls._parse(data)
-        except (KeyError, TypeError, ValueError, AttributeError):
-            # A success that is not an instance is the platform's fault, reported as one.
-            raise errors.ServerError(
-                200, "the platform answered with something that is not an instance"
-            ) from None
+            return json.loads(self.content)
+        except (ValueError, RecursionError):  # RecursionError: nesting deeper than the parser's stack
+            raise errors.MalformedResponse(self.status, "the platform answered with invalid JSON") from None
 
-    @classmethod
-    def _parse(cls, data: Mapping[str, Any]) -> Instance:
-        element = data.get("element") or {}
-        return cls(
-            id=int(data["id"]),
-            token=str(data.get("token") or ""),
-            name=str(data.get("name") or ""),
-            tags=tuple(str(t) for t in data.get("tags") or ()),
-            valid=bool(data.get("valid", True)),
-            disabled=bool(data.get("disabled", False)),
-            element_key=element.get("key"),
-            element_name=element.get("name"),
-            hub=element.get("hub"),
-            authentication_type=element.get("authenticationType"),
-        )
+
+class _Refused(Exception):
+    """Raised inside the stream so that leaving it closes the connection without reading more."""
+
+    def __init__(self, status: int, message: str, too_large: bool) -> None:
+        super().__init__(message)
+        self.status, self.message, self.too_large = status, message, too_large
 
 
 class InstancesClient:
@@ -84,35 +110,47 @@ class InstancesClient:
         *,
         timeout: float = 30.0,
         max_in_flight: int = 32,
+        max_in_flight_per_host: int = 8,
+        max_response_bytes: int = 5 * MIB,
+        max_pages: int = 50,
         observer: Observer | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
+        """`timeout` is the overall deadline of one call, in seconds."""
+        self._deadline = timeout
+        self._max_bytes = max_response_bytes
+        self._max_pages = max_pages
+        self._slots = Slots(max_in_flight, max_in_flight_per_host)
         self._http = httpx.AsyncClient(
             timeout=timeout,
             transport=transport,
-            headers={"Accept": "application/json", "User-Agent": "open-connectors-operator"},
+            headers={
+                "Accept": "application/json",
+                # Compressed bodies are refused: the size cap must hold for what is decoded.
+                "Accept-Encoding": "identity",
+                "User-Agent": "open-connectors-operator",
+            },
             limits=httpx.Limits(max_connections=max_in_flight, max_keepalive_connections=max_in_flight),
         )
-        self._slots = asyncio.Semaphore(max_in_flight)
         self._observe = observer or (lambda method, outcome, seconds: None)
 
     async def aclose(self) -> None:
         await self._http.aclose()
 
     async def create(self, api_url: str, credentials: Credentials, body: Mapping[str, Any]) -> Instance:
-        data = await self._call("POST", api_url, "/instances", credentials, body, secrets=_values(body))
-        return Instance.from_json(data)
+        answer = await self._call("POST", api_url, "/instances", credentials, body, secrets=_values(body))
+        return Instance.from_json(answer.json(), answer.status, answer.redactor)
 
     async def get(self, api_url: str, credentials: Credentials, instance_id: int) -> Instance:
-        return Instance.from_json(await self._call("GET", api_url, f"/instances/{instance_id}", credentials))
+        answer = await self._call("GET", api_url, f"/instances/{instance_id}", credentials)
+        return Instance.from_json(answer.json(), answer.status, answer.redactor)
 
     async def update(
         self, api_url: str, credentials: Credentials, instance_id: int, body: Mapping[str, Any]
     ) -> Instance:
         path = f"/instances/{instance_id}"
-        return Instance.from_json(
-            await self._call("PUT", api_url, path, credentials, body, secrets=_values(body))
-        )
+        answer = await self._call("PUT", api_url, path, credentials, body, secrets=_values(body))
+        return Instance.from_json(answer.json(), answer.status, answer.redactor)
 
     async def delete(self, api_url: str, credentials: Credentials, instance_id: int) -> None:
         """Delete an instance; one that is already gone counts as deleted."""
@@ -122,25 +160,32 @@ class InstancesClient:
             logger.info("instance %s was already gone", instance_id)
 
     async def find_by_tag(self, api_url: str, credentials: Credentials, tag: str) -> list[Instance]:
-        """All instances carrying `tag`, following the platform's page cursor; 404 means none."""
+        """The instances carrying exactly `tag`, following the platform's page token; 404 means none.
+
+        The platform's filter is not trusted: an instance without the tag is someone else's, and
+        adopting or deleting it would act on another tenant's instance."""
         found: list[Instance] = []
-        params: dict[str, str | int] = {"tags[]": tag, "pageSize": 200}
-        while True:
+        params: dict[str, str | int] = {"tags[]": tag, "pageSize": PAGE_SIZE}
+        seen: set[str] = set()
+        for _ in range(self._max_pages):
             try:
-                page, headers = await self._call_with_headers(
-                    "GET", api_url, "/instances", credentials, params=params
-                )
+                answer = await self._call("GET", api_url, "/instances", credentials, params=params)
             except errors.NotFound:
                 return found
-            if not isinstance(page, list):
-                raise errors.ServerError(
-                    200, "the platform answered a search with something that is not a list"
-                )
-            found.extend(Instance.from_json(item) for item in page)
-            cursor = headers.get("elements-next-page-token")
+            found.extend(_tagged(answer, tag))
+            cursor = answer.headers.get("elements-next-page-token")
             if not cursor:
                 return found
+            if cursor in seen or len(cursor) > MAX_PAGE_TOKEN:
+                problem = "repeated a next-page token" if cursor in seen else "sent an oversized page token"
+                raise errors.MalformedResponse(
+                    answer.status, f"the platform's search {problem}; search stopped"
+                )
+            seen.add(cursor)
             params = {**params, "nextPage": cursor}
+        raise errors.MalformedResponse(
+            answer.status, f"the platform's search did not end within {self._max_pages} pages; search stopped"
+        )
 
     async def _call(
         self,
@@ -150,90 +195,160 @@ class InstancesClient:
         credentials: Credentials,
         body: Mapping[str, Any] | None = None,
         *,
-        secrets: tuple[str, ...] = (),
-    ) -> Any:
-        data, _ = await self._call_with_headers(method, api_url, path, credentials, body, secrets=secrets)
-        return data
-
-    async def _call_with_headers(
-        self,
-        method: str,
-        api_url: str,
-        path: str,
-        credentials: Credentials,
-        body: Mapping[str, Any] | None = None,
-        *,
         params: Mapping[str, str | int] | None = None,
         secrets: tuple[str, ...] = (),
-    ) -> tuple[Any, httpx.Headers]:
-        hidden = (*secrets, credentials.user_secret, credentials.organization_secret)
+    ) -> _Answer:
+        """One request, within the slots, the deadline and the size cap; a non-2xx is raised."""
+        credentials.check()
+        redactor = Redactor((*secrets, credentials.user_secret, credentials.organization_secret))
         url = api_url.rstrip("/") + path
         headers = {"Authorization": credentials.header()}
         started = time.monotonic()
-        async with self._slots:
-            failure: errors.TransportError | None = None
-            try:
-                response = await self._http.request(method, url, json=body, params=params, headers=headers)
-            except httpx.TimeoutException as error:
-                self._observe(method, "timeout", time.monotonic() - started)
-                failure = errors.Timeout(f"{method} {path}: timed out ({type(error).__name__})")
-            except (httpx.TransportError, httpx.InvalidURL) as error:
-                self._observe(method, "network", time.monotonic() - started)
-                failure = errors.NetworkError(
-                    redact(f"{method} {path}: {type(error).__name__}: {error}", hidden)
-                )
+        failure: errors.OpenConnectorsError | None = None
+        try:
+            async with self._slots.hold(_host_of(url)):
+                started = time.monotonic()  # the deadline and the duration count from the slot on
+                async with asyncio.timeout(self._deadline):
+                    status, reason, response_headers, content = await self._exchange(
+                        method, url, body, params, headers
+                    )
+        except (TimeoutError, httpx.TimeoutException):
+            self._observe(method, "timeout", time.monotonic() - started)
+            failure = errors.Timeout(f"{method} {path}: no complete answer within {self._deadline:g}s")
+        except _Refused as refused:
+            self._observe(method, str(refused.status), time.monotonic() - started)
+            kind = errors.ResponseTooLarge if refused.too_large else errors.MalformedResponse
+            failure = kind(refused.status, refused.message)
+        except (httpx.TransportError, httpx.InvalidURL) as error:
+            self._observe(method, "network", time.monotonic() - started)
+            failure = errors.NetworkError(
+                redactor.redact(f"{method} {path}: {type(error).__name__}: {error}")
+            )
         # Raised outside the except block: httpx errors hold the request, whose headers hold the
         # account secrets, and `from None` would still keep them reachable as __context__.
         if failure is not None:
             raise failure
         elapsed = time.monotonic() - started
-        self._observe(method, str(response.status_code), elapsed)
-        request_id = response.headers.get("elements-request-id")
+        self._observe(method, str(status), elapsed)
+        answer = _Answer(
+            method,
+            status,
+            response_headers,
+            reason,
+            content,
+            request_id(response_headers.get("elements-request-id"), redactor),
+            redactor,
+        )
         # One line per call that changes something (reads only at DEBUG); the path has no secrets.
         logger.log(
             logging.DEBUG if method == "GET" else logging.INFO,
             "%s %s -> %d in %.0f ms (request id %s)",
-            method, path, response.status_code, elapsed * 1000, request_id or "-",
+            method, path, status, elapsed * 1000, answer.request_id or "-",
         )  # fmt: skip
-        if response.is_success:
-            return _json(response), response.headers
-        raise _api_error(response, request_id, hidden)
+        if 200 <= status < 300:
+            return answer
+        raise _api_error(answer)
+
+    async def _exchange(
+        self,
+        method: str,
+        url: str,
+        body: Mapping[str, Any] | None,
+        params: Mapping[str, str | int] | None,
+        headers: Mapping[str, str],
+    ) -> tuple[int, str, httpx.Headers, bytes]:
+        async with self._http.stream(method, url, json=body, params=params, headers=headers) as response:
+            status, cap = response.status_code, self._max_bytes
+            too_large = f"response larger than {_size(cap)}"
+            declared = response.headers.get("content-length", "")
+            if declared.isdigit() and int(declared) > cap:
+                raise _Refused(status, too_large, too_large=True)
+            if response.headers.get("content-encoding", "identity").strip().lower() not in ("", "identity"):
+                raise _Refused(
+                    status, "the platform answered with a compressed body, which was not asked for", False
+                )
+            content = bytearray()
+            # aiter_bytes, not aiter_raw: the same bytes once encodings are refused, and it also
+            # serves a response that is already in memory (httpx.MockTransport's).
+            async for chunk in response.aiter_bytes():
+                content += chunk
+                if len(content) > cap:
+                    raise _Refused(status, too_large, too_large=True)
+            return status, response.reason_phrase, response.headers, bytes(content)
 
 
-def _json(response: httpx.Response) -> Any:
-    if not response.content:
-        return None
+def _tagged(answer: _Answer, tag: str) -> list[Instance]:
+    """The instances of one search page that carry `tag`; the parsed page is dropped on return."""
+    page = answer.json()
+    if not isinstance(page, list):
+        raise errors.MalformedResponse(
+            answer.status, "the platform answered a search with something that is not a list"
+        )
+    return [
+        Instance.from_json(item, answer.status, answer.redactor)
+        for item in page
+        if isinstance(item, Mapping) and tag in tags_of(item)
+    ]
+
+
+def _api_error(answer: _Answer) -> errors.APIError:
     try:
-        return response.json()
-    except ValueError:
-        raise errors.ServerError(response.status_code, "the platform answered with invalid JSON") from None
-
-
-def _api_error(response: httpx.Response, request_id: str | None, hidden: tuple[str, ...]) -> errors.APIError:
-    try:
-        payload = response.json()
-    except ValueError:
+        payload = answer.json()
+    except errors.MalformedResponse:
+        payload = None
+    if not isinstance(payload, Mapping):
         payload = {}
-    if not isinstance(payload, dict):
-        payload = {}
-    message = str(payload.get("message") or response.reason_phrase or "no message")
-    provider = payload.get("providerMessage")
+    message = _text(payload.get("message")) or answer.reason or "no message"
+    provider = _text(payload.get("providerMessage"))
     if provider:
         message = f"{message} (provider: {provider})"
-    request_id = request_id or payload.get("requestId")
-    retry_after = _retry_after(response.headers.get("retry-after"))
-    return errors.error_for(response.status_code, redact(message, hidden), request_id, retry_after)
+    rid = answer.request_id or request_id(payload.get("requestId"), answer.redactor)
+    retry_after = _retry_after(answer.headers.get("retry-after"))
+    return errors.error_for(answer.status, answer.redactor.redact(message), rid, retry_after)
+
+
+def _text(value: Any) -> str | None:
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        return None
+    return str(value)
 
 
 def _retry_after(value: str | None) -> float | None:
     if not value:
         return None
     try:
-        return max(0.0, float(value))
+        seconds = float(value)
     except ValueError:
         return None  # an HTTP date: rare here, and the caller's backoff is a safe fallback
+    # The caller clamps the delay into its own bounds; NaN and infinity are no delay at all.
+    return max(0.0, seconds) if math.isfinite(seconds) else None
 
 
 def _values(body: Mapping[str, Any]) -> tuple[str, ...]:
     configuration = body.get("configuration") or {}
     return tuple(str(v) for v in configuration.values()) if isinstance(configuration, Mapping) else ()
+
+
+def _host_of(url: str) -> str:
+    """scheme://host:port, the unit of the per-host bound (an unparseable URL fails in httpx)."""
+    parsed = httpx.URL(url)
+    port = parsed.port or {"http": 80, "https": 443}.get(parsed.scheme)
+    return f"{parsed.scheme}://{parsed.host}:{port}"
+
+
+def _header_problem(value: str) -> str | None:
+    for char in value:
+        if char in "\r\n":
+            return "contains a line break (a trailing newline from `kubectl create secret --from-file`?)"
+        if char < " " or char == "\x7f":
+            return "contains a control character"
+        if char > "~":
+            return "contains a character outside printable ASCII"
+    return None
+
+
+def _size(limit: int) -> str:
+    for unit, name in ((MIB, "MiB"), (1024, "KiB")):
+        if limit >= unit and limit % unit == 0:
+            return f"{limit // unit} {name}"
+    return f"{limit} bytes"

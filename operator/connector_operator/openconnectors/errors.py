@@ -1,10 +1,11 @@
 """The client's exception tree, modelled on httpx's so callers pick their granularity.
 
     OpenConnectorsError
+    ├── InvalidCredentials        the account secrets cannot be sent at all; no request was made
     ├── TransportError            the request may or may not have reached the platform
-    │   ├── Timeout
+    │   ├── Timeout                 no complete answer within the call's overall deadline
     │   └── NetworkError
-    └── APIError                  the platform answered with a non-2xx status
+    └── APIError                  the platform answered with a non-2xx status, or with nothing usable
         ├── ClientError           4xx
         │   ├── BadRequest          400: the request (usually the configuration) was rejected
         │   ├── Unauthorized        401: the account secrets were rejected
@@ -12,9 +13,11 @@
         │   ├── NotFound            404
         │   └── RateLimited         429: `retry_after` seconds, when the platform said so
         └── ServerError           5xx
+            └── MalformedResponse   any status: an answer the client will not use (not an instance,
+                └── ResponseTooLarge  a runaway search, a body over the size cap)
 
-Messages are already redacted (no secret value) and truncated: they are safe to put into a
-condition or an event as they are.
+Messages are already redacted (no secret value) and truncated, and a request id is kept only when
+it looks like one: they are safe to put into a condition, an event or a log line as they are.
 """
 
 from __future__ import annotations
@@ -22,6 +25,17 @@ from __future__ import annotations
 
 class OpenConnectorsError(Exception):
     """Base of everything the client raises."""
+
+
+class InvalidCredentials(OpenConnectorsError):
+    """An account secret holds a character that an HTTP header cannot carry (a control character,
+    a newline, anything outside printable ASCII). Terminal: only a change to the Secret helps.
+    `key` names the Secret key (`userSecret` or `organizationSecret`); the value is never quoted."""
+
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(message)
+        self.key = key
+        self.message = message
 
 
 class TransportError(OpenConnectorsError):
@@ -73,6 +87,15 @@ class RateLimited(ClientError):
 
 
 class ServerError(APIError):
+    pass
+
+
+class MalformedResponse(ServerError):
+    """The platform answered, with its real `status` (2xx included), something the client will not
+    use. Retried like a 5xx: a platform that misbehaves now may not later."""
+
+
+class ResponseTooLarge(MalformedResponse):
     pass
 
 

@@ -1,0 +1,91 @@
+"""`Instance`: the parts of a platform ElementInstance the operator uses, checked before it is used.
+
+An answer becomes an Instance only with an integer `id` and a non-empty string `token`: anything
+else would become a Ready object with an empty token Secret. Each object keeps its Instance in
+memory and its facts reach the object's status, so the platform-supplied strings are bounded (a
+token of at most `MAX_TOKEN` characters, facts redacted and cut to `MAX_FACT`, at most `MAX_TAGS`
+tags); a failure carries the real HTTP status.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from connector_operator.openconnectors import errors
+from connector_operator.openconnectors.redaction import Redactor
+
+# Platform tokens are 44 base64 characters; anything near this bound is not a token.
+MAX_TOKEN = 1024
+MAX_FACT = 253
+MAX_TAGS = 50
+MAX_ID = 2**63 - 1  # status.instanceID is an int64
+
+
+@dataclass(frozen=True)
+class Instance:
+    """The parts of an ElementInstance the operator uses."""
+
+    id: int
+    token: str = field(repr=False)
+    name: str = ""
+    tags: tuple[str, ...] = ()
+    valid: bool = True
+    disabled: bool = False
+    element_key: str | None = None
+    element_name: str | None = None
+    hub: str | None = None
+    authentication_type: str | None = None
+
+    @classmethod
+    def from_json(cls, data: Any, status: int = 200, redactor: Redactor | None = None) -> Instance:
+        """The Instance in a platform answer, or `MalformedResponse` with the answer's `status`."""
+        if not isinstance(data, Mapping):
+            what = "an empty body" if data is None else "something that is not an instance"
+            raise errors.MalformedResponse(status, f"the platform answered with {what}")
+        instance_id, token = data.get("id"), data.get("token")
+        if (
+            not isinstance(instance_id, int)
+            or isinstance(instance_id, bool)
+            or not 0 <= instance_id <= MAX_ID
+        ):
+            raise errors.MalformedResponse(
+                status, "the platform answered with an instance without an integer id"
+            )
+        if not isinstance(token, str) or not token:
+            raise errors.MalformedResponse(
+                status, f"the platform answered instance {instance_id} without a token"
+            )
+        if len(token) > MAX_TOKEN:
+            raise errors.MalformedResponse(
+                status,
+                f"the platform answered instance {instance_id} with a token over {MAX_TOKEN} characters",
+            )
+        safe = redactor or Redactor(())
+        element = data.get("element")
+        element = element if isinstance(element, Mapping) else {}
+        return cls(
+            id=instance_id,
+            token=token,
+            name=_fact(data.get("name"), safe) or "",
+            tags=tuple(t[:MAX_FACT] for t in tags_of(data)[:MAX_TAGS]),
+            valid=bool(data.get("valid", True)),
+            disabled=bool(data.get("disabled", False)),
+            element_key=_fact(element.get("key"), safe),
+            element_name=_fact(element.get("name"), safe),
+            hub=_fact(element.get("hub"), safe),
+            authentication_type=_fact(element.get("authenticationType"), safe),
+        )
+
+
+def tags_of(data: Mapping[str, Any]) -> list[str]:
+    """The string tags of a raw instance (a search filters on these before parsing)."""
+    tags = data.get("tags")
+    return [t for t in tags if isinstance(t, str)] if isinstance(tags, list) else []
+
+
+def _fact(value: Any, redactor: Redactor) -> str | None:
+    if not isinstance(value, str | int) or isinstance(value, bool):
+        return None
+    return redactor.redact(str(value), MAX_FACT) or None
