@@ -30,7 +30,7 @@ import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
@@ -47,6 +47,7 @@ logger = logging.getLogger(__name__)
 # (method, status or error name, seconds): lets the metrics layer observe without a dependency here.
 Observer = Callable[[str, str, float], None]
 
+T = TypeVar("T")
 MIB = 1024 * 1024
 PAGE_SIZE = 200
 # Real page tokens are a few hundred characters; each is sent back and remembered for the search.
@@ -75,25 +76,31 @@ class Credentials:
                 )
 
 
-@dataclass(frozen=True)
+@dataclass
 class _Answer:
-    """A complete response, read within the bounds, and the redactor of the call it answers."""
+    """A complete response, read within the bounds, and the redactor of the call it answers.
 
-    method: str
+    Memory: a body is up to the cap and its parsed form several times that, and an exception
+    keeps every frame it passed through (with their locals) alive while the caller reports it,
+    concurrently for many objects. So the body is held here only, `json()` consumes it, and the
+    helpers that parse raise without a traceback (`_detached`)."""
+
     status: int
     headers: httpx.Headers
     reason: str
-    content: bytes
-    request_id: str | None
+    content: bytes | bytearray  # a bytearray as read: copying it would double the peak
     redactor: Redactor
+    request_id: str | None = None
 
     def json(self) -> Any:
-        if not self.content:
+        content, self.content = self.content, b""
+        if not content:
             return None
         try:
-            return json.loads(self.content)
+            return json.loads(content)
         except (ValueError, RecursionError):  # RecursionError: nesting deeper than the parser's stack
-            raise errors.MalformedResponse(self.status, "the platform answered with invalid JSON") from None
+            pass  # raised outside the except block: a JSONDecodeError holds the whole document
+        raise errors.MalformedResponse(self.status, "the platform answered with invalid JSON")
 
 
 class _Refused(Exception):
@@ -139,18 +146,18 @@ class InstancesClient:
 
     async def create(self, api_url: str, credentials: Credentials, body: Mapping[str, Any]) -> Instance:
         answer = await self._call("POST", api_url, "/instances", credentials, body, secrets=_values(body))
-        return Instance.from_json(answer.json(), answer.status, answer.redactor)
+        return _detached(_instance, answer)
 
     async def get(self, api_url: str, credentials: Credentials, instance_id: int) -> Instance:
         answer = await self._call("GET", api_url, f"/instances/{instance_id}", credentials)
-        return Instance.from_json(answer.json(), answer.status, answer.redactor)
+        return _detached(_instance, answer)
 
     async def update(
         self, api_url: str, credentials: Credentials, instance_id: int, body: Mapping[str, Any]
     ) -> Instance:
         path = f"/instances/{instance_id}"
         answer = await self._call("PUT", api_url, path, credentials, body, secrets=_values(body))
-        return Instance.from_json(answer.json(), answer.status, answer.redactor)
+        return _detached(_instance, answer)
 
     async def delete(self, api_url: str, credentials: Credentials, instance_id: int) -> None:
         """Delete an instance; one that is already gone counts as deleted."""
@@ -172,7 +179,7 @@ class InstancesClient:
                 answer = await self._call("GET", api_url, "/instances", credentials, params=params)
             except errors.NotFound:
                 return found
-            found.extend(_tagged(answer, tag))
+            found.extend(_detached(_tagged, answer, tag))
             cursor = answer.headers.get("elements-next-page-token")
             if not cursor:
                 return found
@@ -209,9 +216,7 @@ class InstancesClient:
             async with self._slots.hold(_host_of(url)):
                 started = time.monotonic()  # the deadline and the duration count from the slot on
                 async with asyncio.timeout(self._deadline):
-                    status, reason, response_headers, content = await self._exchange(
-                        method, url, body, params, headers
-                    )
+                    answer = await self._exchange(method, url, body, params, headers, redactor)
         except (TimeoutError, httpx.TimeoutException):
             self._observe(method, "timeout", time.monotonic() - started)
             failure = errors.Timeout(f"{method} {path}: no complete answer within {self._deadline:g}s")
@@ -229,23 +234,15 @@ class InstancesClient:
         if failure is not None:
             raise failure
         elapsed = time.monotonic() - started
-        self._observe(method, str(status), elapsed)
-        answer = _Answer(
-            method,
-            status,
-            response_headers,
-            reason,
-            content,
-            request_id(response_headers.get("elements-request-id"), redactor),
-            redactor,
-        )
+        self._observe(method, str(answer.status), elapsed)
+        answer.request_id = request_id(answer.headers.get("elements-request-id"), redactor)
         # One line per call that changes something (reads only at DEBUG); the path has no secrets.
         logger.log(
             logging.DEBUG if method == "GET" else logging.INFO,
             "%s %s -> %d in %.0f ms (request id %s)",
-            method, path, status, elapsed * 1000, answer.request_id or "-",
+            method, path, answer.status, elapsed * 1000, answer.request_id or "-",
         )  # fmt: skip
-        if 200 <= status < 300:
+        if 200 <= answer.status < 300:
             return answer
         raise _api_error(answer)
 
@@ -256,7 +253,8 @@ class InstancesClient:
         body: Mapping[str, Any] | None,
         params: Mapping[str, str | int] | None,
         headers: Mapping[str, str],
-    ) -> tuple[int, str, httpx.Headers, bytes]:
+        redactor: Redactor,
+    ) -> _Answer:
         async with self._http.stream(method, url, json=body, params=params, headers=headers) as response:
             status, cap = response.status_code, self._max_bytes
             too_large = f"response larger than {_size(cap)}"
@@ -274,7 +272,22 @@ class InstancesClient:
                 content += chunk
                 if len(content) > cap:
                     raise _Refused(status, too_large, too_large=True)
-            return status, response.reason_phrase, response.headers, bytes(content)
+            return _Answer(status, response.headers, response.reason_phrase, content, redactor)
+
+
+def _detached(parse: Callable[..., T], *args: Any) -> T:
+    """`parse(*args)`, re-raising its MalformedResponse without the traceback, whose frames hold
+    the parsed answer (a hostile one of 5 MiB parses into tens of MiB)."""
+    failure: errors.MalformedResponse | None = None
+    try:
+        return parse(*args)
+    except errors.MalformedResponse as error:
+        failure = error
+    raise failure.with_traceback(None)
+
+
+def _instance(answer: _Answer) -> Instance:
+    return Instance.from_json(answer.json(), answer.status, answer.redactor)
 
 
 def _tagged(answer: _Answer, tag: str) -> list[Instance]:
