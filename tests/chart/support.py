@@ -31,3 +31,12 @@ def render(*args: str, release: str = "oco", namespace: str = "oco") -> list[dic
     result = helm("template", release, str(CHART), "--namespace", namespace, *args)
     assert result.returncode == 0, result.stderr
     return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+
+
+def deployment_env(*args: str, release: str = "oco", namespace: str = "oco") -> dict[str, str]:
+    """The operator container's environment (plain values) as the chart renders it."""
+    [deployment] = [
+        o for o in render(*args, release=release, namespace=namespace) if o["kind"] == "Deployment"
+    ]
+    env = deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+    return {e["name"]: e["value"] for e in env if "value" in e}

@@ -2,14 +2,15 @@
 
 The Deployment cannot run here (there is no kubelet), so the operator runs as a process that
 authenticates as the chart's ServiceAccount with a token from the TokenRequest API: exactly the
-identity, and so exactly the permissions, the pod would have.
+identity, and so exactly the permissions, the pod would have, and the admission policies that
+the chart binds to that identity.
 """
 
 from __future__ import annotations
 
+import base64
 import subprocess
-import uuid
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -18,19 +19,15 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from hack.controlplane.cluster import ControlPlane
-from tests.chart.support import CHART, helm, render
+from hack.processes import OperatorLauncher
+from tests.chart.conftest import Release, fresh_namespace, refusal, service_account_kubeconfig
+from tests.chart.support import deployment_env, render
 from tests.fixtures.kubernetes import api_client_for
-from tests.fixtures.operator import Instances, OperatorProcess, wait_until
+from tests.fixtures.operator import Instances, wait_until
 from tests.fixtures.simulator import SimulatorHandle
 from tests.integration.support import closeio_spec, ready_inputs, remotes_for, secret_data
 
-SERVICE_ACCOUNT = "oco-open-connectors-operator"
-
-
-def fresh_namespace(core: client.CoreV1Api, prefix: str) -> str:
-    name = f"{prefix}-{uuid.uuid4().hex[:6]}"
-    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
-    return name
+OWN_SECRET = ("OCO_OPERATOR_NAMESPACE", "OCO_DIGEST_KEY_SECRET")
 
 
 @pytest.mark.parametrize(
@@ -52,67 +49,65 @@ def test_rendered_objects_pass_server_side_dry_run(
     assert result.stdout.count("(server dry run)") == len(objects)
 
 
-@pytest.fixture
-def namespaced_release(
-    control_plane: ControlPlane, core: client.CoreV1Api, crd: None
-) -> Iterator[tuple[str, str]]:
-    release_ns, watched = fresh_namespace(core, "oco"), fresh_namespace(core, "sales")
-    installed = helm(
-        "install", "oco", str(CHART), "--namespace", release_ns,
-        "--set", f"operator.watchNamespaces={{{watched}}}",
-        kubeconfig=control_plane.kubeconfig,
-    )  # fmt: skip
-    assert installed.returncode == 0, installed.stderr
-    yield release_ns, watched
-    uninstalled = helm("uninstall", "oco", "--namespace", release_ns, kubeconfig=control_plane.kubeconfig)
-    assert uninstalled.returncode == 0, uninstalled.stderr
-
-
-def service_account_kubeconfig(
-    control_plane: ControlPlane, core: client.CoreV1Api, namespace: str, path: Path
-) -> Path:
-    request = client.AuthenticationV1TokenRequest(
-        spec=client.V1TokenRequestSpec(audiences=[], expiration_seconds=3600)
-    )
-    token = core.create_namespaced_service_account_token(SERVICE_ACCOUNT, namespace, request).status.token
-    return control_plane.kubeconfig_for(token, path)
-
-
+@pytest.mark.parametrize("namespaced", [True, False], ids=["namespaced", "cluster"])
 def test_operator_as_the_charts_service_account_runs_a_full_lifecycle(
     control_plane: ControlPlane,
     api_client: client.ApiClient,
     core: client.CoreV1Api,
     simulator: SimulatorHandle,
-    namespaced_release: tuple[str, str],
+    install_chart: Callable[..., Release],
     tmp_path: Path,
+    namespaced: bool,
 ) -> None:
-    release_ns, watched = namespaced_release
-    kubeconfig = service_account_kubeconfig(control_plane, core, release_ns, tmp_path / "sa-kubeconfig")
-    operator = OperatorProcess(kubeconfig, watched, simulator.api_url, tmp_path / "operator.log").start()
+    """With the admission policies on (the default): every write the operator makes passes."""
+    release = install_chart(namespaced=namespaced)
+    watched = release.watched[0]
+    operator = OperatorLauncher(
+        log_path=tmp_path / "operator.log",
+        kubeconfig=service_account_kubeconfig(control_plane, core, release.namespace, tmp_path / "sa"),
+        api_url=simulator.api_url,
+        namespaces=release.watched if namespaced else (),
+        # Where its own Secret lives, as the chart tells the pod.
+        env={k: v for k, v in deployment_env(namespace=release.namespace).items() if k in OWN_SECRET},
+        metrics_port=0,  # none: the default port could be taken by another test run
+        timeout=30,
+    ).start()
     try:
         instances = Instances(api_client, watched)
         ready_inputs(core, watched, simulator)
         uid = instances.create("crm", closeio_spec())["metadata"]["uid"]
         instances.wait_ready("crm")
-        assert secret_data(core, watched, "crm-token")["token"]
+        token = secret_data(core, watched, "crm-token")
+        assert token is not None
+        assert token["token"]
+        # Someone edits the token Secret: the operator writes it back (a PATCH of its own Secret).
+        tampered = {"data": {"token": base64.b64encode(b"tampered").decode()}}
+        core.patch_namespaced_secret("crm-token", watched, tampered)
+        wait_until(lambda: (secret_data(core, watched, "crm-token") or {}).get("token") == token["token"])
         instances.patch_spec("crm", {"tags": ["crm", "updated"]})
         wait_until(lambda: instances.get("crm")["status"].get("observedGeneration") == 2, what="the update")
         assert "updated" in remotes_for(simulator, uid)[0]["tags"]
         instances.delete("crm")
         instances.wait_gone("crm")
         assert remotes_for(simulator, uid) == []
-        assert "Forbidden" not in operator.log()
+        log = operator.log_path.read_text()
+        assert "Forbidden" not in log
+        assert "Not enough permissions" not in log  # kopf's warning when RBAC is short
     finally:
         operator.stop()
 
 
 def test_namespaced_rbac_grants_nothing_outside_its_namespaces(
-    control_plane: ControlPlane, core: client.CoreV1Api, namespaced_release: tuple[str, str], tmp_path: Path
+    control_plane: ControlPlane,
+    core: client.CoreV1Api,
+    install_chart: Callable[..., Release],
+    tmp_path: Path,
 ) -> None:
-    release_ns, watched = namespaced_release
+    release = install_chart(namespaced=True)
+    watched = release.watched[0]
     other = fresh_namespace(core, "other")
     core.create_namespaced_secret(other, client.V1Secret(metadata=client.V1ObjectMeta(name="private")))
-    token_kubeconfig = service_account_kubeconfig(control_plane, core, release_ns, tmp_path / "k")
+    token_kubeconfig = service_account_kubeconfig(control_plane, core, release.namespace, tmp_path / "k")
     token = yaml.safe_load(token_kubeconfig.read_text())["users"][0]["user"]["token"]
     as_operator = api_client_for(control_plane, token, tmp_path)
     sa_core = client.CoreV1Api(as_operator)
@@ -135,3 +130,19 @@ def test_namespaced_rbac_grants_nothing_outside_its_namespaces(
             "openconnectors.io", "v1alpha1", other, "connectorinstances"
         )
     ) == 403  # fmt: skip
+    # In its own namespace: its digest key Secret (Opaque, labelled) and nothing else.
+    digest_key = deployment_env(namespace=release.namespace)["OCO_DIGEST_KEY_SECRET"]
+    labelled = {"app.kubernetes.io/managed-by": "open-connectors-operator"}
+    own = client.V1Secret(metadata=client.V1ObjectMeta(name=digest_key, labels=labelled), type="Opaque")
+    assert sa_core.create_namespaced_secret(release.namespace, own).metadata.name == digest_key
+    assert sa_core.read_namespaced_secret(digest_key, release.namespace).type == "Opaque"
+    core.create_namespaced_secret(
+        release.namespace, client.V1Secret(metadata=client.V1ObjectMeta(name="other"))
+    )
+    assert denied(lambda: sa_core.read_namespaced_secret("other", release.namespace)) == 403
+    assert denied(lambda: sa_core.list_namespaced_secret(release.namespace)) == 403
+    assert denied(lambda: sa_core.delete_namespaced_secret(digest_key, release.namespace)) == 403
+    plain = client.V1Secret(metadata=client.V1ObjectMeta(name="plain"))
+    assert "AdmissionPolicy" in str(
+        refusal(lambda: sa_core.create_namespaced_secret(release.namespace, plain, dry_run="All"))
+    )

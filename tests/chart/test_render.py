@@ -12,8 +12,9 @@ from typing import Any
 import pytest
 import yaml
 
+from connector_operator.settings import DEFAULT_ALLOWED_API_HOSTS
 from hack import manifests
-from tests.chart.support import CHART, ROOT, helm, render
+from tests.chart.support import CHART, ROOT, deployment_env, helm, render
 
 DEPLOY = ROOT / "deploy" / "open-connectors-operator.yaml"
 
@@ -41,6 +42,12 @@ def test_helm_lint_passes() -> None:
         ("operator.watchNamespaces[0]=Not_A_Namespace", "watchNamespaces"),
         ("operator.mistyped=1", "mistyped"),
         ("image.digest=latest", "digest"),
+        ("operator.allowedAPIHosts=null", "allowedAPIHosts"),
+        ("operator.allowedAPIHosts={}", "allowedAPIHosts"),
+        ("operator.allowedAPIHosts[0]=https://host/path", "allowedAPIHosts"),
+        ("operator.allowInsecureHTTP=yes", "allowInsecureHTTP"),
+        ("admissionPolicies.enabled=maybe", "enabled"),
+        ("operator.caBundle.key=a/b", "key"),
     ],
 )
 def test_mistyped_values_are_rejected(value: str, complaint: str) -> None:
@@ -57,6 +64,10 @@ def test_default_render_is_cluster_wide_secure_and_deterministic() -> None:
         ("ClusterRoleBinding", None),
         ("Deployment", "oco"),
         ("ServiceAccount", "oco"),
+        ("ValidatingAdmissionPolicy", None),
+        ("ValidatingAdmissionPolicy", None),
+        ("ValidatingAdmissionPolicyBinding", None),
+        ("ValidatingAdmissionPolicyBinding", None),
     ]
     [deployment] = [o for o in objects if o["kind"] == "Deployment"]
     spec = deployment["spec"]
@@ -76,6 +87,9 @@ def test_default_render_is_cluster_wide_secure_and_deterministic() -> None:
     env = {e["name"]: e["value"] for e in container["env"]}
     assert env["OCO_NAMESPACES"] == ""
     assert env["OCO_METRICS_PORT"] == "9090"
+    assert env["OCO_ALLOWED_API_HOSTS"] == ",".join(DEFAULT_ALLOWED_API_HOSTS)
+    assert env["OCO_ALLOW_INSECURE_HTTP"] == "false"
+    assert "SSL_CERT_FILE" not in env
     assert container["image"].endswith(":0.1.0")
 
 
@@ -83,15 +97,129 @@ def test_namespaced_render_has_roles_only_in_the_watched_namespaces() -> None:
     objects = render("--set", "operator.watchNamespaces={sales,support}")
     assert kinds(objects) == [
         ("Deployment", "oco"),
+        ("Role", "oco"),  # the operator's own Secret in its namespace
         ("Role", "sales"),
         ("Role", "support"),
+        ("RoleBinding", "oco"),
         ("RoleBinding", "sales"),
         ("RoleBinding", "support"),
         ("ServiceAccount", "oco"),
+        ("ValidatingAdmissionPolicy", None),
+        ("ValidatingAdmissionPolicy", None),
+        ("ValidatingAdmissionPolicyBinding", None),
+        ("ValidatingAdmissionPolicyBinding", None),
     ]
     [deployment] = [o for o in objects if o["kind"] == "Deployment"]
     env = {e["name"]: e["value"] for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert env["OCO_NAMESPACES"] == "sales,support"
+    bindings = {o["metadata"]["name"]: o["spec"] for o in objects if o["kind"].endswith("PolicyBinding")}
+    # References are checked where this operator acts; its own writes are confined everywhere.
+    assert bindings["oco-open-connectors-operator-secret-references"]["matchResources"] == {
+        "namespaceSelector": {
+            "matchExpressions": [
+                {"key": "kubernetes.io/metadata.name", "operator": "In", "values": ["sales", "support"]}
+            ]
+        }
+    }
+    assert "matchResources" not in bindings["oco-open-connectors-operator-secret-writes"]
+
+
+def test_rbac_grants_only_the_calls_the_operator_makes() -> None:
+    """No `get` on ConnectorInstances, no `update` anywhere, Events only created, no namespaces;
+    Secrets keep create/patch/delete (RBAC cannot narrow them: the admission policy does)."""
+    for args, kind in (((), "ClusterRole"), (("--set", "operator.watchNamespaces={sales}"), "Role")):
+        [role] = [o for o in render(*args) if o["kind"] == kind and o["metadata"].get("namespace") != "oco"]
+        rules = {(group, resource): sorted(rule["verbs"]) for rule in role["rules"]
+                 for group in rule["apiGroups"] for resource in rule["resources"]}  # fmt: skip
+        expected = {
+            ("openconnectors.io", "connectorinstances"): ["list", "patch", "watch"],
+            ("openconnectors.io", "connectorinstances/status"): ["patch"],
+            ("", "secrets"): ["create", "delete", "get", "list", "patch", "watch"],
+            ("", "events"): ["create"],
+        }
+        if kind == "ClusterRole":
+            expected[("apiextensions.k8s.io", "customresourcedefinitions")] = ["list", "watch"]
+        assert rules == expected
+    namespaced = render("--set", "operator.watchNamespaces={sales}")
+    [own] = [o for o in namespaced if o["kind"] == "Role" and o["metadata"]["namespace"] == "oco"]
+    env = deployment_env("--set", "operator.watchNamespaces={sales}")
+    assert (env["OCO_OPERATOR_NAMESPACE"], env["OCO_DIGEST_KEY_SECRET"]) == (
+        "oco",
+        "oco-open-connectors-operator-digest-key",
+    )
+    assert own["rules"] == [
+        {
+            "apiGroups": [""],
+            "resources": ["secrets"],
+            "resourceNames": [env["OCO_DIGEST_KEY_SECRET"]],
+            "verbs": ["get"],
+        },
+        {"apiGroups": [""], "resources": ["secrets"], "verbs": ["create"]},
+    ]
+
+
+def test_admission_policies_bind_the_operators_own_identity_and_can_be_turned_off() -> None:
+    objects = render("--set", "serviceAccount.name=custom-sa", namespace="platform")
+    [writes] = [
+        o for o in objects if o["metadata"]["name"].endswith("-secret-writes") and "Binding" not in o["kind"]
+    ]
+    assert writes["spec"]["matchConditions"] == [
+        {
+            "name": "the-operator",
+            "expression": "request.userInfo.username == 'system:serviceaccount:platform:custom-sa'",
+        }
+    ]
+    for policy in (o for o in objects if o["kind"].startswith("ValidatingAdmissionPolicy")):
+        assert policy["apiVersion"] == "admissionregistration.k8s.io/v1"
+        if policy["kind"] == "ValidatingAdmissionPolicy":
+            assert policy["spec"]["failurePolicy"] == "Fail"
+        else:
+            assert policy["spec"]["validationActions"] == ["Deny"]
+    off = render("--set", "admissionPolicies.enabled=false")
+    assert not [o for o in off if "AdmissionPolicy" in o["kind"]]
+
+
+@pytest.mark.parametrize("source", ["configMapName", "secretName"])
+def test_a_ca_bundle_is_mounted_and_named_by_ssl_cert_file(source: str) -> None:
+    [deployment] = [
+        o
+        for o in render(
+            "--set", f"operator.caBundle.{source}=corporate-ca", "--set", "operator.caBundle.key=ca.pem"
+        )
+        if o["kind"] == "Deployment"
+    ]
+    pod = deployment["spec"]["template"]["spec"]
+    [container] = pod["containers"]
+    env = {e["name"]: e["value"] for e in container["env"]}
+    [mount] = [m for m in container["volumeMounts"] if m["name"] == "ca-bundle"]
+    [volume] = [v for v in pod["volumes"] if v["name"] == "ca-bundle"]
+    assert env["SSL_CERT_FILE"] == f"{mount['mountPath']}/ca-bundle.crt"
+    assert mount["readOnly"] is True
+    items = [{"key": "ca.pem", "path": "ca-bundle.crt"}]
+    if source == "configMapName":
+        assert volume["configMap"] == {"name": "corporate-ca", "items": items}
+    else:
+        assert volume["secret"] == {"secretName": "corporate-ca", "items": items}
+
+
+def test_a_ca_bundle_comes_from_one_source_only() -> None:
+    both = ("--set", "operator.caBundle.configMapName=a", "--set", "operator.caBundle.secretName=b")
+    result = helm("template", "x", str(CHART), *both)
+    assert result.returncode != 0
+    assert "caBundle" in result.stderr
+
+
+def test_allowlist_and_plain_http_values_reach_the_operator() -> None:
+    objects = render(
+        "--set", "operator.allowedAPIHosts={api.example.test,*.internal:8443}",
+        "--set", "operator.allowInsecureHTTP=true",
+        "--set", "extraEnv[0].name=HTTPS_PROXY", "--set", "extraEnv[0].value=http://proxy:3128",
+    )  # fmt: skip
+    [deployment] = [o for o in objects if o["kind"] == "Deployment"]
+    env = {e["name"]: e["value"] for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["OCO_ALLOWED_API_HOSTS"] == "api.example.test,*.internal:8443"
+    assert env["OCO_ALLOW_INSECURE_HTTP"] == "true"
+    assert env["HTTPS_PROXY"] == "http://proxy:3128"
 
 
 def test_digest_wins_over_the_tag() -> None:
@@ -166,3 +294,8 @@ def test_every_value_is_documented_and_valid_against_the_schema() -> None:
 
 def test_plain_manifests_are_up_to_date() -> None:
     assert manifests.render() == DEPLOY.read_text(), "run `make manifests` and commit deploy/"
+
+
+def test_namespace_names_that_yaml_reads_as_booleans_stay_names() -> None:
+    objects = render("--set", "operator.watchNamespaces={on}", namespace="no")
+    assert {o["metadata"]["namespace"] for o in objects if "namespace" in o["metadata"]} == {"no", "on"}

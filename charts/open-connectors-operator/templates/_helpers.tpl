@@ -42,20 +42,48 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- end -}}
 {{- end -}}
 
-{{/* The operator's own permissions, shared by the ClusterRole and the namespaced Roles. */}}
+{{/* Non-empty when a CA bundle is configured; where it is mounted and the file in it. */}}
+{{- define "oco.caBundle" -}}
+{{- with .Values.operator.caBundle }}{{ or .configMapName .secretName }}{{ end -}}
+{{- end -}}
+
+{{- define "oco.caBundleDir" -}}
+/etc/open-connectors-operator/ca
+{{- end -}}
+
+{{- define "oco.caBundlePath" -}}
+{{ include "oco.caBundleDir" . }}/ca-bundle.crt
+{{- end -}}
+
+{{/* The Secret in the release namespace that holds the operator's digest key. */}}
+{{- define "oco.digestKeySecret" -}}
+{{- printf "%s-digest-key" (include "oco.fullname" .) | trunc 253 -}}
+{{- end -}}
+
+{{/* The operator's identity as the API server names it, for the admission policies. */}}
+{{- define "oco.serviceAccountUser" -}}
+{{- printf "system:serviceaccount:%s:%s" .Release.Namespace (include "oco.serviceAccountName" .) -}}
+{{- end -}}
+
+{{/* The operator's own permissions, shared by the ClusterRole and the namespaced Roles: exactly
+the calls it makes (kube/secrets.py, kube/status.py, kopf's watches and event posts), no more.
+No `get` on ConnectorInstances (kopf lists and watches them), no `update` anywhere (every write is
+a patch), Events only created (kopf posts core/v1 Events and never patches them). */}}
 {{- define "oco.rules" -}}
 - apiGroups: [openconnectors.io]
   resources: [connectorinstances]
-  verbs: [get, list, watch, patch]
+  verbs: [list, watch, patch]
 - apiGroups: [openconnectors.io]
   resources: [connectorinstances/status]
-  verbs: [get, patch]
-# Secrets: read the referenced ones (the watch is label-filtered on the server, but RBAC cannot
-# express a label), label them for that watch, and create/patch/delete the token Secrets.
+  verbs: [patch]
+# Secrets: read the referenced ones, label them for the operator's label-filtered watch, and
+# create/patch/delete the token Secrets. RBAC cannot express a label or names chosen by users, so
+# these verbs cover every Secret in scope; the admission policy (admissionpolicies.yaml) confines
+# the writes to the operator's own Secrets.
 - apiGroups: [""]
   resources: [secrets]
   verbs: [get, list, watch, create, patch, delete]
-- apiGroups: ["", events.k8s.io]
+- apiGroups: [""]
   resources: [events]
-  verbs: [create, patch]
+  verbs: [create]
 {{- end -}}
