@@ -9,6 +9,7 @@ the chart binds to that identity.
 from __future__ import annotations
 
 import base64
+import os
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -21,11 +22,18 @@ from kubernetes.client.rest import ApiException
 from hack.controlplane.cluster import ControlPlane
 from hack.processes import OperatorLauncher
 from tests.chart.conftest import Release, fresh_namespace, refusal, service_account_kubeconfig
-from tests.chart.support import deployment_env, render
+from tests.chart.support import CHART, deployment_env, render
 from tests.fixtures.kubernetes import api_client_for
 from tests.fixtures.operator import Instances, wait_until
 from tests.fixtures.simulator import SimulatorHandle
-from tests.integration.support import closeio_spec, ready_inputs, remotes_for, secret_data
+from tests.integration.support import (
+    ACCOUNT,
+    CLOSEIO_SECRET,
+    closeio_spec,
+    ready_inputs,
+    remotes_for,
+    secret_data,
+)
 
 OWN_SECRET = ("OCO_OPERATOR_NAMESPACE", "OCO_DIGEST_KEY_SECRET")
 
@@ -146,3 +154,63 @@ def test_namespaced_rbac_grants_nothing_outside_its_namespaces(
     assert "AdmissionPolicy" in str(
         refusal(lambda: sa_core.create_namespaced_secret(release.namespace, plain, dry_run="All"))
     )
+
+
+def readme_release_commands() -> dict[str, str]:
+    """The commands of the chart README that release what an uninstall left stuck, by comment."""
+    text = (CHART / "README.md").read_text()
+    block = text.split("Release what is stuck")[1].split("```sh\n")[1].split("```")[0]
+    commands: dict[str, str] = {}
+    for line in block.splitlines():
+        if line.startswith("# "):
+            current = line[2:]
+            commands[current] = ""
+        else:
+            commands[current] += line + "\n"
+    return commands
+
+
+def test_uninstalled_first_the_documented_patches_release_what_is_stuck(
+    control_plane: ControlPlane,
+    api_client: client.ApiClient,
+    core: client.CoreV1Api,
+    simulator: SimulatorHandle,
+    install_chart: Callable[..., Release],
+    tmp_path: Path,
+) -> None:
+    release = install_chart(namespaced=True)
+    watched = release.watched[0]
+    instances = Instances(api_client, watched)
+    with OperatorLauncher(
+        log_path=tmp_path / "operator.log",
+        kubeconfig=service_account_kubeconfig(control_plane, core, release.namespace, tmp_path / "sa"),
+        api_url=simulator.api_url,
+        namespaces=release.watched,
+        env={k: v for k, v in deployment_env(namespace=release.namespace).items() if k in OWN_SECRET},
+        metrics_port=0,
+        timeout=30,
+    ).start():
+        ready_inputs(core, watched, simulator)
+        uid = instances.create("crm", closeio_spec())["metadata"]["uid"]
+        instances.wait_ready("crm")
+    # The operator is gone, as after `helm uninstall`: nothing removes its finalizers any more.
+    instances.delete("crm")
+    for name in (ACCOUNT, CLOSEIO_SECRET):
+        core.delete_namespaced_secret(name, watched)
+    assert instances.get("crm") is not None, "the object should be stuck on its finalizer"
+
+    commands = readme_release_commands()
+    release_object = commands["a ConnectorInstance"].replace("NAME", "crm").replace("NS", watched)
+    for command in (release_object, commands["every such Secret, whatever the position of the finalizer"]):
+        done = subprocess.run(
+            ["bash", "-euo", "pipefail", "-c", command],
+            env={**os.environ, "KUBECONFIG": str(control_plane.kubeconfig)},
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+    instances.wait_gone("crm")
+    wait_until(lambda: secret_data(core, watched, ACCOUNT) is None, what="the account Secret to go")
+    assert secret_data(core, watched, CLOSEIO_SECRET) is None
+    assert remotes_for(simulator, uid), "the remote instance stays: the README says to delete it there"
