@@ -6,9 +6,10 @@ containing another is masked whole, secrets overlapping in the text, masking bef
 whitespace collapsing and control characters, truncation to the limit with an ellipsis; the echoes
 that passed before issue 9 (finding 7): URL-encoded (quote, quote with `/` kept, quote_plus),
 JSON-escaped, HTML-escaped, base64 (standard and URL-safe, alone and inside a longer encoded
-string), changed case, a truncated echo, secrets under four characters (masked as whole tokens
-only), long texts cut without leaving part of a secret; and `request_id()`: shape, length and
-secret content.
+string), changed case, a truncated echo anywhere in a value of any length, secrets under four
+characters (masked as whole tokens only), long texts cut without leaving part of a secret; the
+fragment budget keeping the account secrets first and the cost of a huge configuration bounded;
+and `request_id()`: shape, length and secret content.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import pytest
 
 from connector_operator.openconnectors.redaction import (
     FRAGMENT,
+    FRAGMENT_STRIDE,
     MASK,
     MAX_MESSAGE,
     MIN_SECRET_LENGTH,
@@ -113,6 +115,44 @@ def test_a_truncated_echo_is_masked() -> None:
     result = redact(f"key ...{echo}... rejected", [secret])
     assert echo not in result
     assert result == f"key ...{MASK}... rejected"
+
+
+@pytest.mark.parametrize("start", [0, 300, 9000, 19_000])
+def test_any_long_run_of_a_long_value_is_masked_whole(start: int) -> None:
+    # Beyond its head a value is found by a window every FRAGMENT_STRIDE characters, then extended.
+    value = "".join(random.Random(3).choices(string.ascii_letters + string.digits, k=20_000))
+    run = value[start : start + FRAGMENT + FRAGMENT_STRIDE - 1]
+    assert redact(f"quoted: {run} end", ["account-secret-1", value]) == f"quoted: {MASK} end"
+
+
+def test_a_value_echoed_whole_is_masked_whole_whatever_its_length() -> None:
+    value = "".join(random.Random(4).choices(string.ascii_letters, k=12_000))
+    assert redact(f"bad value {value} for key", [value]) == f"bad value {MASK} for key"
+
+
+def test_account_secrets_keep_their_fragments_when_the_configuration_is_huge() -> None:
+    account = "".join(random.Random(5).choices(string.ascii_letters, k=64))
+    configuration = ["".join(random.Random(i).choices(string.ascii_letters, k=4096)) for i in range(200)]
+    fragment = account[20 : 20 + FRAGMENT]
+    assert redact(f"user {fragment}...", [account, *configuration]) == f"user {MASK}..."
+
+
+def test_the_cost_of_a_huge_configuration_is_bounded() -> None:
+    import time
+    import tracemalloc
+
+    configuration = ["".join(random.Random(i).choices(string.ascii_letters, k=4096)) for i in range(128)]
+    message = "some platform message with words " * 600
+    tracemalloc.start()
+    started = time.perf_counter()
+    redactor = Redactor(["user-secret-0123456789", "org-secret-0123456789", *configuration])
+    assert request_id("a1b2c3d4-e5f6-7890-abcd-ef0123456789", redactor) is not None
+    assert redactor.redact(message).startswith("some platform message")
+    elapsed = time.perf_counter() - started
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 16 * 1024 * 1024
+    assert elapsed < 2.0  # about 0.05 s; the bound only catches a quadratic regression
 
 
 def test_a_fragment_shorter_than_the_window_is_kept() -> None:

@@ -49,8 +49,3 @@ class Slots:
             entry.users -= 1
             if entry.users == 0:
                 del self._hosts[host]
-
-    def in_use(self, host: str) -> int:
-        """Calls of `host` holding or waiting for a slot (for tests and diagnostics)."""
-        entry = self._hosts.get(host)
-        return entry.users if entry is not None else 0
