@@ -744,9 +744,19 @@ async def test_ports_and_schemes_are_separate_hosts(make_client: MakeClient) -> 
     assert len(in_flight) == 4
 
 
-def test_the_in_flight_bounds_must_be_positive() -> None:
-    with pytest.raises(ValueError, match="at least 1"):
-        InstancesClient(max_in_flight_per_host=0)
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"max_in_flight_per_host": 0},
+        {"max_in_flight": 0},
+        {"max_pages": 0},
+        {"max_response_bytes": 0},
+        {"timeout": 0},
+    ],
+)
+def test_the_bounds_must_be_positive(options: dict[str, int]) -> None:
+    with pytest.raises(ValueError, match=r"positive|at least 1"):
+        InstancesClient(**options)
 
 
 # Searches (findings 8 and 9)

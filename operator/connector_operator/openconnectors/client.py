@@ -124,6 +124,8 @@ class InstancesClient:
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         """`timeout` is the overall deadline of one call, in seconds."""
+        if timeout <= 0 or max_response_bytes < 1 or max_pages < 1:
+            raise ValueError("the deadline, the response cap and the page limit must be positive")
         self._deadline = timeout
         self._max_bytes = max_response_bytes
         self._max_pages = max_pages
