@@ -13,7 +13,12 @@ import kopf
 
 from connector_operator import logcontext
 from connector_operator.domain.hosts import HostPolicy, parse_patterns
-from connector_operator.settings import DEFAULT_ALLOWED_API_HOSTS, DEFAULT_API_URL, Settings
+from connector_operator.settings import (
+    DEFAULT_ALLOWED_API_HOSTS,
+    DEFAULT_API_URL,
+    DIGEST_KEY_SECRET,
+    Settings,
+)
 
 
 def _namespaces(values: tuple[str, ...]) -> tuple[str, ...]:
@@ -72,6 +77,20 @@ def _quiet_watch_handlers(record: logging.LogRecord) -> bool:
     help="Allow plain http API URLs (for a local simulator; never in production).",
 )
 @click.option(
+    "--operator-namespace",
+    envvar="OCO_OPERATOR_NAMESPACE",
+    default=None,
+    help="The operator's own namespace, for its digest key Secret. Default: the in-cluster "
+    "ServiceAccount's namespace, else the kubeconfig context's, else `default`.",
+)
+@click.option(
+    "--digest-key-secret",
+    envvar="OCO_DIGEST_KEY_SECRET",
+    default=DIGEST_KEY_SECRET,
+    show_default=True,
+    help="Secret in the operator's namespace holding the key of the digests in status (created if missing).",
+)
+@click.option(
     "--log-format",
     envvar="OCO_LOG_FORMAT",
     type=click.Choice(["text", "json"]),
@@ -122,6 +141,8 @@ def run_command(
     default_api_url: str,
     allowed_api_hosts: tuple[str, ...],
     allow_insecure_http: bool,
+    operator_namespace: str | None,
+    digest_key_secret: str,
     log_format: str,
     log_level: str,
     resync_interval: float,
@@ -135,6 +156,8 @@ def run_command(
         allowed_api_hosts=allowed_api_hosts,
         allow_insecure_http=allow_insecure_http,
         namespaces=_namespaces(namespaces),
+        operator_namespace=operator_namespace or None,
+        digest_key_secret=digest_key_secret,
         resync_interval=resync_interval,
         max_in_flight=max_in_flight,
         log_format=log_format,

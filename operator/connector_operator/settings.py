@@ -17,6 +17,7 @@ DEFAULT_ALLOWED_API_HOSTS = (
     "api.openconnectors.trial.*.ext.hana.ondemand.com",
     "api.openconnectors.ext.hanatrial.ondemand.com",
 )
+DIGEST_KEY_SECRET = "open-connectors-operator-digest-key"
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,13 @@ class Settings:
 
     namespaces: tuple[str, ...] = ()
     """Namespaces to watch; empty means the whole cluster."""
+
+    operator_namespace: str | None = None
+    """The operator's own namespace, where its digest key Secret lives. None: the in-cluster
+    ServiceAccount's namespace, else the kubeconfig context's, else `default`."""
+
+    digest_key_secret: str = DIGEST_KEY_SECRET
+    """The Secret (in `operator_namespace`) holding the HMAC key of the digests in status."""
 
     resync_interval: float = 600.0
     """Seconds between checks of a Ready instance against the platform (valid, disabled, token).

@@ -1,4 +1,4 @@
-"""Deletion honours deletionPolicy, survives a missing account Secret, and tells how to get out.
+"""Deletion honours deletionPolicy, survives unusable account secrets, and tells how to get out.
 
 There is no garbage collector in the test control plane, so the token Secret's removal is the
 operator's own doing here, and is asserted as such.
@@ -9,7 +9,7 @@ from __future__ import annotations
 import httpx
 
 from tests.fixtures.operator import wait_until
-from tests.integration.support import ACCOUNT, Env, remotes_for, secret_data
+from tests.integration.support import ACCOUNT, Env, put_secret, remotes_for, secret_data
 
 
 def test_delete_policy_deletes_the_remote_instance_and_the_token_secret(env: Env) -> None:
@@ -35,7 +35,9 @@ def test_orphan_policy_leaves_the_remote_instance_without_any_api_call(env: Env)
 
 def test_deletion_without_credentials_is_stalled_with_the_release_command(env: Env) -> None:
     uid = env.create_ready()["metadata"]["uid"]
-    env.core.delete_namespaced_secret(ACCOUNT, env.namespace)  # as during a namespace deletion
+    # The Secret itself cannot go while the object uses it (the in-use finalizer, see
+    # test_lifecycle_safety.py), but its keys can.
+    put_secret(env.core, env.namespace, ACCOUNT, {"unrelated": "value"})
 
     env.instances.delete("crm")
     condition = env.instances.wait_condition("crm", "Stalled", "True", reason="DeletionBlocked")
@@ -44,7 +46,7 @@ def test_deletion_without_credentials_is_stalled_with_the_release_command(env: E
         """-p '{"spec":{"deletionPolicy":"Orphan"}}'"""
     )
     assert command in condition["message"]
-    assert f"Secret '{ACCOUNT}'" in condition["message"]
+    assert f"Secret '{ACCOUNT}' has no key 'userSecret'" in condition["message"]
 
     env.instances.patch_spec("crm", {"deletionPolicy": "Orphan"})
     env.instances.wait_gone("crm", timeout=30)

@@ -55,7 +55,7 @@ def test_a_full_lifecycle_leaks_no_secret_value(env: Env) -> None:
     env.instances.patch_spec("crm", {"tags": ["crm", "third"]})
     env.instances.wait_condition("crm", "Stalled", "True", reason="CredentialsRejected")
     snapshots.append(json.dumps(env.instances.get("crm")))
-    env.core.delete_namespaced_secret(ACCOUNT, env.namespace)
+    put_secret(env.core, env.namespace, ACCOUNT, {})  # held while in use: emptied, not deleted
     env.instances.delete("crm")
     env.instances.wait_condition("crm", "Stalled", "True", reason="DeletionBlocked")
     snapshots.append(json.dumps(env.instances.get("crm")))

@@ -1,10 +1,11 @@
-"""`domain.desired`: the request body the platform should see, and its salted change digest.
+"""`domain.desired`: the request body the platform should see, and its keyed change digest.
 
 Covers the body's shape (`name`, `element.key`, `tags`, `configuration`), the identity tags
 `k8s-uid:<uid>` and `k8s-object:<namespace>/<name>` after the user's tags (sorted, deduplicated),
 the typed fields mapped to their configuration keys as strings, the default instance name
 `<namespace>-<name>`, and the digest: stable for equal inputs, changed by any value that would be
-sent (a Secret value included) and by another salt, and free of the values it covers.
+sent (a Secret value included), by another key or object, and free of the values it covers.
+The key itself, and upgrades from UID-keyed digests: tests/unit/test_digest_key.py.
 """
 
 from __future__ import annotations
@@ -14,12 +15,19 @@ from typing import Any
 import pytest
 
 from connector_operator.api.spec import ConnectorInstanceSpec, parse_spec
-from connector_operator.domain.desired import DesiredInstance, desired_instance, identity_tag
+from connector_operator.domain.desired import (
+    DIGEST_PREFIX,
+    DesiredInstance,
+    Keyed,
+    desired_instance,
+    identity_tag,
+)
 from connector_operator.domain.inputs import Resolved, resolve
 
 NAMESPACE = "sales"
 NAME = "acme-closeio"
 UID = "0b5e7a36-4f7c-4d35-9a55-1f0c7f3c2a10"
+KEYED = Keyed(bytes(range(32)), UID)
 API_KEY = "closeio-Api-Key-secret!"
 CALLBACK = "https://hooks.example.com/closeio"
 
@@ -73,7 +81,7 @@ def test_user_tags_are_sorted_and_deduplicated_whatever_their_order() -> None:
     other = make_desired(make_spec(tags=["mid", "alpha", "zeta"]))
     assert one.body()["tags"][:3] == ["alpha", "mid", "zeta"]
     assert one.body() == other.body()
-    assert one.digest(UID) == other.digest(UID)
+    assert one.digest(KEYED) == other.digest(KEYED)
 
 
 def test_without_typed_fields_configuration_is_passed_as_given() -> None:
@@ -135,7 +143,7 @@ def test_digest_is_stable_for_equal_inputs() -> None:
     other = make_desired(
         make_spec(tags=["crm"], events={"enabled": False}), {"pagination.max": "50", "username": API_KEY}
     )
-    assert one.digest(UID) == other.digest(UID)
+    assert one.digest(KEYED) == other.digest(KEYED)
 
 
 def _resolved_configuration(api_key: str, page_size: str) -> dict[str, str]:
@@ -223,27 +231,28 @@ BASE_DIGEST_INPUT: dict[str, Any] = {
 def test_digest_changes_when_anything_sent_changes(change: dict[str, Any]) -> None:
     def digest_of(inputs: dict[str, Any]) -> str:
         configuration = _resolved_configuration(inputs["secret"], inputs["literal"])
-        return make_desired(make_spec(**inputs["spec"]), configuration).digest(UID)
+        return make_desired(make_spec(**inputs["spec"]), configuration).digest(KEYED)
 
     assert digest_of({**BASE_DIGEST_INPUT, **change}) != digest_of(BASE_DIGEST_INPUT)
 
 
-def test_digest_depends_on_the_salt() -> None:
+def test_digest_depends_on_the_key_and_on_the_object() -> None:
     desired = make_desired(make_spec(), {"username": API_KEY})
-    assert desired.digest(UID) != desired.digest("another-uid")
+    assert desired.digest(KEYED) != desired.digest(Keyed(bytes(32), UID))
+    assert desired.digest(KEYED) != desired.digest(Keyed(KEYED.key, "another-uid"))
 
 
 def test_digest_contains_no_value() -> None:
     configuration = {"username": API_KEY, "password": "pa55-word-Value"}
-    digest = make_desired(make_spec(), configuration).digest(UID)
+    digest = make_desired(make_spec(), configuration).digest(KEYED)
     for value in configuration.values():
         assert value not in digest
-    assert digest.startswith("hmac-sha256:")
-    assert set(digest.removeprefix("hmac-sha256:")) <= set("0123456789abcdef")
+    assert digest.startswith(DIGEST_PREFIX)
+    assert set(digest.removeprefix(DIGEST_PREFIX)) <= set("0123456789abcdef")
 
 
 def test_digest_changes_with_the_platform_url() -> None:
     desired = make_desired(make_spec(), {"username": "k"})
-    assert desired.digest(UID, "https://a.example/elements/api-v2") != desired.digest(
-        UID, "https://b.example/elements/api-v2"
+    assert desired.digest(KEYED, "https://a.example/elements/api-v2") != desired.digest(
+        KEYED, "https://b.example/elements/api-v2"
     )

@@ -1,8 +1,14 @@
 """The request the platform should see for a ConnectorInstance, and its change-detecting digest.
 
 The digest covers everything that would be sent, secrets included, but stores none of them: it
-is an HMAC keyed with the object's UID. Comparing it with the digest last applied (kept in
-status) is how the operator knows an update is due without storing values or doing blind PUTs.
+is an HMAC keyed with the operator's own secret key (kube/digestkey.py), with the object's UID in
+the message so that equal requests of two objects differ. Comparing it with the digest last
+applied (kept in status) is how the operator knows an update is due without storing values or
+doing blind PUTs.
+
+Until issue 9 the key was the object's UID, which anyone who can read the object knows: they
+could test guesses of a Secret value offline. Such digests (`LEGACY_PREFIX`, and unprefixed token
+digests) are still recognised, so that an upgrade re-keys each status without a platform call.
 """
 
 from __future__ import annotations
@@ -20,6 +26,21 @@ from connector_operator.api.spec import (
     ConnectorInstanceSpec,
     effective_instance_name,
 )
+
+DIGEST_PREFIX = "v2:hmac-sha256:"
+LEGACY_PREFIX = "hmac-sha256:"  # keyed with the object's UID (before issue 9)
+
+
+@dataclass(frozen=True)
+class Keyed:
+    """HMAC-SHA256 with the operator's key, for one object: its UID goes into every message."""
+
+    key: bytes = field(repr=False)
+    uid: str
+
+    def __call__(self, *parts: str) -> str:
+        message = json.dumps([self.uid, *parts], separators=(",", ":")).encode()
+        return DIGEST_PREFIX + hmac.new(self.key, message, hashlib.sha256).hexdigest()[:32]
 
 
 def identity_tag(uid: str) -> str:
@@ -47,10 +68,17 @@ class DesiredInstance:
             "configuration": dict(self.configuration),
         }
 
-    def digest(self, salt: str, api_url: str = "") -> str:
+    def canonical(self, api_url: str) -> str:
+        return json.dumps([api_url, self.body()], sort_keys=True, separators=(",", ":"))
+
+    def digest(self, keyed: Keyed, api_url: str = "") -> str:
         """Covers the body and the platform it goes to: a new API URL is a change to apply too."""
-        canonical = json.dumps([api_url, self.body()], sort_keys=True, separators=(",", ":"))
-        return "hmac-sha256:" + hmac.new(salt.encode(), canonical.encode(), hashlib.sha256).hexdigest()[:32]
+        return keyed("request", self.canonical(api_url))
+
+    def legacy_digest(self, uid: str, api_url: str = "") -> str:
+        """The digest as it was made before issue 9 (keyed with the UID): for upgrades only."""
+        mac = hmac.new(uid.encode(), self.canonical(api_url).encode(), hashlib.sha256)
+        return LEGACY_PREFIX + mac.hexdigest()[:32]
 
 
 def typed_configuration(spec: ConnectorInstanceSpec) -> dict[str, str]:
@@ -86,17 +114,22 @@ def desired_instance(
     )
 
 
-def keyed_digest(salt: str, *parts: str) -> str:
-    """An HMAC of `parts` keyed with `salt` (the object's UID): comparable, and not a copy of the values."""
-    return hmac.new(salt.encode(), "\x00".join(parts).encode(), hashlib.sha256).hexdigest()[:32]
-
-
-def attempt_digest(request_digest: str, user_secret: str, organization_secret: str, salt: str) -> str:
+def attempt_digest(request_digest: str, user_secret: str, organization_secret: str, keyed: Keyed) -> str:
     """What a terminal verdict depends on: the request and the account secrets it was sent with.
     A stalled object is retried as soon as either changes, and never before."""
-    return keyed_digest(salt, request_digest, user_secret, organization_secret)
+    return keyed("attempt", request_digest, user_secret, organization_secret)
 
 
-def token_digest(token: str, salt: str) -> str:
+def token_digest(token: str, keyed: Keyed) -> str:
     """Lets a restarted operator tell whether the token Secret still holds the current token."""
-    return keyed_digest(salt, "token", token)
+    return keyed("token", token)
+
+
+def legacy_token_digest(token: str, uid: str) -> str:
+    """The token digest as it was made before issue 9 (keyed with the UID, no prefix): for upgrades."""
+    return hmac.new(uid.encode(), f"token\x00{token}".encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def is_legacy(digest: str | None) -> bool:
+    """A digest in status made before issue 9: to be checked the old way once, then re-keyed."""
+    return digest is not None and not digest.startswith(DIGEST_PREFIX)

@@ -46,6 +46,10 @@ class Facts:
     effective: Effective | None = None
     applied_digest: str | None = None  # a request the platform accepted in this pass
     observed: Observed | None = None
+    # Digests in status made the old way (keyed with the UID) that still match: the same values
+    # keyed the new way, written without a platform call (so lastSyncTime stays).
+    rekeyed_applied_digest: str | None = None
+    rekeyed_token_digest: str | None = None
 
 
 class Transition(NamedTuple):
@@ -82,6 +86,10 @@ def status_after(
             token_secret_name=effective.token_secret_name,
             deletion_policy=effective.deletion_policy,
         )
+    if facts.rekeyed_applied_digest is not None:
+        update.update(applied_digest=facts.rekeyed_applied_digest)
+    if facts.rekeyed_token_digest is not None:
+        update.update(token_digest=facts.rekeyed_token_digest)
     if facts.applied_digest is not None:
         update.update(applied_digest=facts.applied_digest, last_sync_time=now)
     if (observed := facts.observed) is not None:

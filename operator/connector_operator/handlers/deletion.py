@@ -2,8 +2,11 @@
 
 Everything the object might own is deleted: the instance recorded in status and any instance
 carrying the object's identity tag (one created just before a crash, whose ID never reached
-status). When the account secrets are gone, as during a namespace deletion, the object says so
-in `Stalled` with the one command that releases it, instead of hanging without a word.
+status). The account Secret cannot vanish under an object that used it: it carries the in-use
+finalizer (handlers/secretholds.py), so a namespace deletion leaves it readable until the object
+is gone. An object whose account Secret never existed (a typo) made no platform write and is
+released without one. When the account secrets are unusable all the same (a key removed), the
+object says so in `Stalled` with the one command that releases it, instead of hanging without a word.
 """
 
 from __future__ import annotations
@@ -58,6 +61,21 @@ async def delete_remote(
         raise to_kopf(outcome, delay=backoff.delay(retry))
     account = spec.credentials_secret_ref.name
     view = await runtime.read_secret(secret_view_cache(secret_cache), namespace, account)
+    if view is None and status.instance_id is None and status.applied_digest is None:
+        # No platform write was ever made: every write records instanceID or appliedDigest, and a
+        # write whose status update was lost (a crash right after a create) read this Secret first,
+        # which put the in-use finalizer on it, so the Secret would still be here (Terminating at
+        # worst). A 404 therefore means that it never existed, or that someone force-removed our
+        # finalizer (or deleted it during an upgrade from a version without one) right after such
+        # a lost write: the one case where this leaves a remote instance behind, tagged
+        # k8s-uid:<uid>. A Secret that exists but lacks a key is no proof of anything: blocked below.
+        kopf.info(
+            body,
+            reason="DeletedWithoutPlatformCall",
+            message=f"Secret {account!r} does not exist and no platform write was ever made for this "
+            "object: released without calling the platform",
+        )
+        return
     # Only the account secrets are needed to delete; configuration Secrets may already be gone.
     credentials_only = spec.model_copy(update={"configuration": None})
     resolved = resolve(credentials_only, {account: view.data if view else None})

@@ -23,6 +23,7 @@ from connector_operator.api.spec import DeletionPolicy, effective_token_secret, 
 from connector_operator.domain.outcome import Backoff, Kind, Outcome
 from connector_operator.domain.transition import parse_status
 from connector_operator.handlers import deletion
+from connector_operator.handlers.deleteretry import DELETE_HANDLER
 from connector_operator.handlers.reconcile import reconcile
 from connector_operator.handlers.runtime import Runtime
 from connector_operator.handlers.state import ObjectState, Target
@@ -34,12 +35,27 @@ RESOURCE = (GROUP, VERSION, PLURAL)
 
 
 @kopf.on.event(*RESOURCE)  # type: ignore[arg-type]
-async def instance_changed(namespace: str, name: str, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+async def instance_changed(
+    namespace: str,
+    name: str,
+    type: str | None,
+    body: kopf.Body,
+    memo: kopf.Memo,
+    secret_users: kopf.Index[tuple[str, str], str],
+    secret_cache: kopf.Index[tuple[str, str], Any],
+    **_: Any,
+) -> None:
     runtime: Runtime = memo["runtime"]
+    key = (namespace, name)
     meta = body.get("metadata", {})
-    runtime.wakeups.observe_generation(
-        (namespace, name), int(meta.get("generation") or 0), meta.get("deletionTimestamp") is not None
-    )
+    deleting = meta.get("deletionTimestamp") is not None
+    runtime.wakeups.observe_generation(key, int(meta.get("generation") or 0), deleting)
+    # kopf has re-indexed the object (or forgotten it) before calling us: safe to release.
+    await runtime.holds.references_changed(key, type, body, secret_users, secret_view_cache(secret_cache))
+    if type == "DELETED":
+        runtime.delete_retries.forget(key)
+    elif deleting:
+        await runtime.delete_retries.on_event(runtime.status, key, body)
 
 
 @kopf.daemon(*RESOURCE, cancellation_timeout=30.0)  # type: ignore[arg-type]
@@ -139,7 +155,7 @@ def _post_events(body: kopf.Body, state: ObjectState) -> None:
     state.events.clear()
 
 
-@kopf.on.delete(*RESOURCE)  # type: ignore[arg-type]
+@kopf.on.delete(*RESOURCE, id=DELETE_HANDLER)  # type: ignore[arg-type]
 async def delete_instance(
     namespace: str,
     name: str,

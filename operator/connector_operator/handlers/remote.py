@@ -19,9 +19,12 @@ from connector_operator.api.status import ConnectorFacts, Reason
 from connector_operator.domain import outcome as outcomes
 from connector_operator.domain.desired import (
     DesiredInstance,
+    Keyed,
     attempt_digest,
     desired_instance,
     identity_tag,
+    is_legacy,
+    legacy_token_digest,
     token_digest,
 )
 from connector_operator.domain.inputs import Resolved
@@ -54,6 +57,7 @@ class RemotePass:
     api_url: str
     credentials: Credentials
     desired: DesiredInstance
+    keyed: Keyed  # the operator's digest key, for this object
     digest: str  # of the desired request and the URL it goes to
     attempt: str  # of the digest and the account secrets: what a terminal verdict depends on
     facts: Facts
@@ -77,7 +81,8 @@ class RemotePass:
             uid=target.uid,
             configuration=inputs.configuration,
         )
-        digest = desired.digest(target.uid, api_url)
+        keyed = Keyed(rt.digest_key, target.uid)
+        digest = desired.digest(keyed, api_url)
         return cls(
             rt,
             target,
@@ -87,8 +92,9 @@ class RemotePass:
             api_url,
             Credentials(inputs.user_secret, inputs.organization_secret),
             desired,
+            keyed,
             digest,
-            attempt_digest(digest, inputs.user_secret, inputs.organization_secret, target.uid),
+            attempt_digest(digest, inputs.user_secret, inputs.organization_secret, keyed),
             facts,
         )
 
@@ -112,7 +118,7 @@ class RemotePass:
         instance_id = self.state.status.instance_id
         if instance_id is None:
             instance = await self._create_or_adopt()
-        elif self.state.status.applied_digest != self.digest:
+        elif not self._applied():
             instance = await self._update(instance_id)
         elif remote_due or not self._token_known():
             return await self._check(instance_id)
@@ -159,6 +165,17 @@ class RemotePass:
         self._event("Warning", Reason.REMOTE_NOT_FOUND, f"Remote instance {gone} is gone; creating a new one")
         return await self._create_or_adopt()
 
+    def _applied(self) -> bool:
+        """Whether status says this very request was applied: its digest, or its digest as made
+        before issue 9 (keyed with the UID), which an upgrade re-keys without a PUT."""
+        applied = self.state.status.applied_digest
+        if applied == self.digest:
+            return True
+        if is_legacy(applied) and applied == self.desired.legacy_digest(self.target.uid, self.api_url):
+            self.facts.rekeyed_applied_digest = self.digest
+            return True
+        return False
+
     def _token_known(self) -> bool:
         """Whether the token Secret is current without asking the platform: the token is in memory,
         or (after a restart) the Secret is ours and consistent with status."""
@@ -166,14 +183,23 @@ class RemotePass:
             return True
         view = self.cache.get((self.target.namespace, self.token_secret))
         status = self.state.status
-        return (
-            view is not None
+        if view is None:
+            return False
+        token = view.data.get("token") or ""
+        if is_legacy(status.token_digest):
+            current = legacy_token_digest(token, self.target.uid) == status.token_digest
+        else:
+            current = token_digest(token, self.keyed) == status.token_digest
+        known = (
+            current
             and view.managed
             and view.owner_uid == self.target.uid
-            and token_digest(view.data.get("token", ""), self.target.uid) == status.token_digest
             and view.data.get("instanceID") == str(status.instance_id)
             and view.data.get("apiURL") == self.api_url
         )
+        if known and is_legacy(status.token_digest):
+            self.facts.rekeyed_token_digest = token_digest(token, self.keyed)
+        return known
 
     def _remember(self, instance: Instance) -> None:
         previous = self.state.instance
@@ -185,7 +211,7 @@ class RemotePass:
         """Record what the platform reports and write the token Secret (only when it differs)."""
         self.facts.observed = Observed(
             instance_id=current.id,
-            token_digest=token_digest(current.token, self.target.uid),
+            token_digest=token_digest(current.token, self.keyed),
             valid=current.valid,
             disabled=current.disabled,
             connector=ConnectorFacts(

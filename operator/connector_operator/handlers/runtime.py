@@ -8,6 +8,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from connector_operator.domain.hosts import HostPolicy
+from connector_operator.handlers.deleteretry import DeleteRetries
+from connector_operator.handlers.secretholds import SecretHolds
 from connector_operator.handlers.secretreads import SecretReads
 from connector_operator.handlers.wakeups import Key, Wakeups
 from connector_operator.kube.secrets import Secrets, SecretView
@@ -29,8 +31,11 @@ class Runtime:
     instances: InstancesClient
     secrets: Secrets
     status: StatusWriter
+    # The operator's own HMAC key for the digests in status (kube/digestkey.py); never logged.
+    digest_key: bytes = field(repr=False)
     wakeups: Wakeups = field(default_factory=Wakeups)
     reads: SecretReads = field(default_factory=SecretReads)
+    delete_retries: DeleteRetries = field(default_factory=DeleteRetries)
     clock: Callable[[], str] = utcnow  # the only source of status timestamps
 
     @functools.cached_property
@@ -38,7 +43,12 @@ class Runtime:
         """Where the operator may send requests: the platform team's allowlist, never a tenant's."""
         return HostPolicy.from_settings(self.settings.allowed_api_hosts, self.settings.allow_insecure_http)
 
+    @functools.cached_property
+    def holds(self) -> SecretHolds:
+        """The in-use finalizer on input Secrets: who holds what, and releasing."""
+        return SecretHolds(self.secrets, self.reads)
+
     async def read_secret(
         self, cache: Mapping[Key, SecretView], namespace: str, name: str
     ) -> SecretView | None:
-        return await self.reads.read(self.secrets, self.wakeups, cache, namespace, name)
+        return await self.reads.read(self.secrets, self.wakeups, self.holds, cache, namespace, name)

@@ -5,10 +5,12 @@ progress goes to `status.kopf` (which the CRD declares, and which Argo CD does n
 finalizer is `openconnectors.io/finalizer`. The Secret watch gets a server-side label selector,
 so the operator never lists or watches Secrets it has not labelled. No diff-base is stored
 at all (see `NoDiffBase`), so kopf writes nothing into the object's metadata but the finalizer.
+The operator's digest key (kube/digestkey.py) is read, or created, once before anything else runs.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -16,9 +18,11 @@ import kopf
 
 from connector_operator import metrics
 from connector_operator.api.names import FINALIZER, WATCH_LABEL
+from connector_operator.handlers.deleteretry import PROGRESS_FIELD
 from connector_operator.handlers.runtime import Runtime
 from connector_operator.handlers.watch import SECRETS
-from connector_operator.kube.api import KubeAPI
+from connector_operator.kube import digestkey
+from connector_operator.kube.api import KubeAPI, KubeError
 from connector_operator.kube.secrets import Secrets
 from connector_operator.kube.status import StatusWriter
 from connector_operator.openconnectors.client import InstancesClient
@@ -43,7 +47,7 @@ class NoDiffBase(kopf.DiffBaseStorage):
 
 def configure_kopf(settings: kopf.OperatorSettings) -> None:
     settings.persistence.finalizer = FINALIZER
-    settings.persistence.progress_storage = kopf.StatusProgressStorage(field="status.kopf.progress")
+    settings.persistence.progress_storage = kopf.StatusProgressStorage(field=".".join(PROGRESS_FIELD))
     settings.persistence.diffbase_storage = NoDiffBase()
     settings.watching.label_selectors[SECRETS] = WATCH_LABEL
     settings.posting.level = logging.INFO
@@ -71,8 +75,10 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     settings.scanning.disabled = bool(ours.namespaces)
     api = KubeAPI(lambda: credentials(settings))
     memo["kube_api"] = api
+    key = await digest_key(api, ours, settings)
     memo["runtime"] = Runtime(
         settings=ours,
+        digest_key=key,
         instances=InstancesClient(
             timeout=ours.request_timeout, max_in_flight=ours.max_in_flight, observer=metrics.observe_api_call
         ),
@@ -86,6 +92,30 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
         ",".join(ours.namespaces) or "<all>",
         ours.default_api_url,
     )
+
+
+async def digest_key(api: KubeAPI, ours: Settings, settings: kopf.OperatorSettings) -> bytes:
+    """The operator's digest key. Missing permissions or an unusable key Secret stop the operator
+    with a message saying which; anything else is retried by kopf (the startup handler fails)."""
+    namespace = ours.operator_namespace
+    if namespace is None:
+        info = await asyncio.to_thread(credentials, settings)  # reads files: off the event loop
+        namespace = (info.default_namespace if info is not None else None) or "default"
+    where = f"Secret {namespace}/{ours.digest_key_secret}"
+    try:
+        key = await digestkey.load_or_create(api, namespace, ours.digest_key_secret)
+    except digestkey.DigestKeyError as error:
+        raise kopf.PermanentError(str(error)) from None
+    except KubeError as error:
+        if error.status in (401, 403):
+            raise kopf.PermanentError(
+                f"cannot read or create the digest key {where}: HTTP {error.status} {error.reason}; "
+                "the operator needs get and create on that Secret (--operator-namespace, --digest-key-secret)"
+            ) from None
+        message = f"digest key {where}: HTTP {error.status} {error.reason}"
+        raise kopf.TemporaryError(message, delay=5) from None
+    logger.info("digest key: %s", where)
+    return key
 
 
 @kopf.on.cleanup()

@@ -3,7 +3,8 @@
 The Secret watch carries a server-side label selector (set at startup), so only Secrets that
 the operator labelled (inputs it reads, token Secrets it writes) ever reach this process. kopf
 keeps two indexes for us: those Secrets by (namespace, name), and which ConnectorInstances
-reference which Secret. A Secret event wakes exactly the daemons of its referencing objects.
+reference which Secret. A Secret event wakes exactly the daemons of its referencing objects, and
+releases a held input Secret that no object references any more (handlers/secretholds.py).
 The handlers are `async def` though they never await: kopf runs sync handlers in a thread
 pool, and that hand-off cost more than the handlers themselves at 1,000 objects (bench/README.md).
 """
@@ -52,7 +53,12 @@ async def secret_changed(
     **_: Any,
 ) -> None:
     runtime: Runtime = memo["runtime"]
-    fingerprint = None if type == "DELETED" else SecretView.from_raw(body).fingerprint
+    view = None if type == "DELETED" else SecretView.from_raw(body)
+    runtime.holds.watched((namespace, name), view)
+    if view is not None and not secret_users.get((namespace, name)):
+        # Also at the start (the initial listing): references dropped while the operator was down.
+        await runtime.holds.release_if_unused((namespace, name), secret_users, view)
+    fingerprint = view.fingerprint if view is not None else None
     if not runtime.wakeups.secret_changed((namespace, name), fingerprint):
         return
     for user in secret_users.get((namespace, name), []):

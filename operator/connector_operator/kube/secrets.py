@@ -2,9 +2,10 @@
 
 Two rules shape this module. An input Secret that the operator reads gets the watch label, so
 that the operator's single, server-side-filtered Secret watch sees its later changes (and
-nothing else: memory and traffic do not grow with unrelated Secrets). And the token Secret is
-written only when it is ours: created by us, or labelled managed-by us and owned by this very
-object; anything else is a conflict the user must resolve, never an overwrite.
+nothing else: memory and traffic do not grow with unrelated Secrets), and the in-use finalizer,
+so that it outlives every object that depends on it (handlers/secretholds.py). And the token
+Secret is written only when it is ours: created by us, or labelled managed-by us and owned by
+this very object; anything else is a conflict the user must resolve, never an overwrite.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 
 from connector_operator.api.names import (
     GROUP,
+    IN_USE_FINALIZER,
     KIND,
     MANAGED_BY_LABEL,
     MANAGED_BY_VALUE,
@@ -25,6 +27,11 @@ from connector_operator.api.names import (
     WATCH_LABEL,
 )
 from connector_operator.kube.api import MERGE_PATCH, KubeAPI, KubeError
+
+# For core types a strategic merge patch merges `metadata.finalizers` as a set: adding ours keeps
+# everyone else's, and `$deleteFromPrimitiveList` removes ours alone (a JSON merge patch would
+# replace the whole list, and a JSON patch would need the index). Checked on the API server.
+STRATEGIC_MERGE_PATCH = "application/strategic-merge-patch+json"
 
 INPUT_ROLE = "input"
 TOKEN_ROLE = "token"
@@ -39,6 +46,8 @@ class SecretView:
     data: Mapping[str, str] = field(repr=False)
     labels: Mapping[str, str]
     owner_uid: str | None = None
+    held: bool = False  # carries the in-use finalizer
+    deleting: bool = False  # has a deletionTimestamp: held by a finalizer, still readable
 
     @property
     def fingerprint(self) -> str:
@@ -63,6 +72,8 @@ class SecretView:
             data=decode(raw.get("data") or {}),
             labels=dict(meta.get("labels") or {}),
             owner_uid=owner.get("uid"),
+            held=IN_USE_FINALIZER in (meta.get("finalizers") or ()),
+            deleting=meta.get("deletionTimestamp") is not None,
         )
 
 
@@ -112,10 +123,29 @@ class Secrets:
         raw = await self._api.request("GET", self._path(namespace, name))
         return SecretView.from_raw(raw) if raw is not None else None
 
-    async def label_for_watch(self, namespace: str, name: str) -> None:
-        """Mark an input Secret so the operator's label-filtered watch delivers its changes."""
-        patch = {"metadata": {"labels": {WATCH_LABEL: INPUT_ROLE}}}
-        await self._api.request("PATCH", self._path(namespace, name), body=patch, content_type=MERGE_PATCH)
+    async def label_for_watch(self, namespace: str, name: str) -> SecretView | None:
+        """Hold an input Secret, in one patch: the watch label, so the operator's label-filtered
+        watch delivers its changes, and the in-use finalizer, so it stays (readable, Terminating)
+        when deleted while an object depends on it. None when the Secret is gone. Not for a Secret
+        being deleted: the API server refuses a new finalizer then."""
+        patch = {"metadata": {"labels": {WATCH_LABEL: INPUT_ROLE}, "finalizers": [IN_USE_FINALIZER]}}
+        raw = await self._api.request(
+            "PATCH", self._path(namespace, name), body=patch, content_type=STRATEGIC_MERGE_PATCH
+        )
+        return SecretView.from_raw(raw) if raw is not None else None
+
+    async def release_input(self, namespace: str, name: str) -> None:
+        """Undo `label_for_watch` in one patch: no object references the Secret any more. Other
+        finalizers and labels stay; a Secret already gone or already released is no error."""
+        patch = {
+            "metadata": {
+                "labels": {WATCH_LABEL: None},
+                "$deleteFromPrimitiveList/finalizers": [IN_USE_FINALIZER],
+            }
+        }
+        await self._api.request(
+            "PATCH", self._path(namespace, name), body=patch, content_type=STRATEGIC_MERGE_PATCH
+        )
 
     async def write_token(
         self, namespace: str, name: str, owner: Owner, data: Mapping[str, str], current: SecretView | None
