@@ -108,7 +108,8 @@ class SecretHolds:
 
     async def release_if_unused(self, key: Key, users: Users, view: SecretView | None) -> bool:
         """Remove the finalizer and the watch label from an input Secret nobody references.
-        `view` is the latest known copy (None: not in the watch, so not marked by us)."""
+        `view` is the latest known copy; None when the watch has not shown it (yet): the watch
+        event that shows it asks again."""
         if view is None or view.managed or not (view.held or view.labels.get(WATCH_LABEL) == INPUT_ROLE):
             return False
         async with self.lock(key):
