@@ -121,6 +121,14 @@ def _quiet_watch_handlers(record: logging.LogRecord) -> bool:
     help="Open Connectors calls in flight at once.",
 )
 @click.option(
+    "--max-in-flight-per-host",
+    envvar="OCO_MAX_IN_FLIGHT_PER_HOST",
+    type=click.IntRange(min=1),
+    default=8,
+    show_default=True,
+    help="Of those, Open Connectors calls in flight to one platform host at once.",
+)
+@click.option(
     "--health-port",
     envvar="OCO_HEALTH_PORT",
     type=click.IntRange(min=0, max=65535),
@@ -147,6 +155,7 @@ def run_command(
     log_level: str,
     resync_interval: float,
     max_in_flight: int,
+    max_in_flight_per_host: int,
     health_port: int,
     metrics_port: int,
 ) -> None:
@@ -160,6 +169,7 @@ def run_command(
         digest_key_secret=digest_key_secret,
         resync_interval=resync_interval,
         max_in_flight=max_in_flight,
+        max_in_flight_per_host=max_in_flight_per_host,
         log_format=log_format,
         log_level=log_level,
         health_port=health_port or None,

@@ -48,8 +48,12 @@ class Settings:
     max_in_flight: int = 32
     """Open Connectors calls in flight at once, across all objects (quotas are per account)."""
 
+    max_in_flight_per_host: int = 8
+    """Of those, calls in flight to one platform host at once: a slow or hostile host holds at most
+    this many of the global slots, and the others keep theirs."""
+
     request_timeout: float = 30.0
-    """Seconds before one Open Connectors call counts as failed."""
+    """Seconds one Open Connectors call may take in all (connect, send, the whole answer)."""
 
     backoff_base: float = 2.0
     """First retry delay in seconds for transient failures; doubles per attempt, with jitter."""

@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from tests.fixtures.operator import wait_until
 from tests.integration.support import ACCOUNT, Env, account_secret, closeio_spec, put_secret
 
 DB_SECRET = "db-password"
@@ -111,7 +112,15 @@ def test_deleting_an_instance_on_a_host_no_longer_allowed_says_how_to_release_it
     operator.stop()
     env.start_operator("--allowed-api-hosts", "api.openconnectors.*.ext.hana.ondemand.com")
     env.instances.delete("crm")
-    stalled = env.instances.wait_condition("crm", "Stalled", "True", reason="APIHostNotAllowed")
-    assert "Cannot delete the remote instance" in stalled["message"]
+    # The daemon's last pass may say APIHostNotAllowed first; the delete handler's word comes after.
+    stalled = wait_until(
+        lambda: (
+            (c := env.instances.condition("crm", "Stalled")).get("reason") == "APIHostNotAllowed"
+            and "Cannot delete the remote instance" in c.get("message", "")
+            and c
+        ),
+        timeout=30,
+        what="the delete handler's APIHostNotAllowed",
+    )
     assert "deletionPolicy" in stalled["message"]  # the one-line release
     assert env.simulator.control.counters().get("DELETE /instances/{id}", 0) == 0

@@ -3,7 +3,9 @@
 Covers `api.spec.referenced_secrets()` (the account Secret plus every configuration Secret, once each) and
 `resolve()`: with everything present it merges literal and Secret-sourced configuration values
 and returns the account secrets; a missing account Secret, a missing key, an empty or blank value
-and a missing configuration Secret each give `Missing`, naming the Secret (and key) concerned.
+and a missing configuration Secret each give `Missing`, naming the Secret (and key) concerned, as
+do a value that is not UTF-8 text and account secrets no HTTP header can carry; a configuration
+too large to send gives `TooLarge` before any request is built.
 No secret value ever appears in a `Missing` message or in the repr of either result.
 """
 
@@ -15,7 +17,14 @@ from typing import Any
 import pytest
 
 from connector_operator.api.spec import ConnectorInstanceSpec, parse_spec, referenced_secrets
-from connector_operator.domain.inputs import Missing, Resolved, resolve
+from connector_operator.domain.inputs import (
+    MAX_CONFIGURATION_BYTES,
+    MAX_VALUE_BYTES,
+    Missing,
+    Resolved,
+    TooLarge,
+    resolve,
+)
 
 USER_SECRET = "user-s3cret-Value-1"
 ORGANIZATION_SECRET = "org-s3cret-Value-2"
@@ -188,3 +197,45 @@ def test_missing_input_names_secret_and_key_but_no_value(
         assert fragment in result.message
     assert_no_values(result.message)
     assert_no_values(repr(result))
+
+
+def test_a_value_that_is_not_utf8_text_is_named_as_such() -> None:
+    secrets: dict[str, Any] = {**all_secrets(), "closeio-api": {"apiKey": None}}
+    missing = resolve(make_spec(), secrets)
+    assert isinstance(missing, Missing)
+    assert missing.message == "Secret 'closeio-api' key 'apiKey' (configuration 'username') is not UTF-8 text"
+
+
+@pytest.mark.parametrize("user_secret", ["pässword", "two words", "line\nbreak", "tab\there"])
+def test_account_secrets_no_header_can_carry_wait_for_a_fix(user_secret: str) -> None:
+    secrets: dict[str, Any] = {
+        **all_secrets(),
+        "account": {"userSecret": user_secret, "organizationSecret": "o"},
+    }
+    missing = resolve(make_spec(), secrets)
+    assert isinstance(missing, Missing)
+    assert missing.secret_name == "account"
+    assert "'userSecret'" in missing.message
+    assert "only printable ASCII" in missing.message
+    assert user_secret not in missing.message
+
+
+def test_a_configuration_too_large_to_send_is_refused_before_the_request_is_built() -> None:
+    huge = "x" * (MAX_VALUE_BYTES + 1)
+    entries = [
+        {"key": f"k{i}", "valueFrom": {"secretKeyRef": {"name": "big", "key": "v"}}} for i in range(200)
+    ]
+    too_large = resolve(make_spec(configuration=entries), {**all_secrets(), "big": {"v": huge}})
+    assert isinstance(too_large, TooLarge)
+    assert (
+        too_large.message
+        == f"configuration 'k0' is {MAX_VALUE_BYTES + 1} bytes; a value may have at most 65536"
+    )
+
+    fits = "y" * MAX_VALUE_BYTES  # each value fits, but together they do not
+    too_many = resolve(make_spec(configuration=entries), {**all_secrets(), "big": {"v": fits}})
+    assert isinstance(too_many, TooLarge)
+    assert f"more than {MAX_CONFIGURATION_BYTES} bytes" in too_many.message
+
+    within = resolve(make_spec(configuration=entries[:7]), {**all_secrets(), "big": {"v": fits}})
+    assert isinstance(within, Resolved)

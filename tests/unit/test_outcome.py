@@ -16,8 +16,10 @@ import pytest
 
 from connector_operator.api.status import Condition, Reason
 from connector_operator.domain.outcome import (
+    MAX_MESSAGE,
     Backoff,
     Outcome,
+    bounded,
     conditions,
     retrying,
     stalled,
@@ -218,3 +220,11 @@ def test_retry_after_below_the_base_is_raised_to_the_base(retry_after: float, at
 def test_a_base_above_the_cap_still_honours_the_cap() -> None:
     outcome = retrying(Reason.RATE_LIMITED, "slow down", ready=True, retry_after=0.0)
     assert Backoff(base=10.0, cap=3.0).next_delay(outcome, 0, random.Random(1)) == 3.0
+
+
+def test_condition_messages_are_one_bounded_line() -> None:
+    long = stalled(Reason.CONFIGURATION_REJECTED, "x" * 5000 + "\n\x00tail")
+    ready = next(c for c in conditions(long, 1, None, T1) if c.type == "Stalled")
+    assert len(ready.message) == MAX_MESSAGE
+    assert ready.message.endswith("…")
+    assert bounded("line one\nline\ttwo\x1b[31m") == "line one line two [31m"

@@ -122,8 +122,9 @@ class ConnectorInstanceStatus(Model):
         str | None,
         Field(
             alias="appliedDigest",
-            description="Salted digest of the last request applied to the platform, used to skip "
-            "no-op updates. Contains no secret values.",
+            description="Digest of the last request applied to the platform, used to skip no-op "
+            "updates: an HMAC keyed with the operator's own secret key, so it contains no secret "
+            "values and guesses of them cannot be tested against it.",
         ),
     ] = None
     token_digest: Annotated[

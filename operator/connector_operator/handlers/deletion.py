@@ -20,7 +20,7 @@ from connector_operator.api.spec import ConnectorInstanceSpec
 from connector_operator.api.status import ConnectorInstanceStatus, Reason
 from connector_operator.domain import outcome as outcomes
 from connector_operator.domain.desired import identity_tag
-from connector_operator.domain.inputs import Missing, resolve
+from connector_operator.domain.inputs import Resolved, resolve
 from connector_operator.domain.outcome import Backoff, Outcome
 from connector_operator.domain.transition import Facts, status_after
 from connector_operator.handlers.errors import classify, to_kopf
@@ -79,7 +79,7 @@ async def delete_remote(
     # Only the account secrets are needed to delete; configuration Secrets may already be gone.
     credentials_only = spec.model_copy(update={"configuration": None})
     resolved = resolve(credentials_only, {account: view.data if view else None})
-    if isinstance(resolved, Missing):
+    if not isinstance(resolved, Resolved):  # Missing (TooLarge needs configuration, dropped above)
         outcome = outcomes.stalled(
             Reason.DELETION_BLOCKED,
             f"Cannot delete the remote instance: {resolved.message}. Restore the Secret, or release this "
@@ -103,8 +103,7 @@ async def delete_remote(
                 f"instance: {release_command(namespace, name)}",
             )
         await report(runtime, namespace, name, generation, status, outcome)
-        delay = outcome.retry_after if outcome.retry_after is not None else backoff.delay(retry)
-        raise to_kopf(outcome, delay=delay) from None
+        raise to_kopf(outcome, delay=backoff.next_delay(outcome, retry)) from None
     if ids:
         kopf.info(
             body, reason="Deleted", message=f"Deleted remote instance(s) {', '.join(map(str, sorted(ids)))}"

@@ -11,7 +11,7 @@ from __future__ import annotations
 import kopf
 
 from connector_operator.api.status import Reason
-from connector_operator.domain.outcome import Kind, Outcome, retrying, stalled
+from connector_operator.domain.outcome import Backoff, Kind, Outcome, retrying, stalled
 from connector_operator.kube.api import KubeError
 from connector_operator.openconnectors import errors
 
@@ -34,8 +34,21 @@ def classify(error: BaseException, *, ready: bool, creating: bool) -> Outcome:
             return stalled(
                 Reason.CONNECTOR_NOT_FOUND, f"The platform does not know this connector: {error.message}"
             )
+        case errors.InvalidCredentials():
+            # Normally caught earlier, while resolving the Secret (domain/inputs.py): a backstop.
+            return stalled(
+                Reason.CREDENTIALS_REJECTED,
+                f"The account secrets cannot be sent: {error}",
+                ready=ready,
+            )
         case errors.RateLimited():
-            wait = f"; retrying after {error.retry_after:g}s" if error.retry_after is not None else ""
+            # The wait the daemon will really make: Backoff.next_delay keeps Retry-After in bounds.
+            bounds = Backoff()
+            wait = (
+                f"; retrying after {min(max(error.retry_after, bounds.base), bounds.cap):g}s"
+                if error.retry_after is not None
+                else ""
+            )
             return retrying(
                 Reason.RATE_LIMITED,
                 f"The platform is rate limiting{wait}",

@@ -10,6 +10,7 @@ kopf still provides the watching, the finalizer, and retries of the delete handl
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import time
@@ -20,14 +21,15 @@ import kopf
 from connector_operator import logcontext, metrics
 from connector_operator.api.names import GROUP, PLURAL, VERSION
 from connector_operator.api.spec import DeletionPolicy, effective_token_secret, parse_spec
-from connector_operator.domain.outcome import Backoff, Kind, Outcome
+from connector_operator.domain.outcome import Backoff, Kind, Outcome, bounded
 from connector_operator.domain.transition import parse_status
 from connector_operator.handlers import deletion
 from connector_operator.handlers.deleteretry import DELETE_HANDLER
-from connector_operator.handlers.reconcile import reconcile
+from connector_operator.handlers.reconcile import Awaited, reconcile
 from connector_operator.handlers.runtime import Runtime
 from connector_operator.handlers.state import ObjectState, Target
 from connector_operator.handlers.watch import secret_view_cache
+from connector_operator.kube.api import KubeError
 
 logger = logging.getLogger(__name__)
 
@@ -100,7 +102,7 @@ async def run_instance(
                 if due:
                     next_check = time.monotonic() + settings.resync_interval * random.uniform(0.9, 1.1)
                 delay = max(0.0, next_check - time.monotonic())
-            await _sleep_until_woken(runtime, wake, stopped, delay, namespace, result.watch_secret)
+            await _sleep_until_woken(runtime, wake, stopped, delay, key, result.awaited)
     finally:
         runtime.wakeups.unregister(key)
         metrics.OBJECTS.forget(key)
@@ -122,36 +124,40 @@ async def _sleep_until_woken(
     wake: asyncio.Event,
     stopped: kopf.DaemonStopped,
     delay: float,
-    namespace: str,
-    watch_secret: str | None,
+    key: tuple[str, str],
+    awaited: Awaited | None,
 ) -> None:
-    waiters = [asyncio.ensure_future(wake.wait()), asyncio.ensure_future(stopped.wait())]
-    if watch_secret is not None:
-        waiters.append(asyncio.ensure_future(runtime.secrets.wait_for_change(namespace, watch_secret, delay)))
-    deadline = time.monotonic() + delay
+    """Until `delay` passes, the object changes, the operator stops, or the awaited Secret moves."""
+    namespace = key[0]
+    interest = runtime.waits.interest(namespace, awaited.name, key) if awaited else contextlib.nullcontext()
+    with interest:
+        if awaited is not None and await _moved_since_the_pass(runtime, namespace, awaited):
+            return
+        waiters = [asyncio.ensure_future(wake.wait()), asyncio.ensure_future(stopped.wait())]
+        try:
+            await asyncio.wait(waiters, timeout=delay, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
+            await asyncio.gather(*waiters, return_exceptions=True)
+
+
+async def _moved_since_the_pass(runtime: Runtime, namespace: str, awaited: Awaited) -> bool:
+    """Whether the awaited Secret appeared (or went) between the pass and the registration above,
+    which the shared watch cannot have reported. A failed look is no news: sleep, no hot loop."""
     try:
-        while waiters:
-            done, _ = await asyncio.wait(
-                waiters, timeout=max(0.0, deadline - time.monotonic()), return_when=asyncio.FIRST_COMPLETED
-            )
-            failed = {task for task in done if task.exception() is not None}
-            if not done or done - failed:
-                return
-            # A watch that failed (forbidden, network) is no wake-up: keep sleeping, no hot loop.
-            logger.debug("watch for Secret %s failed: %s", watch_secret, type(next(iter(failed)).exception()))
-            waiters = [task for task in waiters if task not in failed]
-    finally:
-        for waiter in waiters:
-            waiter.cancel()
-        await asyncio.gather(*waiters, return_exceptions=True)
+        exists = await runtime.secrets.read(namespace, awaited.name) is not None
+    except KubeError:
+        return False
+    return exists != awaited.existed
 
 
 def _post_events(body: kopf.Body, state: ObjectState) -> None:
     for type_, reason, message in state.events:
         if type_ == "Warning":
-            kopf.warn(body, reason=reason, message=message)
+            kopf.warn(body, reason=reason, message=bounded(message))
         else:
-            kopf.info(body, reason=reason, message=message)
+            kopf.info(body, reason=reason, message=bounded(message))
     state.events.clear()
 
 

@@ -24,9 +24,9 @@ from connector_operator.api.spec import (
 )
 from connector_operator.api.status import ConditionType, Reason
 from connector_operator.domain import outcome as outcomes
-from connector_operator.domain.inputs import Missing, resolve
+from connector_operator.domain.inputs import Missing, TooLarge, resolve
 from connector_operator.domain.outcome import Outcome
-from connector_operator.domain.transition import Effective, Facts, status_after
+from connector_operator.domain.transition import Effective, Facts, merge_patch, status_after, stored
 from connector_operator.handlers.errors import classify
 from connector_operator.handlers.remote import RemotePass, TokenSecretConflict
 from connector_operator.handlers.runtime import Key, Runtime
@@ -49,11 +49,18 @@ TERMINAL_UNTIL_CHANGED = frozenset(
 
 
 @dataclass(frozen=True)
+class Awaited:
+    """A Secret the label-filtered watch cannot see (missing, or someone else's in the way) whose
+    change should still cut the wait short."""
+
+    name: str
+    existed: bool  # when the pass looked
+
+
+@dataclass(frozen=True)
 class Result:
     outcome: Outcome
-    # A Secret the label-filtered watch cannot see (missing, or someone else's in the way) whose
-    # change should still cut the wait short.
-    watch_secret: str | None = None
+    awaited: Awaited | None = None
 
 
 async def reconcile(
@@ -78,21 +85,26 @@ async def reconcile(
         # Before any Secret is read or labelled: nothing of this object reaches a host not allowed.
         refused = outcomes.stalled(Reason.API_HOST_NOT_ALLOWED, host_refused_message(refusal))
         return Result(await finish(rt, target, state, refused, facts))
-    awaited: str | None = None
+    awaited: Awaited | None = None
     remote: RemotePass | None = None
     try:
         secrets = {n: await rt.read_secret(cache, target.namespace, n) for n in referenced_secrets(spec)}
         inputs = resolve(spec, {n: (v.data if v else None) for n, v in secrets.items()})
         if isinstance(inputs, Missing):
-            awaited = inputs.secret_name if secrets.get(inputs.secret_name) is None else None
+            if secrets.get(inputs.secret_name) is None:
+                awaited = Awaited(inputs.secret_name, existed=False)
             waiting = outcomes.retrying(Reason.WAITING_FOR_SECRET, inputs.message, ready=state.ready)
             return Result(await finish(rt, target, state, waiting, facts), awaited)
+        if isinstance(inputs, TooLarge):
+            too_large = outcomes.stalled(Reason.INVALID_SPEC, f"Invalid spec: {inputs.message}")
+            return Result(await finish(rt, target, state, too_large, facts))
         remote = RemotePass.prepare(rt, target, spec, state, cache, settings.api_url, inputs, facts)
         if state.stalled_on == (target.generation, remote.attempt):
             return Result(state_outcome(state))  # nothing changed since it was judged impossible
         outcome = await remote.run(remote_due=remote_due)
     except TokenSecretConflict as conflict:
-        outcome, awaited = outcomes.stalled(Reason.SECRET_CONFLICT, conflict.message), conflict.secret
+        outcome = outcomes.stalled(Reason.SECRET_CONFLICT, conflict.message)
+        awaited = Awaited(conflict.secret, existed=True)
     except errors.OpenConnectorsError as error:
         creating = facts.observed is None and state.status.instance_id is None
         outcome = classify(error, ready=state.ready, creating=creating)
@@ -132,11 +144,29 @@ def state_outcome(state: ObjectState) -> Outcome:
 
 
 async def finish(rt: Runtime, target: Target, state: ObjectState, outcome: Outcome, facts: Facts) -> Outcome:
-    """Write the status transition, only what changed (an idle pass writes nothing)."""
-    new, patch = status_after(state.status, outcome, facts, target.generation, rt.clock())
+    """Write the status transition, only what changed (an idle pass writes nothing).
+
+    The daemon's memory is authoritative: it keeps the new status even when the write fails, so
+    the next pass makes no second platform call for work already done. The patch is taken against
+    what was last written, so a failed write is repeated in full by the next one. A failed write
+    is an outcome like any other (retried with backoff), never an exception that would make kopf
+    restart the daemon and repeat the pass every few seconds."""
+    new, _ = status_after(state.status, outcome, facts, target.generation, rt.clock())
     _note_transitions(state, outcome)
-    if patch and await rt.status.patch(target.namespace, target.name, patch):
-        state.status = new
+    state.status = new
+    patch = merge_patch(stored(state.written), stored(new))
+    if not patch:
+        return outcome
+    try:
+        if await rt.status.patch(target.namespace, target.name, patch):
+            state.written = new
+    except KubeError as error:
+        logger.warning("status of %s/%s not written: HTTP %s", target.namespace, target.name, error.status)
+        return outcomes.retrying(
+            Reason.KUBERNETES_ERROR,
+            f"The status could not be written: HTTP {error.status} {error.reason}",
+            ready=outcome.ready,
+        )
     return outcome
 
 

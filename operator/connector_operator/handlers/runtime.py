@@ -11,6 +11,7 @@ from connector_operator.domain.hosts import HostPolicy
 from connector_operator.handlers.deleteretry import DeleteRetries
 from connector_operator.handlers.secretholds import SecretHolds
 from connector_operator.handlers.secretreads import SecretReads
+from connector_operator.handlers.secretwaits import SecretWaits
 from connector_operator.handlers.wakeups import Key, Wakeups
 from connector_operator.kube.secrets import Secrets, SecretView
 from connector_operator.kube.status import StatusWriter
@@ -42,6 +43,10 @@ class Runtime:
     def hosts(self) -> HostPolicy:
         """Where the operator may send requests: the platform team's allowlist, never a tenant's."""
         return HostPolicy.from_settings(self.settings.allowed_api_hosts, self.settings.allow_insecure_http)
+
+    @functools.cached_property
+    def waits(self) -> SecretWaits:
+        return SecretWaits(self.secrets, self.wakeups, clusterwide=not self.settings.namespaces)
 
     @functools.cached_property
     def holds(self) -> SecretHolds:

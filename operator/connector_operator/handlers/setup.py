@@ -80,7 +80,10 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
         settings=ours,
         digest_key=key,
         instances=InstancesClient(
-            timeout=ours.request_timeout, max_in_flight=ours.max_in_flight, observer=metrics.observe_api_call
+            timeout=ours.request_timeout,
+            max_in_flight=ours.max_in_flight,
+            max_in_flight_per_host=min(ours.max_in_flight_per_host, ours.max_in_flight),
+            observer=metrics.observe_api_call,
         ),
         secrets=Secrets(api),
         status=StatusWriter(api),
@@ -122,6 +125,7 @@ async def digest_key(api: KubeAPI, ours: Settings, settings: kopf.OperatorSettin
 async def cleanup(memo: kopf.Memo, **_: Any) -> None:
     runtime: Runtime | None = memo.get("runtime")
     if runtime is not None:
+        await runtime.waits.close()
         await runtime.instances.aclose()
     api: KubeAPI | None = memo.get("kube_api")
     if api is not None:

@@ -17,11 +17,15 @@ class ObjectState:
     """A daemon's memory of its object. The daemon is the only writer of status, so its copy is
     authoritative: it never waits for its own write to come back through the watch."""
 
-    status: ConnectorInstanceStatus
+    status: ConnectorInstanceStatus  # what the daemon knows, written or not
     instance: Instance | None = None  # last seen remote instance (holds the token; memory only)
     stalled_on: tuple[int, str] | None = None  # (generation, attempt digest) judged impossible
     attempt: int = 0
     events: list[tuple[str, str, str]] = field(default_factory=list)  # (type, reason, message)
+    written: ConnectorInstanceStatus = field(init=False)  # what the API server last accepted
+
+    def __post_init__(self) -> None:
+        self.written = self.status
 
     @property
     def ready(self) -> bool:

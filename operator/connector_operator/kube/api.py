@@ -117,10 +117,17 @@ class KubeAPI:
         raise KubeError(401, "Unauthorized")
 
     @asynccontextmanager
-    async def stream_lines(self, path: str, params: Mapping[str, str]) -> AsyncIterator[AsyncIterator[str]]:
+    async def stream_lines(
+        self, path: str, params: Mapping[str, str], *, accept: str | None = None
+    ) -> AsyncIterator[AsyncIterator[str]]:
+        """A watch: the response's lines as they come. `accept` asks for another representation
+        (metadata only, for example). The server ends it after the watch's `timeoutSeconds`."""
         session = await self._connect()
         timeout = aiohttp.ClientTimeout(total=None, sock_read=None)
-        async with session.get(self._server + path, params=params, timeout=timeout) as response:
+        headers = {"Accept": accept} if accept else None
+        async with session.get(
+            self._server + path, params=params, timeout=timeout, headers=headers
+        ) as response:
             if response.status >= 400:
                 raise KubeError(response.status, response.reason or "")
 

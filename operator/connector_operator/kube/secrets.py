@@ -13,7 +13,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,6 +33,7 @@ from connector_operator.kube.api import MERGE_PATCH, KubeAPI, KubeError
 # replace the whole list, and a JSON patch would need the index). Checked on the API server.
 STRATEGIC_MERGE_PATCH = "application/strategic-merge-patch+json"
 
+METADATA_ONLY = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"
 INPUT_ROLE = "input"
 TOKEN_ROLE = "token"
 
@@ -43,7 +44,7 @@ class SecretView:
 
     name: str
     namespace: str
-    data: Mapping[str, str] = field(repr=False)
+    data: Mapping[str, str | None] = field(repr=False)  # None: not UTF-8 text
     labels: Mapping[str, str]
     owner_uid: str | None = None
     held: bool = False  # carries the in-use finalizer
@@ -77,13 +78,13 @@ class SecretView:
         )
 
 
-def decode(data: Mapping[str, str]) -> dict[str, str]:
-    decoded = {}
+def decode(data: Mapping[str, str]) -> dict[str, str | None]:
+    decoded: dict[str, str | None] = {}
     for key, value in data.items():
         try:
             decoded[key] = base64.b64decode(value).decode()
         except (ValueError, UnicodeDecodeError):
-            decoded[key] = ""  # binary data is no valid configuration value; reported as empty
+            decoded[key] = None  # binary data is no configuration value; reported as "not UTF-8 text"
     return decoded
 
 
@@ -198,22 +199,40 @@ class Secrets:
             return
         await self._api.request("DELETE", self._path(namespace, name))
 
-    async def wait_for_change(self, namespace: str, name: str, timeout: float) -> None:
-        """Return when the named Secret is created, changed or deleted, or after `timeout` seconds.
+    async def watch_names(
+        self, namespace: str | None, timeout: float, since: str | None = None
+    ) -> AsyncIterator[tuple[str, tuple[str, str] | None]]:
+        """Changes of the Secrets in `namespace` (None: every namespace the operator may watch)
+        after resourceVersion `since` (None: from now), for up to `timeout` seconds, as
+        (resourceVersion, (namespace, name)) for a created, changed or deleted Secret, or
+        (resourceVersion, None) for a bookmark. A caller resumes from the last resourceVersion.
 
-        For Secrets the label-filtered watch cannot see: one that does not exist yet, or one in the
-        way that is not ours to label. The watch is filtered by name on the server, so waiting
-        for one Secret never lists or receives any other Secret of the namespace.
-        """
-        selector = {"fieldSelector": f"metadata.name={name}"}
-        listed = await self._api.request("GET", self._path(namespace), params=selector) or {}
+        Metadata only (a PartialObjectMetadata watch): the values never travel, and an event
+        costs a few hundred bytes. The caller waits for a few names among all the Secrets of a
+        namespace, so it filters, and it keeps nothing of the others. An expired resourceVersion
+        ends the watch with KubeError 410: start again from now."""
+        path = self._path(namespace) if namespace is not None else "/api/v1/secrets"
+        if since is None:
+            listed = await self._api.request("GET", path, params={"limit": "1"}) or {}
+            since = str((listed.get("metadata") or {}).get("resourceVersion", ""))
         params = {
-            **selector,
             "watch": "true",
-            "resourceVersion": str((listed.get("metadata") or {}).get("resourceVersion", "")),
+            "resourceVersion": since,
             "timeoutSeconds": str(max(1, int(timeout))),
+            "allowWatchBookmarks": "true",
         }
-        async with self._api.stream_lines(self._path(namespace), params) as lines:
+        yield since, None  # the caller resumes from here even if nothing happens
+        async with self._api.stream_lines(path, params, accept=METADATA_ONLY) as lines:
             async for line in lines:
-                if line.strip() and json.loads(line).get("type") in ("ADDED", "MODIFIED", "DELETED"):
-                    return
+                if not line.strip():
+                    continue
+                event = json.loads(line)
+                kind, obj = event.get("type"), event.get("object") or {}
+                if kind == "ERROR":
+                    raise KubeError(int(obj.get("code") or 0), str(obj.get("reason") or "watch error"))
+                meta = obj.get("metadata") or {}
+                version = str(meta.get("resourceVersion") or since)
+                if kind == "BOOKMARK":
+                    yield version, None
+                elif kind in ("ADDED", "MODIFIED", "DELETED"):
+                    yield version, (str(meta.get("namespace", "")), str(meta.get("name", "")))
