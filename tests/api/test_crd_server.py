@@ -100,6 +100,13 @@ REJECTED = [
         ["spec.tags", "tags starting with 'k8s-' are reserved"],
         id="reserved-tag",
     ),
+    # Issue 9, finding 14: the reserved prefix in capitals, or behind a space, is refused too.
+    pytest.param(
+        {"tags": ["K8S-uid:spoofed"]},
+        ["spec.tags", "tags starting with 'k8s-' are reserved", "(in any case)"],
+        id="reserved-tag-capitals",
+    ),
+    pytest.param({"tags": [" k8s-uid:spoofed"]}, ["spec.tags[0]", "should match"], id="reserved-tag-space"),
     pytest.param(
         {"events": {"enabled": False}, "configuration": [{"key": "event.vendor.type", "value": "polling"}]},
         [

@@ -7,7 +7,10 @@ or a referenced Secret changes, and then recover.
 
 from __future__ import annotations
 
+import base64
+
 import pytest
+from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from tests.fixtures.operator import Instances, wait_until
@@ -165,3 +168,19 @@ def test_tokens_and_values_survive_a_stall_without_half_written_state(env: Env) 
     wait_until(
         lambda: env.instances.get("crm")["status"]["observedGeneration"] == 2, what="generation 2 judged"
     )
+
+
+def test_a_value_that_is_not_text_is_named_as_such_not_as_empty(env: Env) -> None:
+    """Issue 9, finding 14: binary data was reported as "is empty"."""
+    account_secret(env.core, env.namespace, env.simulator)
+    binary = client.V1Secret(
+        metadata=client.V1ObjectMeta(name=CLOSEIO_SECRET),
+        data={"apiKey": base64.b64encode(b"\xff\xfe\x00k").decode()},
+    )
+    env.core.create_namespaced_secret(env.namespace, binary)
+    env.instances.create("crm", closeio_spec())
+    condition = env.instances.wait_condition("crm", "Reconciling", "True", reason="WaitingForSecret")
+    assert "key 'apiKey' (configuration 'username') is not UTF-8 text" in condition["message"]
+
+    put_secret(env.core, env.namespace, CLOSEIO_SECRET, {"apiKey": CLOSEIO_API_KEY})
+    env.instances.wait_ready("crm", timeout=10)

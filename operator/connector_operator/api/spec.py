@@ -195,8 +195,12 @@ class ConnectorInstanceSpec(Model):
                     fieldPath=".configuration",
                 ),
                 cel(
-                    "!has(self.tags) || self.tags.all(t, !t.startsWith('" + IDENTITY_TAG_PREFIX + "'))",
-                    f"tags starting with {IDENTITY_TAG_PREFIX!r} are reserved for the operator's own tags",
+                    # In any case: a platform that compares tags without case must not match ours.
+                    "!has(self.tags) || self.tags.all(t, !t.lowerAscii().startsWith('"
+                    + IDENTITY_TAG_PREFIX
+                    + "'))",
+                    f"tags starting with {IDENTITY_TAG_PREFIX!r} are reserved for the operator's own "
+                    "tags (in any case)",
                     fieldPath=".tags",
                 ),
             ]
@@ -231,7 +235,9 @@ class ConnectorInstanceSpec(Model):
         ),
     ] = None
     tags: Annotated[
-        list[Annotated[str, Field(min_length=1, max_length=100)]] | None,
+        # No leading or trailing space either: " k8s-uid:…" must not slip past the reserved prefix
+        # and then be trimmed into one of ours by the platform.
+        list[Annotated[str, Field(min_length=1, max_length=100, pattern=r"^\S(.*\S)?$")]] | None,
         Field(
             description="Tags of the remote instance. The operator adds its own identity tags "
             f"(prefixed `{IDENTITY_TAG_PREFIX}`), which may not be set here.",

@@ -105,7 +105,8 @@ def desired_instance(
     uid: str,
     configuration: Mapping[str, str],
 ) -> DesiredInstance:
-    user_tags = [t for t in spec.tags or [] if not t.startswith(IDENTITY_TAG_PREFIX)]
+    # The CRD refuses these already; dropping them here too keeps a spec built in code honest.
+    user_tags = [t for t in spec.tags or [] if not t.strip().lower().startswith(IDENTITY_TAG_PREFIX)]
     return DesiredInstance(
         name=effective_instance_name(spec, namespace, name),
         connector_key=spec.connector_key,
