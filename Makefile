@@ -15,7 +15,7 @@ help:
 	@echo "make bench         scale benchmark (N=1000 NAMESPACES=10 LATENCY_MS=50); results in bench/results/"
 	@echo "make cluster-up    start kube-apiserver + etcd on loopback, kubeconfig in $(KUBECONFIG_LOCAL)"
 	@echo "make cluster-down  stop them and remove their state"
-	@echo "make crds          regenerate crds/ (and the chart's copy) from the pydantic models"
+	@echo "make crds          regenerate crds/ (and the chart's copies) from the pydantic models"
 	@echo "make manifests     render the chart's default install into deploy/ for kubectl users"
 	@echo "make lock          re-resolve requirements.lock from pyproject.toml"
 
@@ -60,8 +60,7 @@ test: lint typecheck layers dockerfile controlplane
 	$(BIN)/pytest
 
 crds: $(STAMP)
-	$(BIN)/python -m connector_operator.api.crd > crds/openconnectors.io_connectorinstances.yaml
-	cp crds/openconnectors.io_connectorinstances.yaml charts/open-connectors-operator/crds/
+	$(BIN)/python -m connector_operator.api.crd crds charts/open-connectors-operator/crds
 
 manifests: controlplane
 	$(BIN)/python -m hack.manifests deploy/open-connectors-operator.yaml

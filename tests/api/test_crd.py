@@ -1,11 +1,14 @@
-"""The generated CustomResourceDefinition, checked without a cluster.
+"""The generated CustomResourceDefinitions, checked without a cluster.
 
-Covers: the committed `crds/` file is exactly what `connector_operator.api.crd.render()` produces;
-the openAPIV3Schema is structural and documented (every property at every depth described, no
-`default:` in spec, no `$ref`, `anyOf`, `title` or `additionalProperties` beside `properties`);
-printer columns, short names, category and the status subresource; and the example manifest
-round-trips through `parse_spec` and validates against the schema. The API server's own checks
-(CEL rules, pruning) are in test_crd_server.py.
+Covers, for each of the three resources (ConnectorInstance, ConnectorAccount,
+ClusterConnectorAccount): the committed files in `crds/` are exactly what
+`connector_operator.api.crd.render()` produces and there are no others; the openAPIV3Schema is
+structural and documented (every property at every depth described, no `default:` in spec, no
+`$ref`, `anyOf`, `title` or `additionalProperties` beside `properties`, OpenAPI 3.0's boolean
+`exclusiveMinimum`); printer columns, short names, scope, category and the status subresource;
+the example manifests round-trip through the spec models and validate against the schemas; and
+the spec models refuse what the CRD's CEL rules refuse (accountRef beside credentialsSecretRef
+or apiURL). The API server's own checks (CEL rules, pruning) are in test_crd_server.py.
 """
 
 from __future__ import annotations
@@ -17,12 +20,14 @@ from typing import Any
 import jsonschema
 import pytest
 import yaml
+from pydantic import ValidationError
 
 from connector_operator.api import crd, names
-from connector_operator.api.spec import parse_spec
+from connector_operator.api.account import parse_account_spec
+from connector_operator.api.spec import ACCOUNT_EXCLUSIVE, parse_spec
 
 ROOT = Path(__file__).resolve().parents[2]
-COMMITTED = ROOT / "crds" / "openconnectors.io_connectorinstances.yaml"
+COMMITTED = ROOT / "crds"
 EXAMPLE = ROOT / "examples" / "closeio-connectorinstance.yaml"
 
 # Schema keywords whose values are schemas, or maps of names to schemas.
@@ -50,9 +55,15 @@ def properties(schema: dict[str, Any], path: str = "") -> Iterator[tuple[str, di
             yield f"{node_path}.{name}", child
 
 
+@pytest.fixture(scope="module", params=crd.RESOURCES, ids=lambda r: r.kind)
+def resource(request: pytest.FixtureRequest) -> crd.Resource:
+    chosen: crd.Resource = request.param
+    return chosen
+
+
 @pytest.fixture(scope="module")
-def definition() -> dict[str, Any]:
-    return crd.definition()
+def definition(resource: crd.Resource) -> dict[str, Any]:
+    return crd.definition(resource)
 
 
 @pytest.fixture(scope="module")
@@ -66,18 +77,31 @@ def schema(version: dict[str, Any]) -> dict[str, Any]:
     return version["schema"]["openAPIV3Schema"]
 
 
-def test_committed_crd_is_the_rendered_one() -> None:
-    committed = COMMITTED.read_text()
-    assert committed == crd.render(), (
-        f"{COMMITTED.relative_to(ROOT)} is out of date with connector_operator.api: run `make crds`"
+def test_committed_crd_is_the_rendered_one(resource: crd.Resource) -> None:
+    committed = COMMITTED / resource.filename
+    assert committed.exists(), f"{committed.relative_to(ROOT)} is missing: run `make crds`"
+    assert committed.read_text() == crd.render(resource), (
+        f"{committed.relative_to(ROOT)} is out of date with connector_operator.api: run `make crds`"
     )
 
 
-def test_rendered_yaml_is_the_definition(definition: dict[str, Any]) -> None:
-    assert yaml.safe_load(crd.render()) == definition
+def test_crds_holds_exactly_the_generated_files() -> None:
+    assert sorted(p.name for p in COMMITTED.iterdir()) == sorted(r.filename for r in crd.RESOURCES)
+    assert [r.kind for r in crd.RESOURCES] == [names.KIND, names.ACCOUNT_KIND, names.CLUSTER_ACCOUNT_KIND]
 
 
-def test_every_property_at_every_depth_has_a_description(schema: dict[str, Any]) -> None:
+def test_rendered_yaml_is_the_definition(resource: crd.Resource, definition: dict[str, Any]) -> None:
+    assert yaml.safe_load(crd.render(resource)) == definition
+
+
+def test_the_module_prints_the_instance_crd_by_default() -> None:
+    assert crd.render() == crd.render(crd.INSTANCE)
+    assert crd.definition()["spec"]["names"]["kind"] == names.KIND
+
+
+def test_every_property_at_every_depth_has_a_description(
+    resource: crd.Resource, schema: dict[str, Any]
+) -> None:
     undocumented = [
         path
         for path, prop in properties(schema)
@@ -87,10 +111,13 @@ def test_every_property_at_every_depth_has_a_description(schema: dict[str, Any])
     ]
     assert undocumented == []
     # The walk reaches deep properties, so the check above is not vacuous.
-    paths = {path for path, _ in properties(schema)}
-    assert {".spec.configuration.valueFrom.secretKeyRef.key", ".status.conditions.lastTransitionTime"} <= {
-        p.replace("[]", "") for p in paths
+    paths = {p.replace("[]", "") for p, _ in properties(schema)}
+    deep = {
+        names.KIND: ".spec.configuration.valueFrom.secretKeyRef.key",
+        names.ACCOUNT_KIND: ".spec.requestBudget.maxInFlight",
+        names.CLUSTER_ACCOUNT_KIND: ".spec.namespaceSelector.matchExpressions.values",
     }
+    assert {deep[resource.kind], ".status.conditions.lastTransitionTime"} <= paths
 
 
 def test_spec_has_no_schema_defaults(schema: dict[str, Any]) -> None:
@@ -112,6 +139,10 @@ def test_schema_is_structural(schema: dict[str, Any]) -> None:
             and not node.get("x-kubernetes-preserve-unknown-fields")
         ):
             problems.append(f"{path}: no type")
+        if "exclusiveMinimum" in node and not (
+            node["exclusiveMinimum"] is True and isinstance(node.get("minimum"), int | float)
+        ):
+            problems.append(f"{path}: exclusiveMinimum must be OpenAPI 3.0's flag beside a minimum")
     assert problems == []
 
 
@@ -121,26 +152,53 @@ def test_kopf_bookkeeping_is_kept_unpruned(schema: dict[str, Any]) -> None:
     assert kopf["x-kubernetes-preserve-unknown-fields"] is True
 
 
-def test_printer_columns(version: dict[str, Any]) -> None:
-    columns = version["additionalPrinterColumns"]
-    assert [c["name"] for c in columns] == ["Ready", "Reason", "Instance ID", "Connector", "Age"]
+def test_printer_columns() -> None:
+    columns = crd.definition(crd.INSTANCE)["spec"]["versions"][0]["additionalPrinterColumns"]
+    assert [c["name"] for c in columns] == ["Ready", "Reason", "Instance ID", "Connector", "Account", "Age"]
     paths = {c["name"]: c["jsonPath"] for c in columns}
     assert paths["Ready"] == '.status.conditions[?(@.type=="Ready")].status'
     assert paths["Reason"] == '.status.conditions[?(@.type=="Ready")].reason'
     assert paths["Instance ID"] == ".status.instanceID"
     assert paths["Connector"] == ".spec.connectorKey"
+    assert paths["Account"] == ".spec.accountRef.name"
     assert paths["Age"] == ".metadata.creationTimestamp"
 
 
-def test_names_short_names_and_category(definition: dict[str, Any]) -> None:
+@pytest.mark.parametrize("resource", [crd.ACCOUNT, crd.CLUSTER_ACCOUNT], ids=lambda r: r.kind)
+def test_account_printer_columns_show_ready_instances_budget_and_circuit(resource: crd.Resource) -> None:
+    columns = crd.definition(resource)["spec"]["versions"][0]["additionalPrinterColumns"]
+    assert {c["name"]: c["jsonPath"] for c in columns} == {
+        "Ready": '.status.conditions[?(@.type=="Ready")].status',
+        "Reason": '.status.conditions[?(@.type=="Ready")].reason',
+        "Instances": ".status.instances",
+        "Budget": ".spec.requestBudget.requestsPerSecond",
+        "Circuit": ".status.circuit.state",
+        "Age": ".metadata.creationTimestamp",
+    }
+
+
+NAMES = {
+    names.KIND: ("connectorinstances", "Namespaced", names.SHORT_NAMES),
+    names.ACCOUNT_KIND: ("connectoraccounts", "Namespaced", names.ACCOUNT_SHORT_NAMES),
+    names.CLUSTER_ACCOUNT_KIND: ("clusterconnectoraccounts", "Cluster", names.CLUSTER_ACCOUNT_SHORT_NAMES),
+}
+
+
+def test_names_short_names_and_category(resource: crd.Resource, definition: dict[str, Any]) -> None:
     spec = definition["spec"]
-    assert definition["metadata"]["name"] == "connectorinstances.openconnectors.io"
-    assert (spec["group"], spec["scope"]) == ("openconnectors.io", "Namespaced")
-    assert spec["names"]["kind"] == "ConnectorInstance"
-    assert spec["names"]["plural"] == "connectorinstances"
-    assert set(spec["names"]["shortNames"]) == set(names.SHORT_NAMES)
+    plural, scope, short_names = NAMES[resource.kind]
+    assert definition["metadata"]["name"] == f"{plural}.openconnectors.io"
+    assert (spec["group"], spec["scope"]) == ("openconnectors.io", scope)
+    assert spec["names"]["kind"] == resource.kind
+    assert spec["names"]["plural"] == plural
+    assert set(spec["names"]["shortNames"]) == set(short_names)
     assert spec["names"]["shortNames"]
     assert spec["names"]["categories"] == ["openconnectors"]
+
+
+def test_short_names_are_distinct_across_the_resources() -> None:
+    every = [n for r in crd.RESOURCES for n in r.short_names]
+    assert len(every) == len(set(every))
 
 
 def test_one_served_storage_version_with_status_subresource(version: dict[str, Any]) -> None:
@@ -160,9 +218,53 @@ def test_example_round_trips_through_the_spec_model() -> None:
     assert parse_spec(spec.model_dump(mode="json", by_alias=True, exclude_none=True)) == spec
 
 
-def test_example_validates_against_the_schema(schema: dict[str, Any]) -> None:
+def test_example_validates_against_the_schema() -> None:
+    schema = crd.openapi_schema(crd.INSTANCE)
     example = load_example()
     jsonschema.validate(example, schema)
     broken = {**example, "spec": {**example["spec"], "deletionPolicy": "Maybe"}}
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(broken, schema)
+
+
+ACCOUNT_REF = {"kind": "ClusterConnectorAccount", "name": "shared"}
+API_URL = "https://api.openconnectors.ext.hana.ondemand.com/elements/api-v2"
+
+
+@pytest.mark.parametrize(
+    "own",
+    [
+        pytest.param({"credentialsSecretRef": {"name": "account"}}, id="credentialsSecretRef"),
+        pytest.param({"apiURL": API_URL}, id="apiURL"),
+    ],
+)
+def test_the_spec_model_refuses_accountRef_beside_own_credentials_as_the_crd_does(
+    own: dict[str, Any],
+) -> None:
+    with pytest.raises(ValidationError, match=ACCOUNT_EXCLUSIVE):
+        parse_spec({"connectorKey": "closeio", "accountRef": ACCOUNT_REF, **own})
+    # The same message as the CEL rule's, so that both read alike.
+    rules = crd.openapi_schema(crd.INSTANCE)["properties"]["spec"]["x-kubernetes-validations"]
+    assert ACCOUNT_EXCLUSIVE in [r["message"] for r in rules]
+
+
+def test_an_instance_may_name_an_account_its_own_secret_or_neither() -> None:
+    by_account = parse_spec({"connectorKey": "closeio", "accountRef": ACCOUNT_REF})
+    assert by_account.account_ref is not None
+    assert by_account.account_ref.kind == names.CLUSTER_ACCOUNT_KIND
+    assert by_account.credentials_secret_ref is None
+    neither = parse_spec({"connectorKey": "closeio"})  # the operator's --default-account decides
+    assert (neither.account_ref, neither.credentials_secret_ref) == (None, None)
+
+
+def test_account_specs_are_parsed_by_kind() -> None:
+    ref = {"name": "oc-account", "namespace": "open-connectors-operator"}
+    cluster = parse_account_spec(names.CLUSTER_ACCOUNT_KIND, {"credentialsSecretRef": ref})
+    assert cluster.credentials_secret_ref.name == "oc-account"
+    # The namespaced kind's Secret is in the account's own namespace: no namespace field at all.
+    with pytest.raises(ValidationError, match="namespace"):
+        parse_account_spec(names.ACCOUNT_KIND, {"credentialsSecretRef": ref})
+    with pytest.raises(ValidationError, match="namespace"):
+        parse_account_spec(names.CLUSTER_ACCOUNT_KIND, {"credentialsSecretRef": {"name": "oc-account"}})
+    with pytest.raises(ValueError, match="not an account kind"):
+        parse_account_spec(names.KIND, {"credentialsSecretRef": {"name": "oc-account"}})

@@ -24,9 +24,14 @@ def kinds(objects: list[dict[str, Any]]) -> list[tuple[str, str | None]]:
 
 
 def test_chart_crds_are_the_generated_ones() -> None:
-    assert (CHART / "crds" / "openconnectors.io_connectorinstances.yaml").read_text() == (
-        ROOT / "crds" / "openconnectors.io_connectorinstances.yaml"
-    ).read_text(), "run `make crds` (it copies the CRD into the chart too)"
+    # All three: ConnectorInstance and the two account kinds (issue 10).
+    generated = sorted(p.name for p in (ROOT / "crds").glob("*.yaml"))
+    assert sorted(p.name for p in (CHART / "crds").iterdir()) == generated
+    assert len(generated) == 3
+    for name in generated:
+        assert (CHART / "crds" / name).read_text() == (ROOT / "crds" / name).read_text(), (
+            "run `make crds` (it writes the chart's copies too)"
+        )
 
 
 def test_helm_lint_passes() -> None:

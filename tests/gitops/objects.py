@@ -57,7 +57,7 @@ T_DELETED = "2026-03-02T10:00:00Z"
 
 def _missing(secrets: dict[str, dict[str, str]]) -> str:
     """The operator's message for an input Secret that is not there."""
-    result = resolve(parse_spec(SPEC), secrets)
+    result = resolve(parse_spec(SPEC), secrets, ACCOUNT)
     if not isinstance(result, Missing):
         raise TypeError(f"expected a missing Secret, got {result!r}")
     return result.message

@@ -159,6 +159,7 @@ def _resolved_configuration(api_key: str, page_size: str) -> dict[str, str]:
             "account": {"userSecret": "user-s3cret", "organizationSecret": "org-s3cret"},
             "closeio-api": {"apiKey": api_key},
         },
+        "account",
     )
     assert isinstance(resolved, Resolved)
     return dict(resolved.configuration)

@@ -78,8 +78,26 @@ def test_referenced_secrets_ignore_literals_and_name_each_secret_once() -> None:
     assert referenced_secrets(spec) == frozenset({"account", "shared"})
 
 
+def test_an_account_s_secret_is_not_among_the_namespace_s_referenced_secrets() -> None:
+    # Issue 10: with accountRef (or the default account) the credentials are the account's.
+    by_account = make_spec(credentialsSecretRef=None, accountRef={"kind": "ConnectorAccount", "name": "team"})
+    assert referenced_secrets(by_account) == frozenset({"closeio-api"})
+    assert referenced_secrets(make_spec(credentialsSecretRef=None)) == frozenset({"closeio-api"})
+
+
+def test_the_credentials_are_read_from_the_key_the_caller_names() -> None:
+    # An account's Secret from another namespace, keyed so that no Secret of this one can shadow it.
+    secrets = {**all_secrets(), "ops/platform": all_secrets()["account"], "account": None}
+    result = resolve(make_spec(credentialsSecretRef=None), secrets, "ops/platform")
+    assert isinstance(result, Resolved)
+    assert (result.user_secret, result.organization_secret) == (USER_SECRET, ORGANIZATION_SECRET)
+    missing = resolve(make_spec(credentialsSecretRef=None), all_secrets(), "ops/platform")
+    assert isinstance(missing, Missing)
+    assert missing.secret_name == "ops/platform"
+
+
 def test_all_present_resolves_credentials_and_merged_configuration() -> None:
-    result = resolve(make_spec(), all_secrets())
+    result = resolve(make_spec(), all_secrets(), "account")
     assert isinstance(result, Resolved)
     assert result.user_secret == USER_SECRET
     assert result.organization_secret == ORGANIZATION_SECRET
@@ -95,7 +113,7 @@ def test_one_secret_can_hold_both_credentials_and_configuration() -> None:
     secrets = {
         "account": {"userSecret": USER_SECRET, "organizationSecret": ORGANIZATION_SECRET, "apiKey": API_KEY}
     }
-    result = resolve(spec, secrets)
+    result = resolve(spec, secrets, "account")
     assert isinstance(result, Resolved)
     assert dict(result.configuration) == {"username": API_KEY}
 
@@ -106,19 +124,19 @@ def test_account_secrets_are_trimmed_of_surrounding_whitespace() -> None:
         "userSecret": f"  {USER_SECRET}\n",
         "organizationSecret": f"{ORGANIZATION_SECRET}\n",
     }
-    result = resolve(make_spec(), secrets)
+    result = resolve(make_spec(), secrets, "account")
     assert isinstance(result, Resolved)
     assert (result.user_secret, result.organization_secret) == (USER_SECRET, ORGANIZATION_SECRET)
 
 
 def test_without_configuration_only_the_account_secret_is_needed() -> None:
-    result = resolve(make_spec(configuration=None), {"account": all_secrets()["account"]})
+    result = resolve(make_spec(configuration=None), {"account": all_secrets()["account"]}, "account")
     assert isinstance(result, Resolved)
     assert dict(result.configuration) == {}
 
 
 def test_resolved_repr_shows_no_value() -> None:
-    result = resolve(make_spec(), all_secrets())
+    result = resolve(make_spec(), all_secrets(), "account")
     assert isinstance(result, Resolved)
     assert_no_values(repr(result))
     assert "50" not in repr(result)  # literal configuration values are not shown either
@@ -190,7 +208,7 @@ MISSING_CASES = [
 def test_missing_input_names_secret_and_key_but_no_value(
     secrets: Mapping[str, Mapping[str, str] | None], secret_name: str, fragments: list[str]
 ) -> None:
-    result = resolve(make_spec(), secrets)
+    result = resolve(make_spec(), secrets, "account")
     assert isinstance(result, Missing)
     assert result.secret_name == secret_name
     for fragment in fragments:
@@ -201,7 +219,7 @@ def test_missing_input_names_secret_and_key_but_no_value(
 
 def test_a_value_that_is_not_utf8_text_is_named_as_such() -> None:
     secrets: dict[str, Any] = {**all_secrets(), "closeio-api": {"apiKey": None}}
-    missing = resolve(make_spec(), secrets)
+    missing = resolve(make_spec(), secrets, "account")
     assert isinstance(missing, Missing)
     assert missing.message == "Secret 'closeio-api' key 'apiKey' (configuration 'username') is not UTF-8 text"
 
@@ -212,7 +230,7 @@ def test_account_secrets_no_header_can_carry_wait_for_a_fix(user_secret: str) ->
         **all_secrets(),
         "account": {"userSecret": user_secret, "organizationSecret": "o"},
     }
-    missing = resolve(make_spec(), secrets)
+    missing = resolve(make_spec(), secrets, "account")
     assert isinstance(missing, Missing)
     assert missing.secret_name == "account"
     assert "'userSecret'" in missing.message
@@ -225,7 +243,7 @@ def test_a_configuration_too_large_to_send_is_refused_before_the_request_is_buil
     entries = [
         {"key": f"k{i}", "valueFrom": {"secretKeyRef": {"name": "big", "key": "v"}}} for i in range(200)
     ]
-    too_large = resolve(make_spec(configuration=entries), {**all_secrets(), "big": {"v": huge}})
+    too_large = resolve(make_spec(configuration=entries), {**all_secrets(), "big": {"v": huge}}, "account")
     assert isinstance(too_large, TooLarge)
     assert (
         too_large.message
@@ -233,9 +251,9 @@ def test_a_configuration_too_large_to_send_is_refused_before_the_request_is_buil
     )
 
     fits = "y" * MAX_VALUE_BYTES  # each value fits, but together they do not
-    too_many = resolve(make_spec(configuration=entries), {**all_secrets(), "big": {"v": fits}})
+    too_many = resolve(make_spec(configuration=entries), {**all_secrets(), "big": {"v": fits}}, "account")
     assert isinstance(too_many, TooLarge)
     assert f"more than {MAX_CONFIGURATION_BYTES} bytes" in too_many.message
 
-    within = resolve(make_spec(configuration=entries[:7]), {**all_secrets(), "big": {"v": fits}})
+    within = resolve(make_spec(configuration=entries[:7]), {**all_secrets(), "big": {"v": fits}}, "account")
     assert isinstance(within, Resolved)

@@ -1,20 +1,31 @@
-"""The CustomResourceDefinition, generated from the pydantic models.
+"""The CustomResourceDefinitions, generated from the pydantic models.
 
 pydantic emits JSON Schema with `$ref`s, `anyOf` for optionals and titles; a Kubernetes
-structural schema wants everything inline, nullable-free optionals (absence is optional) and no
-`additionalProperties` beside `properties`. `structural()` does that translation, so the models
-stay the single source of truth. `python -m connector_operator.api.crd` prints the YAML that
-`make crds` commits to `crds/`, and a test fails when the two differ.
+structural schema wants everything inline, nullable-free optionals (absence is optional), no
+`additionalProperties` beside `properties` and OpenAPI 3.0's boolean `exclusiveMinimum`.
+`structural()` does that translation, so the models stay the single source of truth. There are
+three resources (`RESOURCES`): ConnectorInstance, ConnectorAccount and ClusterConnectorAccount.
+`python -m connector_operator.api.crd DIR...` writes one file per resource into each DIR (what
+`make crds` commits to `crds/` and the chart); without arguments it prints the ConnectorInstance
+CRD. A test fails when a committed file differs from `render()`.
 """
 
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import yaml
+from pydantic import BaseModel
 
 from connector_operator.api import names
+from connector_operator.api.account import (
+    ClusterConnectorAccountSpec,
+    ConnectorAccountSpec,
+    ConnectorAccountStatus,
+)
 from connector_operator.api.spec import ConnectorInstanceSpec
 from connector_operator.api.status import ConnectorInstanceStatus
 
@@ -46,6 +57,10 @@ def _inline(node: Any, defs: dict[str, Schema]) -> Any:
             continue  # no schema defaults: the API server would write them, and GitOps tools see drift
         if key == "additionalProperties" and "properties" in node:
             continue  # mutually exclusive with properties; unknown fields are pruned anyway
+        if key == "exclusiveMinimum" and not isinstance(value, bool):
+            # JSON Schema 2020-12 (pydantic) gives the bound; OpenAPI 3.0 (Kubernetes) a flag.
+            result["minimum"], result["exclusiveMinimum"] = value, True
+            continue
         if key == "properties":
             result[key] = {name: _inline(prop, defs) for name, prop in value.items()}
         else:
@@ -60,10 +75,138 @@ def structural(model: type[Any]) -> Schema:
     return inlined
 
 
-def openapi_schema() -> Schema:
-    spec = structural(ConnectorInstanceSpec)
-    spec["description"] = "Desired state of the connector instance on SAP Open Connectors."
-    status = structural(ConnectorInstanceStatus)
+@dataclass(frozen=True)
+class Resource:
+    """What differs between the three CRDs; the rest of a definition is common."""
+
+    kind: str
+    plural: str
+    singular: str
+    short_names: tuple[str, ...]
+    scope: str
+    description: str
+    spec: type[BaseModel]
+    spec_description: str
+    status: type[BaseModel]
+    columns: tuple[Schema, ...]
+
+    @property
+    def name(self) -> str:
+        return f"{self.plural}.{names.GROUP}"
+
+    @property
+    def filename(self) -> str:
+        return f"{names.GROUP}_{self.plural}.yaml"
+
+
+def _condition_column(name: str, field: str, description: str) -> Schema:
+    return {
+        "name": name,
+        "type": "string",
+        "jsonPath": f'.status.conditions[?(@.type=="Ready")].{field}',
+        "description": description,
+    }
+
+
+AGE: Schema = {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}
+
+ACCOUNT_COLUMNS: tuple[Schema, ...] = (
+    _condition_column("Ready", "status", "Whether the credentials were verified and the platform answers."),
+    _condition_column("Reason", "reason", "Why it is, or is not, ready."),
+    {
+        "name": "Instances",
+        "type": "integer",
+        "jsonPath": ".status.instances",
+        "description": "ConnectorInstances using this account.",
+    },
+    {
+        "name": "Budget",
+        "type": "number",
+        "jsonPath": ".spec.requestBudget.requestsPerSecond",
+        "description": "Requests per second for all its instances together.",
+    },
+    {
+        "name": "Circuit",
+        "type": "string",
+        "jsonPath": ".status.circuit.state",
+        "description": "Closed, Open or HalfOpen.",
+    },
+    AGE,
+)
+
+INSTANCE = Resource(
+    kind=names.KIND,
+    plural=names.PLURAL,
+    singular=names.SINGULAR,
+    short_names=names.SHORT_NAMES,
+    scope="Namespaced",
+    description="A connector instance on SAP Open Connectors, managed from Kubernetes. The operator "
+    "creates, updates and deletes the remote instance and writes its token into a Secret.",
+    spec=ConnectorInstanceSpec,
+    spec_description="Desired state of the connector instance on SAP Open Connectors.",
+    status=ConnectorInstanceStatus,
+    columns=(
+        _condition_column("Ready", "status", "Whether the instance is ready for use."),
+        _condition_column("Reason", "reason", "Why it is, or is not, ready."),
+        {
+            "name": "Instance ID",
+            "type": "integer",
+            "jsonPath": ".status.instanceID",
+            "description": "ID of the remote instance.",
+        },
+        {
+            "name": "Connector",
+            "type": "string",
+            "jsonPath": ".spec.connectorKey",
+            "description": "Connector key.",
+        },
+        {
+            "name": "Account",
+            "type": "string",
+            "jsonPath": ".spec.accountRef.name",
+            "description": "The account named in spec.accountRef (empty for the default account or "
+            "credentialsSecretRef).",
+        },
+        AGE,
+    ),
+)
+
+ACCOUNT = Resource(
+    kind=names.ACCOUNT_KIND,
+    plural=names.ACCOUNT_PLURAL,
+    singular=names.ACCOUNT_SINGULAR,
+    short_names=names.ACCOUNT_SHORT_NAMES,
+    scope="Namespaced",
+    description="An SAP Open Connectors account for the ConnectorInstances of its namespace: the "
+    "platform endpoint, the credentials Secret and a request budget they all share.",
+    spec=ConnectorAccountSpec,
+    spec_description="The platform endpoint, credentials and request budget.",
+    status=ConnectorAccountStatus,
+    columns=ACCOUNT_COLUMNS,
+)
+
+CLUSTER_ACCOUNT = Resource(
+    kind=names.CLUSTER_ACCOUNT_KIND,
+    plural=names.CLUSTER_ACCOUNT_PLURAL,
+    singular=names.CLUSTER_ACCOUNT_SINGULAR,
+    short_names=names.CLUSTER_ACCOUNT_SHORT_NAMES,
+    scope="Cluster",
+    description="An SAP Open Connectors account owned by the platform team, for the "
+    "ConnectorInstances of the namespaces it selects: the platform endpoint, the credentials Secret "
+    "and a request budget they all share.",
+    spec=ClusterConnectorAccountSpec,
+    spec_description="The platform endpoint, credentials, request budget, and who may use the account.",
+    status=ConnectorAccountStatus,
+    columns=ACCOUNT_COLUMNS,
+)
+
+RESOURCES: tuple[Resource, ...] = (INSTANCE, ACCOUNT, CLUSTER_ACCOUNT)
+
+
+def openapi_schema(resource: Resource = INSTANCE) -> Schema:
+    spec = structural(resource.spec)
+    spec["description"] = resource.spec_description
+    status = structural(resource.status)
     status["description"] = "Observed state, written by the operator only."
     # The one default in the schema, and not one users write: without it a new object has no
     # status at all until the operator's first write, and kstatus (Flux) reads that as Current.
@@ -76,8 +219,7 @@ def openapi_schema() -> Schema:
     }
     return {
         "type": "object",
-        "description": "A connector instance on SAP Open Connectors, managed from Kubernetes. The operator "
-        "creates, updates and deletes the remote instance and writes its token into a Secret.",
+        "description": resource.description,
         "required": ["spec"],
         "properties": {
             "apiVersion": {"type": "string", "description": "Versioned schema of this representation."},
@@ -89,32 +231,23 @@ def openapi_schema() -> Schema:
     }
 
 
-def _condition_column(name: str, field: str, description: str) -> Schema:
-    return {
-        "name": name,
-        "type": "string",
-        "jsonPath": f'.status.conditions[?(@.type=="Ready")].{field}',
-        "description": description,
-    }
-
-
-def definition() -> Schema:
+def definition(resource: Resource = INSTANCE) -> Schema:
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
         "metadata": {
-            "name": f"{names.PLURAL}.{names.GROUP}",
+            "name": resource.name,
             "labels": {"app.kubernetes.io/name": "open-connectors-operator"},
         },
         "spec": {
             "group": names.GROUP,
-            "scope": "Namespaced",
+            "scope": resource.scope,
             "names": {
-                "kind": names.KIND,
-                "listKind": f"{names.KIND}List",
-                "plural": names.PLURAL,
-                "singular": names.SINGULAR,
-                "shortNames": list(names.SHORT_NAMES),
+                "kind": resource.kind,
+                "listKind": f"{resource.kind}List",
+                "plural": resource.plural,
+                "singular": resource.singular,
+                "shortNames": list(resource.short_names),
                 "categories": [names.CATEGORY],
             },
             "versions": [
@@ -123,34 +256,28 @@ def definition() -> Schema:
                     "served": True,
                     "storage": True,
                     "subresources": {"status": {}},
-                    "additionalPrinterColumns": [
-                        _condition_column("Ready", "status", "Whether the instance is ready for use."),
-                        _condition_column("Reason", "reason", "Why it is, or is not, ready."),
-                        {
-                            "name": "Instance ID",
-                            "type": "integer",
-                            "jsonPath": ".status.instanceID",
-                            "description": "ID of the remote instance.",
-                        },
-                        {
-                            "name": "Connector",
-                            "type": "string",
-                            "jsonPath": ".spec.connectorKey",
-                            "description": "Connector key.",
-                        },
-                        {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
-                    ],
-                    "schema": {"openAPIV3Schema": openapi_schema()},
+                    "additionalPrinterColumns": list(resource.columns),
+                    "schema": {"openAPIV3Schema": openapi_schema(resource)},
                 }
             ],
         },
     }
 
 
-def render() -> str:
+def render(resource: Resource = INSTANCE) -> str:
     header = "# Generated from connector_operator.api by `make crds`. Do not edit.\n"
-    return header + yaml.safe_dump(definition(), sort_keys=False, width=120)
+    return header + yaml.safe_dump(definition(resource), sort_keys=False, width=120)
+
+
+def write(directory: Path) -> None:
+    """Write every CRD into `directory`, one file each, named as `kubectl` users expect."""
+    for resource in RESOURCES:
+        (directory / resource.filename).write_text(render(resource))
 
 
 if __name__ == "__main__":
-    sys.stdout.write(render())
+    if len(sys.argv) > 1:
+        for target in sys.argv[1:]:
+            write(Path(target))
+    else:
+        sys.stdout.write(render())

@@ -1,4 +1,4 @@
-"""Names that identify our resource and our marks on other objects (design.md section 2)."""
+"""Names that identify our resources and our marks on other objects (design.md section 2)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,15 @@ PLURAL: Final = "connectorinstances"
 SINGULAR: Final = "connectorinstance"
 SHORT_NAMES: Final = ("oci", "connector")
 CATEGORY: Final = "openconnectors"
+# The accounts (issue 10): the platform team's credentials, endpoint and request budget.
+ACCOUNT_KIND: Final = "ConnectorAccount"
+ACCOUNT_PLURAL: Final = "connectoraccounts"
+ACCOUNT_SINGULAR: Final = "connectoraccount"
+ACCOUNT_SHORT_NAMES: Final = ("oca",)
+CLUSTER_ACCOUNT_KIND: Final = "ClusterConnectorAccount"
+CLUSTER_ACCOUNT_PLURAL: Final = "clusterconnectoraccounts"
+CLUSTER_ACCOUNT_SINGULAR: Final = "clusterconnectoraccount"
+CLUSTER_ACCOUNT_SHORT_NAMES: Final = ("occa",)
 
 FINALIZER: Final = f"{GROUP}/finalizer"
 MANAGED_BY_LABEL: Final = "app.kubernetes.io/managed-by"

@@ -11,22 +11,20 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
-from pydantic.config import JsonDict
+from pydantic import ConfigDict, Field, model_validator
 
+from connector_operator.api.account import AccountRef
+from connector_operator.api.fields import (
+    API_URL_PATTERN,
+    API_URL_SHAPE,
+    CONNECTOR_KEY_PATTERN,
+    Model,
+    SecretName,
+    cel,
+)
 from connector_operator.api.names import IDENTITY_TAG_PREFIX
 
-DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 HTTP_URL = r"^https?://[^\s/?#]+[^\s]*$"
-# The only shape of platform API URL the operator calls: strict enough that every URL parser (ours,
-# httpx's, the platform's) reads the same host from it, and that no query, fragment, user
-# information or escaped character can steer the request (domain/hosts.py checks the same).
-API_URL_PATTERN = (
-    r"^(https?)://"  # group 1: scheme
-    r"([A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?[.]?|\[[0-9A-Fa-f:.]+\])"  # group 2: host
-    r"(:([0-9]{1,5}))?"  # group 5: port
-    r"(/[A-Za-z0-9._~-]+)*/elements/api-v2$"
-)
 
 # Configuration keys that have a typed field; setting them in both places is ambiguous.
 EVENT_KEYS = (
@@ -36,28 +34,10 @@ EVENT_KEYS = (
     "event.poller.refresh_interval",
 )
 FILTER_NULLS_KEY = "filter.response.nulls"
-
-
-def cel(rule: str, message: str, **extra: str) -> JsonDict:
-    """One `x-kubernetes-validations` entry: a CEL rule the API server checks on every write."""
-    return {"rule": rule, "message": message, **extra}
-
-
-class Model(BaseModel):
-    """Common configuration: camelCase on the wire, unknown fields refused in code too."""
-
-    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
-
-
-SecretName = Annotated[
-    str,
-    Field(
-        description="Name of a Secret in the same namespace as the ConnectorInstance.",
-        min_length=1,
-        max_length=253,
-        pattern=DNS_SUBDOMAIN,
-    ),
-]
+ACCOUNT_EXCLUSIVE = (
+    "accountRef excludes credentialsSecretRef and apiURL: the account supplies the credentials "
+    "and the platform"
+)
 
 
 class LocalObjectReference(Model):
@@ -203,6 +183,11 @@ class ConnectorInstanceSpec(Model):
                     "tags (in any case)",
                     fieldPath=".tags",
                 ),
+                cel(
+                    "!has(self.accountRef) || (!has(self.credentialsSecretRef) && !has(self.apiURL))",
+                    ACCOUNT_EXCLUSIVE,
+                    fieldPath=".accountRef",
+                ),
             ]
         }
     )
@@ -214,17 +199,27 @@ class ConnectorInstanceSpec(Model):
             description="Key of the connector (element) on the platform, for example `closeio`.",
             min_length=1,
             max_length=100,
-            pattern=r"^[a-z0-9][a-z0-9._-]*$",
+            pattern=CONNECTOR_KEY_PATTERN,
         ),
     ]
+    account_ref: Annotated[
+        AccountRef | None,
+        Field(
+            alias="accountRef",
+            description="The account whose credentials, endpoint and request budget this instance "
+            "uses: a ConnectorAccount in this namespace or a ClusterConnectorAccount that allows it. "
+            "Excludes credentialsSecretRef and apiURL. With neither accountRef nor credentialsSecretRef, "
+            "the operator's default account (`--default-account`) is used.",
+        ),
+    ] = None
     credentials_secret_ref: Annotated[
-        LocalObjectReference,
+        LocalObjectReference | None,
         Field(
             alias="credentialsSecretRef",
             description="Secret in this namespace with the Open Connectors account secrets, "
-            "under the keys `userSecret` and `organizationSecret`.",
+            "under the keys `userSecret` and `organizationSecret`. Excludes accountRef.",
         ),
-    ]
+    ] = None
     instance_name: Annotated[
         str | None,
         Field(
@@ -249,11 +244,8 @@ class ConnectorInstanceSpec(Model):
         str | None,
         Field(
             alias="apiURL",
-            description="Base URL of the Open Connectors platform API: `https://<host>[:<port>]/..."
-            "/elements/api-v2`, with no query, fragment, user information or escaped characters. "
-            "The host must be in the operator's allowed API hosts (`--allowed-api-hosts`; plain http "
-            "only with `--allow-insecure-http`), or the object stalls with `APIHostNotAllowed` and "
-            "nothing is sent. Defaults to the operator's `--default-api-url`.",
+            description=f"{API_URL_SHAPE} Defaults to the operator's `--default-api-url`. Excludes "
+            "accountRef (the account names the platform).",
             max_length=2048,
             pattern=API_URL_PATTERN,
         ),
@@ -306,6 +298,13 @@ class ConnectorInstanceSpec(Model):
                 )
         return self
 
+    @model_validator(mode="after")
+    def _account_excludes_own_credentials(self) -> ConnectorInstanceSpec:
+        # Mirrors the CEL rule of the same message.
+        if self.account_ref is not None and (self.credentials_secret_ref or self.api_url):
+            raise ValueError(ACCOUNT_EXCLUSIVE)
+        return self
+
 
 def effective_instance_name(spec: ConnectorInstanceSpec, namespace: str, name: str) -> str:
     return spec.instance_name or f"{namespace}-{name}"
@@ -317,8 +316,9 @@ def effective_token_secret(spec: ConnectorInstanceSpec, name: str) -> str:
 
 
 def referenced_secrets(spec: ConnectorInstanceSpec) -> frozenset[str]:
-    """The Secrets the spec reads: the account Secret and every configuration Secret."""
-    names = {spec.credentials_secret_ref.name}
+    """The Secrets of the object's namespace the spec reads: its own credentials Secret, if it
+    names one (an account's Secret is the account's), and every configuration Secret."""
+    names = {spec.credentials_secret_ref.name} if spec.credentials_secret_ref else set()
     names.update(e.value_from.secret_key_ref.name for e in spec.configuration or [] if e.value_from)
     return frozenset(names)
 

@@ -39,6 +39,11 @@ class Reason(StrEnum):
     INVALID_SPEC = "InvalidSpec"
     API_HOST_NOT_ALLOWED = "APIHostNotAllowed"
     DELETION_BLOCKED = "DeletionBlocked"
+    # Accounts (issue 10).
+    ACCOUNT_NOT_FOUND = "AccountNotFound"
+    ACCOUNT_NOT_ALLOWED = "AccountNotAllowed"
+    ACCOUNT_UNAVAILABLE = "AccountUnavailable"
+    CIRCUIT_OPEN = "CircuitOpen"
     KUBERNETES_ERROR = "KubernetesAPIError"
     RECONCILE_SUCCESS = "ReconcileSuccess"
     RECONCILE_ERROR = "ReconcileError"

@@ -20,7 +20,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from connector_operator.api.spec import API_URL_PATTERN
+from connector_operator.api.fields import API_URL_PATTERN
 
 DEFAULT_PORTS = {"https": 443, "http": 80}
 ANY_PORT = -1

@@ -65,9 +65,12 @@ def _lookup(secrets: Mapping[str, SecretData | None], name: str, key: str, purpo
 
 
 def resolve(
-    spec: ConnectorInstanceSpec, secrets: Mapping[str, SecretData | None]
+    spec: ConnectorInstanceSpec, secrets: Mapping[str, SecretData | None], credentials_secret: str
 ) -> Resolved | Missing | TooLarge:
-    account = spec.credentials_secret_ref.name
+    """`credentials_secret` is the key of `secrets` under which the account secrets are: the
+    spec's `credentialsSecretRef` or an account's Secret (a Secret of another namespace can be keyed
+    `namespace/name`, which no Secret name of this namespace can be)."""
+    account = credentials_secret
     found: list[str] = []
     for key in CREDENTIAL_KEYS:
         value = _lookup(secrets, account, key, "account credentials")

@@ -59,8 +59,9 @@ async def delete_remote(
         )
         await report(runtime, namespace, name, generation, status, outcome)
         raise to_kopf(outcome, delay=backoff.delay(retry))
-    account = spec.credentials_secret_ref.name
-    view = await runtime.read_secret(secret_view_cache(secret_cache), namespace, account)
+    # None: accountRef or the default account, which this version does not resolve (issue 10).
+    account = spec.credentials_secret_ref.name if spec.credentials_secret_ref else None
+    view = await runtime.read_secret(secret_view_cache(secret_cache), namespace, account) if account else None
     if view is None and status.instance_id is None and status.applied_digest is None:
         # No platform write was ever made: every write records instanceID or appliedDigest, and a
         # write whose status update was lost (a crash right after a create) read this Secret first,
@@ -73,16 +74,19 @@ async def delete_remote(
             body,
             reason="DeletedWithoutPlatformCall",
             message=f"Secret {account!r} does not exist and no platform write was ever made for this "
-            "object: released without calling the platform",
+            "object: released without calling the platform"
+            if account
+            else "No platform write was ever made for this object: released without calling the platform",
         )
         return
     # Only the account secrets are needed to delete; configuration Secrets may already be gone.
     credentials_only = spec.model_copy(update={"configuration": None})
-    resolved = resolve(credentials_only, {account: view.data if view else None})
+    resolved = resolve(credentials_only, {account: view.data if view else None}, account) if account else None
     if not isinstance(resolved, Resolved):  # Missing (TooLarge needs configuration, dropped above)
+        problem = resolved.message if resolved else "this operator does not resolve accounts yet"
         outcome = outcomes.stalled(
             Reason.DELETION_BLOCKED,
-            f"Cannot delete the remote instance: {resolved.message}. Restore the Secret, or release this "
+            f"Cannot delete the remote instance: {problem}. Restore the Secret, or release this "
             f"object and leave the remote instance in place with: {release_command(namespace, name)}",
             ready=False,
         )

@@ -48,6 +48,9 @@ TERMINAL_UNTIL_CHANGED = frozenset(
 )
 
 
+NO_ACCOUNT_YET = "This operator does not resolve spec.accountRef or a default account yet"
+
+
 @dataclass(frozen=True)
 class Awaited:
     """A Secret the label-filtered watch cannot see (missing, or someone else's in the way) whose
@@ -85,11 +88,16 @@ async def reconcile(
         # Before any Secret is read or labelled: nothing of this object reaches a host not allowed.
         refused = outcomes.stalled(Reason.API_HOST_NOT_ALLOWED, host_refused_message(refusal))
         return Result(await finish(rt, target, state, refused, facts))
+    if spec.credentials_secret_ref is None:
+        # accountRef, or the default account: resolved by the account handlers (issue 10).
+        no_account = outcomes.retrying(Reason.ACCOUNT_NOT_FOUND, NO_ACCOUNT_YET, ready=state.ready)
+        return Result(await finish(rt, target, state, no_account, facts))
+    credentials_secret = spec.credentials_secret_ref.name
     awaited: Awaited | None = None
     remote: RemotePass | None = None
     try:
         secrets = {n: await rt.read_secret(cache, target.namespace, n) for n in referenced_secrets(spec)}
-        inputs = resolve(spec, {n: (v.data if v else None) for n, v in secrets.items()})
+        inputs = resolve(spec, {n: (v.data if v else None) for n, v in secrets.items()}, credentials_secret)
         if isinstance(inputs, Missing):
             if secrets.get(inputs.secret_name) is None:
                 awaited = Awaited(inputs.secret_name, existed=False)
