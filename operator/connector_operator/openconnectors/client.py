@@ -9,6 +9,9 @@ treated as hostile, because `spec.apiURL` is a tenant's choice:
   per read, and a server trickling a byte every ten seconds never trips them);
 - concurrency: at most `max_in_flight_per_host` calls per platform host and `max_in_flight` in
   total (`slots`), so a slow host cannot take the slots of every other tenant;
+- accounts: a call made for an account passes the account's gate first (`budget`: its circuit
+  breaker, then its request budget), every page of a search included, and reports its outcome to
+  it; waiting there is bounded on its own and does not eat into the call's deadline;
 - size: the body is streamed and refused past `max_response_bytes` (Content-Length is checked
   first), compressed answers are not asked for and not accepted, and a search stops after
   `max_pages` pages or at a repeated page token;
@@ -24,11 +27,13 @@ that a retry never hides in a hot loop.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import math
 import time
 from collections.abc import Callable, Mapping
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -36,16 +41,28 @@ import httpx
 
 from connector_operator.api.names import CREDENTIAL_KEYS
 from connector_operator.openconnectors import errors
+from connector_operator.openconnectors.budget import AccountGate, Admission, succeeded
 from connector_operator.openconnectors.instance import Instance, tags_of
 from connector_operator.openconnectors.redaction import Redactor, request_id
 from connector_operator.openconnectors.slots import Slots
 
-__all__ = ["Credentials", "Instance", "InstancesClient", "Observer"]
+__all__ = [
+    "AccountGate",
+    "Credentials",
+    "Instance",
+    "InstancesClient",
+    "Observer",
+    "SuccessListener",
+    "host_of",
+]
 
 logger = logging.getLogger(__name__)
 
 # (method, status or error name, seconds): lets the metrics layer observe without a dependency here.
 Observer = Callable[[str, str, float], None]
+# (platform host as `host_of` gives it, credentials): told of every call the platform answered with
+# success (see `budget.succeeded`), so that work waiting on that platform can retry now.
+SuccessListener = Callable[[str, "Credentials"], None]
 
 T = TypeVar("T")
 MIB = 1024 * 1024
@@ -142,33 +159,59 @@ class InstancesClient:
             limits=httpx.Limits(max_connections=max_in_flight, max_keepalive_connections=max_in_flight),
         )
         self._observe = observer or (lambda method, outcome, seconds: None)
+        self._success_listeners: list[SuccessListener] = []
+
+    def on_success(self, listener: SuccessListener) -> None:
+        """Call `listener(host, credentials)` after every call answered with success."""
+        self._success_listeners.append(listener)
 
     async def aclose(self) -> None:
         await self._http.aclose()
 
-    async def create(self, api_url: str, credentials: Credentials, body: Mapping[str, Any]) -> Instance:
-        answer = await self._call("POST", api_url, "/instances", credentials, body, secrets=_values(body))
+    async def create(
+        self,
+        api_url: str,
+        credentials: Credentials,
+        body: Mapping[str, Any],
+        *,
+        gate: AccountGate | None = None,
+    ) -> Instance:
+        answer = await self._call(
+            "POST", api_url, "/instances", credentials, body, secrets=_values(body), gate=gate
+        )
         return _detached(_instance, answer)
 
-    async def get(self, api_url: str, credentials: Credentials, instance_id: int) -> Instance:
-        answer = await self._call("GET", api_url, f"/instances/{instance_id}", credentials)
+    async def get(
+        self, api_url: str, credentials: Credentials, instance_id: int, *, gate: AccountGate | None = None
+    ) -> Instance:
+        answer = await self._call("GET", api_url, f"/instances/{instance_id}", credentials, gate=gate)
         return _detached(_instance, answer)
 
     async def update(
-        self, api_url: str, credentials: Credentials, instance_id: int, body: Mapping[str, Any]
+        self,
+        api_url: str,
+        credentials: Credentials,
+        instance_id: int,
+        body: Mapping[str, Any],
+        *,
+        gate: AccountGate | None = None,
     ) -> Instance:
         path = f"/instances/{instance_id}"
-        answer = await self._call("PUT", api_url, path, credentials, body, secrets=_values(body))
+        answer = await self._call("PUT", api_url, path, credentials, body, secrets=_values(body), gate=gate)
         return _detached(_instance, answer)
 
-    async def delete(self, api_url: str, credentials: Credentials, instance_id: int) -> None:
+    async def delete(
+        self, api_url: str, credentials: Credentials, instance_id: int, *, gate: AccountGate | None = None
+    ) -> None:
         """Delete an instance; one that is already gone counts as deleted."""
         try:
-            await self._call("DELETE", api_url, f"/instances/{instance_id}", credentials)
+            await self._call("DELETE", api_url, f"/instances/{instance_id}", credentials, gate=gate)
         except errors.NotFound:
             logger.info("instance %s was already gone", instance_id)
 
-    async def find_by_tag(self, api_url: str, credentials: Credentials, tag: str) -> list[Instance]:
+    async def find_by_tag(
+        self, api_url: str, credentials: Credentials, tag: str, *, gate: AccountGate | None = None
+    ) -> list[Instance]:
         """The instances carrying exactly `tag`, following the platform's page token; 404 means none.
 
         The platform's filter is not trusted: an instance without the tag is someone else's, and
@@ -178,7 +221,7 @@ class InstancesClient:
         seen: set[str] = set()
         for _ in range(self._max_pages):
             try:
-                answer = await self._call("GET", api_url, "/instances", credentials, params=params)
+                answer = await self._call("GET", api_url, "/instances", credentials, params=params, gate=gate)
             except errors.NotFound:
                 return found
             found.extend(_detached(_tagged, answer, tag))
@@ -206,35 +249,45 @@ class InstancesClient:
         *,
         params: Mapping[str, str | int] | None = None,
         secrets: tuple[str, ...] = (),
+        gate: AccountGate | None = None,
     ) -> _Answer:
-        """One request, within the slots, the deadline and the size cap; a non-2xx is raised."""
+        """One request, within the account's gate, the slots, the deadline and the size cap; a
+        non-2xx is raised. The gate's wait is bounded by the deadline too, but apart from it: a
+        call that waited for its budget still has its whole deadline for the platform."""
         credentials.check()
         redactor = Redactor((*secrets, credentials.user_secret, credentials.organization_secret))
         url = api_url.rstrip("/") + path
         headers = {"Authorization": credentials.header()}
-        started = time.monotonic()
-        failure: errors.OpenConnectorsError | None = None
-        try:
-            async with self._slots.hold(_host_of(url)):
-                started = time.monotonic()  # the deadline and the duration count from the slot on
-                async with asyncio.timeout(self._deadline):
-                    answer = await self._exchange(method, url, body, params, headers, redactor)
-        except (TimeoutError, httpx.TimeoutException):
-            self._observe(method, "timeout", time.monotonic() - started)
-            failure = errors.Timeout(f"{method} {path}: no complete answer within {self._deadline:g}s")
-        except _Refused as refused:
-            self._observe(method, str(refused.status), time.monotonic() - started)
-            kind = errors.ResponseTooLarge if refused.too_large else errors.MalformedResponse
-            failure = kind(refused.status, refused.message)
-        except (httpx.TransportError, httpx.InvalidURL) as error:
-            self._observe(method, "network", time.monotonic() - started)
-            failure = errors.NetworkError(
-                redactor.redact(f"{method} {path}: {type(error).__name__}: {error}")
-            )
-        # Raised outside the except block: httpx errors hold the request, whose headers hold the
-        # account secrets, and `from None` would still keep them reachable as __context__.
-        if failure is not None:
-            raise failure
+        async with _admitted(gate, self._deadline) as admission:
+            started = time.monotonic()
+            failure: errors.OpenConnectorsError | None = None
+            try:
+                # An unparseable URL fails here, as httpx.InvalidURL.
+                async with self._slots.hold(host := host_of(url)):
+                    started = time.monotonic()  # the deadline and the duration count from the slot on
+                    async with asyncio.timeout(self._deadline):
+                        answer = await self._exchange(method, url, body, params, headers, redactor)
+            except (TimeoutError, httpx.TimeoutException):
+                self._observe(method, "timeout", time.monotonic() - started)
+                admission.record(None)
+                failure = errors.Timeout(f"{method} {path}: no complete answer within {self._deadline:g}s")
+            except _Refused as refused:
+                self._observe(method, str(refused.status), time.monotonic() - started)
+                admission.record(refused.status)
+                kind = errors.ResponseTooLarge if refused.too_large else errors.MalformedResponse
+                failure = kind(refused.status, refused.message)
+            except (httpx.TransportError, httpx.InvalidURL) as error:
+                self._observe(method, "network", time.monotonic() - started)
+                if isinstance(error, httpx.TransportError):  # an invalid URL is ours, not the platform's
+                    admission.record(None)
+                failure = errors.NetworkError(
+                    redactor.redact(f"{method} {path}: {type(error).__name__}: {error}")
+                )
+            # Raised outside the except block: httpx errors hold the request, whose headers hold the
+            # account secrets, and `from None` would still keep them reachable as __context__.
+            if failure is not None:
+                raise failure
+            admission.record(answer.status)
         elapsed = time.monotonic() - started
         self._observe(method, str(answer.status), elapsed)
         answer.request_id = request_id(answer.headers.get("elements-request-id"), redactor)
@@ -244,6 +297,9 @@ class InstancesClient:
             "%s %s -> %d in %.0f ms (request id %s)",
             method, path, answer.status, elapsed * 1000, answer.request_id or "-",
         )  # fmt: skip
+        if succeeded(answer.status):
+            for listener in self._success_listeners:
+                listener(host, credentials)
         if 200 <= answer.status < 300:
             return answer
         raise _api_error(answer)
@@ -344,7 +400,12 @@ def _values(body: Mapping[str, Any]) -> tuple[str, ...]:
     return tuple(str(v) for v in configuration.values()) if isinstance(configuration, Mapping) else ()
 
 
-def _host_of(url: str) -> str:
+def _admitted(gate: AccountGate | None, max_wait: float) -> AbstractAsyncContextManager[Admission]:
+    """The gate's admission, or a stand-in that judges nothing for a call without an account."""
+    return gate.admit(max_wait) if gate is not None else contextlib.nullcontext(Admission(None))
+
+
+def host_of(url: str) -> str:
     """scheme://host:port, the unit of the per-host bound (an unparseable URL fails in httpx)."""
     parsed = httpx.URL(url)
     port = parsed.port or {"http": 80, "https": 443}.get(parsed.scheme)

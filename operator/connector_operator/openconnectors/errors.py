@@ -2,6 +2,9 @@
 
     OpenConnectorsError
     ├── InvalidCredentials        the account secrets cannot be sent at all; no request was made
+    ├── NotSent                   the account's gate held the call back; retry after `retry_after`
+    │   ├── CircuitOpen             the account's circuit breaker is open (budget.py)
+    │   └── BudgetExhausted         no room in the account's request budget within the wait bound
     ├── TransportError            the request may or may not have reached the platform
     │   ├── Timeout                 no complete answer within the call's overall deadline
     │   └── NetworkError
@@ -36,6 +39,25 @@ class InvalidCredentials(OpenConnectorsError):
         super().__init__(message)
         self.key = key
         self.message = message
+
+
+class NotSent(OpenConnectorsError):
+    """The account's gate (openconnectors/budget.py) held the call back: nothing was sent, so
+    retrying is always safe. `retry_after`: seconds until the gate expects to let it through."""
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.message = message
+        self.retry_after = retry_after
+
+
+class CircuitOpen(NotSent):
+    """Consecutive failures opened the account's circuit breaker; `retry_after` is the time until
+    it lets a probe through."""
+
+
+class BudgetExhausted(NotSent):
+    """The account's request budget has no room for this call within the wait bound."""
 
 
 class TransportError(OpenConnectorsError):

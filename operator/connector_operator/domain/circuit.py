@@ -1,0 +1,110 @@
+"""A circuit breaker for one account: stop calling a platform that keeps failing, probe it now and
+then, and resume when it answers.
+
+Without it, every instance of a failing account retries on its own backoff, and a thousand
+objects hammer a platform that is down. With it, after `threshold` consecutive failures the
+circuit opens: calls are refused locally (the instances report `AccountUnavailable`) until a
+cooldown has passed; then one probe goes through (half-open). The probe's answer closes the
+circuit, or opens it again for a longer cooldown (doubled, up to `max_cooldown`), so a long outage
+costs one call per cooldown instead of one per object per backoff.
+
+What counts: a failure is a 5xx, a timeout or a network error, the platform not answering. Any
+answer below 500, 4xx and 429 included, is the platform answering, which closes the circuit: a
+rejected request or a rate limit is the caller's business (its backoff, `Retry-After`), not a sign
+that the platform is down.
+
+Pure: the clock is passed in (`now`, monotonic seconds), so the state machine is tested without
+sleeping; the gate (openconnectors/budget.py) drives it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class CircuitState(StrEnum):
+    """The names the account status reports (`status.circuit.state`)."""
+
+    CLOSED = "Closed"
+    OPEN = "Open"
+    HALF_OPEN = "HalfOpen"
+
+
+@dataclass
+class Circuit:
+    threshold: int = 5  # consecutive failures that open the circuit
+    cooldown: float = 15.0  # seconds open before the first probe
+    max_cooldown: float = 300.0  # the cooldown doubles with each failed probe, up to this
+    state: CircuitState = field(default=CircuitState.CLOSED, init=False)
+    consecutive_failures: int = field(default=0, init=False)
+    opened_at: float | None = field(default=None, init=False)  # when it last opened; None while closed
+    # When a probe may go (OPEN), or when the probe out is given up on (HALF_OPEN).
+    open_until: float | None = field(default=None, init=False)
+    _current_cooldown: float = field(default=0.0, init=False, repr=False)
+    _probing: bool = field(default=False, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.threshold < 1 or self.cooldown <= 0 or self.max_cooldown < self.cooldown:
+            raise ValueError("threshold >= 1 and 0 < cooldown <= max_cooldown are required")
+        self._current_cooldown = self.cooldown
+
+    def allow(self, now: float) -> bool:
+        """Whether a call may go now. Half-open lets one probe through at a time; a probe that has
+        not reported within a cooldown (a caller lost it) is replaced, so the circuit cannot stay
+        half-open for good."""
+        if self.state is CircuitState.CLOSED:
+            return True
+        if self._waiting(now):
+            return False
+        self.state = CircuitState.HALF_OPEN
+        self._probing = True
+        self.open_until = now + self._current_cooldown  # the probe's expiry
+        return True
+
+    def release(self) -> None:
+        """A call that `allow` let through ended without an answer to judge (cancelled, or it
+        never left: no budget in time). If it was the probe, the next call may probe at once."""
+        if self.state is CircuitState.HALF_OPEN:
+            self._probing = False
+
+    def record(self, success: bool, now: float) -> bool:
+        """The outcome of a call that went out. Returns True when it is a recovery: a success
+        after failures (the circuit closes, or a closed circuit's failure count resets), which is
+        when waiting callers should be told to retry now."""
+        if success:
+            recovered = self.state is not CircuitState.CLOSED or self.consecutive_failures > 0
+            self.state = CircuitState.CLOSED
+            self.consecutive_failures = 0
+            self.opened_at = self.open_until = None
+            self._current_cooldown = self.cooldown
+            self._probing = False
+            return recovered
+        self.consecutive_failures += 1
+        if self.state is CircuitState.HALF_OPEN:
+            # The probe failed (or a call from before the cooldown did): wait longer this time.
+            self._current_cooldown = min(self._current_cooldown * 2, self.max_cooldown)
+            self._open(now)
+        elif self.state is CircuitState.CLOSED and self.consecutive_failures >= self.threshold:
+            self._open(now)
+        # OPEN: a call admitted before it opened failed too; the cooldown already runs.
+        return False
+
+    def retry_after(self, now: float) -> float:
+        """Seconds until a refused call may be admitted (0 when it may go now)."""
+        if not self._waiting(now):
+            return 0.0
+        assert self.open_until is not None
+        return self.open_until - now
+
+    def _waiting(self, now: float) -> bool:
+        """Open and cooling down, or half-open with a probe out."""
+        if self.state is CircuitState.CLOSED or self.open_until is None or now >= self.open_until:
+            return False
+        return self.state is CircuitState.OPEN or self._probing
+
+    def _open(self, now: float) -> None:
+        self.state = CircuitState.OPEN
+        self.opened_at = now
+        self.open_until = now + self._current_cooldown
+        self._probing = False

@@ -1,0 +1,351 @@
+"""`AccountGate`: what every platform call made for an account passes before it is sent, its
+request budget (a rate with a burst, and calls in flight) and its circuit breaker; `Gates`, one
+gate per account.
+
+A call for an account goes: circuit (refused at once while open: `errors.CircuitOpen`), then the
+budget (a slot of `maxInFlight`, then a token), then the client's per-host and global slots
+(`slots.py`), then the wire. Its outcome goes back to the circuit. The order is deliberate:
+
+- the circuit first, so that a failing platform costs no budget and no waiting;
+- `maxInFlight` before the token, so that at most `maxInFlight` callers wait for tokens and the
+  token is taken right before the call goes (a token taken early and spent late would let delayed
+  calls arrive together, above the rate). Holding the account's own slot while waiting for a
+  token blocks no other account;
+- the budget before the client's slots: a call waiting for its account's tokens must not hold a
+  slot that another account's call could use.
+
+The token bucket is aiolimiter's `AsyncLimiter` (a leaky bucket, which is the same thing seen from
+the other side): capacity `burst`, refilled at `requestsPerSecond`, FIFO among waiters, and a
+cancelled waiter takes no token. aiolimiter fits: `max_rate=burst, time_period=burst/rps` is a
+bucket of `burst` tokens refilled at `rps`, and acquiring `burst` on a fresh limiter (public API,
+no wait) makes it start empty.
+
+**Honoured across restarts of the pace.** The budget promises that in any window of t seconds at
+most `burst + requestsPerSecond * t` calls reach the platform for the account. A bucket that starts
+full would break that at every restart (a restart every few seconds would send a full burst each
+time). A bucket that starts empty keeps it without persisting anything: the process that died
+sent at most `burst + rps * t1` calls in its part of the window, the new one at most `rps * t2` in
+its part (it starts with no tokens), so the window holds at most `burst + rps * (t1 + t2)`. The
+same holds when the budget changes: the new bucket starts empty too. (It assumes one operator
+process at a time, which the deployment already requires: kopf has no leader election.)
+
+**Waiting is bounded.** Waiting for the budget does not count towards a call's deadline (that is
+for the platform's answer), but it cannot be endless either: a call that would wait longer than
+`max_wait` fails at once with `errors.BudgetExhausted` (retryable, with the expected wait as
+`retry_after`) instead of queueing, and one that waits that long anyway (in-flight calls slower
+than expected) fails the same way.
+
+**Recovery.** When a call succeeds after failures (the circuit closes, or a closed circuit's
+failure count clears), the gate calls its `on_recovery` callbacks, so that objects waiting in
+backoff for the account can retry now instead of waiting out their own delay. A fresh gate
+counts as recovering too: after a restart, the first success tells objects that the previous
+process left waiting (a kopf delete delay survives a restart) that the platform answers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import logging
+import time
+from collections.abc import AsyncIterator, Callable, Hashable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from aiolimiter import AsyncLimiter
+
+from connector_operator.domain.circuit import Circuit, CircuitState
+from connector_operator.openconnectors import errors
+
+__all__ = ["AccountGate", "Admission", "Budget", "BudgetSpec", "GateSnapshot", "Gates", "succeeded"]
+
+logger = logging.getLogger(__name__)
+
+Recovery = Callable[[], None]
+
+
+def succeeded(status: int) -> bool:
+    """Whether an answer shows the platform working for this account: 2xx/3xx, or 404 (the normal
+    answer to an empty search or to deleting what is gone). Any answer below 500 keeps the circuit
+    closed, but a 401 or a 429 is no reason to wake everyone waiting."""
+    return status < 400 or status == 404
+
+
+class BudgetSpec(Protocol):
+    """What an account's `spec.requestBudget` provides (api/account.py's model has these)."""
+
+    @property
+    def requests_per_second(self) -> float: ...
+
+    @property
+    def burst(self) -> int: ...
+
+    @property
+    def max_in_flight(self) -> int: ...
+
+
+@dataclass(frozen=True)
+class Budget:
+    requests_per_second: float
+    burst: int
+    max_in_flight: int
+
+    def __post_init__(self) -> None:
+        if not self.requests_per_second > 0 or self.burst < 1 or self.max_in_flight < 1:
+            raise ValueError("a request budget needs requestsPerSecond > 0, burst >= 1 and maxInFlight >= 1")
+
+    @classmethod
+    def of(cls, spec: BudgetSpec) -> Budget:
+        return cls(float(spec.requests_per_second), int(spec.burst), int(spec.max_in_flight))
+
+
+@dataclass(frozen=True)
+class GateSnapshot:
+    """The gate's state for the account's status (`status.budget`, `status.circuit`)."""
+
+    budget: Budget | None
+    available: float  # tokens in the bucket now
+    in_flight: int  # calls admitted and not finished
+    circuit: CircuitState
+    consecutive_failures: int
+    opened_at: str | None  # RFC 3339, when the circuit last opened; None while closed
+
+    def status(self) -> dict[str, Any]:
+        """As the account status writes it (camelCase); `budget` is absent without a budget."""
+        result: dict[str, Any] = {
+            "circuit": {"state": self.circuit.value, "consecutiveFailures": self.consecutive_failures}
+        }
+        if self.opened_at is not None:
+            result["circuit"]["openedAt"] = self.opened_at
+        if self.budget is not None:
+            result["budget"] = {
+                "requestsPerSecond": self.budget.requests_per_second,
+                "burst": self.budget.burst,
+                "maxInFlight": self.budget.max_in_flight,
+                "available": round(self.available, 2),
+                "inFlight": self.in_flight,
+            }
+        return result
+
+
+class Admission:
+    """One call let through the gate: the client reports its outcome with `record`, once."""
+
+    def __init__(self, gate: AccountGate | None, probe: bool = False) -> None:
+        self._gate = gate
+        self.probe = probe  # this call is the half-open circuit's probe
+        self.recorded = False
+
+    def record(self, status: int | None) -> None:
+        """The HTTP status the platform answered with; None for no answer (timeout, network)."""
+        if self._gate is not None and not self.recorded:
+            self.recorded = True
+            self._gate._record(status)
+
+
+class _Bucket:
+    """aiolimiter's bucket, started empty (see the module docstring), and its in-flight bound."""
+
+    def __init__(self, budget: Budget) -> None:
+        self.budget = budget
+        self.limiter = AsyncLimiter(budget.burst, budget.burst / budget.requests_per_second)
+        self.slots = asyncio.Semaphore(budget.max_in_flight)
+        self.started = False
+        self.queued = 0  # callers waiting for a slot or a token
+
+    async def start(self) -> None:
+        """Empty the bucket; on first use, since aiolimiter needs the running loop."""
+        if not self.started:
+            self.started = True
+            await self.limiter.acquire(self.budget.burst)  # a fresh limiter: returns at once
+
+    def available(self) -> float:
+        if not self.started:
+            return 0.0
+        self.limiter.has_capacity(0)  # drains the bucket's level up to now
+        # aiolimiter has no public accessor for its level; its type and meaning are pinned by
+        # tests/unit/test_budget.py, and only the status reads it.
+        return max(0.0, self.budget.burst - float(self.limiter._level))
+
+    def expected_wait(self) -> float:
+        """Seconds until a caller arriving now would get its token, the ones queued served first."""
+        return max(0.0, (self.queued + 1 - self.available()) / self.budget.requests_per_second)
+
+
+class AccountGate:
+    def __init__(
+        self,
+        name: str,
+        budget: Budget | None,
+        circuit: Circuit | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
+        """`name` says which account in messages; `clock` drives the circuit, `wall` dates it."""
+        self.name = name
+        self.circuit = circuit or Circuit()
+        self._clock, self._wall = clock, wall
+        self._bucket = _Bucket(budget) if budget is not None else None
+        self._in_flight = 0
+        self._callbacks: list[Recovery] = []
+        self._recovering = True  # see "Recovery" in the module docstring
+
+    @property
+    def budget(self) -> Budget | None:
+        return self._bucket.budget if self._bucket is not None else None
+
+    def reconfigure(self, budget: Budget | None) -> None:
+        """A changed budget: a new bucket, started empty (which keeps the rate across the change).
+        Calls admitted under the old one finish under it; the circuit and callbacks stay."""
+        if budget != self.budget:
+            self._bucket = _Bucket(budget) if budget is not None else None
+
+    def on_recovery(self, callback: Recovery) -> Callable[[], None]:
+        """Call `callback()` whenever the account recovers; returns a function that unregisters it.
+        Called synchronously from the call that succeeded: it must return quickly."""
+        self._callbacks.append(callback)
+
+        def unregister() -> None:
+            if callback in self._callbacks:
+                self._callbacks.remove(callback)
+
+        return unregister
+
+    @asynccontextmanager
+    async def admit(self, max_wait: float) -> AsyncIterator[Admission]:
+        """Let one call through, or raise `CircuitOpen` / `BudgetExhausted` without sending it."""
+        admission = Admission(self, probe=self._pass_circuit())
+        try:
+            bucket = self._bucket
+            if bucket is None:
+                yield admission
+                return
+            await bucket.start()
+            wait = bucket.expected_wait()
+            if wait > max_wait:
+                raise self._exhausted(bucket, wait, max_wait)
+            bucket.queued += 1
+            try:
+                async with asyncio.timeout(max_wait):
+                    await bucket.slots.acquire()
+                    try:
+                        await bucket.limiter.acquire()
+                    except BaseException:
+                        bucket.slots.release()
+                        raise
+            except TimeoutError:
+                raise self._exhausted(bucket, bucket.expected_wait(), max_wait) from None
+            finally:
+                bucket.queued -= 1
+            try:
+                if not admission.probe:
+                    # The circuit may have opened while this call waited: don't send it into that.
+                    admission.probe = self._pass_circuit()
+                self._in_flight += 1
+                try:
+                    yield admission
+                finally:
+                    self._in_flight -= 1
+            finally:
+                bucket.slots.release()
+        finally:
+            if admission.probe and not admission.recorded:
+                self.circuit.release()  # nothing to judge: the next call may probe
+
+    def snapshot(self) -> GateSnapshot:
+        bucket = self._bucket
+        opened_at = self.circuit.opened_at
+        return GateSnapshot(
+            budget=self.budget,
+            available=bucket.available() if bucket is not None else 0.0,
+            in_flight=self._in_flight,
+            circuit=self.circuit.state,
+            consecutive_failures=self.circuit.consecutive_failures,
+            opened_at=None if opened_at is None else _rfc3339(self._wall() - (self._clock() - opened_at)),
+        )
+
+    def _pass_circuit(self) -> bool:
+        """Raise `CircuitOpen` unless the circuit lets a call go; True when it goes as the probe."""
+        now = self._clock()
+        if not self.circuit.allow(now):
+            raise errors.CircuitOpen(
+                f"{self.name}: the platform failed repeatedly (5xx, timeouts or network errors) and "
+                "the account's circuit breaker is open; no request was sent",
+                retry_after=self.circuit.retry_after(now),
+            )
+        return self.circuit.state is CircuitState.HALF_OPEN
+
+    def _exhausted(self, bucket: _Bucket, wait: float, max_wait: float) -> errors.BudgetExhausted:
+        budget = bucket.budget
+        return errors.BudgetExhausted(
+            f"{self.name}: the request budget ({budget.requests_per_second:g}/s, burst {budget.burst}, "
+            f"{budget.max_in_flight} in flight) has no room within {max_wait:g}s; no request was sent",
+            retry_after=wait,
+        )
+
+    def _record(self, status: int | None) -> None:
+        answered = status is not None and status < 500
+        self.circuit.record(answered, self._clock())
+        if not answered:
+            self._recovering = True
+        elif self._recovering and status is not None and succeeded(status):
+            # Not on a 429 or a 401 even though the circuit closed: waking everyone into a rate
+            # limit helps nobody. The next real success wakes them.
+            self._recovering = False
+            for callback in list(self._callbacks):
+                try:
+                    callback()
+                except Exception:  # one broken callback must not fail the call or skip the others
+                    logger.exception("%s: a recovery callback failed", self.name)
+
+
+class Gates:
+    """One `AccountGate` per account, kept for the operator's lifetime (or until `forget`)."""
+
+    def __init__(
+        self, *, circuit: Callable[[], Circuit] = Circuit, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._gates: dict[Hashable, AccountGate] = {}
+        self._circuit, self._clock = circuit, clock
+        self._callbacks: list[Callable[[Hashable], None]] = []
+
+    def for_account(self, key: Hashable, budget: BudgetSpec | Budget | None, name: str = "") -> AccountGate:
+        """The account's gate; its bucket is rebuilt (empty) when the budget changed."""
+        wanted = budget if budget is None or isinstance(budget, Budget) else Budget.of(budget)
+        gate = self._gates.get(key)
+        if gate is None:
+            gate = self._gates[key] = AccountGate(
+                name or _describe(key), wanted, self._circuit(), clock=self._clock
+            )
+            gate.on_recovery(lambda: self._recovered(key))
+        else:
+            gate.reconfigure(wanted)
+        return gate
+
+    def get(self, key: Hashable) -> AccountGate | None:
+        return self._gates.get(key)
+
+    def forget(self, key: Hashable) -> None:
+        self._gates.pop(key, None)
+
+    def on_recovery(self, callback: Callable[[Hashable], None]) -> None:
+        """Call `callback(key)` whenever any account recovers (every gate, present and future)."""
+        self._callbacks.append(callback)
+
+    def _recovered(self, key: Hashable) -> None:
+        for callback in list(self._callbacks):
+            callback(key)
+
+
+def _describe(key: Hashable) -> str:
+    """("ClusterConnectorAccount", "", "shared") -> "ClusterConnectorAccount shared"."""
+    if isinstance(key, tuple) and len(key) == 3 and all(isinstance(part, str) for part in key):
+        kind, namespace, name = key
+        return f"{kind} {namespace}/{name}" if namespace else f"{kind} {name}"
+    return f"account {key}"
+
+
+def _rfc3339(epoch: float) -> str:
+    return datetime.datetime.fromtimestamp(epoch, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
