@@ -18,9 +18,9 @@ from typing import Any
 import httpx
 import pytest
 
-from connector_operator.domain.circuit import Circuit, CircuitState
 from connector_operator.openconnectors import errors
 from connector_operator.openconnectors.budget import AccountGate, Budget, Gates, succeeded
+from connector_operator.openconnectors.circuit import Circuit, CircuitState
 from connector_operator.openconnectors.client import Credentials, InstancesClient
 
 API = "https://platform.test/elements/api-v2"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from connector_operator.domain.circuit import Circuit, CircuitState
+from connector_operator.openconnectors.circuit import Circuit, CircuitState
 
 
 def state(circuit: Circuit) -> CircuitState:

@@ -55,8 +55,8 @@ from typing import Any, Protocol
 
 from aiolimiter import AsyncLimiter
 
-from connector_operator.domain.circuit import Circuit, CircuitState
 from connector_operator.openconnectors import errors
+from connector_operator.openconnectors.circuit import Circuit, CircuitState
 
 __all__ = ["AccountGate", "Admission", "Budget", "BudgetSpec", "GateSnapshot", "Gates", "succeeded"]
 

@@ -14,7 +14,9 @@ rejected request or a rate limit is the caller's business (its backoff, `Retry-A
 that the platform is down.
 
 Pure: the clock is passed in (`now`, monotonic seconds), so the state machine is tested without
-sleeping; the gate (openconnectors/budget.py) drives it.
+sleeping; the gate (`budget.py`) drives it. It lives here rather than in `domain/` because the
+import contract keeps `domain` and `openconnectors` independent of each other, and the gate, which
+needs it, is part of the client.
 """
 
 from __future__ import annotations
