@@ -1,6 +1,7 @@
 """The one place where failures become outcomes (and, for kopf's delete handler, kopf errors).
 
-Retryable: the platform unreachable, 5xx, 429, Kubernetes API hiccups. Terminal for the current
+Retryable: the platform unreachable, 5xx, 429, an account's open circuit breaker or exhausted
+request budget, Kubernetes API hiccups. Terminal for the current
 generation and Secret content: the configuration rejected (400), the account secrets rejected
 (401/403), an unknown connector. Messages carry no secret values: the client has redacted
 platform messages, and Kubernetes errors are reduced to their status and reason.
@@ -55,6 +56,18 @@ def classify(error: BaseException, *, ready: bool, creating: bool) -> Outcome:
                 ready=ready,
                 retry_after=error.retry_after,
             )
+        case errors.CircuitOpen():
+            # The account's own status says CircuitOpen; its instances say why they wait. No
+            # number in the message: every instance of the account would rewrite its status
+            # whenever the expected wait changed.
+            return retrying(
+                Reason.ACCOUNT_UNAVAILABLE,
+                f"The account is unavailable: {error.message}",
+                ready=ready,
+                retry_after=error.retry_after,
+            )
+        case errors.BudgetExhausted():
+            return retrying(Reason.RATE_LIMITED, error.message, ready=ready, retry_after=error.retry_after)
         case errors.OpenConnectorsError():
             return retrying(Reason.API_UNAVAILABLE, f"The platform API failed: {error}", ready=ready)
         case KubeError():
