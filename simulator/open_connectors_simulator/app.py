@@ -104,7 +104,20 @@ async def api_middleware(request: web.Request, handler: Handler) -> web.StreamRe
     if route is None:
         return await handler(request)
     state = state_of(request)
-    state.counters.record(request.method, route)
+    logged = state.counters.record(request.method, route)
+    try:
+        response = await _api_call(request, handler, state, route)
+    except (ApiError, web.HTTPException) as exc:
+        logged.status = exc.status
+        raise
+    logged.status = response.status
+    return response
+
+
+async def _api_call(
+    request: web.Request, handler: Handler, state: SimulatorState, route: str
+) -> web.StreamResponse:
+    """Latency, injected faults, the account check and the route's handler, for one API call."""
     faults = state.faults
     if faults.latency_ms > 0:
         await asyncio.sleep(faults.latency_ms / 1000)

@@ -122,7 +122,14 @@ class ControlOperations:
 
     @operation
     def reset_counters(self) -> Call[None]:
+        """Clear the counters and the request log."""
         return Call("DELETE", "/counters", read=_nothing)
+
+    @operation
+    def requests(self) -> Call[list[dict[str, Any]]]:
+        """The API calls in arrival order (the most recent 100,000), each `{"at": seconds since
+        the epoch when it arrived, "method", "route" (template), "status" (None: no answer)}`."""
+        return Call("GET", "/requests", read=lambda body: body["requests"])
 
     @operation
     def instances(self) -> Call[list[dict[str, Any]]]:

@@ -49,6 +49,10 @@ async def get_counters(request: web.Request) -> web.Response:
     return json_ok({"counters": counters.snapshot(), "total": counters.total()})
 
 
+async def get_requests(request: web.Request) -> web.Response:
+    return json_ok({"requests": state_of(request).counters.log()})
+
+
 async def reset_counters(request: web.Request) -> web.Response:
     state_of(request).counters.reset()
     return json_ok({"counters": {}, "total": 0})
@@ -156,6 +160,7 @@ def add_control_routes(router: web.UrlDispatcher, base: str) -> None:
     router.add_post(f"{base}/reset", reset)
     router.add_get(f"{base}/counters", get_counters, allow_head=False)
     router.add_delete(f"{base}/counters", reset_counters)
+    router.add_get(f"{base}/requests", get_requests, allow_head=False)
     router.add_get(f"{base}/instances", list_raw_instances, allow_head=False)
     router.add_get(f"{base}/instances/{{id}}", get_raw_instance, allow_head=False)
     router.add_patch(f"{base}/instances/{{id}}", patch_raw_instance)

@@ -3,13 +3,16 @@
 The operator's retry and idempotency logic can only be tested against a platform that fails on
 demand. Tests need determinism, so besides random error rates there are counted rules ("the next N
 POSTs fail with 503") that are consumed in order; the counters let tests and the benchmark see
-exactly how many calls each route received.
+exactly how many calls each route received, and the request log when each arrived and how it was
+answered (a rate limit is measured from arrival times the platform saw, not from the caller's
+own counting).
 """
 
 from __future__ import annotations
 
 import random
-from collections import Counter
+import time
+from collections import Counter, deque
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -144,14 +147,40 @@ class FaultState:
         }
 
 
+@dataclass
+class LoggedRequest:
+    """One API call as the simulator saw it."""
+
+    at: float  # arrival, in seconds since the epoch, before any latency or fault is applied
+    method: str
+    route: str
+    status: int | None = None  # None: not answered (yet), or the connection was dropped
+
+    def to_json(self) -> dict[str, Any]:
+        return {"at": self.at, "method": self.method, "route": self.route, "status": self.status}
+
+
+# Enough for any test or benchmark run; a long-running simulator keeps the most recent ones.
+REQUEST_LOG_LIMIT = 100_000
+
+
 class CallCounters:
-    """API calls per `"<METHOD> <route template>"`, e.g. `"GET /instances/{id}"`."""
+    """API calls per `"<METHOD> <route template>"`, e.g. `"GET /instances/{id}"`, and the log of
+    the most recent ones in arrival order."""
 
     def __init__(self) -> None:
         self._counts: Counter[str] = Counter()
+        self._log: deque[LoggedRequest] = deque(maxlen=REQUEST_LOG_LIMIT)
 
-    def record(self, method: str, route: str) -> None:
+    def record(self, method: str, route: str) -> LoggedRequest:
+        """Count a call as it arrives; the caller sets the returned entry's status when answered."""
         self._counts[f"{method} {route}"] += 1
+        entry = LoggedRequest(time.time(), method, route)
+        self._log.append(entry)
+        return entry
+
+    def log(self) -> list[dict[str, Any]]:
+        return [entry.to_json() for entry in self._log]
 
     def snapshot(self) -> dict[str, int]:
         return dict(sorted(self._counts.items()))
@@ -161,3 +190,4 @@ class CallCounters:
 
     def reset(self) -> None:
         self._counts.clear()
+        self._log.clear()

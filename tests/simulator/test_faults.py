@@ -138,6 +138,36 @@ def test_counters_by_method_and_route_template(
     assert simulator.control.counters() == {}
 
 
+def test_the_request_log_has_every_api_call_with_its_arrival_time_and_status(
+    simulator: SimulatorHandle, simulator_client: httpx.Client
+) -> None:
+    simulator.control.reset_counters()
+    before = time.time()
+    first = create(simulator_client, closeio_body())
+    simulator.control.rate_limit_next("GET", 1, retry_after=3)
+    simulator_client.get(f"/instances/{first['id']}")
+    simulator.control.set_latency(200)  # arrival is when the call came, not when it was answered
+    simulator_client.get(f"/instances/{first['id']}")
+    simulator.control.set_latency(0)
+    simulator.control.drop_next("DELETE", 1, after_handling=False)
+    with pytest.raises(httpx.TransportError):
+        simulator_client.delete(f"/instances/{first['id']}")
+    simulator_client.get("/no/such/route")  # not an API call
+    after = time.time()
+    log = simulator.control.requests()
+    assert [(r["method"], r["route"], r["status"]) for r in log] == [
+        ("POST", "/instances", 200),
+        ("GET", "/instances/{id}", 429),
+        ("GET", "/instances/{id}", 200),
+        ("DELETE", "/instances/{id}", None),
+    ]
+    arrivals = [r["at"] for r in log]
+    assert before <= arrivals[0] <= arrivals[1] <= arrivals[2] <= arrivals[3] <= after
+    assert arrivals[3] - arrivals[2] >= 0.2  # the second GET arrived, then waited 200 ms
+    simulator.control.reset_counters()
+    assert simulator.control.requests() == []
+
+
 def test_reset_clears_instances_faults_and_counters(
     simulator: SimulatorHandle, simulator_client: httpx.Client
 ) -> None:
