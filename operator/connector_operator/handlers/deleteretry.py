@@ -1,4 +1,5 @@
-"""A spec change re-runs a blocked delete at once.
+"""When a failed delete runs again: at once on a spec change, when the platform answers again, and
+once at the start of an operator process; otherwise after its own backoff.
 
 kopf retries a failing delete handler after the delay it raised (our backoff, up to five minutes),
 and records it as `delayed` in the handler's progress record, `status.kopf.progress.<handler id>`.
@@ -14,18 +15,38 @@ and kopf's bookkeeping do not), one status patch removes `delayed` from the reco
 of that patch starts kopf's next cycle, which finds the handler awake and runs it now. A blocked
 object stays quiet (no write, no platform call until its delay ends), and a spec change costs one
 extra status write. Within one operator process, each generation does this at most once.
+
+The same patch serves three more cases:
+
+- **Its own backoff.** kopf's `retry` count is persisted and counts every failure, 429s answered
+  with `Retry-After` included: eight of them and one 503 made the next delay 150-300 s. So the
+  delay comes from this module's own count of failures per object, which a failure waited out as
+  the platform asked (an outcome with `retry_after`) does not increase, and a success forgets.
+- **The platform answers again.** A deletion that failed on the platform (5xx, timeout, network)
+  waits for its host and credentials. The client tells of every call answered with success
+  (`InstancesClient.on_success`, registered in handlers/runtime.py); the deletions waiting for
+  that host and credentials run now instead of waiting out their delay. An early run that fails
+  again does not wait for the platform a second time, only its delay: one extra attempt per
+  backoff period at most, so an instance that alone keeps failing (while other calls succeed)
+  cannot loop at the pace of other objects' calls.
+- **A restarted operator.** kopf keeps the delay in the object and a new process honours it, up
+  to five minutes of a delay computed from what the previous process saw. At the first sight of
+  a waiting deletion, a process runs it once; after that its own backoff (counted anew) applies.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from connector_operator.domain.outcome import Backoff, Kind, Outcome
 from connector_operator.handlers.wakeups import Key
 from connector_operator.kube.api import KubeError
 from connector_operator.kube.status import StatusWriter
+from connector_operator.openconnectors.client import Credentials
 
 logger = logging.getLogger(__name__)
 
@@ -34,25 +55,42 @@ logger = logging.getLogger(__name__)
 DELETE_HANDLER = "delete_instance"
 PROGRESS_FIELD = ("status", "kopf", "progress")
 
+Platform = tuple[str, Credentials]  # (host as client.host_of gives it, the account secrets)
+
 
 @dataclass
 class DeleteRetries:
     # Per object being deleted: the last generation seen (in this process).
     seen: dict[Key, int] = field(default_factory=dict)
+    # Per object: failures counted for the backoff (see the module docstring).
+    attempts: dict[Key, int] = field(default_factory=dict)
+    # Deletions that failed on the platform, by the host and credentials they wait for.
+    waiting: dict[Platform, set[Key]] = field(default_factory=dict)
+    # Deletions run early because their platform answered, until that run's outcome.
+    early: set[Key] = field(default_factory=set)
+    _tasks: set[asyncio.Task[bool]] = field(default_factory=set, repr=False)
 
     def forget(self, key: Key) -> None:
         self.seen.pop(key, None)
+        self.succeeded(key)
 
     async def on_event(self, status: StatusWriter, key: Key, body: Mapping[str, Any]) -> bool:
         """For an event of an object being deleted: wake its delete handler when the spec changed
-        since the handler last judged it. True when it did."""
+        since the handler last judged it, or when this process sees it waiting for the first time.
+        True when it did."""
         generation = int((body.get("metadata") or {}).get("generation") or 0)
+        first = key not in self.seen
         # At first sight (deletion just started, or the operator restarted): the generation the
         # delete handler last reported on, which its conditions carry.
         previous = self.seen.get(key, judged_generation(body))
         self.seen[key] = generation
-        if generation == previous or not delayed(body):
+        if (generation == previous and not first) or not delayed(body):
             return False
+        return await self.run_now(status, key)
+
+    async def run_now(self, status: StatusWriter, key: Key) -> bool:
+        """End the delay of the object's delete handler: kopf runs it on the patch's watch event.
+        Only for an object whose handler failed (kopf then has a progress record for it)."""
         patch = {PROGRESS_FIELD[1]: {PROGRESS_FIELD[2]: {DELETE_HANDLER: {"delayed": None}}}}
         try:
             await status.patch(key[0], key[1], patch)
@@ -60,6 +98,47 @@ class DeleteRetries:
             logger.warning("could not retry the deletion of %s/%s now: HTTP %s", *key, error.status)
             return False
         return True
+
+    def attempting(self, key: Key) -> None:
+        """The delete handler runs: it waits for nothing until its outcome is known."""
+        for platform in list(self.waiting):
+            self.waiting[platform].discard(key)
+            if not self.waiting[platform]:
+                del self.waiting[platform]
+
+    def failed(self, key: Key, outcome: Outcome, backoff: Backoff, platform: Platform | None = None) -> float:
+        """The delay before the next attempt. An outcome the platform asked to wait out
+        (`retry_after`) does not count as a failure. A transient failure on `platform` also waits
+        for it to answer, unless this attempt was already an early one."""
+        attempt = self.attempts.get(key, 0)
+        delay = backoff.next_delay(outcome, attempt)
+        if outcome.retry_after is None:
+            self.attempts[key] = attempt + 1
+        was_early = key in self.early
+        self.early.discard(key)
+        if (
+            platform is not None
+            and outcome.kind is Kind.RETRYING
+            and outcome.retry_after is None
+            and not was_early
+        ):
+            self.waiting.setdefault(platform, set()).add(key)
+        return delay
+
+    def succeeded(self, key: Key) -> None:
+        self.attempts.pop(key, None)
+        self.early.discard(key)
+        self.attempting(key)
+
+    def platform_answered(self, status: StatusWriter, platform: Platform) -> None:
+        """A call to `platform` succeeded: run the deletions waiting for it now. Called by the
+        client for every successful call, so it must be cheap when nobody waits."""
+        keys = self.waiting.pop(platform, None)
+        for key in keys or ():
+            self.early.add(key)
+            task = asyncio.ensure_future(self.run_now(status, key))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
 
 
 def judged_generation(body: Mapping[str, Any]) -> int:

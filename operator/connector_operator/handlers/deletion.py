@@ -27,7 +27,7 @@ from connector_operator.handlers.errors import classify, to_kopf
 from connector_operator.handlers.runtime import Runtime
 from connector_operator.handlers.watch import secret_view_cache
 from connector_operator.openconnectors import errors
-from connector_operator.openconnectors.client import Credentials
+from connector_operator.openconnectors.client import Credentials, host_of
 
 
 def release_command(namespace: str, name: str) -> str:
@@ -43,9 +43,11 @@ async def delete_remote(
     spec: ConnectorInstanceSpec,
     status: ConnectorInstanceStatus,
     secret_cache: kopf.Index[tuple[str, str], Any],
-    retry: int,
 ) -> None:
     namespace, name, uid = body["metadata"]["namespace"], body["metadata"]["name"], body["metadata"]["uid"]
+    # The delays come from our own count, not kopf's `retry` (see handlers/deleteretry.py).
+    key, retries = (namespace, name), runtime.delete_retries
+    retries.attempting(key)
     generation = int(body["metadata"].get("generation") or 0)
     api_url = status.api_url or spec.api_url or runtime.settings.default_api_url
     backoff = Backoff(runtime.settings.backoff_base, runtime.settings.backoff_cap)
@@ -58,7 +60,7 @@ async def delete_remote(
             f"{release_command(namespace, name)}",
         )
         await report(runtime, namespace, name, generation, status, outcome)
-        raise to_kopf(outcome, delay=backoff.delay(retry))
+        raise to_kopf(outcome, delay=retries.failed(key, outcome, backoff))
     # None: accountRef or the default account, which this version does not resolve (issue 10).
     account = spec.credentials_secret_ref.name if spec.credentials_secret_ref else None
     view = await runtime.read_secret(secret_view_cache(secret_cache), namespace, account) if account else None
@@ -91,7 +93,7 @@ async def delete_remote(
             ready=False,
         )
         await report(runtime, namespace, name, generation, status, outcome)
-        raise to_kopf(outcome, delay=backoff.delay(retry))
+        raise to_kopf(outcome, delay=retries.failed(key, outcome, backoff))
     credentials = Credentials(resolved.user_secret, resolved.organization_secret)
     try:
         ids = {status.instance_id} if status.instance_id is not None else set()
@@ -107,7 +109,9 @@ async def delete_remote(
                 f"instance: {release_command(namespace, name)}",
             )
         await report(runtime, namespace, name, generation, status, outcome)
-        raise to_kopf(outcome, delay=backoff.next_delay(outcome, retry)) from None
+        platform = (host_of(api_url), credentials)  # waits for it to answer again, when transient
+        raise to_kopf(outcome, delay=retries.failed(key, outcome, backoff, platform)) from None
+    retries.succeeded(key)
     if ids:
         kopf.info(
             body, reason="Deleted", message=f"Deleted remote instance(s) {', '.join(map(str, sorted(ids)))}"

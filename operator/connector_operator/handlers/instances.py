@@ -96,7 +96,10 @@ async def run_instance(
             _post_events(body, state)
             if result.outcome.kind is Kind.RETRYING:
                 delay = backoff.next_delay(result.outcome, state.attempt)
-                state.attempt += 1
+                # A wait the platform asked for (Retry-After) or the account's gate set is not a
+                # failure of ours: the backoff after the next real failure must not have grown.
+                if result.outcome.retry_after is None:
+                    state.attempt += 1
             else:
                 state.attempt = 0
                 if due:
@@ -168,7 +171,6 @@ async def delete_instance(
     uid: str,
     body: kopf.Body,
     memo: kopf.Memo,
-    retry: int,
     secret_cache: kopf.Index[tuple[str, str], Any],
     **_: Any,
 ) -> None:
@@ -185,5 +187,5 @@ async def delete_instance(
             body, reason="Orphaned", message="deletionPolicy is Orphan: the remote instance is left in place"
         )
     else:
-        await deletion.delete_remote(runtime, body, spec, status, secret_cache, retry)
+        await deletion.delete_remote(runtime, body, spec, status, secret_cache)
     await runtime.secrets.delete_token(namespace, token_secret, uid)

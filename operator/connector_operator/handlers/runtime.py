@@ -39,6 +39,12 @@ class Runtime:
     delete_retries: DeleteRetries = field(default_factory=DeleteRetries)
     clock: Callable[[], str] = utcnow  # the only source of status timestamps
 
+    def __post_init__(self) -> None:
+        # A platform that answers again ends the wait of the deletions that failed on it.
+        self.instances.on_success(
+            lambda host, credentials: self.delete_retries.platform_answered(self.status, (host, credentials))
+        )
+
     @functools.cached_property
     def hosts(self) -> HostPolicy:
         """Where the operator may send requests: the platform team's allowlist, never a tenant's."""
