@@ -8,22 +8,29 @@ namespace selectors (In/NotIn without values, Exists with values, unknown operat
 and values Kubernetes would not accept) and an empty allowedConnectors list; and what is accepted
 and stored exactly as written: full specs of both kinds with no server-side defaults (a
 fractional rate included), and the status subresource the operator writes, with its one default
-(observedGeneration 0, so that kstatus does not read a new account as Current).
+(observedGeneration 0, so that kstatus does not read a new account as Current). The platform-team
+and application-team examples (examples/accounts/) pass a server-side dry run as written.
 """
 
 from __future__ import annotations
 
 import json
+import subprocess
 import uuid
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from connector_operator.api import names
+from hack.controlplane.cluster import ControlPlane
 
 pytestmark = pytest.mark.usefixtures("api_crds")
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "accounts"
 
 API_URL = "https://api.openconnectors.eu10.ext.hana.ondemand.com/elements/api-v2"
 BUDGET = {"requestsPerSecond": 5, "burst": 10, "maxInFlight": 4}
@@ -333,3 +340,37 @@ def test_the_operator_writes_status_through_the_subresource(custom: client.Custo
     )
     assert patched["status"] == status
     assert patched["spec"] == CLUSTER_SPEC
+
+
+def test_the_account_examples_pass_server_side_dry_run(
+    control_plane: ControlPlane, core: client.CoreV1Api
+) -> None:
+    documents = [d for f in sorted(EXAMPLES.glob("*.yaml")) for d in yaml.safe_load_all(f.read_text()) if d]
+    assert {d["kind"] for d in documents} == {
+        "Namespace",
+        "Secret",
+        names.CLUSTER_ACCOUNT_KIND,
+        names.KIND,
+    }
+    # A dry run creates nothing, so the namespaces the objects live in must exist for real.
+    for namespace in {d["metadata"]["namespace"] for d in documents if "namespace" in d["metadata"]}:
+        try:
+            core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=namespace)))
+        except ApiException as error:
+            if error.status != 409:
+                raise
+    result = subprocess.run(
+        [
+            "kubectl",
+            f"--kubeconfig={control_plane.kubeconfig}",
+            "apply",
+            "--dry-run=server",
+            "-f",
+            str(EXAMPLES),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("(server dry run)") == len(documents)

@@ -268,3 +268,32 @@ def test_account_specs_are_parsed_by_kind() -> None:
         parse_account_spec(names.CLUSTER_ACCOUNT_KIND, {"credentialsSecretRef": {"name": "oc-account"}})
     with pytest.raises(ValueError, match="not an account kind"):
         parse_account_spec(names.KIND, {"credentialsSecretRef": {"name": "oc-account"}})
+
+
+ACCOUNT_EXAMPLES = ROOT / "examples" / "accounts"
+
+
+@pytest.mark.parametrize("path", sorted(ACCOUNT_EXAMPLES.glob("*.yaml")), ids=lambda p: p.name)
+def test_account_examples_round_trip_and_validate_against_the_schemas(path: Path) -> None:
+    ours = [d for d in yaml.safe_load_all(path.read_text()) if d and d["apiVersion"].startswith(names.GROUP)]
+    assert ours
+    schemas = {r.kind: crd.openapi_schema(r) for r in crd.RESOURCES}
+    for obj in ours:
+        # Draft 4: OpenAPI 3.0's boolean exclusiveMinimum, as the CRD states it.
+        jsonschema.Draft4Validator(schemas[obj["kind"]]).validate(obj)
+        parsed = (
+            parse_spec(obj["spec"])
+            if obj["kind"] == names.KIND
+            else parse_account_spec(obj["kind"], obj["spec"])
+        )
+        assert parsed.model_dump(mode="json", by_alias=True, exclude_none=True) == obj["spec"]
+
+
+def test_a_budget_out_of_bounds_fails_the_schema_as_the_server_would() -> None:
+    schema = crd.openapi_schema(crd.CLUSTER_ACCOUNT)
+    spec = {
+        "credentialsSecretRef": {"name": "a", "namespace": "b"},
+        "requestBudget": {"requestsPerSecond": 0, "burst": 1, "maxInFlight": 1},
+    }
+    with pytest.raises(jsonschema.ValidationError, match="less than or equal to the minimum of 0"):
+        jsonschema.Draft4Validator(schema).validate({"spec": spec})

@@ -11,6 +11,7 @@ of the chart's ServiceAccount from the TokenRequest API.
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -115,7 +116,13 @@ def service_account_token(core: client.CoreV1Api, namespace: str) -> str:
 def service_account_kubeconfig(
     control_plane: ControlPlane, core: client.CoreV1Api, namespace: str, path: Path
 ) -> Path:
-    return control_plane.kubeconfig_for(service_account_token(core, namespace), path)
+    """The pod's identity, and its default namespace too: kopf posts the Events of cluster-scoped
+    objects (ClusterConnectorAccounts) there, as it does in the pod."""
+    written = control_plane.kubeconfig_for(service_account_token(core, namespace), path)
+    kubeconfig = json.loads(written.read_text())
+    kubeconfig["contexts"][0]["context"]["namespace"] = namespace
+    written.write_text(json.dumps(kubeconfig, indent=2))
+    return written
 
 
 def service_account_client(

@@ -17,6 +17,7 @@ from hack import manifests
 from tests.chart.support import CHART, ROOT, deployment_env, helm, render
 
 DEPLOY = ROOT / "deploy" / "open-connectors-operator.yaml"
+FULLNAME = "oco-open-connectors-operator"
 
 
 def kinds(objects: list[dict[str, Any]]) -> list[tuple[str, str | None]]:
@@ -24,10 +25,10 @@ def kinds(objects: list[dict[str, Any]]) -> list[tuple[str, str | None]]:
 
 
 def test_chart_crds_are_the_generated_ones() -> None:
-    # All three: ConnectorInstance and the two account kinds (issue 10).
+    # All three: ConnectorInstance and the two account kinds (issue 10); no stale one of ours.
     generated = sorted(p.name for p in (ROOT / "crds").glob("*.yaml"))
-    assert sorted(p.name for p in (CHART / "crds").iterdir()) == generated
     assert len(generated) == 3
+    assert sorted(p.name for p in (CHART / "crds").glob("openconnectors.io_*")) == generated
     for name in generated:
         assert (CHART / "crds" / name).read_text() == (ROOT / "crds" / name).read_text(), (
             "run `make crds` (it writes the chart's copies too)"
@@ -69,10 +70,8 @@ def test_default_render_is_cluster_wide_secure_and_deterministic() -> None:
         ("ClusterRoleBinding", None),
         ("Deployment", "oco"),
         ("ServiceAccount", "oco"),
-        ("ValidatingAdmissionPolicy", None),
-        ("ValidatingAdmissionPolicy", None),
-        ("ValidatingAdmissionPolicyBinding", None),
-        ("ValidatingAdmissionPolicyBinding", None),
+        *[("ValidatingAdmissionPolicy", None)] * 3,
+        *[("ValidatingAdmissionPolicyBinding", None)] * 3,
     ]
     [deployment] = [o for o in objects if o["kind"] == "Deployment"]
     spec = deployment["spec"]
@@ -94,6 +93,8 @@ def test_default_render_is_cluster_wide_secure_and_deterministic() -> None:
     assert env["OCO_METRICS_PORT"] == "9090"
     assert env["OCO_ALLOWED_API_HOSTS"] == ",".join(DEFAULT_ALLOWED_API_HOSTS)
     assert env["OCO_ALLOW_INSECURE_HTTP"] == "false"
+    assert env["OCO_DEFAULT_ACCOUNT"] == ""  # none: an instance naming no account is refused
+    assert env["OCO_ACCOUNT_SECRETS_NAMESPACES"] == "oco"
     assert "SSL_CERT_FILE" not in env
     assert container["image"].endswith(":0.1.0")
 
@@ -101,18 +102,20 @@ def test_default_render_is_cluster_wide_secure_and_deterministic() -> None:
 def test_namespaced_render_has_roles_only_in_the_watched_namespaces() -> None:
     objects = render("--set", "operator.watchNamespaces={sales,support}")
     assert kinds(objects) == [
+        ("ClusterRole", None),  # ClusterConnectorAccounts and the watched namespaces' labels
+        ("ClusterRoleBinding", None),
         ("Deployment", "oco"),
         ("Role", "oco"),  # the operator's own Secret in its namespace
+        ("Role", "oco"),  # the cluster accounts' Secrets in its namespace
         ("Role", "sales"),
         ("Role", "support"),
+        ("RoleBinding", "oco"),
         ("RoleBinding", "oco"),
         ("RoleBinding", "sales"),
         ("RoleBinding", "support"),
         ("ServiceAccount", "oco"),
-        ("ValidatingAdmissionPolicy", None),
-        ("ValidatingAdmissionPolicy", None),
-        ("ValidatingAdmissionPolicyBinding", None),
-        ("ValidatingAdmissionPolicyBinding", None),
+        *[("ValidatingAdmissionPolicy", None)] * 3,
+        *[("ValidatingAdmissionPolicyBinding", None)] * 3,
     ]
     [deployment] = [o for o in objects if o["kind"] == "Deployment"]
     env = {e["name"]: e["value"] for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
@@ -127,13 +130,21 @@ def test_namespaced_render_has_roles_only_in_the_watched_namespaces() -> None:
         }
     }
     assert "matchResources" not in bindings["oco-open-connectors-operator-secret-writes"]
+    assert "matchResources" not in bindings["oco-open-connectors-operator-account-writes"]
 
 
 def test_rbac_grants_only_the_calls_the_operator_makes() -> None:
-    """No `get` on ConnectorInstances, no `update` anywhere, Events only created, no namespaces;
-    Secrets keep create/patch/delete (RBAC cannot narrow them: the admission policy does)."""
+    """No `get` on ConnectorInstances, no `update` anywhere, Events only created; accounts read,
+    patched (finalizer) and their status written; Secrets keep create/patch/delete (RBAC cannot
+    narrow them: the admission policy does)."""
     for args, kind in (((), "ClusterRole"), (("--set", "operator.watchNamespaces={sales}"), "Role")):
-        [role] = [o for o in render(*args) if o["kind"] == kind and o["metadata"].get("namespace") != "oco"]
+        [role] = [
+            o
+            for o in render(*args)
+            if o["kind"] == kind
+            and o["metadata"]["name"] == FULLNAME
+            and o["metadata"].get("namespace") != "oco"
+        ]
         rules = {(group, resource): sorted(rule["verbs"]) for rule in role["rules"]
                  for group in rule["apiGroups"] for resource in rule["resources"]}  # fmt: skip
         expected = {
@@ -141,12 +152,17 @@ def test_rbac_grants_only_the_calls_the_operator_makes() -> None:
             ("openconnectors.io", "connectorinstances/status"): ["patch"],
             ("", "secrets"): ["create", "delete", "get", "list", "patch", "watch"],
             ("", "events"): ["create"],
+            ("openconnectors.io", "connectoraccounts"): ["get", "list", "patch", "watch"],
+            ("openconnectors.io", "connectoraccounts/status"): ["patch"],
         }
         if kind == "ClusterRole":
             expected[("apiextensions.k8s.io", "customresourcedefinitions")] = ["list", "watch"]
+            expected[("openconnectors.io", "clusterconnectoraccounts")] = ["get", "list", "patch", "watch"]
+            expected[("openconnectors.io", "clusterconnectoraccounts/status")] = ["patch"]
+            expected[("", "namespaces")] = ["get", "list", "watch"]
         assert rules == expected
     namespaced = render("--set", "operator.watchNamespaces={sales}")
-    [own] = [o for o in namespaced if o["kind"] == "Role" and o["metadata"]["namespace"] == "oco"]
+    [own] = [o for o in namespaced if o["kind"] == "Role" and o["metadata"]["name"] == f"{FULLNAME}-own"]
     env = deployment_env("--set", "operator.watchNamespaces={sales}")
     assert (env["OCO_OPERATOR_NAMESPACE"], env["OCO_DIGEST_KEY_SECRET"]) == (
         "oco",
@@ -160,6 +176,7 @@ def test_rbac_grants_only_the_calls_the_operator_makes() -> None:
             "verbs": ["get"],
         },
         {"apiGroups": [""], "resources": ["secrets"], "verbs": ["create"]},
+        {"apiGroups": [""], "resources": ["events"], "verbs": ["create"]},
     ]
 
 

@@ -1,4 +1,4 @@
-"""Argo CD health for ConnectorInstance: charts/open-connectors-operator/argocd/health.lua.
+"""Argo CD health for ConnectorInstance and the accounts: charts/open-connectors-operator/argocd/health.lua.
 
 The script runs as Argo CD runs it: Lua 5.1 (Argo CD embeds gopher-lua, a Lua 5.1), with the
 object as the global `obj`, returning `hs` with `status` and `message`. Here it runs in an
@@ -8,8 +8,12 @@ dependency on anything else, or a stray global, shows up.
 Covers every state in tests/gitops/objects.py (conditions written by the operator's own
 functions): Healthy when ready; Progressing while a generation is not handled yet, while waiting
 for a Secret and while retrying transient failures (also with Ready still True); Degraded when
-stalled; Progressing while deleting, Degraded when the deletion is blocked. Also: odd or partial
-objects never make the script fail, and the README's argocd-cm snippet installs this very script.
+stalled; Progressing while deleting, Degraded when the deletion is blocked. The same script reads
+ConnectorAccount and ClusterConnectorAccount (tests/gitops/accounts.py): Healthy when verified,
+Progressing while new, waiting for its Secret, its circuit open or in a credentials rotation's
+grace period, Degraded when the platform refuses its credentials, Progressing while an account in
+use is being deleted. Also: odd or partial objects never make the script fail, and the README's
+argocd-cm snippet installs this very script under all three kinds.
 """
 
 from __future__ import annotations
@@ -24,12 +28,16 @@ import yaml
 from lupa import lua51
 
 from connector_operator.domain.outcome import Outcome
-from tests.gitops import objects
+from tests.gitops import accounts, objects
 
 ARGOCD_DIR = Path(__file__).resolve().parents[2] / "charts" / "open-connectors-operator" / "argocd"
 HEALTH_LUA = ARGOCD_DIR / "health.lua"
 README = ARGOCD_DIR / "README.md"
 CM_KEY = "resource.customizations.health.openconnectors.io_ConnectorInstance"
+CM_KEYS = [
+    f"resource.customizations.health.openconnectors.io_{kind}"
+    for kind in ("ConnectorInstance", *accounts.KINDS)
+]
 STATUSES = {"Healthy", "Progressing", "Degraded", "Suspended", "Missing"}
 
 # What Argo CD's Lua VM offers a health script (base functions and the safe libraries).
@@ -212,9 +220,21 @@ def test_the_readme_installs_this_script_into_argocd_cm() -> None:
     configmap = yaml.safe_load(pasted)
     assert configmap["kind"] == "ConfigMap"
     assert configmap["metadata"]["name"] == "argocd-cm"
+    assert sorted(configmap["data"]) == sorted(CM_KEYS)
+    for key in CM_KEYS:
+        assert configmap["data"][key].rstrip("\n") == script.rstrip("\n"), key
     installed = configmap["data"][CM_KEY]
-    assert installed.rstrip("\n") == script.rstrip("\n")
     assert run_script(installed, objects.state("ready"))["status"] == "Healthy"
+    assert run_script(configmap["data"][CM_KEYS[2]], accounts.state(accounts.KINDS[1], "verified"))[
+        "status"
+    ] == ("Healthy")
+
+
+def test_the_readme_s_commands_install_the_script_under_every_kind() -> None:
+    readme = README.read_text()
+    for key in CM_KEYS:
+        assert readme.count(f'"{key}": $script') == 1, key  # jq
+        assert readme.count(key.replace(".", "\\.") + "=health.lua") == 1, key  # helm --set-file
 
 
 def test_the_readme_does_not_carry_a_second_copy_of_the_script() -> None:
@@ -222,3 +242,45 @@ def test_the_readme_does_not_carry_a_second_copy_of_the_script() -> None:
     for line in HEALTH_LUA.read_text().splitlines():
         if line.startswith("local function "):
             assert line not in readme
+
+
+# --- accounts -------------------------------------------------------------------------------------
+
+
+def verified_message(obj: objects.Object) -> str:
+    ready = next(c for c in obj["status"]["conditions"] if c["type"] == "Ready")
+    return f"Available: {ready['message']}"
+
+
+ACCOUNT_EXPECTED: dict[str, tuple[str, Callable[[objects.Object], str]]] = {
+    "new": ("Progressing", lambda _: "Waiting for status"),
+    "verified": ("Healthy", verified_message),
+    "waiting_for_secret": ("Progressing", lambda _: said(accounts.waiting_for_secret())),
+    "circuit_open_new": ("Progressing", lambda _: said(accounts.circuit_open())),
+    # The credentials were verified, the platform fails now: not the account's fault, retried.
+    "circuit_open_after_verified": ("Progressing", lambda _: said(accounts.circuit_open())),
+    "rotation_grace": ("Progressing", lambda _: said(accounts.rotation_grace())),
+    "credentials_rejected": ("Degraded", lambda _: said(accounts.credentials_rejected())),
+    # In use: its finalizer waits for its instances.
+    "deleting_in_use": ("Progressing", lambda _: "Deleting"),
+}
+
+
+def test_every_account_state_has_an_expectation() -> None:
+    assert set(ACCOUNT_EXPECTED) == set(accounts.STATES)
+
+
+@pytest.mark.parametrize("kind", accounts.KINDS)
+@pytest.mark.parametrize("name", ACCOUNT_EXPECTED)
+def test_health_of_each_account_state(health: Health, kind: str, name: str) -> None:
+    obj = accounts.state(kind, name)
+    status, message = ACCOUNT_EXPECTED[name]
+    assert health(obj) == {"status": status, "message": message(obj)}
+
+
+def test_an_open_circuit_is_ready_false_but_never_degraded(health: Health) -> None:
+    obj = accounts.state(accounts.KINDS[1], "circuit_open_after_verified")
+    by_type = {c["type"]: c for c in obj["status"]["conditions"]}
+    assert (by_type["Ready"]["status"], by_type["Ready"]["reason"]) == ("False", "CircuitOpen")
+    assert obj["status"]["observedGeneration"] == obj["metadata"]["generation"]
+    assert health(obj)["status"] == "Progressing"

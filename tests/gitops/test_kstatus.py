@@ -10,7 +10,10 @@ Covers: Ready -> Current; generation ahead of observedGeneration, waiting for a 
 being deleted, blocked or not -> Terminating; YAML input as well as JSON. Where kstatus reads an
 object differently from what its conditions intend, the test says so instead of following kstatus:
 a new object without status is `Current` to kstatus (the `new_without_status` case, and why the
-CRD defaults `status.observedGeneration`).
+CRD defaults `status.observedGeneration`). The accounts of tests/gitops/accounts.py, both kinds:
+verified -> Current; new, waiting for its Secret, circuit open (Ready False, Reconciling True) and
+in a rotation's grace period -> InProgress; credentials refused -> Failed; deleted while in use ->
+Terminating.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ import pytest
 import yaml
 
 from connector_operator.domain.outcome import Outcome
-from tests.gitops import objects
+from tests.gitops import accounts, objects
 
 Kstatus = Callable[[str], dict[str, str]]
 
@@ -142,3 +145,35 @@ def test_invalid_input_is_an_error(kstatus_binary: Path) -> None:
     assert result.returncode == 1
     assert result.stderr.startswith("kstatus: ")
     assert result.stdout == ""
+
+
+# --- accounts -------------------------------------------------------------------------------------
+
+
+def account_ahead(kind: str) -> dict[str, str]:
+    return {"status": "InProgress", "message": f"{kind} generation is 1, but latest observed generation is 0"}
+
+
+ACCOUNT_EXPECTED: dict[str, Callable[[str], dict[str, str]]] = {
+    # The CRD's status default: not Current before the operator's first write.
+    "new": account_ahead,
+    "verified": lambda _: READY,
+    # Retried outcomes leave observedGeneration behind on a new account: kstatus says so first.
+    "waiting_for_secret": account_ahead,
+    "circuit_open_new": account_ahead,
+    # Generation handled; the platform fails now: Reconciling=True, never Failed.
+    "circuit_open_after_verified": lambda _: in_progress(accounts.circuit_open()),
+    "rotation_grace": lambda _: in_progress(accounts.rotation_grace()),
+    "credentials_rejected": lambda _: failed(accounts.credentials_rejected()),
+    "deleting_in_use": lambda _: TERMINATING,
+}
+
+
+def test_every_account_state_has_an_expectation() -> None:
+    assert set(ACCOUNT_EXPECTED) == set(accounts.STATES)
+
+
+@pytest.mark.parametrize("kind", accounts.KINDS)
+@pytest.mark.parametrize("name", ACCOUNT_EXPECTED)
+def test_kstatus_of_each_account_state(kstatus: Kstatus, kind: str, name: str) -> None:
+    assert kstatus(json.dumps(accounts.state(kind, name))) == ACCOUNT_EXPECTED[name](kind)

@@ -1,13 +1,15 @@
--- Argo CD health check for openconnectors.io/ConnectorInstance.
+-- Argo CD health check for openconnectors.io/ConnectorInstance, ConnectorAccount and
+-- ClusterConnectorAccount.
 --
--- Install it in argocd-cm under resource.customizations.health.openconnectors.io_ConnectorInstance
--- (see README.md beside this file). This file is the single source: tests/gitops runs it with the
--- conditions the operator writes in every state.
+-- Install it in argocd-cm under resource.customizations.health.openconnectors.io_<Kind>, once per
+-- kind (see README.md beside this file). This file is the single source: tests/gitops runs it with
+-- the conditions the operator writes in every state.
 --
 -- The operator writes four conditions (Ready, Synced, Reconciling, Stalled; Reconciling and
 -- Stalled are abnormal-true, as in kstatus), each with the generation it describes, and advances
--- status.observedGeneration once a generation is handled: applied, or judged impossible
--- (Stalled=True). Transient failures are retried (Reconciling=True) and are never Degraded.
+-- status.observedGeneration once a generation is handled: applied (for an account: its credentials
+-- verified), or judged impossible (Stalled=True). Transient failures are retried
+-- (Reconciling=True; an account's open circuit breaker too) and are never Degraded.
 
 local hs = {}
 

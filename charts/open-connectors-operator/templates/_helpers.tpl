@@ -86,4 +86,33 @@ a patch), Events only created (kopf posts core/v1 Events and never patches them)
 - apiGroups: [""]
   resources: [events]
   verbs: [create]
+# Accounts (issue 10): read, never written but for the operator's finalizer on the object (patch;
+# the account-writes policy confines it to metadata.finalizers) and the status subresource.
+- apiGroups: [openconnectors.io]
+  resources: [connectoraccounts]
+  verbs: [get, list, watch, patch]
+- apiGroups: [openconnectors.io]
+  resources: [connectoraccounts/status]
+  verbs: [patch]
+{{- end -}}
+
+{{/* Cluster-scoped reads that any install needs, namespaced or not: ClusterConnectorAccounts (as
+for namespaced accounts: read, finalizer and status) and the labels of the namespaces whose
+instances use them (a cluster account's namespaceSelector). */}}
+{{- define "oco.clusterAccountRules" -}}
+- apiGroups: [openconnectors.io]
+  resources: [clusterconnectoraccounts]
+  verbs: [get, list, watch, patch]
+- apiGroups: [openconnectors.io]
+  resources: [clusterconnectoraccounts/status]
+  verbs: [patch]
+{{- end -}}
+
+{{/* Namespaces that hold ClusterConnectorAccounts' credentials Secrets but are not watched: the
+release namespace and operator.accountSecretsNamespaces, without duplicates. A JSON list. */}}
+{{- define "oco.accountSecretsNamespaces" -}}
+{{- $all := prepend (.Values.operator.accountSecretsNamespaces | default list) .Release.Namespace | uniq -}}
+{{- $unwatched := list -}}
+{{- range $all }}{{ if not (has . $.Values.operator.watchNamespaces) }}{{ $unwatched = append $unwatched . }}{{ end }}{{ end -}}
+{{- toJson $unwatched -}}
 {{- end -}}
