@@ -215,14 +215,14 @@ async def test_recovery_callbacks_run_on_a_success_after_failures_and_not_on_a_4
     woken: list[str] = []
     gate.on_recovery(lambda: woken.append("a"))
     await call(gate, 200)
-    assert woken == ["a"]  # a fresh gate: objects a previous process left waiting are told
-    await call(gate, 200)
-    assert woken == ["a"]
+    assert woken == []  # a fresh gate has nothing to recover from
     await call(gate, 503)
     await call(gate, 429)  # the circuit stays closed, but a rate limit is no reason to wake anyone
-    assert woken == ["a"]
+    assert woken == []
     await call(gate, 404)
-    assert woken == ["a", "a"]
+    assert woken == ["a"]
+    await call(gate, 200)
+    assert woken == ["a"]
 
 
 async def test_recovery_after_the_circuit_opened_and_closed() -> None:
@@ -250,6 +250,7 @@ async def test_a_failing_recovery_callback_neither_fails_the_call_nor_skips_the_
 
     gate.on_recovery(broken)
     gate.on_recovery(lambda: woken.append("b"))
+    await call(gate, 503)
     await call(gate, 200)
     assert woken == ["b"]
 
@@ -314,7 +315,9 @@ async def test_gates_keep_one_gate_per_account_and_rebuild_its_bucket_when_the_b
     clock.now += 30  # past the cooldown: the next call is the probe
     await call(gate, 200)
     other = ("ConnectorAccount", "team", "acme")
-    await call(gates.for_account(other, None), 200)  # a fresh gate's first success
+    await call(gates.for_account(other, None), 503)
+    clock.now += 30
+    await call(gates.for_account(other, None), 200)
     assert recovered == [key, other]
     gates.forget(key)
     assert gates.get(key) is None

@@ -37,9 +37,10 @@ than expected) fails the same way.
 
 **Recovery.** When a call succeeds after failures (the circuit closes, or a closed circuit's
 failure count clears), the gate calls its `on_recovery` callbacks, so that objects waiting in
-backoff for the account can retry now instead of waiting out their own delay. A fresh gate
-counts as recovering too: after a restart, the first success tells objects that the previous
-process left waiting (a kopf delete delay survives a restart) that the platform answers.
+backoff for the account can retry now instead of waiting out their own delay. A fresh gate has
+nothing to recover from: waking every object of every account at start-up would undo the spread of
+their first checks (handlers/instances.py), and deletions that a previous process left waiting
+are run once at first sight anyway (handlers/deleteretry.py).
 """
 
 from __future__ import annotations
@@ -190,7 +191,7 @@ class AccountGate:
         self._bucket = _Bucket(budget) if budget is not None else None
         self._in_flight = 0
         self._callbacks: list[Recovery] = []
-        self._recovering = True  # see "Recovery" in the module docstring
+        self._recovering = False  # a failure since the last recovery; see "Recovery" above
 
     @property
     def budget(self) -> Budget | None:
