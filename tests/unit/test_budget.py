@@ -21,7 +21,7 @@ import pytest
 from connector_operator.openconnectors import errors
 from connector_operator.openconnectors.budget import AccountGate, Budget, Gates, succeeded
 from connector_operator.openconnectors.circuit import Circuit, CircuitState
-from connector_operator.openconnectors.client import Credentials, InstancesClient
+from connector_operator.openconnectors.client import Credentials, InstancesClient, host_of
 
 API = "https://platform.test/elements/api-v2"
 CREDENTIALS = Credentials("user", "organization")
@@ -433,4 +433,4 @@ async def test_the_success_listener_hears_of_successes_for_its_host_and_credenti
     for _ in range(5):
         with contextlib.suppress(errors.APIError):
             await client.get(API, CREDENTIALS, 1)
-    assert heard == [("https://platform.test:443", CREDENTIALS)] * 2
+    assert heard == [(host_of(API), CREDENTIALS)] * 2

@@ -16,11 +16,11 @@ from connector_operator.domain import outcome as outcomes
 from connector_operator.domain.outcome import Backoff
 from connector_operator.handlers.deleteretry import DELETE_HANDLER, DeleteRetries
 from connector_operator.kube.status import StatusWriter
-from connector_operator.openconnectors.client import Credentials
+from connector_operator.openconnectors.client import Credentials, host_of
 
 KEY = ("team", "crm")
 OTHER = ("team", "erp")
-PLATFORM = ("https://platform.test:443", Credentials("u", "o"))
+PLATFORM = (host_of("https://platform.test/elements/api-v2"), Credentials("u", "o"))
 BACKOFF = Backoff(base=2.0, cap=300.0)
 RUN_NOW = {"kopf": {"progress": {DELETE_HANDLER: {"delayed": None}}}}
 
@@ -75,7 +75,9 @@ def test_a_success_forgets_the_count() -> None:
 async def test_a_success_on_the_platform_runs_the_deletions_waiting_for_it_once() -> None:
     retries, patches = DeleteRetries(), Patches()
     retries.failed(KEY, UNAVAILABLE, BACKOFF, PLATFORM)
-    retries.failed(OTHER, UNAVAILABLE, BACKOFF, ("https://elsewhere.test:443", PLATFORM[1]))
+    retries.failed(
+        OTHER, UNAVAILABLE, BACKOFF, (host_of("https://elsewhere.test/elements/api-v2"), PLATFORM[1])
+    )
     retries.platform_answered(writer(patches), PLATFORM)
     await asyncio.gather(*retries._tasks)
     assert patches.made == [("team", "crm", RUN_NOW)]
