@@ -91,6 +91,20 @@ def _quiet_watch_handlers(record: logging.LogRecord) -> bool:
     help="Secret in the operator's namespace holding the key of the digests in status (created if missing).",
 )
 @click.option(
+    "--account-secrets-namespaces",
+    envvar="OCO_ACCOUNT_SECRETS_NAMESPACES",
+    default="",
+    help="Namespaces, comma- or space-separated, where a ClusterConnectorAccount's credentials Secret "
+    "may live besides the operator's own namespace.",
+)
+@click.option(
+    "--default-account",
+    envvar="OCO_DEFAULT_ACCOUNT",
+    default=None,
+    help="ClusterConnectorAccount for ConnectorInstances that name neither spec.accountRef nor "
+    "spec.credentialsSecretRef.",
+)
+@click.option(
     "--log-format",
     envvar="OCO_LOG_FORMAT",
     type=click.Choice(["text", "json"]),
@@ -151,6 +165,8 @@ def run_command(
     allow_insecure_http: bool,
     operator_namespace: str | None,
     digest_key_secret: str,
+    default_account: str | None,
+    account_secrets_namespaces: str,
     log_format: str,
     log_level: str,
     resync_interval: float,
@@ -164,6 +180,8 @@ def run_command(
         default_api_url=default_api_url,
         allowed_api_hosts=allowed_api_hosts,
         allow_insecure_http=allow_insecure_http,
+        default_account=default_account or None,
+        account_secrets_namespaces=_namespaces((account_secrets_namespaces,)),
         namespaces=_namespaces(namespaces),
         operator_namespace=operator_namespace or None,
         digest_key_secret=digest_key_secret,

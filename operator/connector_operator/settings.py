@@ -31,6 +31,12 @@ class Settings:
     allow_insecure_http: bool = False
     """Whether plain http API URLs are allowed (the local simulator only)."""
 
+    default_account: str | None = None
+    """ClusterConnectorAccount for instances that name neither an account nor credentials."""
+
+    account_secrets_namespaces: tuple[str, ...] = ()
+    """Namespaces besides the operator's own where a ClusterConnectorAccount's Secret may live."""
+
     namespaces: tuple[str, ...] = ()
     """Namespaces to watch; empty means the whole cluster."""
 

@@ -64,25 +64,32 @@ def _lookup(secrets: Mapping[str, SecretData | None], name: str, key: str, purpo
     return value
 
 
+def account_secrets(secrets: Mapping[str, SecretData | None], name: str) -> tuple[str, str] | Missing:
+    """The user and organization secrets from the Secret keyed `name`, or what is wrong with them."""
+    found: list[str] = []
+    for key in CREDENTIAL_KEYS:
+        value = _lookup(secrets, name, key, "account credentials")
+        if isinstance(value, Missing):
+            return value
+        if not set(value.strip()) <= _HEADER_SAFE:
+            return Missing(
+                f"Secret {name!r} key {key!r} (account credentials) has characters an account "
+                "secret cannot have (only printable ASCII without spaces)",
+                name,
+            )
+        found.append(value.strip())
+    return found[0], found[1]
+
+
 def resolve(
     spec: ConnectorInstanceSpec, secrets: Mapping[str, SecretData | None], credentials_secret: str
 ) -> Resolved | Missing | TooLarge:
     """`credentials_secret` is the key of `secrets` under which the account secrets are: the
     spec's `credentialsSecretRef` or an account's Secret (a Secret of another namespace can be keyed
     `namespace/name`, which no Secret name of this namespace can be)."""
-    account = credentials_secret
-    found: list[str] = []
-    for key in CREDENTIAL_KEYS:
-        value = _lookup(secrets, account, key, "account credentials")
-        if isinstance(value, Missing):
-            return value
-        if not set(value.strip()) <= _HEADER_SAFE:
-            return Missing(
-                f"Secret {account!r} key {key!r} (account credentials) has characters an account "
-                "secret cannot have (only printable ASCII without spaces)",
-                account,
-            )
-        found.append(value.strip())
+    found = account_secrets(secrets, credentials_secret)
+    if isinstance(found, Missing):
+        return found
     configuration: dict[str, str] = {}
     total = 0
     for entry in spec.configuration or []:

@@ -60,14 +60,21 @@ def bounded(message: str, limit: int = MAX_MESSAGE) -> str:
     return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
+AVAILABLE = "The instance is available and its token is in the Secret"
+
+
 def conditions(
-    outcome: Outcome, generation: int, previous: list[Condition] | None, now: str
+    outcome: Outcome,
+    generation: int,
+    previous: list[Condition] | None,
+    now: str,
+    *,
+    available: str = AVAILABLE,
 ) -> list[Condition]:
-    """All four conditions for `outcome`, keeping lastTransitionTime where a status did not change."""
+    """All four conditions for `outcome`, keeping lastTransitionTime where a status did not change.
+    `available` is Ready's message when ready (an account says something else than an instance)."""
     ready_reason = outcome.reason if not outcome.ready else Reason.AVAILABLE
-    ready_message = (
-        outcome.message if not outcome.ready else "The instance is available and its token is in the Secret"
-    )
+    ready_message = outcome.message if not outcome.ready else available
     failed = outcome.kind is not Kind.SUCCESS
     wanted = [
         (ConditionType.READY, outcome.ready, ready_reason, ready_message),

@@ -11,6 +11,7 @@ object says so in `Stalled` with the one command that releases it, instead of ha
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import kopf
@@ -19,14 +20,17 @@ from connector_operator.api.names import PLURAL
 from connector_operator.api.spec import ConnectorInstanceSpec
 from connector_operator.api.status import ConnectorInstanceStatus, Reason
 from connector_operator.domain import outcome as outcomes
+from connector_operator.domain.accounts import Endpoint, Refused
 from connector_operator.domain.desired import identity_tag
-from connector_operator.domain.inputs import Resolved, resolve
+from connector_operator.domain.inputs import Missing, account_secrets
 from connector_operator.domain.outcome import Backoff, Outcome
 from connector_operator.domain.transition import Facts, status_after
 from connector_operator.handlers.errors import classify, to_kopf
+from connector_operator.handlers.reconcile import locate
 from connector_operator.handlers.runtime import Runtime
 from connector_operator.handlers.watch import secret_view_cache
 from connector_operator.openconnectors import errors
+from connector_operator.openconnectors.budget import AccountGate
 from connector_operator.openconnectors.client import Credentials, host_of
 
 
@@ -49,7 +53,9 @@ async def delete_remote(
     key, retries = (namespace, name), runtime.delete_retries
     retries.attempting(key)
     generation = int(body["metadata"].get("generation") or 0)
-    api_url = status.api_url or spec.api_url or runtime.settings.default_api_url
+    located, _ = await locate(runtime, spec, namespace)
+    own = located.api_url if isinstance(located, Endpoint) else runtime.settings.default_api_url
+    api_url = status.api_url or own
     backoff = Backoff(runtime.settings.backoff_base, runtime.settings.backoff_cap)
     refusal = runtime.hosts.refusal(api_url)
     if refusal is not None:
@@ -61,31 +67,27 @@ async def delete_remote(
         )
         await report(runtime, namespace, name, generation, status, outcome)
         raise to_kopf(outcome, delay=retries.failed(key, outcome, backoff))
-    # None: accountRef or the default account, which this version does not resolve (issue 10).
-    account = spec.credentials_secret_ref.name if spec.credentials_secret_ref else None
-    view = await runtime.read_secret(secret_view_cache(secret_cache), namespace, account) if account else None
-    if view is None and status.instance_id is None and status.applied_digest is None:
+    found = await _account_secrets(runtime, spec, namespace, secret_cache)
+    never_wrote = status.instance_id is None and status.applied_digest is None
+    if never_wrote and isinstance(found, Absent | Refused):
         # No platform write was ever made: every write records instanceID or appliedDigest, and a
         # write whose status update was lost (a crash right after a create) read this Secret first,
         # which put the in-use finalizer on it, so the Secret would still be here (Terminating at
         # worst). A 404 therefore means that it never existed, or that someone force-removed our
         # finalizer (or deleted it during an upgrade from a version without one) right after such
         # a lost write: the one case where this leaves a remote instance behind, tagged
-        # k8s-uid:<uid>. A Secret that exists but lacks a key is no proof of anything: blocked below.
+        # k8s-uid:<uid>. Likewise an account that does not exist (one in use cannot be deleted), or
+        # that refuses this object: no write could have been made through it.
+        # A Secret that exists but lacks a key is no proof of anything: blocked below.
         kopf.info(
             body,
             reason="DeletedWithoutPlatformCall",
-            message=f"Secret {account!r} does not exist and no platform write was ever made for this "
-            "object: released without calling the platform"
-            if account
-            else "No platform write was ever made for this object: released without calling the platform",
+            message=f"{found.what if isinstance(found, Absent) else found.message}: no platform write "
+            "was ever made for this object, released without calling the platform",
         )
         return
-    # Only the account secrets are needed to delete; configuration Secrets may already be gone.
-    credentials_only = spec.model_copy(update={"configuration": None})
-    resolved = resolve(credentials_only, {account: view.data if view else None}, account) if account else None
-    if not isinstance(resolved, Resolved):  # Missing (TooLarge needs configuration, dropped above)
-        problem = resolved.message if resolved else "this operator does not resolve accounts yet"
+    if not isinstance(found, tuple):
+        problem = found.message if not isinstance(found, Absent) else found.what
         outcome = outcomes.stalled(
             Reason.DELETION_BLOCKED,
             f"Cannot delete the remote instance: {problem}. Restore the Secret, or release this "
@@ -94,12 +96,13 @@ async def delete_remote(
         )
         await report(runtime, namespace, name, generation, status, outcome)
         raise to_kopf(outcome, delay=retries.failed(key, outcome, backoff))
-    credentials = Credentials(resolved.user_secret, resolved.organization_secret)
+    credentials, gate = found
     try:
         ids = {status.instance_id} if status.instance_id is not None else set()
-        ids.update(i.id for i in await runtime.instances.find_by_tag(api_url, credentials, identity_tag(uid)))
+        tagged = await runtime.instances.find_by_tag(api_url, credentials, identity_tag(uid), gate=gate)
+        ids.update(i.id for i in tagged)
         for instance_id in sorted(ids):
-            await runtime.instances.delete(api_url, credentials, instance_id)
+            await runtime.instances.delete(api_url, credentials, instance_id, gate=gate)
     except errors.OpenConnectorsError as error:
         outcome = classify(error, ready=False, creating=False)
         if outcome.kind is outcomes.Kind.STALLED:
@@ -130,3 +133,33 @@ async def report(
     _, patch = status_after(status, outcome, Facts(), generation, runtime.clock(), deleting=True)
     if patch:
         await runtime.status.patch(namespace, name, patch)
+
+
+@dataclass(frozen=True)
+class Absent:
+    what: str  # "Secret 'x' does not exist", or the account's
+
+
+async def _account_secrets(
+    runtime: Runtime,
+    spec: ConnectorInstanceSpec,
+    namespace: str,
+    secret_cache: kopf.Index[tuple[str, str], Any],
+) -> tuple[Credentials, AccountGate | None] | Missing | Refused | Absent:
+    """The credentials to delete with (and the account's gate); `Absent` when their Secret, or the
+    account, does not exist; otherwise what is wrong. Configuration Secrets are not needed."""
+    located, account = await locate(runtime, spec, namespace)
+    if isinstance(located, Refused):
+        return Absent(located.message) if located.reason is Reason.ACCOUNT_NOT_FOUND else located
+    if account is not None:
+        if account.data is None:
+            return Absent(f"Secret {account.secret_label!r} ({located.account}) does not exist")
+        found = account_secrets(account.secrets(), account.secret_label)
+        gate = runtime.gates.for_account(located.account, located.budget, str(located.account))
+    else:
+        view = await runtime.read_secret(secret_view_cache(secret_cache), namespace, located.secret_name)
+        if view is None:
+            return Absent(f"Secret {located.secret_name!r} does not exist")
+        found = account_secrets({located.secret_name: view.data}, located.secret_name)
+        gate = None
+    return (Credentials(*found), gate) if isinstance(found, tuple) else found

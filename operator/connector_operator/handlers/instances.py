@@ -24,6 +24,7 @@ from connector_operator.api.spec import DeletionPolicy, effective_token_secret, 
 from connector_operator.domain.outcome import Backoff, Kind, Outcome, bounded
 from connector_operator.domain.transition import parse_status
 from connector_operator.handlers import deletion
+from connector_operator.handlers.accountstate import waiter
 from connector_operator.handlers.deleteretry import DELETE_HANDLER
 from connector_operator.handlers.reconcile import Awaited, reconcile
 from connector_operator.handlers.runtime import Runtime
@@ -56,6 +57,9 @@ async def instance_changed(
     await runtime.holds.references_changed(key, type, body, secret_users, secret_view_cache(secret_cache))
     if type == "DELETED":
         runtime.delete_retries.forget(key)
+        gone = runtime.accounts.users.pop(key, None)
+        if gone is not None:  # its account's status (instances, usedBy) and deletion follow
+            runtime.wakeups.wake(waiter(gone[0]))
     elif deleting:
         await runtime.delete_retries.on_event(runtime.status, key, body)
 

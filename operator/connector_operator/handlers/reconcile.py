@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from pydantic import ValidationError
 
+from connector_operator.api.account import AccountKind
 from connector_operator.api.spec import (
     ConnectorInstanceSpec,
     effective_deletion_policy,
@@ -24,9 +25,11 @@ from connector_operator.api.spec import (
 )
 from connector_operator.api.status import ConditionType, Reason
 from connector_operator.domain import outcome as outcomes
-from connector_operator.domain.inputs import Missing, TooLarge, resolve
+from connector_operator.domain.accounts import Endpoint, Refused, account_key, endpoint
+from connector_operator.domain.inputs import Missing, SecretData, TooLarge, resolve
 from connector_operator.domain.outcome import Outcome
 from connector_operator.domain.transition import Effective, Facts, merge_patch, status_after, stored
+from connector_operator.handlers.accountstate import ROTATION_GRACE, AccountState
 from connector_operator.handlers.errors import classify
 from connector_operator.handlers.remote import RemotePass, TokenSecretConflict
 from connector_operator.handlers.runtime import Key, Runtime
@@ -46,9 +49,6 @@ TERMINAL_UNTIL_CHANGED = frozenset(
         Reason.INVALID_SPEC,
     }
 )
-
-
-NO_ACCOUNT_YET = "This operator does not resolve spec.accountRef or a default account yet"
 
 
 @dataclass(frozen=True)
@@ -81,34 +81,51 @@ async def reconcile(
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors()[:5])
         invalid = outcomes.stalled(Reason.INVALID_SPEC, f"Invalid spec: {problems}")
         return Result(await finish(rt, target, state, invalid, Facts()))
-    settings = effective(rt, target, spec)
+    located, account = await locate(rt, spec, target.namespace)
+    if isinstance(located, Refused):
+        ready = state.ready
+        refused_by_account = (
+            outcomes.retrying(located.reason, located.message, ready=ready)
+            if located.waiting
+            else outcomes.stalled(located.reason, located.message, ready=ready)
+        )
+        return Result(await finish(rt, target, state, refused_by_account, Facts()))
+    settings = effective(rt, target, spec, located.api_url)
     facts = Facts(effective=settings)
     refusal = rt.hosts.refusal(settings.api_url)
     if refusal is not None:
         # Before any Secret is read or labelled: nothing of this object reaches a host not allowed.
         refused = outcomes.stalled(Reason.API_HOST_NOT_ALLOWED, host_refused_message(refusal))
         return Result(await finish(rt, target, state, refused, facts))
-    if spec.credentials_secret_ref is None:
-        # accountRef, or the default account: resolved by the account handlers (issue 10).
-        no_account = outcomes.retrying(Reason.ACCOUNT_NOT_FOUND, NO_ACCOUNT_YET, ready=state.ready)
-        return Result(await finish(rt, target, state, no_account, facts))
-    credentials_secret = spec.credentials_secret_ref.name
     awaited: Awaited | None = None
     remote: RemotePass | None = None
     try:
         secrets = {n: await rt.read_secret(cache, target.namespace, n) for n in referenced_secrets(spec)}
-        inputs = resolve(spec, {n: (v.data if v else None) for n, v in secrets.items()}, credentials_secret)
+        known: dict[str, SecretData | None] = {n: (v.data if v else None) for n, v in secrets.items()}
+        if account is not None:
+            # The account daemon reads and watches the account's Secret; its instances use its copy.
+            known.update(account.secrets())
+            credentials_secret = account.secret_label
+        else:
+            credentials_secret = located.secret_name
+        inputs = resolve(spec, known, credentials_secret)
         if isinstance(inputs, Missing):
-            if secrets.get(inputs.secret_name) is None:
+            if inputs.secret_name in secrets and secrets[inputs.secret_name] is None:
                 awaited = Awaited(inputs.secret_name, existed=False)
             waiting = outcomes.retrying(Reason.WAITING_FOR_SECRET, inputs.message, ready=state.ready)
             return Result(await finish(rt, target, state, waiting, facts), awaited)
         if isinstance(inputs, TooLarge):
             too_large = outcomes.stalled(Reason.INVALID_SPEC, f"Invalid spec: {inputs.message}")
             return Result(await finish(rt, target, state, too_large, facts))
-        remote = RemotePass.prepare(rt, target, spec, state, cache, settings.api_url, inputs, facts)
+        gate = (
+            rt.gates.for_account(located.account, located.budget, str(located.account))
+            if located.account
+            else None
+        )
+        remote = RemotePass.prepare(rt, target, spec, state, cache, settings.api_url, inputs, facts, gate)
         if state.stalled_on == (target.generation, remote.attempt):
             return Result(state_outcome(state))  # nothing changed since it was judged impossible
+        del secrets, known  # whole Secrets, maybe big: not held while the pass waits for the platform
         outcome = await remote.run(remote_due=remote_due)
     except TokenSecretConflict as conflict:
         outcome = outcomes.stalled(Reason.SECRET_CONFLICT, conflict.message)
@@ -116,6 +133,16 @@ async def reconcile(
     except errors.OpenConnectorsError as error:
         creating = facts.observed is None and state.status.instance_id is None
         outcome = classify(error, ready=state.ready, creating=creating)
+        if isinstance(error, errors.Unauthorized | errors.Forbidden) and _rotated(
+            rt, target, located, account
+        ):
+            # The platform's secret reset is a hard cut-over: the new secrets may reach us a moment
+            # after the old ones stopped working. Retried, not Stalled, for a grace period.
+            outcome = outcomes.retrying(
+                outcome.reason,
+                f"{outcome.message}; the account secrets just changed, retrying",
+                ready=state.ready,
+            )
     except KubeError as error:
         outcome = classify(error, ready=state.ready, creating=False)
     except Exception as error:
@@ -127,7 +154,34 @@ async def reconcile(
     return Result(await finish(rt, target, state, outcome, facts), awaited)
 
 
-def effective(rt: Runtime, target: Target, spec: ConnectorInstanceSpec) -> Effective:
+async def locate(
+    rt: Runtime, spec: ConnectorInstanceSpec, namespace: str
+) -> tuple[Endpoint | Refused, AccountState | None]:
+    """Where the object's calls go and as whom: its own Secret, or its account (with the account's
+    state as its daemon keeps it: spec and credentials)."""
+    key = account_key(spec, namespace, rt.settings.default_account)
+    account = rt.accounts.states.get(key) if key is not None else None
+    labels = None
+    if key is not None and key.kind is AccountKind.CLUSTER_CONNECTOR_ACCOUNT and rt.namespaces is not None:
+        labels = await rt.namespaces.labels(namespace)
+    located = endpoint(
+        spec,
+        namespace,
+        key=key,
+        account=account.spec if account is not None else None,
+        namespace_labels=labels,
+        default_api_url=rt.settings.default_api_url,
+    )
+    return located, account if isinstance(located, Endpoint) and located.account is not None else None
+
+
+def _rotated(rt: Runtime, target: Target, located: Endpoint, account: AccountState | None) -> bool:
+    if account is not None:
+        return account.rotated_recently()
+    return rt.wakeups.changed_recently((located.secret_namespace, located.secret_name), ROTATION_GRACE)
+
+
+def effective(rt: Runtime, target: Target, spec: ConnectorInstanceSpec, api_url: str) -> Effective:
     return Effective(
         api_url=spec.api_url or rt.settings.default_api_url,
         instance_name=effective_instance_name(spec, target.namespace, target.name),

@@ -34,6 +34,7 @@ from connector_operator.handlers.runtime import Key, Runtime
 from connector_operator.handlers.state import ObjectState, Target
 from connector_operator.kube.secrets import SecretConflict, SecretView
 from connector_operator.openconnectors import errors
+from connector_operator.openconnectors.budget import AccountGate
 from connector_operator.openconnectors.client import Credentials, Instance
 
 logger = logging.getLogger(__name__)
@@ -61,6 +62,7 @@ class RemotePass:
     digest: str  # of the desired request and the URL it goes to
     attempt: str  # of the digest and the account secrets: what a terminal verdict depends on
     facts: Facts
+    gate: AccountGate | None = None  # the account's budget and circuit; None without an account
 
     @classmethod
     def prepare(
@@ -73,6 +75,7 @@ class RemotePass:
         api_url: str,
         inputs: Resolved,
         facts: Facts,
+        gate: AccountGate | None = None,
     ) -> RemotePass:
         desired = desired_instance(
             spec,
@@ -96,6 +99,7 @@ class RemotePass:
             digest,
             attempt_digest(digest, inputs.user_secret, inputs.organization_secret, keyed),
             facts,
+            gate,
         )
 
     @property
@@ -130,23 +134,33 @@ class RemotePass:
     async def _create_or_adopt(self) -> Instance:
         instances, url, credentials = self.rt.instances, self.api_url, self.credentials
         found = sorted(
-            await instances.find_by_tag(url, credentials, identity_tag(self.target.uid)), key=lambda i: i.id
+            await instances.find_by_tag(
+                url,
+                credentials,
+                identity_tag(self.target.uid),
+                gate=self.gate,
+            ),
+            key=lambda i: i.id,
         )
         if not found:
-            instance = await instances.create(url, credentials, self.desired.body())
+            instance = await instances.create(url, credentials, self.desired.body(), gate=self.gate)
             self._event("Normal", Reason.CREATING, f"Created remote instance {instance.id}")
             return instance
         keep, *extra = found
         for duplicate in extra:  # cannot happen through this operator; clean up if something else did it
-            await instances.delete(url, credentials, duplicate.id)
+            await instances.delete(url, credentials, duplicate.id, gate=self.gate)
         self._event("Normal", "Adopted", f"Found remote instance {keep.id} tagged with this object's UID")
         # The found instance may predate a spec change: bring it to the desired state.
-        return await instances.update(url, credentials, keep.id, self.desired.body())
+        return await instances.update(url, credentials, keep.id, self.desired.body(), gate=self.gate)
 
     async def _update(self, instance_id: int) -> Instance:
         try:
             instance = await self.rt.instances.update(
-                self.api_url, self.credentials, instance_id, self.desired.body()
+                self.api_url,
+                self.credentials,
+                instance_id,
+                self.desired.body(),
+                gate=self.gate,
             )
         except errors.NotFound:
             return await self._recreate(instance_id)
@@ -155,7 +169,7 @@ class RemotePass:
 
     async def _check(self, instance_id: int) -> Instance:
         try:
-            return await self.rt.instances.get(self.api_url, self.credentials, instance_id)
+            return await self.rt.instances.get(self.api_url, self.credentials, instance_id, gate=self.gate)
         except errors.NotFound:
             instance = await self._recreate(instance_id)
             self.facts.applied_digest = self.digest

@@ -8,13 +8,16 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from connector_operator.domain.hosts import HostPolicy
+from connector_operator.handlers.accountstate import Accounts
 from connector_operator.handlers.deleteretry import DeleteRetries
 from connector_operator.handlers.secretholds import SecretHolds
 from connector_operator.handlers.secretreads import SecretReads
 from connector_operator.handlers.secretwaits import SecretWaits
 from connector_operator.handlers.wakeups import Key, Wakeups
+from connector_operator.kube.namespaces import Namespaces
 from connector_operator.kube.secrets import Secrets, SecretView
 from connector_operator.kube.status import StatusWriter
+from connector_operator.openconnectors.budget import Gates
 from connector_operator.openconnectors.client import InstancesClient
 from connector_operator.settings import Settings
 
@@ -37,6 +40,10 @@ class Runtime:
     wakeups: Wakeups = field(default_factory=Wakeups)
     reads: SecretReads = field(default_factory=SecretReads)
     delete_retries: DeleteRetries = field(default_factory=DeleteRetries)
+    namespaces: Namespaces | None = None  # namespace labels, for cluster accounts' selectors
+    home: str = "default"  # the operator's own namespace (its digest key; cluster accounts' Secrets)
+    accounts: Accounts = field(default_factory=Accounts)  # each account's spec and credentials
+    gates: Gates = field(default_factory=Gates)  # each account's request budget and circuit
     clock: Callable[[], str] = utcnow  # the only source of status timestamps
 
     def __post_init__(self) -> None:

@@ -18,11 +18,13 @@ import kopf
 
 from connector_operator import metrics
 from connector_operator.api.names import FINALIZER, WATCH_LABEL
+from connector_operator.handlers import accounts
 from connector_operator.handlers.deleteretry import PROGRESS_FIELD
 from connector_operator.handlers.runtime import Runtime
 from connector_operator.handlers.watch import SECRETS
 from connector_operator.kube import digestkey
 from connector_operator.kube.api import KubeAPI, KubeError
+from connector_operator.kube.namespaces import Namespaces
 from connector_operator.kube.secrets import Secrets
 from connector_operator.kube.status import StatusWriter
 from connector_operator.openconnectors.client import InstancesClient
@@ -75,7 +77,8 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     settings.scanning.disabled = bool(ours.namespaces)
     api = KubeAPI(lambda: credentials(settings))
     memo["kube_api"] = api
-    key = await digest_key(api, ours, settings)
+    home = await operator_namespace(ours, settings)
+    key = await digest_key(api, ours, home)
     memo["runtime"] = Runtime(
         settings=ours,
         digest_key=key,
@@ -87,7 +90,11 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
         ),
         secrets=Secrets(api),
         status=StatusWriter(api),
+        namespaces=Namespaces(api),
+        home=home,
     )
+    runtime: Runtime = memo["runtime"]
+    runtime.gates.on_recovery(lambda key: accounts.recovered(runtime, key))
     if ours.metrics_port:
         metrics.serve(ours.metrics_port)
     logger.info(
@@ -97,13 +104,17 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     )
 
 
-async def digest_key(api: KubeAPI, ours: Settings, settings: kopf.OperatorSettings) -> bytes:
+async def operator_namespace(ours: Settings, settings: kopf.OperatorSettings) -> str:
+    """The operator's own namespace: the flag, else the in-cluster one, else the kubeconfig's."""
+    if ours.operator_namespace is not None:
+        return ours.operator_namespace
+    info = await asyncio.to_thread(credentials, settings)  # reads files: off the event loop
+    return (info.default_namespace if info is not None else None) or "default"
+
+
+async def digest_key(api: KubeAPI, ours: Settings, namespace: str) -> bytes:
     """The operator's digest key. Missing permissions or an unusable key Secret stop the operator
     with a message saying which; anything else is retried by kopf (the startup handler fails)."""
-    namespace = ours.operator_namespace
-    if namespace is None:
-        info = await asyncio.to_thread(credentials, settings)  # reads files: off the event loop
-        namespace = (info.default_namespace if info is not None else None) or "default"
     where = f"Secret {namespace}/{ours.digest_key_secret}"
     try:
         key = await digestkey.load_or_create(api, namespace, ours.digest_key_secret)

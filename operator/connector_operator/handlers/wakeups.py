@@ -8,6 +8,7 @@ changes nothing (our own label appearing, a resync) wakes nobody.
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass, field
 
 Key = tuple[str, str]  # (namespace, name)
@@ -23,6 +24,7 @@ class Wakeups:
     # Content fingerprints of the Secrets in use: a Secret event wakes its users only when the
     # content changed, not when the operator's own label made it appear in the watch.
     secret_fingerprints: dict[Key, str | None] = field(default_factory=dict)
+    secret_changed_at: dict[Key, float] = field(default_factory=dict)  # monotonic, after the first sight
 
     def register(self, key: Key) -> asyncio.Event:
         self.exited.pop(key, None)
@@ -47,8 +49,15 @@ class Wakeups:
     def secret_changed(self, key: Key, fingerprint: str | None) -> bool:
         """Record a Secret's content (None: deleted); True when it differs from what was seen."""
         changed = key not in self.secret_fingerprints or self.secret_fingerprints[key] != fingerprint
+        if changed and key in self.secret_fingerprints:  # a change, not the first sight
+            self.secret_changed_at[key] = time.monotonic()
         self.secret_fingerprints[key] = fingerprint
         return changed
+
+    def changed_recently(self, key: Key, within: float) -> bool:
+        """Whether the Secret's content changed in the last `within` seconds (a rotation)."""
+        at = self.secret_changed_at.get(key)
+        return at is not None and time.monotonic() - at < within
 
     async def wait_exited(self, key: Key, timeout: float) -> bool:
         if key not in self.events:

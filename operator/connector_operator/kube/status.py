@@ -17,9 +17,13 @@ class StatusWriter:
     def __init__(self, api: KubeAPI) -> None:
         self._api = api
 
-    async def patch(self, namespace: str, name: str, status: Mapping[str, Any]) -> bool:
-        """Merge `status` into the object's status; False when the object is already gone."""
-        path = f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{PLURAL}/{name}/status"
+    async def patch(
+        self, namespace: str, name: str, status: Mapping[str, Any], *, plural: str = PLURAL
+    ) -> bool:
+        """Merge `status` into the object's status; False when the object is already gone.
+        `namespace` "" is a cluster-scoped object (a ClusterConnectorAccount)."""
+        scope = f"namespaces/{namespace}/" if namespace else ""
+        path = f"/apis/{GROUP}/{VERSION}/{scope}{plural}/{name}/status"
         result = await self._api.request(
             "PATCH", path, body={"status": dict(status)}, content_type=MERGE_PATCH
         )

@@ -1,0 +1,61 @@
+"""What the operator knows of each account between passes: its spec, its credentials, its users.
+
+The account daemon (handlers/accounts.py) is the only reader of an account's credentials Secret:
+it reads the Secret, checks the secrets with one authenticated call, and keeps them here, so a
+thousand instances of one account make no Secret reads of their own and all see a rotation at
+the same moment. Instances find their account here by `AccountKey`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from connector_operator.domain.accounts import AccountKey, AccountSpec
+from connector_operator.domain.inputs import SecretData
+from connector_operator.handlers.wakeups import Key
+
+# A 401 this soon after the credentials changed is the platform's hard cut-over at work (the old
+# secrets stop at once, the new ones may reach us a moment later): retried, not Stalled.
+ROTATION_GRACE = 120.0
+
+
+@dataclass
+class AccountState:
+    key: AccountKey
+    spec: AccountSpec | None = None
+    secret: Key | None = None  # (namespace, name) of the credentials Secret
+    data: SecretData | None = field(default=None, repr=False)  # its decoded content; None: missing
+    fingerprint: str | None = None
+    changed_at: float = 0.0  # monotonic time the credentials last changed
+    recovered: bool = False  # the platform answered again after failures: everyone waiting retries now
+
+    def rotated_recently(self, now: float | None = None) -> bool:
+        return self.changed_at > 0 and (now or time.monotonic()) - self.changed_at < ROTATION_GRACE
+
+    def secrets(self) -> Mapping[str, SecretData | None]:
+        """The credentials as `domain.inputs.resolve` takes them, keyed `namespace/name`."""
+        return {self.secret_label: self.data} if self.secret is not None else {}
+
+    @property
+    def secret_label(self) -> str:
+        return f"{self.secret[0]}/{self.secret[1]}" if self.secret else ""
+
+
+def waiter(key: AccountKey) -> Key:
+    """The account daemon's key in the wake-up registry (distinct from any instance's)."""
+    return (f"{key.kind}/{key.namespace}", key.name)
+
+
+@dataclass
+class Accounts:
+    states: dict[AccountKey, AccountState] = field(default_factory=dict)
+    # Each instance's account as last indexed (and whether it is being deleted): to notice a change.
+    users: dict[Key, tuple[AccountKey, bool]] = field(default_factory=dict)
+
+    def state(self, key: AccountKey) -> AccountState:
+        return self.states.setdefault(key, AccountState(key))
+
+    def forget(self, key: AccountKey) -> None:
+        self.states.pop(key, None)

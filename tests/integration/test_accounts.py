@@ -1,0 +1,163 @@
+"""Accounts (issue 10): the platform team owns the credentials, teams reference them.
+
+On the real API server, with the simulator over HTTP and the operator as a process: a cluster
+account serves the namespaces its selector picks and refuses the others without a platform call;
+a namespaced account; the default account; a change of the account's Secret reaches every
+instance of the account; an account in use cannot be deleted.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import pytest
+from kubernetes import client
+
+from tests.fixtures.operator import Instances, wait_until
+from tests.integration.support import CLOSEIO_API_KEY, CLOSEIO_SECRET, Env, account_values, put_secret
+
+GROUP, VERSION = "openconnectors.io", "v1alpha1"
+ACCOUNT_SECRET = "platform-account"
+
+
+def instance_spec(**fields: Any) -> dict[str, Any]:
+    return {
+        "connectorKey": "closeio",
+        "configuration": [
+            {"key": "username", "valueFrom": {"secretKeyRef": {"name": CLOSEIO_SECRET, "key": "apiKey"}}}
+        ],
+        **fields,
+    }
+
+
+def cluster_account(custom: client.CustomObjectsApi, name: str, secret_namespace: str, selects: str) -> None:
+    body = {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "ClusterConnectorAccount",
+        "metadata": {"name": name},
+        "spec": {
+            "credentialsSecretRef": {"name": ACCOUNT_SECRET, "namespace": secret_namespace},
+            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": selects}},
+        },
+    }
+    custom.create_cluster_custom_object(GROUP, VERSION, "clusterconnectoraccounts", body)
+
+
+def account_condition(custom: client.CustomObjectsApi, name: str, type_: str) -> dict[str, Any]:
+    obj = custom.get_cluster_custom_object(GROUP, VERSION, "clusterconnectoraccounts", name)
+    return next((c for c in (obj.get("status") or {}).get("conditions") or [] if c["type"] == type_), {})
+
+
+@pytest.fixture
+def other_namespace(core: client.CoreV1Api) -> str:
+    name = f"t-other-{uuid.uuid4().hex[:8]}"
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+    return name
+
+
+@pytest.fixture
+def account_name(custom: client.CustomObjectsApi) -> Any:
+    name = f"acct-{uuid.uuid4().hex[:8]}"
+    yield name
+    # Accounts are cluster-scoped: release and delete this test's one, so others start clean.
+    try:
+        custom.patch_cluster_custom_object(
+            GROUP, VERSION, "clusterconnectoraccounts", name, {"metadata": {"finalizers": None}}
+        )
+        custom.delete_cluster_custom_object(GROUP, VERSION, "clusterconnectoraccounts", name)
+    except client.ApiException:
+        pass
+
+
+@pytest.mark.manual_operator
+def test_a_cluster_account_serves_the_namespaces_it_selects(
+    env: Env,
+    other_namespace: str,
+    account_name: str,
+    custom: client.CustomObjectsApi,
+    api_client: client.ApiClient,
+) -> None:
+    env.start_operator("--namespace", other_namespace)
+    put_secret(env.core, env.namespace, ACCOUNT_SECRET, account_values(env.simulator))
+    cluster_account(custom, account_name, env.namespace, selects=env.namespace)
+    wait_until(
+        lambda: account_condition(custom, account_name, "Ready").get("status") == "True", what="account Ready"
+    )
+
+    put_secret(env.core, env.namespace, CLOSEIO_SECRET, {"apiKey": CLOSEIO_API_KEY})
+    ref = {"kind": "ClusterConnectorAccount", "name": account_name}
+    env.instances.create("crm", instance_spec(accountRef=ref))
+    obj = env.instances.wait_ready("crm")
+    assert obj["status"]["instanceID"]
+
+    other = Instances(api_client, other_namespace)
+    put_secret(env.core, other_namespace, CLOSEIO_SECRET, {"apiKey": CLOSEIO_API_KEY})
+    posts = env.simulator.control.counters().get("POST /instances", 0)
+    other.create("crm", instance_spec(accountRef=ref))
+    refused = other.wait_condition("crm", "Stalled", "True", reason="AccountNotAllowed")
+    assert "namespaceSelector" in refused["message"]
+    assert env.simulator.control.counters().get("POST /instances", 0) == posts
+
+    # In use: deleting the account waits; its status says who uses it.
+    custom.delete_cluster_custom_object(GROUP, VERSION, "clusterconnectoraccounts", account_name)
+    account = custom.get_cluster_custom_object(GROUP, VERSION, "clusterconnectoraccounts", account_name)
+    assert account["metadata"].get("deletionTimestamp")
+    assert f"{env.namespace}/crm" in account["status"]["usedBy"]
+    env.instances.delete("crm")
+    env.instances.wait_gone("crm")
+    other.delete("crm")
+    other.wait_gone("crm")
+    wait_until(
+        lambda: (
+            not custom.list_cluster_custom_object(
+                GROUP, VERSION, "clusterconnectoraccounts", field_selector=f"metadata.name={account_name}"
+            )["items"]
+        ),
+        timeout=30,
+        what="the account to be deleted once unused",
+    )
+
+
+@pytest.mark.manual_operator
+def test_the_default_account_and_its_secret_reaching_every_instance(
+    env: Env, account_name: str, custom: client.CustomObjectsApi
+) -> None:
+    env.start_operator("--default-account", account_name)
+    wrong = {"userSecret": "not-the-user-secret", "organizationSecret": "not-the-org-secret"}
+    put_secret(env.core, env.namespace, ACCOUNT_SECRET, wrong)
+    cluster_account(custom, account_name, env.namespace, selects=env.namespace)
+    put_secret(env.core, env.namespace, CLOSEIO_SECRET, {"apiKey": CLOSEIO_API_KEY})
+    for index in range(3):
+        env.instances.create(f"crm-{index}", instance_spec())  # names neither: the default account
+    wait_until(
+        lambda: account_condition(custom, account_name, "Stalled").get("reason") == "CredentialsRejected",
+        what="the account's credentials rejected",
+    )
+    put_secret(env.core, env.namespace, ACCOUNT_SECRET, account_values(env.simulator))
+    for index in range(3):
+        env.instances.wait_ready(f"crm-{index}", timeout=15)
+    assert account_condition(custom, account_name, "Ready")["status"] == "True"
+
+
+@pytest.mark.manual_operator
+def test_a_namespaced_account(env: Env, custom: client.CustomObjectsApi) -> None:
+    env.start_operator()
+    put_secret(env.core, env.namespace, ACCOUNT_SECRET, account_values(env.simulator))
+    body = {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "ConnectorAccount",
+        "metadata": {"name": "team"},
+        "spec": {"credentialsSecretRef": {"name": ACCOUNT_SECRET}},
+    }
+    custom.create_namespaced_custom_object(GROUP, VERSION, env.namespace, "connectoraccounts", body)
+    put_secret(env.core, env.namespace, CLOSEIO_SECRET, {"apiKey": CLOSEIO_API_KEY})
+    env.instances.create("crm", instance_spec(accountRef={"kind": "ConnectorAccount", "name": "team"}))
+    env.instances.wait_ready("crm")
+    env.instances.create("lost", instance_spec(accountRef={"kind": "ConnectorAccount", "name": "absent"}))
+    waiting = env.instances.wait_condition("lost", "Reconciling", "True", reason="AccountNotFound")
+    assert "absent" in waiting["message"]
+    custom.create_namespaced_custom_object(
+        GROUP, VERSION, env.namespace, "connectoraccounts", {**body, "metadata": {"name": "absent"}}
+    )
+    env.instances.wait_ready("lost", timeout=15)  # reacts when the account appears
