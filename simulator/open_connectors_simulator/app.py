@@ -18,12 +18,13 @@ from aiohttp import web
 from open_connectors_simulator.auth import check_account, parse_authorization
 from open_connectors_simulator.control_api import add_control_routes
 from open_connectors_simulator.elements import add_element_routes
-from open_connectors_simulator.faults import FaultKind
+from open_connectors_simulator.faults import FaultKind, LoggedRequest
 from open_connectors_simulator.httputil import (
     MAX_BODY_BYTES_KEY,
     REQUEST_ID_HEADER,
     ApiError,
     error_response,
+    receive_body,
     request_id,
 )
 from open_connectors_simulator.instances import CREDENTIALS_KEY, add_instance_routes, state_of
@@ -105,18 +106,46 @@ async def api_middleware(request: web.Request, handler: Handler) -> web.StreamRe
         return await handler(request)
     state = state_of(request)
     logged = state.counters.record(request.method, route)
+    # The request is the platform's once it is received: read the body before the latency, and
+    # finish the work even if the client goes away meanwhile (a caller killed after sending a
+    # POST leaves an instance behind on a real platform too). The shield keeps a cancellation of
+    # this handler (a client disconnect, if the server cancels handlers) from reaching the work.
+    await receive_body(request)
+    work = asyncio.ensure_future(_api_call(request, handler, state, route, logged))
+    _IN_FLIGHT.add(work)
+    work.add_done_callback(_forget)
+    response, hang = await asyncio.shield(work)
+    if hang:
+        await asyncio.sleep(HANG_SECONDS)
+    return response
+
+
+# Shielded calls still running (the event loop keeps only weak references to tasks).
+_IN_FLIGHT: set[asyncio.Future[tuple[web.StreamResponse, bool]]] = set()
+
+
+def _forget(work: asyncio.Future[tuple[web.StreamResponse, bool]]) -> None:
+    _IN_FLIGHT.discard(work)
+    if not work.cancelled():
+        work.exception()  # retrieved: a call whose client left may end in an error nobody reads
+
+
+async def _api_call(
+    request: web.Request, handler: Handler, state: SimulatorState, route: str, logged: LoggedRequest
+) -> tuple[web.StreamResponse, bool]:
+    """The call, its answer's status logged; also whether the answer is to be held back (hang)."""
     try:
-        response = await _api_call(request, handler, state, route)
+        response, hang = await _api_work(request, handler, state, route)
     except (ApiError, web.HTTPException) as exc:
         logged.status = exc.status
         raise
     logged.status = response.status
-    return response
+    return response, hang
 
 
-async def _api_call(
+async def _api_work(
     request: web.Request, handler: Handler, state: SimulatorState, route: str
-) -> web.StreamResponse:
+) -> tuple[web.StreamResponse, bool]:
     """Latency, injected faults, the account check and the route's handler, for one API call."""
     faults = state.faults
     if faults.latency_ms > 0:
@@ -145,9 +174,7 @@ async def _api_call(
     if drop_after:
         # The call took effect (e.g. the instance exists) but the client never learns of it.
         raise _DropConnection
-    if action is not None and action.kind is FaultKind.HANG_AFTER:
-        await asyncio.sleep(HANG_SECONDS)
-    return response
+    return response, action is not None and action.kind is FaultKind.HANG_AFTER
 
 
 def create_app(settings: SimulatorSettings) -> web.Application:

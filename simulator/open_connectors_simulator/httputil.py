@@ -21,6 +21,8 @@ REQUEST_ID_HEADER = "Elements-Request-Id"
 NEXT_PAGE_HEADER = "Elements-Next-Page-Token"
 
 MAX_BODY_BYTES_KEY = web.AppKey("simulator.max_body_bytes", int)
+# Set by `receive_body` when the body was over the limit: the route answers 413 when it reads it.
+BODY_TOO_LARGE_KEY = "simulator.body_too_large"
 
 _INSTANCE_ID = re.compile(r"\d{1,18}")
 
@@ -72,6 +74,23 @@ def _is_json_media_type(content_type: str) -> bool:
     )
 
 
+async def receive_body(request: web.Request) -> None:
+    """Receive the whole request body now (aiohttp keeps it for the route's later `read()`).
+
+    A platform has the request once its caller has sent it, whatever happens to the caller after
+    that: reading it before any injected latency is what lets a call whose client went away
+    during the latency still take effect. An oversized body is not buffered; the route that reads
+    it answers 413, after the latency and faults, as before."""
+    declared = request.content_length
+    if declared is not None and declared > request.app[MAX_BODY_BYTES_KEY]:
+        request[BODY_TOO_LARGE_KEY] = True
+        return
+    try:
+        await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        request[BODY_TOO_LARGE_KEY] = True
+
+
 async def read_json_object(request: web.Request) -> dict[str, Any]:
     """Read a JSON object body or raise the 4xx a careful server would answer with.
 
@@ -79,7 +98,7 @@ async def read_json_object(request: web.Request) -> dict[str, Any]:
     """
     max_size = request.app[MAX_BODY_BYTES_KEY]
     declared = request.content_length
-    if declared is not None and declared > max_size:
+    if request.get(BODY_TOO_LARGE_KEY) or (declared is not None and declared > max_size):
         raise ApiError(413, f"Request body exceeds the limit of {max_size} bytes")
     try:
         raw = await request.read()
