@@ -37,7 +37,9 @@ class CircuitState(StrEnum):
 class Circuit:
     threshold: int = 5  # consecutive failures that open the circuit
     cooldown: float = 15.0  # seconds open before the first probe
-    max_cooldown: float = 300.0  # the cooldown doubles with each failed probe, up to this
+    # The cooldown doubles with each failed probe, up to this. Short on purpose: one probe per half
+    # minute is nothing for a platform, and recovery is noticed (and everyone retries) within it.
+    max_cooldown: float = 30.0
     state: CircuitState = field(default=CircuitState.CLOSED, init=False)
     consecutive_failures: int = field(default=0, init=False)
     opened_at: float | None = field(default=None, init=False)  # when it last opened; None while closed

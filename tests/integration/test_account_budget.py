@@ -1,0 +1,120 @@
+"""An account's request budget and circuit breaker, with the operator as a process (issue 10).
+
+- A budget of 5 requests per second holds under a burst of 100 creates, measured from the
+  simulator's own request log (arrival times), not from the operator's counters.
+- Under 100% 503 the account's circuit opens: its instances report AccountUnavailable and stop
+  calling the platform (only the half-open probes go out), the account says CircuitOpen; after
+  recovery the circuit closes and every instance becomes Ready.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from kubernetes import client
+from prometheus_client.parser import text_string_to_metric_families
+
+from connector_operator.openconnectors.budget import Budget
+from tests.fixtures.operator import wait_until
+from tests.integration.support import CLOSEIO_API_KEY, CLOSEIO_SECRET, Env, account_values, put_secret
+from tests.integration.test_account_gate import densest_window_excess
+
+GROUP, VERSION = "openconnectors.io", "v1alpha1"
+ACCOUNT_SECRET = "team-account"
+
+
+def account(env: Env, custom: client.CustomObjectsApi, budget: dict[str, Any] | None) -> None:
+    put_secret(env.core, env.namespace, ACCOUNT_SECRET, account_values(env.simulator))
+    spec: dict[str, Any] = {"credentialsSecretRef": {"name": ACCOUNT_SECRET}}
+    if budget is not None:
+        spec["requestBudget"] = budget
+    body = {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "ConnectorAccount",
+        "metadata": {"name": "team"},
+        "spec": spec,
+    }
+    custom.create_namespaced_custom_object(GROUP, VERSION, env.namespace, "connectoraccounts", body)
+
+
+def instance_spec() -> dict[str, Any]:
+    return {
+        "connectorKey": "closeio",
+        "accountRef": {"kind": "ConnectorAccount", "name": "team"},
+        "configuration": [
+            {"key": "username", "valueFrom": {"secretKeyRef": {"name": CLOSEIO_SECRET, "key": "apiKey"}}}
+        ],
+    }
+
+
+def ready_count(env: Env, names: list[str]) -> int:
+    return sum(1 for name in names if env.instances.condition(name, "Ready").get("status") == "True")
+
+
+@pytest.mark.manual_operator
+def test_an_account_budget_of_5_per_second_holds_under_a_burst_of_100_creates(
+    env: Env, custom: client.CustomObjectsApi
+) -> None:
+    env.start_operator()
+    account(env, custom, {"requestsPerSecond": 5, "burst": 5, "maxInFlight": 10})
+    put_secret(env.core, env.namespace, CLOSEIO_SECRET, {"apiKey": CLOSEIO_API_KEY})
+    env.simulator.control.reset_counters()  # also clears the request log
+    names = [f"crm-{n}" for n in range(100)]
+    for name in names:
+        env.instances.create(name, instance_spec())
+    wait_until(lambda: ready_count(env, names) == len(names), timeout=180, what="100 instances Ready")
+
+    times = sorted(r["at"] for r in env.simulator.control.requests())
+    assert len([r for r in env.simulator.control.requests() if r["method"] == "POST"]) == 100
+    assert densest_window_excess(times, Budget(requests_per_second=5, burst=5, max_in_flight=10)) <= 0
+    # The pace was the budget's, not something slower: 200 calls (a search and a POST per object).
+    assert times[-1] - times[0] < 80
+
+
+def retries(env: Env, reason: str) -> float:
+    assert env.operator is not None
+    for family in text_string_to_metric_families(env.operator.metrics()):
+        for sample in family.samples:
+            if sample.name == "oco_retries_total" and sample.labels.get("reason") == reason:
+                return sample.value
+    return 0.0
+
+
+def test_the_account_circuit_opens_under_503s_and_closes_after_recovery(
+    env: Env, custom: client.CustomObjectsApi
+) -> None:
+    account(env, custom, None)
+    put_secret(env.core, env.namespace, CLOSEIO_SECRET, {"apiKey": CLOSEIO_API_KEY})
+    wait_until(
+        lambda: any(
+            c["type"] == "Ready" and c["status"] == "True"
+            for c in (
+                custom.get_namespaced_custom_object(
+                    GROUP, VERSION, env.namespace, "connectoraccounts", "team"
+                ).get("status")
+                or {}
+            ).get("conditions")
+            or []
+        ),
+        what="the account verified",
+    )
+    env.simulator.control.set_error_rate({"GET": 1.0, "POST": 1.0, "PUT": 1.0, "DELETE": 1.0}, status=503)
+    names = [f"crm-{n}" for n in range(20)]
+    for name in names:
+        env.instances.create(name, instance_spec())
+    for name in names:
+        env.instances.wait_condition(name, "Reconciling", "True", reason="AccountUnavailable", timeout=60)
+
+    # Each instance goes on retrying on its backoff, but the calls stop at the open circuit:
+    # between here and forty more retries of the instances, only half-open probes reach the platform.
+    calls_before = len(env.simulator.control.requests())
+    retried = retries(env, "AccountUnavailable")
+    wait_until(lambda: retries(env, "AccountUnavailable") >= retried + 40, timeout=60, what="40 more retries")
+    probes = len(env.simulator.control.requests()) - calls_before
+    assert probes <= 5, f"{probes} calls reached a failing platform through an open circuit"
+
+    env.simulator.control.clear_faults()
+    wait_until(
+        lambda: ready_count(env, names) == len(names), timeout=60, what="20 instances Ready after recovery"
+    )
