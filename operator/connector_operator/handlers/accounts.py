@@ -43,6 +43,7 @@ CLUSTER_ACCOUNTS = (GROUP, VERSION, CLUSTER_ACCOUNT_PLURAL)
 VERIFY_TAG = "k8s-account-check"  # carried by no instance: the search proves the secrets, nothing else
 VERIFIED = "The account secrets were verified with the platform"
 USED_BY_SHOWN = 10
+RECOVERY_QUIET = 10.0  # seconds between two "everyone retry now" of one account
 Users = kopf.Index[AccountKey, tuple[str, str, bool]]
 
 
@@ -238,8 +239,13 @@ def recovered(rt: Runtime, key: object) -> None:
     """The gate's recovery hook: the platform answers this account again (its circuit closed, or a
     call succeeded after failures). The account's daemon wakes everyone waiting, deletions too."""
     if isinstance(key, AccountKey):
-        rt.accounts.state(key).recovered = True
-        rt.wakeups.wake(waiter(key))
+        state = rt.accounts.state(key)
+        now = time.monotonic()
+        # At most once per RECOVERY_QUIET: one object failing while others succeed must not make
+        # every success wake everyone (each wake-up is a pass for every instance of the account).
+        if now - state.recovered_at >= RECOVERY_QUIET:
+            state.recovered, state.recovered_at = True, now
+            rt.wakeups.wake(waiter(key))
 
 
 async def _retry_waiting(rt: Runtime, key: AccountKey, users: Users) -> None:

@@ -30,6 +30,7 @@ class AccountState:
     fingerprint: str | None = None
     changed_at: float = 0.0  # monotonic time the credentials last changed
     recovered: bool = False  # the platform answered again after failures: everyone waiting retries now
+    recovered_at: float = float("-inf")  # monotonic time of the last such recovery
 
     def rotated_recently(self, now: float | None = None) -> bool:
         return self.changed_at > 0 and (now or time.monotonic()) - self.changed_at < ROTATION_GRACE
