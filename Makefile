@@ -7,12 +7,13 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 KUBECONFIG_LOCAL := .local/kubeconfig
 
-.PHONY: help venv controlplane cluster-up cluster-down lint typecheck layers dockerfile manifests test demo bench crds lock fmt clean
+.PHONY: help venv controlplane cluster-up cluster-down lint typecheck layers dockerfile manifests test demo bench chaos crds lock fmt clean
 
 help:
 	@echo "make test          lint, type-check, layering contract and the full test suite (builds the control plane once)"
 	@echo "make demo          local control plane + simulator + operator + examples"
 	@echo "make bench         scale benchmark (N=1000 NAMESPACES=10 LATENCY_MS=50); results in bench/results/"
+	@echo "make chaos         N objects (default 200) under operator kills, platform faults, an API server restart; bench/results/chaos-*"
 	@echo "make cluster-up    start kube-apiserver + etcd on loopback, kubeconfig in $(KUBECONFIG_LOCAL)"
 	@echo "make cluster-down  stop them and remove their state"
 	@echo "make crds          regenerate crds/ (and the chart's copies) from the pydantic models"
@@ -90,6 +91,11 @@ $(BENCH_STAMP): requirements-bench.lock $(STAMP)
 
 bench: $(BENCH_STAMP) controlplane
 	$(BIN)/python -m bench.run --n $(N) --namespaces $(NAMESPACES) --latency-ms $(LATENCY_MS) $(BENCH_ARGS)
+
+# Chaos (not part of `make test`, a few minutes): see bench/chaos.py. N defaults to 200 here.
+CHAOS_ARGS ?=
+chaos: controlplane
+	$(BIN)/python -m bench.chaos --n $(if $(filter command line,$(origin N)),$(N),200) $(CHAOS_ARGS)
 
 clean: cluster-down
 	rm -rf $(VENV) .local

@@ -108,6 +108,27 @@ class ControlPlane:
                 process.wait(timeout=5)
         self.processes.clear()
 
+    def restart_api_server(self, *, kill: bool = False) -> float:
+        """Stop kube-apiserver (SIGTERM, or SIGKILL with `kill`) and start it again with the same
+        flags, port and etcd (etcd keeps running: every object survives); returns the seconds it
+        was unavailable. For `make chaos`."""
+        started = time.monotonic()
+        old = self.processes[-1]
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(old.pid, signal.SIGKILL if kill else signal.SIGTERM)
+        try:
+            old.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(old.pid, signal.SIGKILL)
+            old.wait(timeout=5)
+        assert isinstance(old.args, list), "started by _spawn with a list"
+        command = [str(arg) for arg in old.args]
+        self.processes[-1] = _spawn(command, self.state_dir / "kube-apiserver.log", detached=False)
+        (self.state_dir / "pids").write_text(" ".join(str(p.pid) for p in self.processes))
+        _wait_ready(self, time.monotonic() + READY_TIMEOUT)
+        return time.monotonic() - started
+
 
 def _write_pki(state: Path) -> None:
     """A throwaway CA, a serving certificate for 127.0.0.1, and the service-account signing key."""
