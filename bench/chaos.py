@@ -596,7 +596,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--n", type=int, default=200)
     parser.add_argument("--namespaces", type=int, default=4)
     parser.add_argument("--chaos-seconds", type=float, default=120.0)
-    parser.add_argument("--converge-timeout", type=float, default=300.0)
+    parser.add_argument("--converge-timeout", type=float, default=150.0)
     parser.add_argument("--error-rate", type=float, default=0.2)
     parser.add_argument("--seed", type=int, default=10)
     parser.add_argument(
