@@ -6,4 +6,5 @@ pytest_plugins = [
     "tests.fixtures.simulator",
     "tests.fixtures.operator",
     "tests.fixtures.hostile_platform",
+    "tests.fixtures.peering",
 ]

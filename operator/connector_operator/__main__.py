@@ -7,9 +7,15 @@ separate distribution with its own command, `open-connectors-simulator`.
 
 from __future__ import annotations
 
-import click
+from connector_operator import shutdown
 
-from connector_operator.run import run_command
+# First of all: in a container this process is PID 1, which ignores a SIGTERM it has no handler
+# for, and the imports below take a second or more (shutdown.py).
+shutdown.exit_on_signals()
+
+import click  # noqa: E402
+
+from connector_operator.run import run_command  # noqa: E402
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

@@ -1,18 +1,21 @@
 """`open-connectors-operator run`: flags and environment into Settings, then kopf.
 
-Standalone mode: kopf's peering would need its own CRDs and gives no lease-based leader
-election, so the operator runs as one replica (the Helm chart uses the Recreate strategy).
+Standalone unless `--peering` names kopf peering objects (the Helm chart does): then a second copy
+of the operator pauses while the first runs (kube/peering.py). kopf runs under
+`shutdown.run_operator`, which bounds the time a stop takes (shutdown.py).
 """
 
 from __future__ import annotations
 
 import logging
+import time
 
 import click
 import kopf
 
-from connector_operator import logcontext
+from connector_operator import logcontext, shutdown
 from connector_operator.domain.hosts import HostPolicy, parse_patterns
+from connector_operator.kube.peering import own_identity, priority_by_age
 from connector_operator.settings import (
     DEFAULT_ALLOWED_API_HOSTS,
     DEFAULT_API_URL,
@@ -158,6 +161,14 @@ def _quiet_watch_handlers(record: logging.LogRecord) -> bool:
     show_default=True,
     help="Port of the Prometheus /metrics endpoint; 0 disables it.",
 )
+@click.option(
+    "--peering",
+    envvar="OCO_PEERING",
+    default="",
+    help="Name of kopf peering objects (a KopfPeering in each watched namespace, or a "
+    "ClusterKopfPeering; created if missing). A second copy of the operator with the same name "
+    "pauses while the first runs and takes over when it stops. Empty: standalone.",
+)
 def run_command(
     namespaces: tuple[str, ...],
     default_api_url: str,
@@ -174,6 +185,7 @@ def run_command(
     max_in_flight_per_host: int,
     health_port: int,
     metrics_port: int,
+    peering: str,
 ) -> None:
     """Run the operator against the current kubeconfig, or in-cluster configuration."""
     settings = Settings(
@@ -192,6 +204,7 @@ def run_command(
         log_level=log_level,
         health_port=health_port or None,
         metrics_port=metrics_port or None,
+        peering=peering or None,
     )
     refusal = HostPolicy.from_settings(allowed_api_hosts, allow_insecure_http).refusal(default_api_url)
     if refusal is not None:
@@ -214,10 +227,20 @@ def run_command(
     import connector_operator.handlers  # noqa: F401  (registers the handlers)
     from connector_operator.handlers.setup import SETTINGS_KEY
 
-    kopf.run(
-        standalone=True,
-        clusterwide=not settings.namespaces,
-        namespaces=settings.namespaces,
-        memo=kopf.Memo(**{SETTINGS_KEY: settings}),
-        liveness_endpoint=f"http://0.0.0.0:{settings.health_port}/healthz" if settings.health_port else None,
-    )
+    started = time.time()
+    health = f"http://0.0.0.0:{settings.health_port}/healthz" if settings.health_port else None
+
+    async def operate(stop_flag: shutdown.StopFlag) -> None:
+        await kopf.operator(
+            standalone=settings.peering is None,
+            peering_name=settings.peering,
+            priority=priority_by_age(started),
+            identity=own_identity(),  # type: ignore[arg-type]  # kopf's Identity: a NewType of str it does not export
+            clusterwide=not settings.namespaces,
+            namespaces=settings.namespaces,
+            memo=kopf.Memo(**{SETTINGS_KEY: settings}),
+            liveness_endpoint=health,
+            stop_flag=stop_flag,
+        )
+
+    shutdown.exit_process(shutdown.run_operator(operate))

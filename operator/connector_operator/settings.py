@@ -77,3 +77,7 @@ class Settings:
 
     metrics_port: int | None = 9090
     """Port of the Prometheus metrics endpoint (`/metrics`); None disables it."""
+
+    peering: str | None = None
+    """Name of the kopf peering objects (kube/peering.py): a second copy of the operator with the same
+    name pauses while this one runs. None: standalone, no peering."""

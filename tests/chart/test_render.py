@@ -43,7 +43,9 @@ def test_helm_lint_passes() -> None:
 @pytest.mark.parametrize(
     ("value", "complaint"),
     [
-        ("replicaCount=2", "replicaCount"),
+        ("replicaCount=-1", "replicaCount"),
+        ("peering.enabled=maybe", "enabled"),
+        ("terminationGracePeriodSeconds=10", "terminationGracePeriodSeconds"),
         ("operator.logLevel=LOUD", "logLevel"),
         ("operator.watchNamespaces[0]=Not_A_Namespace", "watchNamespaces"),
         ("operator.mistyped=1", "mistyped"),
@@ -88,7 +90,7 @@ def test_default_render_is_cluster_wide_secure_and_deterministic() -> None:
     }
     assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
     assert container["readinessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
-    env = {e["name"]: e["value"] for e in container["env"]}
+    env = {e["name"]: e.get("value") for e in container["env"]}
     assert env["OCO_NAMESPACES"] == ""
     assert env["OCO_METRICS_PORT"] == "9090"
     assert env["OCO_ALLOWED_API_HOSTS"] == ",".join(DEFAULT_ALLOWED_API_HOSTS)
@@ -118,7 +120,7 @@ def test_namespaced_render_has_roles_only_in_the_watched_namespaces() -> None:
         *[("ValidatingAdmissionPolicyBinding", None)] * 3,
     ]
     [deployment] = [o for o in objects if o["kind"] == "Deployment"]
-    env = {e["name"]: e["value"] for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
+    env = {e["name"]: e.get("value") for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert env["OCO_NAMESPACES"] == "sales,support"
     bindings = {o["metadata"]["name"]: o["spec"] for o in objects if o["kind"].endswith("PolicyBinding")}
     # References are checked where this operator acts; its own writes are confined everywhere.
@@ -145,8 +147,10 @@ def test_rbac_grants_only_the_calls_the_operator_makes() -> None:
             and o["metadata"]["name"] == FULLNAME
             and o["metadata"].get("namespace") != "oco"
         ]
+        # kopf's peering rules name one object for patch: test_peering_rbac_environment_and_grace_period.
         rules = {(group, resource): sorted(rule["verbs"]) for rule in role["rules"]
-                 for group in rule["apiGroups"] for resource in rule["resources"]}  # fmt: skip
+                 for group in rule["apiGroups"] for resource in rule["resources"]
+                 if group != "kopf.dev"}  # fmt: skip
         expected = {
             ("openconnectors.io", "connectorinstances"): ["list", "patch", "watch"],
             ("openconnectors.io", "connectorinstances/status"): ["patch"],
@@ -212,7 +216,7 @@ def test_a_ca_bundle_is_mounted_and_named_by_ssl_cert_file(source: str) -> None:
     ]
     pod = deployment["spec"]["template"]["spec"]
     [container] = pod["containers"]
-    env = {e["name"]: e["value"] for e in container["env"]}
+    env = {e["name"]: e.get("value") for e in container["env"]}
     [mount] = [m for m in container["volumeMounts"] if m["name"] == "ca-bundle"]
     [volume] = [v for v in pod["volumes"] if v["name"] == "ca-bundle"]
     assert env["SSL_CERT_FILE"] == f"{mount['mountPath']}/ca-bundle.crt"
@@ -238,7 +242,7 @@ def test_allowlist_and_plain_http_values_reach_the_operator() -> None:
         "--set", "extraEnv[0].name=HTTPS_PROXY", "--set", "extraEnv[0].value=http://proxy:3128",
     )  # fmt: skip
     [deployment] = [o for o in objects if o["kind"] == "Deployment"]
-    env = {e["name"]: e["value"] for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
+    env = {e["name"]: e.get("value") for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert env["OCO_ALLOWED_API_HOSTS"] == "api.example.test,*.internal:8443"
     assert env["OCO_ALLOW_INSECURE_HTTP"] == "true"
     assert env["HTTPS_PROXY"] == "http://proxy:3128"
@@ -321,3 +325,44 @@ def test_plain_manifests_are_up_to_date() -> None:
 def test_namespace_names_that_yaml_reads_as_booleans_stay_names() -> None:
     objects = render("--set", "operator.watchNamespaces={on}", namespace="no")
     assert {o["metadata"]["namespace"] for o in objects if "namespace" in o["metadata"]} == {"no", "on"}
+
+
+@pytest.mark.parametrize(
+    ("args", "kind", "resource"),
+    [
+        ((), "ClusterRole", "clusterkopfpeerings"),
+        (("--set", "operator.watchNamespaces={sales}"), "Role", "kopfpeerings"),
+    ],
+)
+def test_peering_rbac_environment_and_grace_period(args: tuple[str, ...], kind: str, resource: str) -> None:
+    """kopf peering (a second copy pauses): the operator creates its peering objects, lists and
+    watches them, and patches only its own; the pod names itself to kopf; the grace period is set."""
+    objects = render(*args)
+    [role] = [o for o in objects if o["kind"] == kind and o["metadata"].get("namespace") != "oco"
+              and o["metadata"]["name"] == FULLNAME]  # fmt: skip
+    assert [rule for rule in role["rules"] if rule["apiGroups"] == ["kopf.dev"]] == [
+        {"apiGroups": ["kopf.dev"], "resources": [resource], "verbs": ["list", "watch", "create"]},
+        {"apiGroups": ["kopf.dev"], "resources": [resource], "resourceNames": ["open-connectors-operator"],
+         "verbs": ["patch"]},
+    ]  # fmt: skip
+    [deployment] = [o for o in objects if o["kind"] == "Deployment"]
+    pod = deployment["spec"]["template"]["spec"]
+    assert pod["terminationGracePeriodSeconds"] == 30
+    env = {e["name"]: e.get("value", e.get("valueFrom")) for e in pod["containers"][0]["env"]}
+    assert env["OCO_PEERING"] == "open-connectors-operator"
+    assert env["POD_ID"] == {"fieldRef": {"fieldPath": "metadata.name"}}
+    assert {p.name for p in (CHART / "crds").glob("kopf.dev_*.yaml")} == {
+        "kopf.dev_kopfpeerings.yaml", "kopf.dev_clusterkopfpeerings.yaml"
+    }  # fmt: skip
+
+
+def test_more_than_one_replica_needs_peering() -> None:
+    [deployment] = [o for o in render("--set", "replicaCount=2") if o["kind"] == "Deployment"]
+    assert deployment["spec"]["replicas"] == 2
+    result = helm("template", "x", str(CHART), "--set", "replicaCount=2", "--set", "peering.enabled=false")
+    assert result.returncode != 0
+    assert "replicaCount above 1 needs peering.enabled" in result.stderr
+    disabled = render("--set", "peering.enabled=false")
+    without = [o for o in disabled if o["kind"] in ("ClusterRole", "Deployment")]
+    assert "kopf.dev" not in json.dumps(without)
+    assert "OCO_PEERING" not in json.dumps(without)

@@ -69,6 +69,22 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 the calls it makes (kube/secrets.py, kube/status.py, kopf's watches and event posts), no more.
 No `get` on ConnectorInstances (kopf lists and watches them), no `update` anywhere (every write is
 a patch), Events only created (kopf posts core/v1 Events and never patches them). */}}
+{{/* kopf peering: its peering objects are a KopfPeering per watched namespace, or one
+ClusterKopfPeering for a cluster-wide install. The operator creates them (create cannot be narrowed
+by name) and lists and watches them; it patches only its own (its keep-alive record). */}}
+{{- define "oco.peeringRules" -}}
+{{- if .Values.peering.enabled -}}
+{{- $resource := ternary "kopfpeerings" "clusterkopfpeerings" (gt (len .Values.operator.watchNamespaces) 0) -}}
+- apiGroups: [kopf.dev]
+  resources: [{{ $resource }}]
+  verbs: [list, watch, create]
+- apiGroups: [kopf.dev]
+  resources: [{{ $resource }}]
+  resourceNames: [{{ .Values.peering.name | quote }}]
+  verbs: [patch]
+{{- end }}
+{{- end -}}
+
 {{- define "oco.rules" -}}
 - apiGroups: [openconnectors.io]
   resources: [connectorinstances]

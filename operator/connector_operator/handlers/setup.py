@@ -5,7 +5,9 @@ progress goes to `status.kopf` (which the CRD declares, and which Argo CD does n
 finalizer is `openconnectors.io/finalizer`. The Secret watch gets a server-side label selector,
 so the operator never lists or watches Secrets it has not labelled. No diff-base is stored
 at all (see `NoDiffBase`), so kopf writes nothing into the object's metadata but the finalizer.
-The operator's digest key (kube/digestkey.py) is read, or created, once before anything else runs.
+The operator's digest key (kube/digestkey.py) is read, or created, once before anything else runs,
+and with --peering its peering objects (kube/peering.py) are created if missing. The login, ours
+and kopf's, finds the API server a pod's environment names first (kube/incluster.py).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from connector_operator.handlers import accounts
 from connector_operator.handlers.deleteretry import PROGRESS_FIELD
 from connector_operator.handlers.runtime import Runtime
 from connector_operator.handlers.watch import SECRETS
-from connector_operator.kube import digestkey
+from connector_operator.kube import digestkey, incluster, peering
 from connector_operator.kube.api import KubeAPI, KubeError
 from connector_operator.kube.namespaces import Namespaces
 from connector_operator.kube.secrets import Secrets
@@ -58,8 +60,15 @@ def configure_kopf(settings: kopf.OperatorSettings) -> None:
 
 
 def credentials(settings: kopf.OperatorSettings) -> kopf.ConnectionInfo | None:
-    """In-cluster ServiceAccount first, then the kubeconfig: what kopf and our own calls use."""
-    return kopf.login_with_service_account(settings=settings) or kopf.login_with_kubeconfig(settings=settings)
+    """In-cluster ServiceAccount first, then the kubeconfig: what kopf and our own calls use. In a pod
+    the API server is the one KUBERNETES_SERVICE_HOST/PORT name, as for client-go (kube/incluster.py);
+    without them, kopf's `https://kubernetes.default.svc`."""
+    trust_env = settings.networking.trust_env
+    return (
+        incluster.login_from_environment(trust_env=trust_env)
+        or kopf.login_with_service_account(settings=settings)
+        or kopf.login_with_kubeconfig(settings=settings)
+    )
 
 
 @kopf.on.login()
@@ -79,6 +88,8 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     memo["kube_api"] = api
     home = await operator_namespace(ours, settings)
     key = await digest_key(api, ours, home)
+    if ours.peering is not None:
+        await peering_objects(api, ours.peering, ours.namespaces)
     memo["runtime"] = Runtime(
         settings=ours,
         digest_key=key,
@@ -130,6 +141,23 @@ async def digest_key(api: KubeAPI, ours: Settings, namespace: str) -> bytes:
         raise kopf.TemporaryError(message, delay=5) from None
     logger.info("digest key: %s", where)
     return key
+
+
+async def peering_objects(api: KubeAPI, name: str, namespaces: tuple[str, ...]) -> None:
+    """The peering objects kopf needs, created if missing (kube/peering.py). Without their CRD or the
+    permission the operator stops with a message: a copy that cannot peer must not run unpaired."""
+    try:
+        await peering.ensure_objects(api, name, namespaces)
+    except peering.PeeringUnavailable as error:
+        raise kopf.PermanentError(str(error)) from None
+    except KubeError as error:
+        if error.status in (401, 403):
+            raise kopf.PermanentError(
+                f"cannot create the peering object {name}: HTTP {error.status} {error.reason}; the "
+                f"operator needs create, list, watch and patch on {peering.GROUP} (cluster)kopfpeerings"
+            ) from None
+        message = f"peering object {name}: HTTP {error.status} {error.reason}"
+        raise kopf.TemporaryError(message, delay=5) from None
 
 
 @kopf.on.cleanup()

@@ -1,0 +1,97 @@
+"""Two copies of the operator on the same objects (a stuck old pod, `replicas: 2`): with peering, as
+the chart configures it (OCO_PEERING), the second pauses while the first runs and takes over when
+the first stops (kube/peering.py).
+
+Each copy talks to a platform of its own, so whatever a copy does shows on its platform. While the
+first works, the second's platform hears nothing: that is watched for a window several times as
+long as the first copy took to act on a new object (a copy that did not pause would have acted
+just as fast). The takeover is then positive: the object the first copy could not finish (its
+platform hung) is finished by the second, and only after the first stopped.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from kubernetes import client
+
+from hack.controlplane.cluster import ControlPlane
+from hack.processes import Operator, OperatorLauncher
+from tests.fixtures.hostile_platform import HostilePlatform, hang
+from tests.fixtures.operator import Instances, wait_until
+from tests.integration.support import ACCOUNT, CLOSEIO_SECRET, closeio_spec, put_secret
+
+PEERING = "oco-peering-test"
+
+
+def copy(
+    name: str, control_plane: ControlPlane, namespace: str, platform: HostilePlatform, tmp_path: Path
+) -> Operator:
+    """A copy of the operator as the chart starts it: OCO_PEERING (and POD_ID, kopf's identity)."""
+    return OperatorLauncher(
+        log_path=tmp_path / f"{name}.log",
+        kubeconfig=control_plane.kubeconfig,
+        api_url=platform.api_url,
+        namespaces=[namespace],
+        args=[f"--allowed-api-hosts={platform.host}:*"],
+        env={"OCO_OPERATOR_NAMESPACE": namespace, "OCO_PEERING": PEERING, "POD_ID": name},
+        metrics_port=0,
+        name=name,
+    ).start()
+
+
+def peers(custom: client.CustomObjectsApi, namespace: str) -> set[str]:
+    body = custom.get_namespaced_custom_object("kopf.dev", "v1", namespace, "kopfpeerings", PEERING)
+    return set((body.get("status") or {}).keys())
+
+
+def stays(predicate: Callable[[], bool], seconds: float, what: str) -> None:
+    """`predicate` holds for `seconds`: an observation window (what must not happen has no event)."""
+    ends = time.monotonic() + seconds
+    while time.monotonic() < ends:
+        assert predicate(), f"{what} stopped holding"
+        time.sleep(0.05)  # polling interval within the window
+
+
+def test_a_second_copy_pauses_while_the_first_runs_and_takes_over_when_it_stops(
+    control_plane: ControlPlane,
+    api_client: client.ApiClient,
+    core: client.CoreV1Api,
+    instances: Instances,
+    namespace: str,
+    peering_crds: None,
+    tmp_path: Path,
+) -> None:
+    custom = client.CustomObjectsApi(api_client)
+    put_secret(core, namespace, ACCOUNT, {"userSecret": "user", "organizationSecret": "organization"})
+    put_secret(core, namespace, CLOSEIO_SECRET, {"apiKey": "key"})
+    with HostilePlatform.running() as first_platform, HostilePlatform.running() as second_platform:
+        first = copy("first", control_plane, namespace, first_platform, tmp_path)
+        instances.create("one", closeio_spec())
+        instances.wait_ready("one")
+        second = copy("second", control_plane, namespace, second_platform, tmp_path)
+        wait_until(
+            lambda: peers(custom, namespace) >= {"first", "second"}, what="both copies' peering records"
+        )
+
+        # The first copy's platform now hangs on creates: it starts one for "two" and never finishes.
+        first_platform.on("POST", "/instances", hang())
+        created = time.monotonic()
+        instances.create("two", closeio_spec())
+        wait_until(lambda: first_platform.count("POST") >= 2, what="the first copy creating 'two'")
+        latency = time.monotonic() - created
+        stays(lambda: second_platform.count() == 0, seconds=2 + 5 * latency, what="the second copy's silence")
+
+        # The first stops (withdrawing its record): the second takes "two" over and finishes it.
+        stopping = time.monotonic()
+        first.stop()
+        instances.wait_ready("two", timeout=30)
+        first_call = min(seen.at for seen in second_platform.requests())
+        assert first_call >= stopping, "the second copy acted before the first was stopped"
+        # At once: the first withdrew its record; had it expired instead, that takes its lifetime (60 s).
+        assert time.monotonic() - stopping < 20
+        assert "second" in peers(custom, namespace)
+        assert "first" not in peers(custom, namespace)
+        second.stop()
