@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 KUBECONFIG_LOCAL := .local/kubeconfig
 
-.PHONY: help venv controlplane cluster-up cluster-down lint typecheck layers dockerfile manifests test demo bench chaos crds lock fmt clean
+.PHONY: help venv controlplane cluster-up cluster-down lint typecheck layers dockerfile manifests test demo bench chaos crds lock fmt clean image
 
 help:
 	@echo "make test          lint, type-check, layering contract and the full test suite (builds the control plane once)"
@@ -18,6 +18,7 @@ help:
 	@echo "make cluster-down  stop them and remove their state"
 	@echo "make crds          regenerate crds/ (and the chart's copies) from the pydantic models"
 	@echo "make manifests     render the chart's default install into deploy/ for kubectl users"
+	@echo "make image         build the container image (Docker if an engine answers, else podman; see README)"
 	@echo "make lock          re-resolve requirements.lock from pyproject.toml"
 
 # The virtual environment is rebuilt whenever the lock file or the project metadata changes.
@@ -62,6 +63,11 @@ test: lint typecheck layers dockerfile controlplane
 
 crds: $(STAMP)
 	$(BIN)/python -m connector_operator.api.crd crds charts/open-connectors-operator/crds
+
+# Docker when an engine answers; else podman with the project's own store under the cache directory,
+# on a stand-in for the base image when no registry is reachable (hack/image/).
+image: $(STAMP)
+	$(BIN)/python -m hack.image build
 
 manifests: controlplane
 	$(BIN)/python -m hack.manifests deploy/open-connectors-operator.yaml
