@@ -36,6 +36,8 @@ from tests.integration.support import (
 )
 
 OWN_SECRET = ("OCO_OPERATOR_NAMESPACE", "OCO_DIGEST_KEY_SECRET")
+# ... and kopf peering, so that its RBAC (create, watch and patch the peering object) is exercised too.
+FROM_CHART = (*OWN_SECRET, "OCO_PEERING")
 
 
 @pytest.mark.parametrize(
@@ -75,8 +77,8 @@ def test_operator_as_the_charts_service_account_runs_a_full_lifecycle(
         kubeconfig=service_account_kubeconfig(control_plane, core, release.namespace, tmp_path / "sa"),
         api_url=simulator.api_url,
         namespaces=release.watched if namespaced else (),
-        # Where its own Secret lives, as the chart tells the pod.
-        env={k: v for k, v in deployment_env(namespace=release.namespace).items() if k in OWN_SECRET},
+        # Where its own Secret lives, and its peering, as the chart tells the pod.
+        env={k: v for k, v in deployment_env(namespace=release.namespace).items() if k in FROM_CHART},
         metrics_port=0,  # none: the default port could be taken by another test run
         timeout=30,
     ).start()
@@ -85,6 +87,13 @@ def test_operator_as_the_charts_service_account_runs_a_full_lifecycle(
         ready_inputs(core, watched, simulator)
         uid = instances.create("crm", closeio_spec())["metadata"]["uid"]
         instances.wait_ready("crm")
+        # It works, so it created its peering object and found no older copy there.
+        custom = client.CustomObjectsApi(api_client)
+        peering = deployment_env(namespace=release.namespace)["OCO_PEERING"]
+        if namespaced:
+            assert custom.get_namespaced_custom_object("kopf.dev", "v1", watched, "kopfpeerings", peering)
+        else:
+            assert custom.get_cluster_custom_object("kopf.dev", "v1", "clusterkopfpeerings", peering)
         token = secret_data(core, watched, "crm-token")
         assert token is not None
         assert token["token"]
