@@ -15,7 +15,14 @@ import pytest
 from kubernetes import client
 
 from tests.fixtures.operator import Instances, wait_until
-from tests.integration.support import CLOSEIO_API_KEY, CLOSEIO_SECRET, Env, account_values, put_secret
+from tests.integration.support import (
+    CLOSEIO_API_KEY,
+    CLOSEIO_SECRET,
+    Env,
+    account_values,
+    put_secret,
+    remotes_for,
+)
 
 GROUP, VERSION = "openconnectors.io", "v1alpha1"
 ACCOUNT_SECRET = "platform-account"
@@ -161,3 +168,34 @@ def test_a_namespaced_account(env: Env, custom: client.CustomObjectsApi) -> None
         GROUP, VERSION, env.namespace, "connectoraccounts", {**body, "metadata": {"name": "absent"}}
     )
     env.instances.wait_ready("lost", timeout=15)  # reacts when the account appears
+
+
+@pytest.mark.manual_operator
+def test_a_delete_right_after_a_restart_still_deletes_through_the_account(
+    env: Env, custom: client.CustomObjectsApi
+) -> None:
+    """Found by `make chaos`: the create's status write was lost (the operator died right after the
+    POST), the object was deleted, and the restarted operator released it before it had loaded the
+    account, leaving the remote instance behind. Now it waits for the account."""
+    operator = env.start_operator()
+    put_secret(env.core, env.namespace, ACCOUNT_SECRET, account_values(env.simulator))
+    body = {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "ConnectorAccount",
+        "metadata": {"name": "team"},
+        "spec": {"credentialsSecretRef": {"name": ACCOUNT_SECRET}},
+    }
+    custom.create_namespaced_custom_object(GROUP, VERSION, env.namespace, "connectoraccounts", body)
+    put_secret(env.core, env.namespace, CLOSEIO_SECRET, {"apiKey": CLOSEIO_API_KEY})
+    env.simulator.control.hang_next("POST", 1)  # the platform creates the instance, the answer never comes
+    uid = env.instances.create("crm", instance_spec(accountRef={"kind": "ConnectorAccount", "name": "team"}))[
+        "metadata"
+    ]["uid"]
+    wait_until(lambda: remotes_for(env.simulator, uid), what="the platform to have created the instance")
+    operator.kill()
+    assert "instanceID" not in (env.instances.get("crm").get("status") or {})
+    env.instances.delete("crm")
+
+    env.start_operator()
+    env.instances.wait_gone("crm", timeout=30)
+    assert remotes_for(env.simulator, uid) == []  # deleted through the account, found by its tag

@@ -208,7 +208,7 @@ async def _pass(
         if state.fingerprint is not None:
             state.changed_at = time.monotonic()
         state.data, state.fingerprint = (view.data if view is not None else None), fingerprint
-    state.spec = spec
+    state.spec, state.loaded = spec, True
     found = account_secrets(state.secrets(), state.secret_label)
     if isinstance(found, Missing):
         return outcomes.retrying(Reason.WAITING_FOR_SECRET, found.message, ready=False)

@@ -29,6 +29,7 @@ class AccountState:
     data: SecretData | None = field(default=None, repr=False)  # its decoded content; None: missing
     fingerprint: str | None = None
     changed_at: float = 0.0  # monotonic time the credentials last changed
+    loaded: bool = False  # the daemon has read the Secret (or found it missing) at least once
     recovered: bool = False  # the platform answered again after failures: everyone waiting retries now
     recovered_at: float = float("-inf")  # monotonic time of the last such recovery
 

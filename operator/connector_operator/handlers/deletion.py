@@ -16,11 +16,12 @@ from typing import Any
 
 import kopf
 
-from connector_operator.api.names import PLURAL
+from connector_operator.api.account import AccountKind
+from connector_operator.api.names import ACCOUNT_PLURAL, CLUSTER_ACCOUNT_PLURAL, GROUP, PLURAL, VERSION
 from connector_operator.api.spec import ConnectorInstanceSpec
 from connector_operator.api.status import ConnectorInstanceStatus, Reason
 from connector_operator.domain import outcome as outcomes
-from connector_operator.domain.accounts import Endpoint, Refused
+from connector_operator.domain.accounts import AccountKey, Endpoint, Refused, account_key
 from connector_operator.domain.desired import identity_tag
 from connector_operator.domain.inputs import Missing, account_secrets
 from connector_operator.domain.outcome import Backoff, Outcome
@@ -69,21 +70,25 @@ async def delete_remote(
         raise to_kopf(outcome, delay=retries.failed(key, outcome, backoff))
     found = await _account_secrets(runtime, spec, namespace, secret_cache)
     never_wrote = status.instance_id is None and status.applied_digest is None
-    if never_wrote and isinstance(found, Absent | Refused):
+    if isinstance(found, NotYet):
+        # A fresh process has not loaded the account yet: its absence proves nothing (chaos found
+        # a release right after a restart that left the remote instance behind). Soon again.
+        raise kopf.TemporaryError(found.what, delay=2)
+    if never_wrote and isinstance(found, Absent):
         # No platform write was ever made: every write records instanceID or appliedDigest, and a
         # write whose status update was lost (a crash right after a create) read this Secret first,
         # which put the in-use finalizer on it, so the Secret would still be here (Terminating at
         # worst). A 404 therefore means that it never existed, or that someone force-removed our
         # finalizer (or deleted it during an upgrade from a version without one) right after such
         # a lost write: the one case where this leaves a remote instance behind, tagged
-        # k8s-uid:<uid>. Likewise an account that does not exist (one in use cannot be deleted), or
-        # that refuses this object: no write could have been made through it.
+        # k8s-uid:<uid>. Likewise an account the API server does not have: one in use cannot be
+        # deleted (its finalizer waits for its instances), so no write was made through it.
         # A Secret that exists but lacks a key is no proof of anything: blocked below.
         kopf.info(
             body,
             reason="DeletedWithoutPlatformCall",
-            message=f"{found.what if isinstance(found, Absent) else found.message}: no platform write "
-            "was ever made for this object, released without calling the platform",
+            message=f"{found.what}: no platform write was ever made for this object, released "
+            "without calling the platform",
         )
         return
     if not isinstance(found, tuple):
@@ -140,20 +145,33 @@ class Absent:
     what: str  # "Secret 'x' does not exist", or the account's
 
 
+@dataclass(frozen=True)
+class NotYet:
+    what: str  # the account exists, but this process has not read it (or its Secret) yet
+
+
 async def _account_secrets(
     runtime: Runtime,
     spec: ConnectorInstanceSpec,
     namespace: str,
     secret_cache: kopf.Index[tuple[str, str], Any],
-) -> tuple[Credentials, AccountGate | None] | Missing | Refused | Absent:
+) -> tuple[Credentials, AccountGate | None] | Missing | Refused | Absent | NotYet:
     """The credentials to delete with (and the account's gate); `Absent` when their Secret, or the
     account, does not exist; otherwise what is wrong. Configuration Secrets are not needed."""
     located, account = await locate(runtime, spec, namespace)
     if isinstance(located, Refused):
-        return Absent(located.message) if located.reason is Reason.ACCOUNT_NOT_FOUND else located
+        if located.reason is not Reason.ACCOUNT_NOT_FOUND:
+            return located
+        key = account_key(spec, namespace, runtime.settings.default_account)
+        if key is not None and await account_exists(runtime, key):
+            return NotYet(f"{key} is not loaded yet")
+        return Absent(located.message)
     if account is not None:
+        if not account.loaded:
+            return NotYet(f"{located.account}: its Secret is not read yet")
         if account.data is None:
-            return Absent(f"Secret {account.secret_label!r} ({located.account}) does not exist")
+            # Not held by our finalizer (the account daemon reads it): its absence proves nothing.
+            return Missing(f"Secret {account.secret_label!r} ({located.account}) does not exist", "")
         found = account_secrets(account.secrets(), account.secret_label)
         gate = runtime.gates.for_account(located.account, located.budget, str(located.account))
     else:
@@ -163,3 +181,14 @@ async def _account_secrets(
         found = account_secrets({located.secret_name: view.data}, located.secret_name)
         gate = None
     return (Credentials(*found), gate) if isinstance(found, tuple) else found
+
+
+async def account_exists(runtime: Runtime, key: AccountKey) -> bool:
+    """Whether the API server has the account (a fresh process may not have loaded it yet)."""
+    if runtime.kube is None:
+        return True  # cannot tell: assume it does, and wait
+    plural = ACCOUNT_PLURAL if key.kind is AccountKind.CONNECTOR_ACCOUNT else CLUSTER_ACCOUNT_PLURAL
+    scope = f"namespaces/{key.namespace}/" if key.namespace else ""
+    return (
+        await runtime.kube.request("GET", f"/apis/{GROUP}/{VERSION}/{scope}{plural}/{key.name}") is not None
+    )

@@ -14,6 +14,7 @@ from connector_operator.handlers.secretholds import SecretHolds
 from connector_operator.handlers.secretreads import SecretReads
 from connector_operator.handlers.secretwaits import SecretWaits
 from connector_operator.handlers.wakeups import Key, Wakeups
+from connector_operator.kube.api import KubeAPI
 from connector_operator.kube.namespaces import Namespaces
 from connector_operator.kube.secrets import Secrets, SecretView
 from connector_operator.kube.status import StatusWriter
@@ -41,6 +42,7 @@ class Runtime:
     reads: SecretReads = field(default_factory=SecretReads)
     delete_retries: DeleteRetries = field(default_factory=DeleteRetries)
     namespaces: Namespaces | None = None  # namespace labels, for cluster accounts' selectors
+    kube: KubeAPI | None = None  # for the odd direct read (does an account exist?)
     home: str = "default"  # the operator's own namespace (its digest key; cluster accounts' Secrets)
     accounts: Accounts = field(default_factory=Accounts)  # each account's spec and credentials
     gates: Gates = field(default_factory=Gates)  # each account's request budget and circuit

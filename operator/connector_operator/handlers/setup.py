@@ -103,6 +103,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
         status=StatusWriter(api),
         namespaces=Namespaces(api),
         home=home,
+        kube=api,
     )
     runtime: Runtime = memo["runtime"]
     runtime.gates.on_recovery(lambda key: accounts.recovered(runtime, key))
