@@ -74,21 +74,22 @@ async def delete_remote(
         # A fresh process has not loaded the account yet: its absence proves nothing (chaos found
         # a release right after a restart that left the remote instance behind). Soon again.
         raise kopf.TemporaryError(found.what, delay=2)
-    if never_wrote and isinstance(found, Absent):
+    if never_wrote and isinstance(found, Absent | Refused):
         # No platform write was ever made: every write records instanceID or appliedDigest, and a
         # write whose status update was lost (a crash right after a create) read this Secret first,
         # which put the in-use finalizer on it, so the Secret would still be here (Terminating at
         # worst). A 404 therefore means that it never existed, or that someone force-removed our
         # finalizer (or deleted it during an upgrade from a version without one) right after such
         # a lost write: the one case where this leaves a remote instance behind, tagged
-        # k8s-uid:<uid>. Likewise an account the API server does not have: one in use cannot be
-        # deleted (its finalizer waits for its instances), so no write was made through it.
+        # k8s-uid:<uid>. Likewise an account the API server does not have (one in use cannot be
+        # deleted: its finalizer waits for its instances), or one that refuses this object: no
+        # write was made through it.
         # A Secret that exists but lacks a key is no proof of anything: blocked below.
         kopf.info(
             body,
             reason="DeletedWithoutPlatformCall",
-            message=f"{found.what}: no platform write was ever made for this object, released "
-            "without calling the platform",
+            message=f"{found.what if isinstance(found, Absent) else found.message}: no platform write "
+            "was ever made for this object, released without calling the platform",
         )
         return
     if not isinstance(found, tuple):
