@@ -36,7 +36,8 @@ from connector_operator.domain.transition import Facts, parse_status, status_aft
 from connector_operator.handlers.remote import RemotePass
 from connector_operator.handlers.runtime import Runtime
 from connector_operator.handlers.state import ObjectState, Target
-from connector_operator.kube.secrets import SecretView
+from connector_operator.handlers.watch import secret_meta
+from connector_operator.kube.secrets import encode
 from connector_operator.openconnectors.client import Credentials
 
 UID = "0b5e7a36-4f7c-4d35-9a55-1f0c7f3c2a10"
@@ -111,12 +112,18 @@ def remote_pass(
     """A pass as `RemotePass.prepare` makes it; the runtime is never reached by what is tested."""
     keyed = Keyed(KEY, UID)
     digest = request.digest(keyed, API_URL)
-    token_secret = SecretView(
-        name="crm-token",
-        namespace="sales",
-        data={"token": token_in_secret, "instanceID": "42", "apiURL": API_URL},
-        labels={"app.kubernetes.io/managed-by": "open-connectors-operator"},
-        owner_uid=UID,
+    # What the Secret watch keeps of the token Secret: metadata and digests of the token.
+    token_secret = secret_meta(
+        {
+            "metadata": {
+                "name": "crm-token",
+                "namespace": "sales",
+                "labels": {"app.kubernetes.io/managed-by": "open-connectors-operator"},
+                "ownerReferences": [{"kind": "ConnectorInstance", "uid": UID, "controller": True}],
+            },
+            "data": encode({"token": token_in_secret, "instanceID": "42", "apiURL": API_URL}),
+        },
+        KEY,
     )
     spec = parse_spec({"connectorKey": "closeio", "credentialsSecretRef": {"name": "account"}})
     return RemotePass(

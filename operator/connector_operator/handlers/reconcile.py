@@ -35,7 +35,7 @@ from connector_operator.handlers.remote import RemotePass, TokenSecretConflict
 from connector_operator.handlers.runtime import Key, Runtime
 from connector_operator.handlers.state import ObjectState, Target
 from connector_operator.kube.api import KubeError
-from connector_operator.kube.secrets import SecretView
+from connector_operator.kube.secrets import SecretMeta
 from connector_operator.openconnectors import errors
 
 logger = logging.getLogger(__name__)
@@ -70,7 +70,7 @@ async def reconcile(
     rt: Runtime,
     target: Target,
     state: ObjectState,
-    cache: Mapping[Key, SecretView],
+    cache: Mapping[Key, SecretMeta],
     *,
     remote_due: bool,
 ) -> Result:

@@ -24,7 +24,6 @@ from connector_operator.domain.desired import (
     desired_instance,
     identity_tag,
     is_legacy,
-    legacy_token_digest,
     token_digest,
 )
 from connector_operator.domain.inputs import Resolved
@@ -32,7 +31,7 @@ from connector_operator.domain.outcome import Outcome
 from connector_operator.domain.transition import Facts, Observed
 from connector_operator.handlers.runtime import Key, Runtime
 from connector_operator.handlers.state import ObjectState, Target
-from connector_operator.kube.secrets import SecretConflict, SecretView
+from connector_operator.kube.secrets import SecretConflict, SecretMeta
 from connector_operator.openconnectors import errors
 from connector_operator.openconnectors.budget import AccountGate
 from connector_operator.openconnectors.client import Credentials, Instance
@@ -54,7 +53,7 @@ class RemotePass:
     target: Target
     spec: ConnectorInstanceSpec
     state: ObjectState
-    cache: Mapping[Key, SecretView]
+    cache: Mapping[Key, SecretMeta]  # the watch's metadata of Secrets, no values
     api_url: str
     credentials: Credentials
     desired: DesiredInstance
@@ -71,7 +70,7 @@ class RemotePass:
         target: Target,
         spec: ConnectorInstanceSpec,
         state: ObjectState,
-        cache: Mapping[Key, SecretView],
+        cache: Mapping[Key, SecretMeta],
         api_url: str,
         inputs: Resolved,
         facts: Facts,
@@ -192,28 +191,41 @@ class RemotePass:
 
     def _token_known(self) -> bool:
         """Whether the token Secret is current without asking the platform: the token is in memory,
-        or (after a restart) the Secret is ours and consistent with status."""
+        or (after a restart) the Secret is ours and consistent with status. The watch keeps digests
+        of a token Secret's token, not the token (kube.secrets.TokenFacts): compared with status."""
         if self.state.instance is not None:
             return True
         view = self.cache.get((self.target.namespace, self.token_secret))
         status = self.state.status
-        if view is None:
-            return False
-        token = view.data.get("token") or ""
+        facts = view.token if view is not None else None
+        if view is None or facts is None or facts.digest is None:
+            return False  # the platform is asked: one GET, and the Secret is written if it differs
         if is_legacy(status.token_digest):
-            current = legacy_token_digest(token, self.target.uid) == status.token_digest
+            current = facts.legacy_digest == status.token_digest
         else:
-            current = token_digest(token, self.keyed) == status.token_digest
+            current = facts.digest == status.token_digest
         known = (
             current
             and view.managed
             and view.owner_uid == self.target.uid
-            and view.data.get("instanceID") == str(status.instance_id)
-            and view.data.get("apiURL") == self.api_url
+            and facts.instance_id == str(status.instance_id)
+            and facts.api_url == self.api_url
         )
         if known and is_legacy(status.token_digest):
-            self.facts.rekeyed_token_digest = token_digest(token, self.keyed)
+            self.facts.rekeyed_token_digest = facts.digest  # keyed for this object, as token_digest()
         return known
+
+    def _token_secret_holds(self, view: SecretMeta, data: Mapping[str, str]) -> bool | None:
+        """Whether the token Secret, as the watch shows it, holds `data` already; None when the
+        watch's digests cannot tell (then the Secret is read before anything is written)."""
+        facts = view.token
+        if facts is None or facts.digest is None or view.owner_uid != self.target.uid:
+            return None
+        return (
+            facts.digest == token_digest(data["token"], self.keyed)
+            and facts.instance_id == data["instanceID"]
+            and facts.api_url == data["apiURL"]
+        )
 
     def _remember(self, instance: Instance) -> None:
         previous = self.state.instance
@@ -238,7 +250,13 @@ class RemotePass:
         name, namespace = self.token_secret, self.target.namespace
         data = {"token": current.token, "instanceID": str(current.id), "apiURL": self.api_url}
         # Not in the watch cache: try to create it; a 409 makes write_token look before it writes.
-        existing = self.cache.get((namespace, name))
+        existing: SecretMeta | None = self.cache.get((namespace, name))
+        if existing is not None and existing.managed:
+            holds = self._token_secret_holds(existing, data)
+            if holds:
+                return
+            if holds is None:  # the watch cannot tell: compare with the Secret as it is
+                existing = await self.rt.secrets.read(namespace, name)
         try:
             if await self.rt.secrets.write_token(namespace, name, self.target.owner, data, existing):
                 logger.info("wrote token Secret %s/%s", namespace, name)

@@ -16,7 +16,7 @@ from connector_operator.handlers.secretwaits import SecretWaits
 from connector_operator.handlers.wakeups import Key, Wakeups
 from connector_operator.kube.api import KubeAPI
 from connector_operator.kube.namespaces import Namespaces
-from connector_operator.kube.secrets import Secrets, SecretView
+from connector_operator.kube.secrets import SecretMeta, Secrets, SecretView
 from connector_operator.kube.status import StatusWriter
 from connector_operator.openconnectors.budget import Gates
 from connector_operator.openconnectors.client import InstancesClient
@@ -69,6 +69,6 @@ class Runtime:
         return SecretHolds(self.secrets, self.reads)
 
     async def read_secret(
-        self, cache: Mapping[Key, SecretView], namespace: str, name: str
+        self, cache: Mapping[Key, SecretMeta], namespace: str, name: str
     ) -> SecretView | None:
         return await self.reads.read(self.secrets, self.wakeups, self.holds, cache, namespace, name)

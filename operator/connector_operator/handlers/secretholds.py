@@ -42,7 +42,7 @@ from connector_operator.api.names import WATCH_LABEL
 from connector_operator.api.spec import parse_spec, referenced_secrets
 from connector_operator.handlers.wakeups import Key
 from connector_operator.kube.api import KubeError
-from connector_operator.kube.secrets import INPUT_ROLE, Secrets, SecretView
+from connector_operator.kube.secrets import INPUT_ROLE, SecretMeta, Secrets
 
 if TYPE_CHECKING:  # secretreads uses this module; only the type is needed here
     from connector_operator.handlers.secretreads import SecretReads
@@ -55,7 +55,7 @@ Users = kopf.Index[tuple[str, str], str]
 @dataclass
 class SecretHolds:
     secrets: Secrets
-    reads: SecretReads  # whose recently fetched copies a release makes stale
+    reads: SecretReads  # whose copies a release makes stale
     locks: weakref.WeakValueDictionary[Key, asyncio.Lock] = field(default_factory=weakref.WeakValueDictionary)
     # Secrets whose release was decided; the watch cache's copy of them is stale until the watch
     # shows them without the finalizer (or gone).
@@ -70,11 +70,12 @@ class SecretHolds:
             lock = self.locks[key] = asyncio.Lock()
         return lock
 
-    def trusted(self, key: Key, view: SecretView) -> bool:
-        """Whether the watch cache's copy may serve a read without holding the Secret first."""
+    def trusted(self, key: Key, view: SecretMeta) -> bool:
+        """Whether what the watch shows may serve a read (with a copy of the values at that very
+        resourceVersion) without holding the Secret first."""
         return key not in self.releasing and (view.managed or view.held or view.deleting)
 
-    def watched(self, key: Key, view: SecretView | None) -> None:
+    def watched(self, key: Key, view: SecretMeta | None) -> None:
         """The watch shows the Secret without the finalizer (or gone): any release has landed, and
         the cache can be trusted again. (A copy with the finalizer may predate the release.)"""
         if view is None or not view.held:
@@ -86,7 +87,7 @@ class SecretHolds:
         event_type: str | None,
         body: Mapping[str, Any],
         users: Users,
-        cache: Mapping[Key, SecretView],
+        cache: Mapping[Key, SecretMeta],
     ) -> None:
         """Release the Secrets an object no longer references: after a spec change that dropped
         them, or once the object is gone. kopf has already re-indexed (or forgotten) the object.
@@ -106,7 +107,7 @@ class SecretHolds:
         for name in sorted(dropped):
             await self.release_if_unused((namespace, name), users, cache.get((namespace, name)))
 
-    async def release_if_unused(self, key: Key, users: Users, view: SecretView | None) -> bool:
+    async def release_if_unused(self, key: Key, users: Users, view: SecretMeta | None) -> bool:
         """Remove the finalizer and the watch label from an input Secret nobody references.
         `view` is the latest known copy; None when the watch has not shown it (yet): the watch
         event that shows it asks again."""
@@ -117,7 +118,7 @@ class SecretHolds:
             if store is not None and len(store) > 0:
                 return False
             self.releasing.add(key)  # no await since the index was read: no reader slipped in
-            self.reads.fetched.pop(key, None)
+            self.reads.forget(key)
             try:
                 await self.secrets.release_input(*key)
             except KubeError as error:

@@ -1,52 +1,138 @@
-"""Reading a referenced Secret: from the watch cache, or once from the API for everyone waiting.
+"""Reading a referenced Secret: its values come from a small, bounded cache of copies, or from the API.
 
-The label-filtered watch caches every Secret the operator has labelled. A Secret it has not seen
-yet, or has seen without the in-use finalizer, is fetched and held (labelled and finalized, one
-patch: handlers/secretholds.py) once, however many objects ask at the same moment (a thousand
-objects sharing one account Secret start together), and the fetched copy serves for the few
-seconds until the watch delivers it. Only Secrets that exist are remembered: a missing one must
-be looked for again when its watch-by-name says it appeared.
+The Secret watch keeps metadata and a fingerprint only (handlers/watch.py): what tenants put into
+Secrets, and they can label any Secret of theirs for the watch, must not decide how much memory
+the operator needs. The values live here, in `SecretCopies`: at most `BUDGET` bytes in all,
+least recently used first out, and no Secret larger than `MAX_KEPT` (a Secret bigger than a whole
+configuration may be is read from the API each time it is needed, and dropped after the pass).
+
+A copy serves a read while the watch confirms it: the watch shows the Secret held (or ours, or
+being deleted) at the very resourceVersion of the copy. Copies come from our own reads, and from
+the watch events of held input Secrets (so a restart, and a rotation, cost no read). A Secret the
+watch has not shown yet, or shows without the in-use finalizer, is fetched and held (labelled and
+finalized, one patch: handlers/secretholds.py) once, however many objects ask at the same moment
+(a thousand objects sharing one account Secret start together), and that fetched copy serves for
+the few seconds until the watch delivers it. Only Secrets that exist are remembered: a missing one
+must be looked for again when its watch-by-name says it appeared. At most `FETCHES` reads are in
+flight at once, so a burst of objects referencing big Secrets holds a bounded number of them.
 """
 
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from connector_operator.api.names import WATCH_LABEL
+from connector_operator.domain.inputs import MAX_CONFIGURATION_BYTES
 from connector_operator.handlers.secretholds import SecretHolds
 from connector_operator.handlers.wakeups import Key, Wakeups
-from connector_operator.kube.secrets import INPUT_ROLE, Secrets, SecretView
+from connector_operator.kube.secrets import INPUT_ROLE, SecretMeta, Secrets, SecretView
 
 # Long enough for the watch to deliver a freshly labelled Secret, short enough that a Secret
 # deleted in between is not believed for long.
 FETCHED_TTL = 10.0
+# The values of every kept copy together: thousands of ordinary Secrets (a few hundred bytes to a
+# few KiB each) fit many times over.
+BUDGET = 32 * 1024 * 1024
+# A Secret larger than the whole configuration of an object may be is not kept (read when needed).
+MAX_KEPT = MAX_CONFIGURATION_BYTES
+FETCHES = 8  # Secret reads in flight at once
+_ENTRY_OVERHEAD = 256  # the entry, the view and its dict, roughly
+
+
+def size_of(view: SecretView) -> int:
+    """The memory a copy's values take (Python strings, as allocated), plus a little per entry."""
+    return _ENTRY_OVERHEAD + sum(sys.getsizeof(k) + sys.getsizeof(v) for k, v in view.data.items())
+
+
+@dataclass
+class _Copy:
+    view: SecretView
+    size: int
+    fetched_at: float | None  # monotonic, for our own reads (which held the Secret); None: the watch's
+
+
+@dataclass
+class SecretCopies:
+    """Recently read Secrets with their values, bounded in bytes, least recently used out first."""
+
+    budget: int = BUDGET
+    max_kept: int = MAX_KEPT
+    entries: OrderedDict[Key, _Copy] = field(default_factory=OrderedDict)
+    used: int = 0
+
+    def current(self, key: Key, resource_version: str) -> SecretView | None:
+        """The copy at exactly this resourceVersion (what the watch shows now), if kept."""
+        entry = self.entries.get(key)
+        if entry is None or not resource_version or entry.view.resource_version != resource_version:
+            return None
+        self.entries.move_to_end(key)
+        return entry.view
+
+    def recent(self, key: Key, ttl: float) -> SecretView | None:
+        """Our own read of the Secret, if at most `ttl` seconds old (it held the Secret)."""
+        entry = self.entries.get(key)
+        if entry is None or entry.fetched_at is None or time.monotonic() - entry.fetched_at >= ttl:
+            return None
+        self.entries.move_to_end(key)
+        return entry.view
+
+    def keep(self, view: SecretView, *, fetched: bool) -> None:
+        """Remember a copy read from the API (`fetched`), making room for it."""
+        key = (view.namespace, view.name)
+        self.forget(key)
+        size = size_of(view)
+        if size > self.max_kept or size > self.budget:
+            return
+        while self.used + size > self.budget:
+            _, oldest = self.entries.popitem(last=False)
+            self.used -= oldest.size
+        self.entries[key] = _Copy(view, size, time.monotonic() if fetched else None)
+        self.used += size
+
+    def offer(self, view: SecretView, *, new: bool) -> None:
+        """A copy the watch delivered: it replaces the copy of that Secret, if one is kept, and
+        is otherwise kept (`new`) only where there is room: the watch's copies push out no other."""
+        key = (view.namespace, view.name)
+        if key in self.entries or (new and self.used + size_of(view) <= self.budget):
+            self.keep(view, fetched=False)
+
+    def forget(self, key: Key) -> None:
+        entry = self.entries.pop(key, None)
+        if entry is not None:
+            self.used -= entry.size
 
 
 @dataclass
 class SecretReads:
     inflight: dict[Key, asyncio.Future[SecretView | None]] = field(default_factory=dict)
-    fetched: dict[Key, tuple[float, SecretView]] = field(default_factory=dict)
+    copies: SecretCopies = field(default_factory=SecretCopies)
+    fetches: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(FETCHES))
 
     async def read(
         self,
         secrets: Secrets,
         wakeups: Wakeups,
         holds: SecretHolds,
-        cache: Mapping[Key, SecretView],
+        cache: Mapping[Key, SecretMeta],
         namespace: str,
         name: str,
     ) -> SecretView | None:
         key = (namespace, name)
-        cached = cache.get(key)
-        if cached is not None and holds.trusted(key, cached):
-            self.fetched.pop(key, None)
-            return cached
-        recent = self.fetched.get(key)
-        if recent is not None and time.monotonic() - recent[0] < FETCHED_TTL:
-            return recent[1]
+        seen = cache.get(key)
+        if seen is not None and holds.trusted(key, seen):
+            kept = self.copies.current(key, seen.resource_version)
+            if kept is not None:
+                return kept
+        else:
+            recent = self.copies.recent(key, FETCHED_TTL)
+            if recent is not None:
+                return recent
         pending = self.inflight.get(key)
         if pending is None:
             pending = asyncio.ensure_future(self._fetch(secrets, wakeups, holds, namespace, name))
@@ -55,13 +141,30 @@ class SecretReads:
         # shield: one caller being cancelled (its object deleted) must not cancel the others' read.
         return await asyncio.shield(pending)
 
+    def watched(self, meta: SecretMeta, data: Mapping[str, Any]) -> None:
+        """A watch event of a Secret (`data`: its raw base64 data): its values replace the copy
+        kept of that Secret, and are kept anew if it is an input Secret the operator holds (after
+        a restart, the initial listing fills the cache this way, so no read is needed). Nothing
+        else of it stays, and a Secret too large to keep is not even decoded."""
+        key = (meta.namespace, meta.name)
+        new = meta.held and not meta.managed and not needs_hold(meta)
+        if key not in self.copies.entries and not new:
+            return
+        if sum(len(value) for value in data.values()) // 4 * 3 > self.copies.max_kept:
+            self.copies.forget(key)
+            return
+        self.copies.offer(SecretView.with_data(meta, data), new=new)
+
+    def forget(self, key: Key) -> None:
+        self.copies.forget(key)
+
     async def _fetch(
         self, secrets: Secrets, wakeups: Wakeups, holds: SecretHolds, namespace: str, name: str
     ) -> SecretView | None:
         key = (namespace, name)
         # Under the Secret's lock: a release decided before this read has been written by now,
         # and one decided after it sees this object in kopf's index (handlers/secretholds.py).
-        async with holds.lock(key):
+        async with holds.lock(key), self.fetches:
             view = await secrets.read(namespace, name)
             if view is not None and needs_hold(view):
                 # Seen as it is now: the watch event our patch causes must not count as a change.
@@ -69,11 +172,13 @@ class SecretReads:
                 view = await secrets.label_for_watch(namespace, name)
             holds.releasing.discard(key)  # read fresh, after any release: the truth again
             if view is not None:
-                self.fetched[key] = (time.monotonic(), view)
+                self.copies.keep(view, fetched=True)
+            else:
+                self.copies.forget(key)
         return view
 
 
-def needs_hold(view: SecretView) -> bool:
+def needs_hold(view: SecretMeta) -> bool:
     """An input Secret that lacks either mark. Not the operator's own Secrets (token Secrets of
     other objects), and not a Secret being deleted (it may be read, but gets no new finalizer)."""
     labelled = view.labels.get(WATCH_LABEL) == INPUT_ROLE

@@ -23,7 +23,7 @@ from connector_operator.api.names import FINALIZER, WATCH_LABEL
 from connector_operator.handlers import accounts
 from connector_operator.handlers.deleteretry import PROGRESS_FIELD
 from connector_operator.handlers.runtime import Runtime
-from connector_operator.handlers.watch import SECRETS
+from connector_operator.handlers.watch import LIST_CHUNK, SECRETS
 from connector_operator.kube import digestkey, incluster, peering
 from connector_operator.kube.api import KubeAPI, KubeError
 from connector_operator.kube.namespaces import Namespaces
@@ -54,6 +54,7 @@ def configure_kopf(settings: kopf.OperatorSettings) -> None:
     settings.persistence.progress_storage = kopf.StatusProgressStorage(field=".".join(PROGRESS_FIELD))
     settings.persistence.diffbase_storage = NoDiffBase()
     settings.watching.label_selectors[SECRETS] = WATCH_LABEL
+    settings.watching.chunk_size = LIST_CHUNK  # a start-up holds a bounded number of big Secrets
     settings.posting.level = logging.INFO
     # Handler failures are ours to schedule (see handlers.instances); kopf's default is a flat 60 s.
     settings.execution.default_backoff = 5

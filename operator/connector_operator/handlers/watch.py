@@ -1,10 +1,20 @@
-"""Watching Secrets: an in-memory cache of the labelled ones and wake-ups for their users.
+"""Watching Secrets: an in-memory index of the labelled ones and wake-ups for their users.
 
 The Secret watch carries a server-side label selector (set at startup), so only Secrets that
-the operator labelled (inputs it reads, token Secrets it writes) ever reach this process. kopf
-keeps two indexes for us: those Secrets by (namespace, name), and which ConnectorInstances
-reference which Secret. A Secret event wakes exactly the daemons of its referencing objects, and
-releases a held input Secret that no object references any more (handlers/secretholds.py).
+carry the watch label (inputs the operator reads, token Secrets it writes, and whatever a tenant
+labels herself) ever reach this process. kopf keeps two indexes for us: those Secrets by
+(namespace, name), and which ConnectorInstances reference which Secret. A Secret event wakes
+exactly the daemons of its referencing objects, and releases a held input Secret that no object
+references any more (handlers/secretholds.py).
+
+The Secret index keeps metadata and a fingerprint of the content, never the values
+(`kube.secrets.SecretMeta`): anyone who may create Secrets can label them for this watch, so
+what the index costs must not depend on what is in them. The values of held input Secrets go to
+the bounded cache of handlers/secretreads.py; for a token Secret the index keeps digests of the
+token (compared after a restart, and before a write). Once indexed, the values are dropped from
+the body kopf holds too (`drop_values`): kopf keeps each event's body while the object's worker
+idles, and at start-up every listed body until all are indexed.
+
 The handlers are `async def` though they never await: kopf runs sync handlers in a thread
 pool, and that hand-off cost more than the handlers themselves at 1,000 objects (bench/README.md).
 """
@@ -19,17 +29,59 @@ from pydantic import ValidationError
 
 from connector_operator.api.names import GROUP, PLURAL, VERSION
 from connector_operator.api.spec import parse_spec, related_secrets
+from connector_operator.domain.desired import Keyed, legacy_token_digest, token_digest
 from connector_operator.handlers.runtime import Runtime
-from connector_operator.kube.secrets import SecretView
+from connector_operator.kube.secrets import OUR_LABELS, SecretMeta
 
 SECRETS = ("v1", "secrets")
 
 
+# The initial listing is fetched in pages of this many objects (kopf's `watching.chunk_size`, for
+# every resource), so that a start-up holds a bounded number of big Secrets at once: kopf parses a
+# whole page (several copies of it at once) before anything is indexed and dropped. With a tenant's
+# 120 Secrets of 1 MB a restart peaked at 139 MiB with pages of 5, 161 MiB with 10, 237 MiB with 20
+# (tests/integration/test_secret_memory.py); a page costs one LIST request.
+LIST_CHUNK = 10
+
+
 @kopf.index(*SECRETS)  # type: ignore[arg-type]
 async def secret_cache(
-    namespace: str, name: str, body: kopf.Body, **_: Any
-) -> dict[tuple[str, str], SecretView]:
-    return {(namespace, name): SecretView.from_raw(body)}
+    namespace: str, name: str, body: kopf.Body, memo: kopf.Memo, **_: Any
+) -> dict[tuple[str, str], SecretMeta]:
+    runtime: Runtime | None = memo.get("runtime")  # set at startup, before any watch starts
+    meta = secret_meta(body, runtime.digest_key if runtime is not None else None)
+    if runtime is not None:
+        runtime.reads.watched(meta, body.get("data") or {})
+    drop_values(body)
+    return {(namespace, name): meta}
+
+
+def secret_meta(raw: Mapping[str, Any], digest_key: bytes | None) -> SecretMeta:
+    """What the index keeps of a Secret; with the operator's digest key, a token Secret's token
+    digest is the one status.tokenDigest holds (without it only the legacy one can be compared)."""
+
+    def digests(token: str, owner_uid: str) -> tuple[str | None, str]:
+        keyed = token_digest(token, Keyed(digest_key, owner_uid)) if digest_key is not None else None
+        return keyed, legacy_token_digest(token, owner_uid)
+
+    return SecretMeta.from_raw(raw, digests)
+
+
+def drop_values(body: kopf.Body) -> None:
+    """Empty what kopf holds of a Secret beyond what it and we use: the data, the annotations, the
+    managed fields and the labels that are not ours. kopf's Body is a view of the event's parsed
+    JSON, so this frees them at once, though the worker keeps the event a few seconds more."""
+    data = body.get("data")
+    if isinstance(data, dict):
+        data.clear()
+    meta = body.get("metadata")
+    if isinstance(meta, dict):
+        meta.pop("annotations", None)
+        meta.pop("managedFields", None)
+        labels = meta.get("labels")
+        if isinstance(labels, dict):
+            for label in [label for label in labels if label not in OUR_LABELS]:
+                del labels[label]
 
 
 @kopf.index(GROUP, VERSION, PLURAL)  # type: ignore[arg-type]
@@ -50,28 +102,44 @@ async def secret_changed(
     body: kopf.Body,
     memo: kopf.Memo,
     secret_users: kopf.Index[tuple[str, str], str],
+    secret_cache: kopf.Index[tuple[str, str], SecretMeta],
     **_: Any,
 ) -> None:
     runtime: Runtime = memo["runtime"]
-    view = None if type == "DELETED" else SecretView.from_raw(body)
-    runtime.holds.watched((namespace, name), view)
-    if view is not None and not secret_users.get((namespace, name)):
+    key = (namespace, name)
+    if type == "DELETED":  # not indexed: its values are dropped here
+        drop_values(body)
+        runtime.reads.forget(key)
+    view = None if type == "DELETED" else indexed(secret_cache, key, body)
+    runtime.holds.watched(key, view)
+    if view is not None and not secret_users.get(key):
         # Also at the start (the initial listing): references dropped while the operator was down.
-        await runtime.holds.release_if_unused((namespace, name), secret_users, view)
+        await runtime.holds.release_if_unused(key, secret_users, view)
     fingerprint = view.fingerprint if view is not None else None
-    if not runtime.wakeups.secret_changed((namespace, name), fingerprint):
+    if not runtime.wakeups.secret_changed(key, fingerprint):
         return
-    for user in secret_users.get((namespace, name), []):
+    for user in secret_users.get(key, []):
         runtime.wakeups.wake((namespace, user))
 
 
-class _IndexView(Mapping[tuple[str, str], SecretView]):
-    """A plain Mapping over kopf's index, whose values are stores of one SecretView each."""
+def indexed(
+    index: kopf.Index[tuple[str, str], SecretMeta], key: tuple[str, str], body: kopf.Body
+) -> SecretMeta:
+    """What the index made of this very event (the index handler ran first, and dropped the
+    values from `body`); made from `body` only if indexing failed (and so left the values)."""
+    version = str(body.get("metadata", {}).get("resourceVersion") or "")
+    store = index.get(key)
+    found = next((m for m in store if m.resource_version == version), None) if store is not None else None
+    return found if found is not None else secret_meta(body, None)
 
-    def __init__(self, index: kopf.Index[tuple[str, str], SecretView]) -> None:
+
+class _IndexView(Mapping[tuple[str, str], SecretMeta]):
+    """A plain Mapping over kopf's index, whose values are stores of one SecretMeta each."""
+
+    def __init__(self, index: kopf.Index[tuple[str, str], SecretMeta]) -> None:
         self._index = index
 
-    def __getitem__(self, key: tuple[str, str]) -> SecretView:
+    def __getitem__(self, key: tuple[str, str]) -> SecretMeta:
         return next(iter(self._index[key]))
 
     def get(self, key: tuple[str, str], default: Any = None) -> Any:
@@ -85,5 +153,5 @@ class _IndexView(Mapping[tuple[str, str], SecretView]):
         return len(self._index)
 
 
-def secret_view_cache(index: kopf.Index[tuple[str, str], SecretView]) -> Mapping[tuple[str, str], SecretView]:
+def secret_view_cache(index: kopf.Index[tuple[str, str], SecretMeta]) -> Mapping[tuple[str, str], SecretMeta]:
     return _IndexView(index)

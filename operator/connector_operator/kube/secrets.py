@@ -6,14 +6,19 @@ nothing else: memory and traffic do not grow with unrelated Secrets), and the in
 so that it outlives every object that depends on it (handlers/secretholds.py). And the token
 Secret is written only when it is ours: created by us, or labelled managed-by us and owned by
 this very object; anything else is a conflict the user must resolve, never an overwrite.
+
+What the Secret watch keeps of a Secret is a `SecretMeta`: metadata and fingerprints, no value
+(anyone who may create a Secret can label it for the watch). A read gives a `SecretView`, which
+adds the decoded data, for the pass that needs it.
 """
 
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import json
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,44 +43,139 @@ INPUT_ROLE = "input"
 TOKEN_ROLE = "token"
 
 
+# What the watch keeps of a token Secret's small fields: longer values are none of ours.
+MAX_TOKEN_FIELD = 4096
+
+# (token, owner uid) -> (digest keyed as status.tokenDigest is, or None without a key; the same
+# digest as made before issue 9). The digests belong to the domain, which this layer cannot import.
+TokenDigests = Callable[[str, str], tuple[str | None, str]]
+
+
 @dataclass(frozen=True)
-class SecretView:
-    """What the operator keeps of a Secret: decoded data, labels and the controlling owner's uid."""
+class TokenFacts:
+    """What the watch keeps of a token Secret's content: digests of the token, never the token.
+    Enough to tell, after a restart or before a write, whether the Secret holds a given token."""
+
+    digest: str | None  # keyed for the Secret's owner, as status.tokenDigest; None: no key known
+    legacy_digest: str  # as made before issue 9 (keyed with the owner's UID)
+    instance_id: str | None  # None also when absent, not text, or too long to be ours
+    api_url: str | None
+
+
+@dataclass(frozen=True)
+class SecretMeta:
+    """What the operator keeps of a watched Secret: metadata, and a fingerprint of the content.
+    No value: a tenant can put 1 MB into each of her Secrets, and label them for the watch.
+    Of the labels only the operator's own two are kept (a Secret can carry a megabyte of labels)."""
 
     name: str
     namespace: str
-    data: Mapping[str, str | None] = field(repr=False)  # None: not UTF-8 text
     labels: Mapping[str, str]
     owner_uid: str | None = None
     held: bool = False  # carries the in-use finalizer
     deleting: bool = False  # has a deletionTimestamp: held by a finalizer, still readable
-
-    @property
-    def fingerprint(self) -> str:
-        """A digest of the content, for change detection; not reversible to the values."""
-        canonical = json.dumps(sorted(self.data.items())).encode()
-        return hashlib.sha256(canonical).hexdigest()
+    resource_version: str = ""
+    fingerprint: str = ""  # of the content (sha256), for change detection; not reversible
+    token: TokenFacts | None = None  # for a Secret labelled managed by us, with an owner
 
     @property
     def managed(self) -> bool:
         return self.labels.get(MANAGED_BY_LABEL) == MANAGED_BY_VALUE
 
     @classmethod
-    def from_raw(cls, raw: Mapping[str, Any]) -> SecretView:
+    def from_raw(cls, raw: Mapping[str, Any], token_digests: TokenDigests | None = None) -> SecretMeta:
         meta = raw.get("metadata") or {}
-        owner: Mapping[str, Any] = next(
-            (o for o in meta.get("ownerReferences") or [] if o.get("kind") == KIND and o.get("controller")),
-            {},
-        )
+        labels = {k: v for k, v in (meta.get("labels") or {}).items() if k in OUR_LABELS}
+        owner_uid = _owner_uid(meta)
+        data = raw.get("data") or {}
+        token = None
+        if (
+            token_digests is not None
+            and owner_uid is not None
+            and labels.get(MANAGED_BY_LABEL) == MANAGED_BY_VALUE
+        ):
+            token = _token_facts(data, owner_uid, token_digests)
         return cls(
             name=meta.get("name", ""),
             namespace=meta.get("namespace", ""),
-            data=decode(raw.get("data") or {}),
-            labels=dict(meta.get("labels") or {}),
-            owner_uid=owner.get("uid"),
+            labels=labels,
+            owner_uid=owner_uid,
             held=IN_USE_FINALIZER in (meta.get("finalizers") or ()),
             deleting=meta.get("deletionTimestamp") is not None,
+            resource_version=str(meta.get("resourceVersion") or ""),
+            fingerprint=fingerprint(data),
+            token=token,
         )
+
+
+@dataclass(frozen=True)
+class SecretView(SecretMeta):
+    """A Secret as read from the API: its metadata and its decoded data. Held only for the pass
+    that reads it, and in the bounded cache of recent reads (handlers/secretreads.py)."""
+
+    data: Mapping[str, str | None] = field(default_factory=dict, repr=False)  # None: not UTF-8 text
+
+    @classmethod
+    def from_raw(cls, raw: Mapping[str, Any], token_digests: TokenDigests | None = None) -> SecretView:
+        return cls.with_data(SecretMeta.from_raw(raw, token_digests), raw.get("data") or {})
+
+    @classmethod
+    def with_data(cls, meta: SecretMeta, data: Mapping[str, str]) -> SecretView:
+        """`meta` (made from the same raw Secret) with `data`, the raw Secret's base64 data, decoded."""
+        fields = {f.name: getattr(meta, f.name) for f in dataclasses.fields(SecretMeta)}
+        return cls(**fields, data=decode(data))
+
+
+OUR_LABELS = frozenset({WATCH_LABEL, MANAGED_BY_LABEL})
+
+
+def _owner_uid(meta: Mapping[str, Any]) -> str | None:
+    owner: Mapping[str, Any] = next(
+        (o for o in meta.get("ownerReferences") or [] if o.get("kind") == KIND and o.get("controller")),
+        {},
+    )
+    uid = owner.get("uid")
+    if uid is None:
+        return None
+    uid = str(uid)
+    # A UID is 36 characters; a longer one, someone's invention, must still never match nor be None
+    # (None means "no owner"), and must not cost more than a digest.
+    return uid if len(uid) <= 64 else "sha256:" + hashlib.sha256(uid.encode()).hexdigest()
+
+
+def fingerprint(data: Mapping[str, Any]) -> str:
+    """A digest of a Secret's raw (base64) data, for change detection; not reversible to the values.
+    Every key and value is length-prefixed, so no two contents share a fingerprint by concatenation."""
+    digest = hashlib.sha256()
+    for key in sorted(data):
+        for part in (str(key), str(data[key])):
+            digest.update(len(part).to_bytes(8, "big"))
+            digest.update(part.encode())
+    return digest.hexdigest()
+
+
+def _token_facts(data: Mapping[str, str], owner_uid: str, token_digests: TokenDigests) -> TokenFacts | None:
+    token = _decoded(data.get("token"), limit=None)
+    if token is None:
+        return None
+    digest, legacy = token_digests(token, owner_uid)
+    return TokenFacts(
+        digest=digest,
+        legacy_digest=legacy,
+        instance_id=_decoded(data.get("instanceID"), MAX_TOKEN_FIELD),
+        api_url=_decoded(data.get("apiURL"), MAX_TOKEN_FIELD),
+    )
+
+
+def _decoded(value: str | None, limit: int | None) -> str | None:
+    """One base64 value as text; None when absent, not UTF-8, or longer than `limit` characters."""
+    if value is None or (limit is not None and len(value) > (limit + 2) // 3 * 4):
+        return None
+    try:
+        text = base64.b64decode(value).decode()
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return text if limit is None or len(text) <= limit else None
 
 
 def decode(data: Mapping[str, str]) -> dict[str, str | None]:
@@ -149,16 +249,22 @@ class Secrets:
         )
 
     async def write_token(
-        self, namespace: str, name: str, owner: Owner, data: Mapping[str, str], current: SecretView | None
+        self, namespace: str, name: str, owner: Owner, data: Mapping[str, str], current: SecretMeta | None
     ) -> bool:
-        """Create or update the token Secret; returns whether anything was written."""
+        """Create or update the token Secret; returns whether anything was written. `current` is
+        the Secret as last seen: a `SecretView` read from the API, whose data is compared, or the
+        watch's metadata when the caller has compared the content already (and found it differs)."""
         if current is not None:
             if not current.managed or current.owner_uid not in (None, owner.uid):
                 raise SecretConflict(
                     f"Secret {name!r} exists and is not managed by this ConnectorInstance; "
                     "delete or rename it, or set spec.tokenSecret.name to another name"
                 )
-            if current.owner_uid == owner.uid and all(current.data.get(k) == v for k, v in data.items()):
+            if (
+                isinstance(current, SecretView)
+                and current.owner_uid == owner.uid
+                and all(current.data.get(k) == v for k, v in data.items())
+            ):
                 return False
             patch = {
                 "metadata": {
