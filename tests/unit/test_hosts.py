@@ -3,8 +3,9 @@
 Covers: the default SAP hosts allowed and everything else refused; `*` matching within one DNS
 label only; ports (default port only without one, `:port`, `:*`); case and a trailing dot; plain
 http refused unless allowed; URLs that could steer a request elsewhere (user information, query,
-fragment, escapes, a path not ending in /elements/api-v2, parser tricks) refused by shape; bad
-patterns rejected when the operator starts.
+fragment, escapes, a path not ending in /elements/api-v2, parser tricks, empty host labels, `.`
+and `..` path segments) refused by shape; `*` standing for at least one character; bad patterns
+rejected when the operator starts.
 """
 
 from __future__ import annotations
@@ -78,6 +79,49 @@ def test_urls_that_could_steer_a_request_are_refused_by_shape(url: str) -> None:
     # The spec model (and the CRD generated from it) carries the same shape: these are never stored.
     with pytest.raises(ValidationError, match="apiURL"):
         parse_spec({"connectorKey": "closeio", "credentialsSecretRef": {"name": "a"}, "apiURL": url})
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        # An empty label: `*` matched it, and "…openconnectors..ext…" passed the default allowlist.
+        "https://api.openconnectors..ext.hana.ondemand.com/elements/api-v2",
+        "https://api.openconnectors.us2..ext.hana.ondemand.com/elements/api-v2",
+        "https://api.openconnectors.us2.ext.hana.ondemand.com../elements/api-v2",
+        "https://api.openconnectors.-.ext.hana.ondemand.com/elements/api-v2",
+        # Dot segments: httpx collapses them, so the path sent is not the path checked.
+        "https://api.openconnectors.ext.hana.ondemand.com/../elements/api-v2",
+        "https://api.openconnectors.ext.hana.ondemand.com/./elements/api-v2",
+        "https://api.openconnectors.ext.hana.ondemand.com/x/../elements/api-v2",
+        "https://api.openconnectors.ext.hana.ondemand.com/elements/../elements/api-v2",
+        "https://api.openconnectors.ext.hana.ondemand.com/.../elements/api-v2",
+    ],
+)
+def test_empty_host_labels_and_dot_segments_are_refused_by_shape(url: str) -> None:
+    refusal = DEFAULTS.refusal(url)
+    assert refusal is not None
+    assert "must be http(s)://host[:port]/.../elements/api-v2" in refusal
+    with pytest.raises(ValidationError, match="apiURL"):
+        parse_spec({"connectorKey": "closeio", "credentialsSecretRef": {"name": "a"}, "apiURL": url})
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/v1.2/elements/api-v2", "/.well-known/elements/api-v2", "/a..b/elements/api-v2", "/~x/elements/api-v2"],
+)
+def test_segments_with_dots_that_are_not_dot_segments_are_allowed(path: str) -> None:
+    assert DEFAULTS.refusal(f"https://api.openconnectors.ext.hana.ondemand.com{path}") is None
+
+
+def test_a_wildcard_stands_for_at_least_one_character() -> None:
+    # The URL shape already refuses empty labels; the pattern does not rely on it.
+    assert not HostPattern.parse("api.openconnectors.*.ext.hana.ondemand.com").matches(
+        "api.openconnectors..ext.hana.ondemand.com", 443, 443
+    )
+    assert not HostPattern.parse("api-*.corp.example").matches("api-.corp.example", 443, 443)
+    assert HostPattern.parse("api-*.corp.example").matches("api-x.corp.example", 443, 443)
+    assert HostPattern.parse("*.example").matches("a.example", 443, 443)
+    assert not HostPattern.parse("*.example").matches(".example", 443, 443)
 
 
 def test_ports_and_ipv6_literals() -> None:

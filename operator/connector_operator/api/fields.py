@@ -14,13 +14,18 @@ from pydantic.config import JsonDict
 DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 # The only shape of platform API URL the operator calls: strict enough that every URL parser (ours,
-# httpx's, the platform's) reads the same host from it, and that no query, fragment, user
-# information or escaped character can steer the request (domain/hosts.py checks the same).
-API_URL_PATTERN = (
+# httpx's, the platform's) reads the same host and path from it, and that no query, fragment, user
+# information or escaped character can steer the request (domain/hosts.py checks the same). Host
+# labels are never empty (`a..b` is no name, and a `*` of the allowlist must not match nothing);
+# a path segment is never `.` or `..` (nor only dots): httpx collapses those, so the path sent
+# would not be the path checked. No lookahead (Go's RE2 has none): a segment is dots, then a
+# character that is not one, then anything.
+_HOST_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
+API_URL_PATTERN = (  # three capturing groups (no names: not every schema tool reads them)
     r"^(https?)://"  # group 1: scheme
-    r"([A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?[.]?|\[[0-9A-Fa-f:.]+\])"  # group 2: host
-    r"(:([0-9]{1,5}))?"  # group 5: port
-    r"(/[A-Za-z0-9._~-]+)*/elements/api-v2$"
+    rf"({_HOST_LABEL}(?:[.]{_HOST_LABEL})*[.]?|\[[0-9A-Fa-f:.]+\])"  # group 2: host
+    r"(?::([0-9]{1,5}))?"  # group 3: port
+    r"(?:/[.]*[A-Za-z0-9_~-][A-Za-z0-9._~-]*)*/elements/api-v2$"
 )
 API_URL_SHAPE = (
     "Base URL of the Open Connectors platform API: `https://<host>[:<port>]/.../elements/api-v2`, "
@@ -29,6 +34,11 @@ API_URL_SHAPE = (
     "`--allow-insecure-http`), or the object stalls with `APIHostNotAllowed` and nothing is sent."
 )
 CONNECTOR_KEY_PATTERN = r"^[a-z0-9][a-z0-9._-]*$"
+# One character that is not ASCII whitespace, spelled out. Never `\S`, `\s`, `\d`, `\w` or `\b` in
+# a pattern: the API server reads them ASCII-only (Go's RE2, which does not even count `\v` as
+# space) and the operator Unicode-wide (pydantic's engine), so the API server stored tags the
+# operator then refused (tests/api/test_pattern_agreement.py). Explicit classes mean the same to both.
+NOT_SPACE = r"[^ \t\n\r\f\v]"
 
 
 def cel(rule: str, message: str, **extra: str) -> JsonDict:

@@ -18,13 +18,14 @@ from connector_operator.api.fields import (
     API_URL_PATTERN,
     API_URL_SHAPE,
     CONNECTOR_KEY_PATTERN,
+    NOT_SPACE,
     Model,
     SecretName,
     cel,
 )
 from connector_operator.api.names import IDENTITY_TAG_PREFIX
 
-HTTP_URL = r"^https?://[^\s/?#]+[^\s]*$"
+HTTP_URL = r"^https?://[^ \t\n\r\f\v/?#]+" + NOT_SPACE + "*$"
 
 # Configuration keys that have a typed field; setting them in both places is ambiguous.
 EVENT_KEYS = (
@@ -231,8 +232,10 @@ class ConnectorInstanceSpec(Model):
     ] = None
     tags: Annotated[
         # No leading or trailing space either: " k8s-uid:…" must not slip past the reserved prefix
-        # and then be trimmed into one of ours by the platform.
-        list[Annotated[str, Field(min_length=1, max_length=100, pattern=r"^\S(.*\S)?$")]] | None,
+        # and then be trimmed into one of ours by the platform (the desired request also drops a
+        # tag that is reserved once stripped of any Unicode space).
+        list[Annotated[str, Field(min_length=1, max_length=100, pattern=f"^{NOT_SPACE}(.*{NOT_SPACE})?$")]]
+        | None,
         Field(
             description="Tags of the remote instance. The operator adds its own identity tags "
             f"(prefixed `{IDENTITY_TAG_PREFIX}`), which may not be set here.",

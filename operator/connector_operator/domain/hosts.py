@@ -4,18 +4,17 @@ A tenant writes `spec.apiURL`; the platform team decides where the operator may 
 secrets. So every URL is checked here before a single byte leaves the operator, and a URL outside
 the list is a terminal verdict for the object (`APIHostNotAllowed`), never a request.
 
-A pattern is `host`, `host:port` or `host:*`. `*` stands for exactly one DNS label or part of one
-(`api.openconnectors.*.ext.hana.ondemand.com` matches `…eu10…` but not `…a.b…`), as in TLS
-certificates, so a pattern can never widen to a whole other domain. Without a port only the
-scheme's default port matches (443 for https, 80 for http). Plain http is refused unless the
-operator was started with `--allow-insecure-http` (the local simulator in tests and the demo).
-Names are compared as text, lowercased and without a trailing dot: the allowlist speaks of names,
-and what a name resolves to is the platform team's DNS.
+A pattern is `host`, `host:port` or `host:*`. `*` stands for at least one character within one
+DNS label (`api.openconnectors.*.ext.hana.ondemand.com` matches `…eu10…` but neither `…a.b…` nor
+an empty label), as in TLS certificates, so a pattern can never widen to a whole other domain.
+Without a port only the scheme's default port matches (443 for https, 80 for http). Plain http is
+refused unless the operator was started with `--allow-insecure-http` (the local simulator in tests
+and the demo). Names are compared as text, lowercased and without a trailing dot: the allowlist
+speaks of names, and what a name resolves to is the platform team's DNS.
 """
 
 from __future__ import annotations
 
-import fnmatch
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -59,8 +58,16 @@ class HostPattern:
             return False
         labels = tuple(host.split("."))
         return len(labels) == len(self.labels) and all(
-            fnmatch.fnmatchcase(label, pattern) for label, pattern in zip(labels, self.labels, strict=True)
+            _label_matches(label, pattern) for label, pattern in zip(labels, self.labels, strict=True)
         )
+
+
+def _label_matches(label: str, pattern: str) -> bool:
+    """`*` is at least one character; everything else is literal (no fnmatch: its `*` matches an
+    empty label, and its `?` and `[…]` are no part of this syntax)."""
+    if "*" not in pattern:
+        return label == pattern
+    return re.fullmatch(".+".join(map(re.escape, pattern.split("*"))), label) is not None
 
 
 def _port(text: str, port: str) -> int:
@@ -93,7 +100,7 @@ class HostPolicy:
                 "the API URL must be http(s)://host[:port]/.../elements/api-v2, with no user "
                 "information, query, fragment or escaped characters"
             )
-        scheme, host, port_text = shape[1], shape[2].lower().rstrip("."), shape[5]
+        scheme, host, port_text = shape[1], shape[2].lower().rstrip("."), shape[3]
         if scheme == "http" and not self.allow_insecure_http:
             return "plain http is not allowed by the operator (https only)"
         default_port = DEFAULT_PORTS[scheme]
