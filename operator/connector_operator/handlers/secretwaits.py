@@ -10,6 +10,14 @@ objects waiting for the name that changed. Nothing of the other Secrets is kept.
 No change is lost between a pass and its wait: the waiter registers first, then looks at the
 Secret once more (`Waiter.changed`); the watch reports every change after the registration, and
 a watch the server ends is resumed where it stopped; after a failed one every waiter looks again.
+
+Nothing a watch meets may stop it while someone waits, or the waiters hear of their Secrets only
+at their next backoff (up to five minutes): one Secret with 4,500 labels made a watch line that
+aiohttp refused with an exception the loop did not catch, and the dead task stayed registered.
+So an event too large to read is skipped (kube.api.MAX_LINE) and wakes every waiter of the scope,
+since it could have been theirs; any failure short of cancellation is logged, waited out with
+backoff, and wakes everyone before the watch resumes; and `interest` replaces a watch task that
+ended all the same.
 """
 
 from __future__ import annotations
@@ -21,8 +29,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from connector_operator.handlers.wakeups import Key, Wakeups
-from connector_operator.kube.api import KubeError
-from connector_operator.kube.secrets import Secrets
+from connector_operator.kube.api import MAX_LINE, KubeError
+from connector_operator.kube.secrets import UNREAD, Secrets
 
 logger = logging.getLogger(__name__)
 
@@ -48,8 +56,12 @@ class SecretWaits:
         key = (namespace, secret)
         self.waiting.setdefault(key, set()).add(waiter)
         scope = self._scope(namespace)
-        if scope not in self.watches:
+        current = self.watches.get(scope)
+        if current is None or current.done():
             self.watches[scope] = asyncio.create_task(self._watch(scope), name=f"secret-waits:{scope or '*'}")
+            if current is not None:  # it ended (it should not): what it missed, everyone looks for
+                logger.warning("Secret watch for %s ended (%s); restarted", scope or "*", _ending(current))
+                self._wake_all(scope)
         try:
             yield
         finally:
@@ -69,12 +81,24 @@ class SecretWaits:
             try:
                 async for version, changed in self.secrets.watch_names(scope, WATCH_SECONDS, since):
                     since, delay = version, RETRY_SECONDS[0]
+                    if changed == UNREAD:
+                        logger.debug(
+                            "a Secret event for %s over %d KiB was skipped; every waiter looks again",
+                            scope or "*",
+                            MAX_LINE // 1024,
+                        )
+                        self._wake_all(scope)
                     for waiter in self.waiting.get(changed, ()) if changed is not None else ():
                         self.wakeups.wake(waiter)
-            except (KubeError, OSError, ValueError) as error:
+            except Exception as error:  # anything but cancellation, which ends the task
                 # The watch is gone and its position may be too (410): start over from now, and
                 # let every waiter look again, since changes in between were not seen.
-                logger.debug("Secret watch for %s failed (%s); again in %.0fs", scope or "*", error, delay)
+                expected = isinstance(error, KubeError | OSError | ValueError)
+                logger.log(
+                    logging.DEBUG if expected else logging.WARNING,
+                    "Secret watch for %s failed (%s: %s); again in %.0fs",
+                    scope or "*", type(error).__name__, str(error)[:200], delay,
+                )  # fmt: skip
                 since = None
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, RETRY_SECONDS[1])
@@ -92,3 +116,12 @@ class SecretWaits:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _ending(task: asyncio.Task[None]) -> str:
+    """How a watch task ended, for the log (retrieving its exception, which is then not reported
+    again as never retrieved)."""
+    if task.cancelled():
+        return "cancelled"
+    error = task.exception()
+    return type(error).__name__ if error is not None else "returned"

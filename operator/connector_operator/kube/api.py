@@ -31,6 +31,11 @@ import aiohttp
 import kopf
 
 MERGE_PATCH = "application/merge-patch+json"
+# A watch event is one line of JSON. aiohttp's line reader raised LineTooLong past 512 KiB (a Secret
+# with 4,500 labels makes one), which ended the watch; `stream_lines` splits lines itself, and a
+# line past this bound is read through and dropped, never held whole. The API server caps a
+# Secret's annotations at 256 KiB, so a metadata event beyond twice that is a label flood.
+MAX_LINE = 512 * 1024
 
 Login = Callable[[], kopf.ConnectionInfo | None]
 
@@ -118,10 +123,11 @@ class KubeAPI:
 
     @asynccontextmanager
     async def stream_lines(
-        self, path: str, params: Mapping[str, str], *, accept: str | None = None
-    ) -> AsyncIterator[AsyncIterator[str]]:
-        """A watch: the response's lines as they come. `accept` asks for another representation
-        (metadata only, for example). The server ends it after the watch's `timeoutSeconds`."""
+        self, path: str, params: Mapping[str, str], *, accept: str | None = None, max_line: int = MAX_LINE
+    ) -> AsyncIterator[AsyncIterator[str | None]]:
+        """A watch: the response's lines as they come, and None for a line longer than `max_line`
+        bytes, which is skipped. `accept` asks for another representation (metadata only, for
+        example). The server ends it after the watch's `timeoutSeconds`."""
         session = await self._connect()
         timeout = aiohttp.ClientTimeout(total=None, sock_read=None)
         headers = {"Accept": accept} if accept else None
@@ -131,8 +137,31 @@ class KubeAPI:
             if response.status >= 400:
                 raise KubeError(response.status, response.reason or "")
 
-            async def lines() -> AsyncIterator[str]:
-                async for line in response.content:
-                    yield line.decode()
+            yield _lines(response.content, max_line)
 
-            yield lines()
+
+async def _lines(content: aiohttp.StreamReader, max_line: int) -> AsyncIterator[str | None]:
+    """The lines of a stream, each decoded, or None for one longer than `max_line` bytes: no more
+    than `max_line` and one chunk is held, whatever the stream sends. A broken stream (the server
+    went away, a bad chunk) is a KubeError, as for `request`."""
+    line, oversized = bytearray(), False
+    try:
+        async for chunk in content.iter_any():
+            *complete, rest = chunk.split(b"\n")
+            for piece in complete:
+                if oversized or len(line) + len(piece) > max_line:
+                    yield None
+                else:
+                    line += piece
+                    yield line.decode()
+                line, oversized = bytearray(), False
+            if not oversized:
+                line += rest
+                if len(line) > max_line:
+                    line, oversized = bytearray(), True
+    except aiohttp.ClientError as error:
+        raise KubeError(0, f"watch broken ({type(error).__name__})") from None
+    if oversized:
+        yield None
+    elif line:
+        yield line.decode()

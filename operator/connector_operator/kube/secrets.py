@@ -39,6 +39,9 @@ from connector_operator.kube.api import MERGE_PATCH, KubeAPI, KubeError
 STRATEGIC_MERGE_PATCH = "application/strategic-merge-patch+json"
 
 METADATA_ONLY = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"
+# What `watch_names` reports for an event too large to read (kube.api.MAX_LINE): some Secret of
+# the scope changed. Never a real (namespace, name): "*" is no valid name.
+UNREAD = ("*", "*")
 INPUT_ROLE = "input"
 TOKEN_ROLE = "token"
 
@@ -310,8 +313,9 @@ class Secrets:
     ) -> AsyncIterator[tuple[str, tuple[str, str] | None]]:
         """Changes of the Secrets in `namespace` (None: every namespace the operator may watch)
         after resourceVersion `since` (None: from now), for up to `timeout` seconds, as
-        (resourceVersion, (namespace, name)) for a created, changed or deleted Secret, or
-        (resourceVersion, None) for a bookmark. A caller resumes from the last resourceVersion.
+        (resourceVersion, (namespace, name)) for a created, changed or deleted Secret,
+        (resourceVersion, None) for a bookmark, or (resourceVersion, UNREAD) for an event too large
+        to read, which was skipped. A caller resumes from the last resourceVersion.
 
         Metadata only (a PartialObjectMetadata watch): the values never travel, and an event
         costs a few hundred bytes. The caller waits for a few names among all the Secrets of a
@@ -330,6 +334,9 @@ class Secrets:
         yield since, None  # the caller resumes from here even if nothing happens
         async with self._api.stream_lines(path, params, accept=METADATA_ONLY) as lines:
             async for line in lines:
+                if line is None:
+                    yield since, UNREAD
+                    continue
                 if not line.strip():
                     continue
                 event = json.loads(line)

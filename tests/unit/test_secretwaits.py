@@ -1,0 +1,131 @@
+"""`handlers.secretwaits.SecretWaits`: the shared watch that wakes objects waiting for a Secret
+never stays dead while someone waits (issue 9 review, finding 3).
+
+A fake `Secrets` stands for the API server (the real one is in
+tests/integration/test_secret_waits.py). Covers: whatever a watch raises (a server disconnect, a
+broken payload, a line too long for aiohttp, an unexpected error) every waiter of the scope is
+woken to look again and the watch resumes; an event too large to read wakes every waiter; a
+watch task that ended all the same (a BaseException) is replaced by the next interest, which
+wakes everyone; cancellation still ends it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import aiohttp
+import pytest
+
+from connector_operator.handlers import secretwaits
+from connector_operator.handlers.secretwaits import SecretWaits
+from connector_operator.handlers.wakeups import Wakeups
+
+UNREAD = ("*", "*")  # kube.secrets.UNREAD: an event too large to read
+
+NS = "team"
+WAITER = (NS, "waiter")
+
+
+class Dead(BaseException):
+    """Not an Exception: ends a task whatever it catches, short of BaseException."""
+
+
+class FakeSecrets:
+    """`watch_names` runs the next scripted watch: a list of events, then an exception (or an
+    endless wait); every call is counted."""
+
+    def __init__(self, *watches: tuple[list[tuple[str, Any]], BaseException | None]) -> None:
+        self.watches = list(watches)
+        self.calls = 0
+
+    async def watch_names(
+        self, namespace: str | None, timeout: float, since: str | None = None
+    ) -> AsyncIterator[tuple[str, Any]]:
+        self.calls += 1
+        events, ending = self.watches.pop(0) if self.watches else ([], None)
+        for event in events:
+            yield event
+        if ending is not None:
+            raise ending
+        await asyncio.Event().wait()  # a watch that stays open
+
+
+@pytest.fixture(autouse=True)
+def quick_retries(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(secretwaits, "RETRY_SECONDS", (0.01, 0.05))
+
+
+async def woken(event: asyncio.Event) -> None:
+    await asyncio.wait_for(event.wait(), 5)
+
+
+async def until(predicate: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + 5
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.01)  # polling interval; the deadline is the synchronisation
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        aiohttp.ServerDisconnectedError(),
+        aiohttp.ClientPayloadError("broken chunk"),
+        ValueError("Got more than 524288 bytes when reading"),  # aiohttp's LineTooLong is a ValueError
+        RuntimeError("anything else"),
+    ],
+    ids=lambda e: type(e).__name__,
+)
+async def test_any_watch_failure_wakes_the_waiters_and_the_watch_resumes(error: Exception) -> None:
+    wakeups = Wakeups()
+    secrets = FakeSecrets(([("1", None)], error))
+    waits = SecretWaits(secrets, wakeups, clusterwide=False)  # type: ignore[arg-type]
+    wake = wakeups.register(WAITER)
+    with waits.interest(NS, "later", WAITER):
+        await woken(wake)  # changes in between were not seen: look again
+        await until(lambda: secrets.calls == 2)  # and the watch is back
+        assert not waits.watches[NS].done()
+    await waits.close()
+
+
+async def test_an_event_too_large_to_read_wakes_every_waiter() -> None:
+    wakeups = Wakeups()
+    secrets = FakeSecrets(([("1", None), ("2", UNREAD)], None))
+    waits = SecretWaits(secrets, wakeups, clusterwide=False)  # type: ignore[arg-type]
+    other = (NS, "other")
+    wakes = [wakeups.register(WAITER), wakeups.register(other)]
+    with waits.interest(NS, "later", WAITER), waits.interest(NS, "never", other):
+        for wake in wakes:
+            await woken(wake)
+        assert secrets.calls == 1  # the watch goes on
+    await waits.close()
+
+
+async def test_a_watch_that_ended_is_replaced_by_the_next_interest() -> None:
+    wakeups = Wakeups()
+    secrets = FakeSecrets(([], Dead()))
+    waits = SecretWaits(secrets, wakeups, clusterwide=False)  # type: ignore[arg-type]
+    forever, wake = (NS, "forever"), wakeups.register(WAITER)
+    with waits.interest(NS, "never", forever):
+        first = waits.watches[NS]
+        await until(first.done)
+        with waits.interest(NS, "later", WAITER):
+            assert waits.watches[NS] is not first
+            assert secrets.calls == 1 or not waits.watches[NS].done()
+            await woken(wake)  # the dead watch may have missed its Secret: look again
+            await until(lambda: secrets.calls == 2)
+    await waits.close()
+
+
+async def test_cancellation_still_ends_the_watch() -> None:
+    secrets = FakeSecrets()
+    waits = SecretWaits(secrets, Wakeups(), clusterwide=False)  # type: ignore[arg-type]
+    with waits.interest(NS, "later", WAITER):
+        task = waits.watches[NS]
+        await until(lambda: secrets.calls == 1)
+    await until(task.done)
+    assert task.cancelled()
+    await waits.close()
