@@ -11,14 +11,16 @@ object says so in `Stalled` with the one command that releases it, instead of ha
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import kopf
+from pydantic import ValidationError
 
 from connector_operator.api.account import AccountKind
 from connector_operator.api.names import ACCOUNT_PLURAL, CLUSTER_ACCOUNT_PLURAL, GROUP, PLURAL, VERSION
-from connector_operator.api.spec import ConnectorInstanceSpec
+from connector_operator.api.spec import ConnectorInstanceSpec, DeletionPolicy, LocalObjectReference
 from connector_operator.api.status import ConnectorInstanceStatus, Reason
 from connector_operator.domain import outcome as outcomes
 from connector_operator.domain.accounts import AccountKey, Endpoint, Refused, account_key
@@ -40,6 +42,44 @@ def release_command(namespace: str, name: str) -> str:
         f"kubectl patch {PLURAL} {name} -n {namespace} --type merge "
         """-p '{"spec":{"deletionPolicy":"Orphan"}}'"""
     )
+
+
+async def delete_unparsed(
+    runtime: Runtime, body: kopf.Body, status: ConnectorInstanceStatus, error: ValidationError
+) -> str:
+    """The deletion of an object whose spec does not parse (admitted by an earlier CRD, or read
+    differently by the API server than here): raising the ValidationError made kopf retry every few
+    seconds forever, so the object, and a namespace deleting it, never went. Only the raw
+    `deletionPolicy` is read. `Orphan` releases the object: returns its token Secret's name.
+    Anything else needs the spec (which account, which URL): `Stalled`, reason `InvalidSpec`, with
+    the release command, retried with the deletion's backoff; a spec change (a fix, or `Orphan`)
+    runs it again at once (handlers/deleteretry.py)."""
+    namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
+    raw = body.get("spec")
+    raw = raw if isinstance(raw, Mapping) else {}
+    if raw.get("deletionPolicy") == DeletionPolicy.ORPHAN:
+        kopf.info(
+            body,
+            reason="Orphaned",
+            message="deletionPolicy is Orphan: the remote instance is left in place (the rest of the "
+            "spec does not parse)",
+        )
+        try:
+            return LocalObjectReference.model_validate(raw.get("tokenSecret")).name
+        except ValidationError:
+            return f"{name}-token"  # as effective_token_secret; deleted only if this object owns it
+    problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors()[:5])
+    outcome = outcomes.stalled(
+        Reason.INVALID_SPEC,
+        f"Cannot delete the remote instance: the spec does not parse ({problems}). Correct the spec, "
+        f"or release this object and leave the remote instance in place with: "
+        f"{release_command(namespace, name)}",
+    )
+    key, generation = (namespace, name), int(body["metadata"].get("generation") or 0)
+    runtime.delete_retries.attempting(key)
+    await report(runtime, namespace, name, generation, status, outcome)
+    backoff = Backoff(runtime.settings.backoff_base, runtime.settings.backoff_cap)
+    raise to_kopf(outcome, delay=runtime.delete_retries.failed(key, outcome, backoff))
 
 
 async def delete_remote(

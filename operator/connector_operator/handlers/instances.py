@@ -17,6 +17,7 @@ import time
 from typing import Any
 
 import kopf
+from pydantic import ValidationError
 
 from connector_operator import logcontext, metrics
 from connector_operator.api.names import GROUP, PLURAL, VERSION
@@ -183,8 +184,13 @@ async def delete_instance(
     # The daemon may be in the middle of a create: let it finish, or its instance could escape us.
     if not await runtime.wakeups.wait_exited((namespace, name), timeout=35.0):
         raise kopf.TemporaryError("waiting for the reconcile loop to stop", delay=1)
-    spec = parse_spec(body.get("spec") or {})
     status = parse_status(body.get("status"))
+    try:
+        spec = parse_spec(body.get("spec") or {})
+    except ValidationError as error:  # never raised from here: kopf would retry it forever
+        token = await deletion.delete_unparsed(runtime, body, status, error)
+        await runtime.secrets.delete_token(namespace, token, uid)
+        return
     token_secret = effective_token_secret(spec, name)
     if (spec.deletion_policy or DeletionPolicy.DELETE) is DeletionPolicy.ORPHAN:
         kopf.info(
