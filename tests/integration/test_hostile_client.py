@@ -29,6 +29,7 @@ import pytest
 from connector_operator.openconnectors import errors
 from connector_operator.openconnectors.client import Credentials, InstancesClient
 from tests.fixtures.hostile_platform import (
+    HOSTILE_ADDRESSES,
     HostilePlatform,
     create_without_token,
     echo_secrets,
@@ -99,7 +100,7 @@ async def test_a_trickling_answer_ends_at_the_overall_deadline(platform_server: 
 async def test_a_saturated_host_leaves_other_hosts_their_slots(
     platform_server: HostilePlatform, client: InstancesClient
 ) -> None:
-    with HostilePlatform.running() as other:
+    with HostilePlatform.running(HOSTILE_ADDRESSES[1:]) as other:  # another host, not another port
         platform_server.on("GET", "/instances/{id}", trickle(interval=1.0))
         # More trickling calls than --max-in-flight: before issue 9 they held every global slot.
         stuck = [asyncio.create_task(client.get(platform_server.api_url, CREDENTIALS, i)) for i in range(40)]

@@ -1,11 +1,15 @@
 """A hostile tenant points her objects at her own platform; the operator (a real process, on the real
 API server) keeps serving everyone else and leaks nothing (issue 9, findings 3, 4, 7-11, 14).
 
-The hostile platform is `tests/fixtures/hostile_platform.py` on 127.0.0.1 (the tests' operator
-allows loopback over plain http); the victim is another namespace's object on the simulator.
+The hostile platform is `tests/fixtures/hostile_platform.py` on 127.0.0.2 (the tests' operator
+allows it over plain http); the victim is another namespace's object on the simulator (127.0.0.1,
+another host).
 
 - 3: forty objects at a platform that trickles a byte every few seconds: the platform gets at most
   its host's share of calls (8), and the other namespace's object is Ready within 10 s.
+- 3 (review, finding 2): the same with one namespace's objects naming two addresses and five
+  ports of the server (the namespace's share: 8), and with two namespaces at one address on five
+  ports (the host's share: 8).
 - 4: answers of 150 MB, and eight answers just under the 5 MiB cap at once: the objects say
   "response larger than 5 MiB", the operator's peak RSS stays under the chart's 384 Mi limit, and
   the other namespace's object is Ready within 10 s.
@@ -37,6 +41,8 @@ import pytest
 from kubernetes import client
 
 from tests.fixtures.hostile_platform import (
+    ALLOW_HOSTILE_HOSTS,
+    HOSTILE_ADDRESSES,
     HostilePlatform,
     create_without_token,
     echo_secrets,
@@ -83,12 +89,13 @@ def peak_rss_mib(operator: OperatorProcess) -> float:
     raise AssertionError("no VmHWM in /proc/<pid>/status")
 
 
-def hostile_inputs(env: Env, user_secret: str = HOSTILE_USER_SECRET) -> None:
-    """The hostile tenant's own account Secret and configuration Secret, in the test's namespace."""
-    ready_inputs(env.core, env.namespace, env.simulator)
+def hostile_inputs(env: Env, user_secret: str = HOSTILE_USER_SECRET, namespace: str | None = None) -> None:
+    """The hostile tenant's own account Secret and configuration Secret, in the test's namespace
+    (or `namespace`)."""
+    ready_inputs(env.core, namespace or env.namespace, env.simulator)
     put_secret(
         env.core,
-        env.namespace,
+        namespace or env.namespace,
         ACCOUNT,
         {"userSecret": user_secret, "organizationSecret": HOSTILE_ORGANIZATION_SECRET},
     )
@@ -109,7 +116,9 @@ def victim_ready_within_10s(env: Env, namespace: str) -> float:
 
 
 def start_for(env: Env, *namespaces: str) -> OperatorProcess:
-    operator: OperatorProcess = env.start_operator(*(f"--namespace={n}" for n in namespaces))
+    operator: OperatorProcess = env.start_operator(
+        *(f"--namespace={n}" for n in namespaces), ALLOW_HOSTILE_HOSTS
+    )
     return operator
 
 
@@ -166,6 +175,58 @@ def test_a_trickling_platform_leaves_another_namespace_ready_within_10s(
     print(f"victim Ready after {seconds:.1f}s with 40 trickling objects; operator peak RSS {peak:.0f} MiB")
     assert platform_server.peak_active == 8
     assert peak_rss_mib(operator) < CHART_MEMORY_LIMIT_MIB
+
+
+def trickle_everything(platform: HostilePlatform) -> None:
+    for route in ("/instances", "/instances/{id}"):
+        for method in ("GET", "POST", "PUT", "DELETE"):
+            platform.on(method, route, trickle(interval=3.0))
+
+
+def test_one_namespace_naming_several_hosts_and_ports_holds_one_share(env: Env, other_namespace: str) -> None:
+    """Review, finding 2: with `host:*` allowed, one server on five ports was five hosts (5 x 8
+    calls, all 32 slots), and the other namespace's object was Ready after 29.8 s. Here her objects
+    name two addresses of her server, five ports each: her namespace holds 8 calls, whatever
+    hosts they name."""
+    with HostilePlatform.running(HOSTILE_ADDRESSES, ports=5) as platform:
+        trickle_everything(platform)
+        hostile_inputs(env)
+        start_for(env, other_namespace)
+        for index, url in enumerate(platform.api_urls):  # 2 addresses x 5 ports x 4 objects
+            for copy in range(4):
+                env.instances.create(f"trickle-{index}-{copy}", closeio_spec(apiURL=url))
+        wait_until(lambda: platform.active >= 8, 30, "her objects to hold their namespace's 8 calls")
+
+        seconds = victim_ready_within_10s(env, other_namespace)
+
+        print(f"victim Ready after {seconds:.1f}s; her peak in flight {platform.peak_active}")
+        assert platform.peak_active == 8
+
+
+def test_namespaces_calling_one_host_on_several_ports_share_its_slots(
+    env: Env, core: client.CoreV1Api, other_namespace: str
+) -> None:
+    """Review, finding 2: two namespaces of hers, each within its own share, at one host on five
+    ports: the host's 8 slots hold them all (keyed by port, they took the 32)."""
+    second = f"t-second-{uuid.uuid4().hex[:8]}"
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=second)))
+    with HostilePlatform.running(ports=5) as platform:
+        trickle_everything(platform)
+        hostile_inputs(env)
+        hostile_inputs(env, namespace=second)
+        start_for(env, other_namespace, second)
+        theirs = Instances(env.instances.custom.api_client, second)
+        urls = platform.api_urls
+        for index, url in enumerate(urls):  # 2 ports x 8 objects here, 3 ports x 6 in the second
+            instances, copies = (env.instances, 8) if index < 2 else (theirs, 6)
+            for copy in range(copies):
+                instances.create(f"trickle-{index}-{copy}", closeio_spec(apiURL=url))
+        wait_until(lambda: platform.active >= 8, 30, "the host to hold its 8 calls")
+
+        seconds = victim_ready_within_10s(env, other_namespace)
+
+        print(f"victim Ready after {seconds:.1f}s; the host's peak in flight {platform.peak_active}")
+        assert platform.peak_active == 8
 
 
 # Finding 4 (responses)

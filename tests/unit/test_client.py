@@ -10,7 +10,8 @@ configuration values sent (encoded echoes included), `ConnectError`/`ReadTimeout
 credentials that no header can carry refused before any request, answers without an integer id
 or a token (204 included) failing with their real status, instance facts redacted and capped, the
 response size cap (declared and streamed) and refused compression, the overall deadline, the
-per-host bound on calls in flight, `delete()` treating 404 as done, `find_by_tag()` following
+per-host bound on calls in flight (a host is its name: not its scheme, port, case or trailing dot)
+and the per-namespace bound inside the global one, `delete()` treating 404 as done, `find_by_tag()` following
 `Elements-Next-Page-Token`, returning [] on 404, keeping only instances that carry the tag and
 stopping at a repeated token or the page limit, the Authorization header, the observer hook, and
 that `Credentials` and `Instance` reprs hide their secrets.
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 import traceback
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -28,7 +30,7 @@ import httpx
 import pytest
 
 from connector_operator.openconnectors import errors
-from connector_operator.openconnectors.client import Credentials, Instance, InstancesClient
+from connector_operator.openconnectors.client import Credentials, Instance, InstancesClient, host_of
 from connector_operator.openconnectors.redaction import MASK
 
 API = "https://platform.test/elements/api-v2"
@@ -721,33 +723,108 @@ async def test_a_slow_host_holds_only_its_own_share_of_the_slots(make_client: Ma
     assert len(await asyncio.gather(*slow)) == 6
 
 
-async def test_ports_and_schemes_are_separate_hosts(make_client: MakeClient) -> None:
-    release, three_in_flight = asyncio.Event(), asyncio.Event()
-    in_flight: list[str] = []
+def in_flight_counter(slow: Callable[[httpx.Request], bool]) -> tuple[Any, dict[str, int], asyncio.Event]:
+    """A handler holding the `slow` requests until released, and the peak of them in flight."""
+    release, count = asyncio.Event(), {"now": 0, "peak": 0}
 
     async def handler(request: httpx.Request) -> httpx.Response:
-        if request.url.host == "h.test":
-            in_flight.append(f"{request.url.scheme}:{request.url.port}")
-            if len(in_flight) == 3:
-                three_in_flight.set()
-            await release.wait()
+        if slow(request):
+            count["now"] += 1
+            count["peak"] = max(count["peak"], count["now"])
+            try:
+                await release.wait()
+            finally:
+                count["now"] -= 1
         return httpx.Response(200, json=instance_json(1))
 
+    return handler, count, release
+
+
+async def settle(client: InstancesClient, count: dict[str, int], expected: int) -> None:
+    """Until `expected` slow calls are in flight (polled against a deadline), then time for any
+    queued call that could enter too to enter: a call to another host completes."""
+    deadline = time.monotonic() + 5
+    while count["now"] < expected:
+        assert time.monotonic() < deadline, f"{count['now']} calls in flight, not {expected}"
+        await asyncio.sleep(0.01)  # polling interval; the deadline is the synchronisation
+    await client.get("https://elsewhere.test/api", CREDENTIALS, 1)
+
+
+@pytest.mark.parametrize(
+    ("url", "host"),
+    [
+        ("https://api.example.com/elements/api-v2", "api.example.com"),
+        ("https://API.Example.COM:8443/elements/api-v2", "api.example.com"),
+        ("http://api.example.com./elements/api-v2", "api.example.com"),
+        ("https://api.example.com.:443/x", "api.example.com"),
+        ("http://[::1]:8080/x", "::1"),
+        ("http://127.0.0.1:8081/x", "127.0.0.1"),
+    ],
+)
+def test_the_host_of_a_url_is_its_name_without_case_trailing_dot_scheme_or_port(url: str, host: str) -> None:
+    assert host_of(url) == host
+
+
+async def test_ports_schemes_case_and_a_trailing_dot_are_one_host(make_client: MakeClient) -> None:
+    handler, count, release = in_flight_counter(lambda r: r.url.host.rstrip(".") == "h.test")
     client = make_client(handler, max_in_flight=10, max_in_flight_per_host=1)
-    urls = ["https://h.test/api", "https://h.test:8443/api", "http://h.test/api", "https://H.TEST:443/api"]
+    urls = [
+        "https://h.test/api",
+        "https://h.test:8443/api",
+        "http://h.test/api",
+        "http://h.test:8081/api",
+        "https://H.TEST:443/api",
+        "https://h.test./api",
+    ]
     tasks = [asyncio.create_task(client.get(url, CREDENTIALS, 1)) for url in urls]
-    await asyncio.wait_for(three_in_flight.wait(), 5)
-    await client.get("https://elsewhere.test/api", CREDENTIALS, 1)  # time for the fourth to get in
-    assert sorted(in_flight) == ["http:None", "https:8443", "https:None"]  # the fourth is h.test:443 again
+    await settle(client, count, 1)
+    assert count["now"] == 1  # keyed by scheme://host:port, five of them were in flight
     release.set()
     await asyncio.gather(*tasks)
-    assert len(in_flight) == 4
+    assert count["peak"] == 1
+
+
+async def test_a_namespace_holds_at_most_its_share_whatever_hosts_it_names(make_client: MakeClient) -> None:
+    handler, count, release = in_flight_counter(lambda r: r.url.host.startswith("slow-"))
+    client = make_client(handler, max_in_flight=4, max_in_flight_per_host=2)
+    # Five hosts of hers, three calls each: per host alone, they would take all four global slots.
+    hers = [
+        asyncio.create_task(client.get(f"https://slow-{h}.test/api", CREDENTIALS, i, namespace="hers"))
+        for h in range(5)
+        for i in range(3)
+    ]
+    await settle(client, count, 2)
+    assert count["now"] == 2  # the namespace's share, the per-host bound by default
+    # Another namespace's calls, and calls without a namespace, still find free global slots.
+    others = [client.get(f"https://fast-{i}.test/api", CREDENTIALS, 1, namespace="other") for i in range(5)]
+    assert len(await asyncio.wait_for(asyncio.gather(*others), 5)) == 5
+    # Her own calls to a fast host wait behind her share: the bound is hers, not the slow hosts'.
+    mine = asyncio.create_task(client.get("https://fast.test/api", CREDENTIALS, 1, namespace="hers"))
+    await settle(client, count, 2)
+    assert not mine.done()
+    release.set()
+    await asyncio.gather(*hers, mine)
+    assert count["peak"] == 2
+
+
+async def test_the_namespace_share_is_configurable(make_client: MakeClient) -> None:
+    handler, count, release = in_flight_counter(lambda r: r.url.host.startswith("slow-"))
+    client = make_client(handler, max_in_flight=10, max_in_flight_per_host=2, max_in_flight_per_namespace=3)
+    calls = [
+        asyncio.create_task(client.get(f"https://slow-{h}.test/api", CREDENTIALS, 1, namespace="ns"))
+        for h in range(4)
+    ]
+    await settle(client, count, 3)
+    assert count["now"] == 3
+    release.set()
+    await asyncio.gather(*calls)
 
 
 @pytest.mark.parametrize(
     "options",
     [
         {"max_in_flight_per_host": 0},
+        {"max_in_flight_per_namespace": 0},
         {"max_in_flight": 0},
         {"max_pages": 0},
         {"max_response_bytes": 0},

@@ -145,10 +145,12 @@ async def delete_remote(
     credentials, gate = found
     try:
         ids = {status.instance_id} if status.instance_id is not None else set()
-        tagged = await runtime.instances.find_by_tag(api_url, credentials, identity_tag(uid), gate=gate)
+        tagged = await runtime.instances.find_by_tag(
+            api_url, credentials, identity_tag(uid), gate=gate, namespace=namespace
+        )
         ids.update(i.id for i in tagged)
         for instance_id in sorted(ids):
-            await runtime.instances.delete(api_url, credentials, instance_id, gate=gate)
+            await runtime.instances.delete(api_url, credentials, instance_id, gate=gate, namespace=namespace)
     except errors.OpenConnectorsError as error:
         outcome = classify(error, ready=False, creating=False)
         if outcome.kind is outcomes.Kind.STALLED:

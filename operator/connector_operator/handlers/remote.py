@@ -138,19 +138,26 @@ class RemotePass:
                 credentials,
                 identity_tag(self.target.uid),
                 gate=self.gate,
+                namespace=self.target.namespace,
             ),
             key=lambda i: i.id,
         )
         if not found:
-            instance = await instances.create(url, credentials, self.desired.body(), gate=self.gate)
+            instance = await instances.create(
+                url, credentials, self.desired.body(), gate=self.gate, namespace=self.target.namespace
+            )
             self._event("Normal", Reason.CREATING, f"Created remote instance {instance.id}")
             return instance
         keep, *extra = found
         for duplicate in extra:  # cannot happen through this operator; clean up if something else did it
-            await instances.delete(url, credentials, duplicate.id, gate=self.gate)
+            await instances.delete(
+                url, credentials, duplicate.id, gate=self.gate, namespace=self.target.namespace
+            )
         self._event("Normal", "Adopted", f"Found remote instance {keep.id} tagged with this object's UID")
         # The found instance may predate a spec change: bring it to the desired state.
-        return await instances.update(url, credentials, keep.id, self.desired.body(), gate=self.gate)
+        return await instances.update(
+            url, credentials, keep.id, self.desired.body(), gate=self.gate, namespace=self.target.namespace
+        )
 
     async def _update(self, instance_id: int) -> Instance:
         try:
@@ -160,6 +167,7 @@ class RemotePass:
                 instance_id,
                 self.desired.body(),
                 gate=self.gate,
+                namespace=self.target.namespace,
             )
         except errors.NotFound:
             return await self._recreate(instance_id)
@@ -168,7 +176,9 @@ class RemotePass:
 
     async def _check(self, instance_id: int) -> Instance:
         try:
-            return await self.rt.instances.get(self.api_url, self.credentials, instance_id, gate=self.gate)
+            return await self.rt.instances.get(
+                self.api_url, self.credentials, instance_id, gate=self.gate, namespace=self.target.namespace
+            )
         except errors.NotFound:
             instance = await self._recreate(instance_id)
             self.facts.applied_digest = self.digest

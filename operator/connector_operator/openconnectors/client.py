@@ -7,8 +7,9 @@ treated as hostile, because `spec.apiURL` is a tenant's choice:
 
 - time: one overall deadline per call (connect, send and the whole body; httpx's own timeouts are
   per read, and a server trickling a byte every ten seconds never trips them);
-- concurrency: at most `max_in_flight_per_host` calls per platform host and `max_in_flight` in
-  total (`slots`), so a slow host cannot take the slots of every other tenant;
+- concurrency: at most `max_in_flight_per_namespace` calls for the objects of one namespace (a
+  call names it: `namespace=`), `max_in_flight_per_host` per platform host and `max_in_flight` in
+  total (`slots`), so neither a slow host nor a tenant naming several can take every slot;
 - accounts: a call made for an account passes the account's gate first (`budget`: its circuit
   breaker, then its request budget), every page of a search included, and reports its outcome to
   it; waiting there is bounded on its own and does not eat into the call's deadline;
@@ -135,18 +136,20 @@ class InstancesClient:
         timeout: float = 30.0,
         max_in_flight: int = 32,
         max_in_flight_per_host: int = 8,
+        max_in_flight_per_namespace: int | None = None,
         max_response_bytes: int = 5 * MIB,
         max_pages: int = 50,
         observer: Observer | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        """`timeout` is the overall deadline of one call, in seconds."""
+        """`timeout` is the overall deadline of one call, in seconds; `max_in_flight_per_namespace`
+        is `max_in_flight_per_host` unless given."""
         if timeout <= 0 or max_response_bytes < 1 or max_pages < 1:
             raise ValueError("the deadline, the response cap and the page limit must be positive")
         self._deadline = timeout
         self._max_bytes = max_response_bytes
         self._max_pages = max_pages
-        self._slots = Slots(max_in_flight, max_in_flight_per_host)
+        self._slots = Slots(max_in_flight, max_in_flight_per_host, max_in_flight_per_namespace)
         self._http = httpx.AsyncClient(
             timeout=timeout,
             transport=transport,
@@ -175,16 +178,33 @@ class InstancesClient:
         body: Mapping[str, Any],
         *,
         gate: AccountGate | None = None,
+        namespace: str | None = None,
     ) -> Instance:
+        """`namespace`, here and in every call: the object's, for the per-namespace bound (None:
+        not bounded per namespace)."""
         answer = await self._call(
-            "POST", api_url, "/instances", credentials, body, secrets=_values(body), gate=gate
+            "POST",
+            api_url,
+            "/instances",
+            credentials,
+            body,
+            secrets=_values(body),
+            gate=gate,
+            namespace=namespace,
         )
         return _detached(_instance, answer)
 
     async def get(
-        self, api_url: str, credentials: Credentials, instance_id: int, *, gate: AccountGate | None = None
+        self,
+        api_url: str,
+        credentials: Credentials,
+        instance_id: int,
+        *,
+        gate: AccountGate | None = None,
+        namespace: str | None = None,
     ) -> Instance:
-        answer = await self._call("GET", api_url, f"/instances/{instance_id}", credentials, gate=gate)
+        path = f"/instances/{instance_id}"
+        answer = await self._call("GET", api_url, path, credentials, gate=gate, namespace=namespace)
         return _detached(_instance, answer)
 
     async def update(
@@ -195,22 +215,38 @@ class InstancesClient:
         body: Mapping[str, Any],
         *,
         gate: AccountGate | None = None,
+        namespace: str | None = None,
     ) -> Instance:
         path = f"/instances/{instance_id}"
-        answer = await self._call("PUT", api_url, path, credentials, body, secrets=_values(body), gate=gate)
+        answer = await self._call(
+            "PUT", api_url, path, credentials, body, secrets=_values(body), gate=gate, namespace=namespace
+        )
         return _detached(_instance, answer)
 
     async def delete(
-        self, api_url: str, credentials: Credentials, instance_id: int, *, gate: AccountGate | None = None
+        self,
+        api_url: str,
+        credentials: Credentials,
+        instance_id: int,
+        *,
+        gate: AccountGate | None = None,
+        namespace: str | None = None,
     ) -> None:
         """Delete an instance; one that is already gone counts as deleted."""
+        path = f"/instances/{instance_id}"
         try:
-            await self._call("DELETE", api_url, f"/instances/{instance_id}", credentials, gate=gate)
+            await self._call("DELETE", api_url, path, credentials, gate=gate, namespace=namespace)
         except errors.NotFound:
             logger.info("instance %s was already gone", instance_id)
 
     async def find_by_tag(
-        self, api_url: str, credentials: Credentials, tag: str, *, gate: AccountGate | None = None
+        self,
+        api_url: str,
+        credentials: Credentials,
+        tag: str,
+        *,
+        gate: AccountGate | None = None,
+        namespace: str | None = None,
     ) -> list[Instance]:
         """The instances carrying exactly `tag`, following the platform's page token; 404 means none.
 
@@ -221,7 +257,9 @@ class InstancesClient:
         seen: set[str] = set()
         for _ in range(self._max_pages):
             try:
-                answer = await self._call("GET", api_url, "/instances", credentials, params=params, gate=gate)
+                answer = await self._call(
+                    "GET", api_url, "/instances", credentials, params=params, gate=gate, namespace=namespace
+                )
             except errors.NotFound:
                 return found
             found.extend(_detached(_tagged, answer, tag))
@@ -250,6 +288,7 @@ class InstancesClient:
         params: Mapping[str, str | int] | None = None,
         secrets: tuple[str, ...] = (),
         gate: AccountGate | None = None,
+        namespace: str | None = None,
     ) -> _Answer:
         """One request, within the account's gate, the slots, the deadline and the size cap; a
         non-2xx is raised. The gate's wait is bounded by the deadline too, but apart from it: a
@@ -263,7 +302,7 @@ class InstancesClient:
             failure: errors.OpenConnectorsError | None = None
             try:
                 # An unparseable URL fails here, as httpx.InvalidURL.
-                async with self._slots.hold(host := host_of(url)):
+                async with self._slots.hold(host := host_of(url), namespace):
                     started = time.monotonic()  # the deadline and the duration count from the slot on
                     async with asyncio.timeout(self._deadline):
                         answer = await self._exchange(method, url, body, params, headers, redactor)
@@ -406,10 +445,10 @@ def _admitted(gate: AccountGate | None, max_wait: float) -> AbstractAsyncContext
 
 
 def host_of(url: str) -> str:
-    """scheme://host:port, the unit of the per-host bound (an unparseable URL fails in httpx)."""
-    parsed = httpx.URL(url)
-    port = parsed.port or {"http": 80, "https": 443}.get(parsed.scheme)
-    return f"{parsed.scheme}://{parsed.host}:{port}"
+    """The platform host: its name, lowercased and without a trailing dot; not its scheme or port
+    (see `slots`). The unit of the per-host bound and of the success listeners. An unparseable URL
+    fails in httpx."""
+    return httpx.URL(url).host.lower().rstrip(".")
 
 
 def _header_problem(value: str) -> str | None:
