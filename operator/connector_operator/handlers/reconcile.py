@@ -183,7 +183,7 @@ def _rotated(rt: Runtime, target: Target, located: Endpoint, account: AccountSta
 
 def effective(rt: Runtime, target: Target, spec: ConnectorInstanceSpec, api_url: str) -> Effective:
     return Effective(
-        api_url=spec.api_url or rt.settings.default_api_url,
+        api_url=api_url,
         instance_name=effective_instance_name(spec, target.namespace, target.name),
         token_secret_name=effective_token_secret(spec, target.name),
         deletion_policy=effective_deletion_policy(spec).value,
