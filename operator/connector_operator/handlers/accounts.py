@@ -204,6 +204,7 @@ async def _pass(
     except KubeError as error:
         return classify(error, ready=False, creating=False)
     fingerprint = view.fingerprint if view is not None else None
+    verify = verify or fingerprint != state.fingerprint  # new credentials are verified at once
     if fingerprint != state.fingerprint:
         if state.fingerprint is not None:
             state.changed_at = time.monotonic()
