@@ -15,6 +15,7 @@ import kopf
 
 from connector_operator import logcontext, shutdown
 from connector_operator.domain.hosts import HostPolicy, parse_patterns
+from connector_operator.kube.keepalive import Peer
 from connector_operator.kube.peering import own_identity, priority_by_age
 from connector_operator.settings import (
     DEFAULT_ALLOWED_API_HOSTS,
@@ -225,20 +226,21 @@ def run_command(
     logcontext.install()
 
     import connector_operator.handlers  # noqa: F401  (registers the handlers)
-    from connector_operator.handlers.setup import SETTINGS_KEY
+    from connector_operator.handlers.setup import PEER_KEY, SETTINGS_KEY, STOP_KEY
 
     started = time.time()
     health = f"http://0.0.0.0:{settings.health_port}/healthz" if settings.health_port else None
+    me = Peer(own_identity(), priority_by_age(started))
 
     async def operate(stop_flag: shutdown.StopFlag) -> None:
         await kopf.operator(
             standalone=settings.peering is None,
             peering_name=settings.peering,
-            priority=priority_by_age(started),
-            identity=own_identity(),  # type: ignore[arg-type]  # kopf's Identity: a NewType of str it does not export
+            priority=me.priority,
+            identity=me.identity,  # type: ignore[arg-type]  # kopf's Identity: a NewType of str it does not export
             clusterwide=not settings.namespaces,
             namespaces=settings.namespaces,
-            memo=kopf.Memo(**{SETTINGS_KEY: settings}),
+            memo=kopf.Memo(**{SETTINGS_KEY: settings, PEER_KEY: me, STOP_KEY: stop_flag}),
             liveness_endpoint=health,
             stop_flag=stop_flag,
         )

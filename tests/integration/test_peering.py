@@ -11,12 +11,16 @@ platform hung) is finished by the second, and only after the first stopped.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+import kopf
 from kubernetes import client
 
+from connector_operator.kube.api import KubeAPI
+from connector_operator.kube.keepalive import LIFETIME, Peer, keep_alive
 from hack.controlplane.cluster import ControlPlane
 from hack.processes import Operator, OperatorLauncher
 from tests.fixtures.hostile_platform import HostilePlatform, hang
@@ -95,3 +99,41 @@ def test_a_second_copy_pauses_while_the_first_runs_and_takes_over_when_it_stops(
         assert "second" in peers(custom, namespace)
         assert "first" not in peers(custom, namespace)
         second.stop()
+
+
+async def test_the_record_is_refreshed_well_within_its_lifetime_and_withdrawn_on_stop(
+    control_plane: ControlPlane, api_client: client.ApiClient, namespace: str, peering_crds: None
+) -> None:
+    """kube/keepalive.py, on the real API server: the record kopf judges peers by stays far from
+    expiring (kopf alone leaves it 5 to 10 s from expiry), and goes when the operator stops."""
+    custom = client.CustomObjectsApi(api_client)
+    custom.create_namespaced_custom_object(
+        "kopf.dev", "v1", namespace, "kopfpeerings", {"apiVersion": "kopf.dev/v1", "kind": "KopfPeering",
+                                                      "metadata": {"name": PEERING}}
+    )  # fmt: skip
+    login = kopf.ConnectionInfo(
+        server=control_plane.server, ca_path=str(control_plane.ca_file), token=control_plane.admin_token
+    )
+    api = KubeAPI(lambda: login)
+    stopping: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    peer = Peer("this-copy", 7)
+    task = asyncio.create_task(keep_alive(api, PEERING, (namespace,), peer, stopping, refresh=0.2))
+
+    async def lastseen() -> str | None:
+        body = await asyncio.to_thread(
+            custom.get_namespaced_custom_object, "kopf.dev", "v1", namespace, "kopfpeerings", PEERING
+        )
+        record = (body.get("status") or {}).get(peer.identity)
+        assert record is None or (record["priority"], record["lifetime"]) == (7, LIFETIME)
+        return None if record is None else str(record["lastseen"])
+
+    seen: set[str] = set()
+    async with asyncio.timeout(30):
+        while len(seen) < 3:  # three refreshes, each seen as it lands (0.2 s apart here, 15 s live)
+            if (value := await lastseen()) is not None:
+                seen.add(value)
+            await asyncio.sleep(0.05)  # polling interval; the timeout is the synchronisation
+    stopping.set_result(None)
+    await asyncio.wait_for(task, timeout=10)
+    assert await lastseen() is None
+    await api.aclose()

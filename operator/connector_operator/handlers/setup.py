@@ -13,6 +13,7 @@ and kopf's, finds the API server a pod's environment names first (kube/incluster
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from typing import Any
 
@@ -24,7 +25,7 @@ from connector_operator.handlers import accounts
 from connector_operator.handlers.deleteretry import PROGRESS_FIELD
 from connector_operator.handlers.runtime import Runtime
 from connector_operator.handlers.watch import LIST_CHUNK, SECRETS
-from connector_operator.kube import digestkey, incluster, peering
+from connector_operator.kube import digestkey, incluster, keepalive, peering
 from connector_operator.kube.api import KubeAPI, KubeError
 from connector_operator.kube.namespaces import Namespaces
 from connector_operator.kube.secrets import Secrets
@@ -35,6 +36,8 @@ from connector_operator.settings import Settings
 logger = logging.getLogger(__name__)
 
 SETTINGS_KEY = "settings"
+PEER_KEY = "peer"  # this copy in the peering records (kube/keepalive.py), from run.py
+STOP_KEY = "stop_flag"  # done once the operator is asked to stop (shutdown.py)
 
 
 class NoDiffBase(kopf.DiffBaseStorage):
@@ -91,6 +94,10 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     key = await digest_key(api, ours, home)
     if ours.peering is not None:
         await peering_objects(api, ours.peering, ours.namespaces)
+        if "keepalive" not in memo and memo.get(STOP_KEY) is not None:
+            memo["keepalive"] = asyncio.create_task(
+                keepalive.keep_alive(api, ours.peering, ours.namespaces, memo[PEER_KEY], memo[STOP_KEY])
+            )
     memo["runtime"] = Runtime(
         settings=ours,
         digest_key=key,
@@ -164,6 +171,11 @@ async def peering_objects(api: KubeAPI, name: str, namespaces: tuple[str, ...]) 
 
 @kopf.on.cleanup()
 async def cleanup(memo: kopf.Memo, **_: Any) -> None:
+    refreshing: asyncio.Task[None] | None = memo.get("keepalive")
+    if refreshing is not None:  # done since the stop flag, unless the operator ended for another reason
+        refreshing.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await refreshing
     runtime: Runtime | None = memo.get("runtime")
     if runtime is not None:
         await runtime.waits.close()
