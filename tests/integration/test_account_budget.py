@@ -65,8 +65,10 @@ def test_an_account_budget_of_5_per_second_holds_under_a_burst_of_100_creates(
         env.instances.create(name, instance_spec())
     wait_until(lambda: ready_count(env, names) == len(names), timeout=180, what="100 instances Ready")
 
-    times = sorted(r["at"] for r in env.simulator.control.requests())
-    assert len([r for r in env.simulator.control.requests() if r["method"] == "POST"]) == 100
+    # The creates only: every operator checks every ClusterConnectorAccount in the cluster (other
+    # tests leave some behind), and those checks are searches of other accounts, not this one's.
+    times = sorted(r["at"] for r in env.simulator.control.requests() if r["method"] == "POST")
+    assert len(times) == 100
     # Arrival times are stamped by the simulator's event loop; on a loaded machine a pause there
     # bunches a few arrivals together. Half a second of slack (2.5 calls) allows for that only.
     assert densest_window_excess(times, Budget(requests_per_second=5, burst=5, max_in_flight=10)) <= 2.5
