@@ -9,6 +9,7 @@ from typing import Any
 
 from kubernetes import client
 from kubernetes.client.rest import ApiException
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.fixtures.operator import Instances, OperatorProcess
 from tests.fixtures.simulator import SimulatorHandle
@@ -102,3 +103,19 @@ class Env:
 
     def create_ready(self, **spec: Any) -> dict[str, Any]:
         return create_ready(self.instances, self.core, self.namespace, self.simulator, **spec)
+
+
+def apiserver_requests(api_client: client.ApiClient, verb: str, resource: str) -> int:
+    """Requests the API server has answered for `verb` on `resource` (all namespaces, all clients),
+    from its own metrics."""
+    response = api_client.call_api("/metrics", "GET", auth_settings=["BearerToken"], _preload_content=False)
+    total = 0.0
+    for family in text_string_to_metric_families(response.data.decode()):
+        for sample in family.samples:
+            if (
+                sample.name == "apiserver_request_total"
+                and sample.labels.get("verb") == verb
+                and sample.labels.get("resource") == resource
+            ):
+                total += sample.value
+    return int(total)

@@ -65,8 +65,8 @@ def test_an_account_budget_of_5_per_second_holds_under_a_burst_of_100_creates(
         env.instances.create(name, instance_spec())
     wait_until(lambda: ready_count(env, names) == len(names), timeout=180, what="100 instances Ready")
 
-    # The creates only: every operator checks every ClusterConnectorAccount in the cluster (other
-    # tests leave some behind), and those checks are searches of other accounts, not this one's.
+    # The creates: what the 100 objects need of the budget (the searches before them and the
+    # account's own checks share it, and only make the creates arrive later).
     times = sorted(r["at"] for r in env.simulator.control.requests() if r["method"] == "POST")
     assert len(times) == 100
     # Arrival times are stamped by the simulator's event loop; on a loaded machine a pause there

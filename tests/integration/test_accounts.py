@@ -3,12 +3,15 @@
 On the real API server, with the simulator over HTTP and the operator as a process: a cluster
 account serves the namespaces its selector picks and refuses the others without a platform call;
 a namespaced account; the default account; a change of the account's Secret reaches every
-instance of the account; an account in use cannot be deleted.
+instance of the account; an account in use cannot be deleted; a stalled account waits for a
+change instead of passing again at once.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import pytest
@@ -19,7 +22,10 @@ from tests.integration.support import (
     CLOSEIO_API_KEY,
     CLOSEIO_SECRET,
     Env,
+    account_secret,
     account_values,
+    apiserver_requests,
+    closeio_spec,
     put_secret,
     remotes_for,
 )
@@ -38,13 +44,19 @@ def instance_spec(**fields: Any) -> dict[str, Any]:
     }
 
 
-def cluster_account(custom: client.CustomObjectsApi, name: str, secret_namespace: str, selects: str) -> None:
+def cluster_account(
+    custom: client.CustomObjectsApi,
+    name: str,
+    secret_namespace: str,
+    selects: str,
+    secret: str = ACCOUNT_SECRET,
+) -> None:
     body = {
         "apiVersion": f"{GROUP}/{VERSION}",
         "kind": "ClusterConnectorAccount",
         "metadata": {"name": name},
         "spec": {
-            "credentialsSecretRef": {"name": ACCOUNT_SECRET, "namespace": secret_namespace},
+            "credentialsSecretRef": {"name": secret, "namespace": secret_namespace},
             "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": selects}},
         },
     }
@@ -64,17 +76,14 @@ def other_namespace(core: client.CoreV1Api) -> str:
 
 
 @pytest.fixture
-def account_name(custom: client.CustomObjectsApi) -> Any:
-    name = f"acct-{uuid.uuid4().hex[:8]}"
-    yield name
-    # Accounts are cluster-scoped: release and delete this test's one, so others start clean.
-    try:
-        custom.patch_cluster_custom_object(
-            GROUP, VERSION, "clusterconnectoraccounts", name, {"metadata": {"finalizers": None}}
-        )
-        custom.delete_cluster_custom_object(GROUP, VERSION, "clusterconnectoraccounts", name)
-    except client.ApiException:
-        pass
+def account_names() -> Callable[[], str]:
+    """New cluster account names (tests/fixtures/kubernetes.py deletes the accounts afterwards)."""
+    return lambda: f"acct-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+def account_name(account_names: Callable[[], str]) -> str:
+    return account_names()
 
 
 @pytest.mark.manual_operator
@@ -199,3 +208,50 @@ def test_a_delete_right_after_a_restart_still_deletes_through_the_account(
     env.start_operator()
     env.instances.wait_gone("crm", timeout=30)
     assert remotes_for(env.simulator, uid) == []  # deleted through the account, found by its tag
+
+
+@pytest.mark.manual_operator
+def test_stalled_accounts_wait_for_a_change_and_starve_no_one(
+    env: Env, account_names: Callable[[], str], custom: client.CustomObjectsApi, api_client: client.ApiClient
+) -> None:
+    """Found by CI: a ClusterConnectorAccount that never verified had no next check, so after a
+    Stalled pass its daemon passed again at once. One pointing at a namespace the operator may not
+    read listed that namespace's Secrets thousands of times a second (a watch begun and ended per
+    pass); one with rejected credentials asked the platform as fast as its budget allowed. Every
+    operator serves every cluster account, so the event loop was theirs: in a full test run, an
+    object whose Secret appeared waited 20 s for its next backoff instead of reacting at once."""
+    env.start_operator()
+    unreadable, rejected = account_names(), account_names()
+    cluster_account(custom, unreadable, "kube-system", selects=env.namespace)
+    wrong = {"userSecret": "not-the-user-secret", "organizationSecret": "not-the-org-secret"}
+    put_secret(env.core, env.namespace, "wrong-account", wrong)
+    cluster_account(custom, rejected, env.namespace, selects=env.namespace, secret="wrong-account")
+    for name, reason in ((unreadable, "InvalidSpec"), (rejected, "CredentialsRejected")):
+        wait_until(partial(stalled_with, custom, name, reason), what=f"{name} Stalled with {reason}")
+    lists_before = apiserver_requests(api_client, "LIST", "secrets")
+    refused_before = refused_checks(env)
+
+    # Meanwhile an instance (inline account secrets) waits for its Secret, which then appears.
+    account_secret(env.core, env.namespace, env.simulator)
+    env.instances.create("crm", closeio_spec())
+    env.instances.wait_condition("crm", "Reconciling", "True", reason="WaitingForSecret")
+    put_secret(env.core, env.namespace, CLOSEIO_SECRET, {"apiKey": CLOSEIO_API_KEY})
+    env.instances.wait_ready("crm", timeout=5)  # the Secret watch wakes it: well within its backoff
+
+    # Over those seconds: a few LISTs of Secrets (the waiting object's shared watch), not
+    # thousands, and no second platform call with the rejected secrets.
+    assert apiserver_requests(api_client, "LIST", "secrets") - lists_before <= 5
+    assert refused_checks(env) == refused_before
+
+
+def stalled_with(custom: client.CustomObjectsApi, name: str, reason: str) -> bool:
+    condition = account_condition(custom, name, "Stalled")
+    return condition.get("status") == "True" and condition.get("reason") == reason
+
+
+def refused_checks(env: Env) -> int:
+    return sum(
+        1
+        for r in env.simulator.control.requests()
+        if (r["method"], r["route"], r["status"]) == ("GET", "/instances", 401)
+    )

@@ -101,10 +101,10 @@ def test_objects_waiting_for_secrets_starve_no_one(
 
     # While everyone waits: one shared watch (beside kopf's two label-filtered ones), not a watch
     # and a pooled connection per waiting object, as before (up to the pool's 100).
-    # (The API server counts every watch of Secrets in the cluster: ClusterConnectorAccounts other
-    # tests left behind add one shared watch each for their Secrets' namespaces. 96 before.)
+    # (The API server counts every watch of Secrets in the cluster, and the operator is the only
+    # client watching them now. 96 before.)
     watches = secret_watches(api_client)
-    assert watches <= 12, f"{watches} Secret watches while {WAITING} objects wait"
+    assert watches <= 4, f"{watches} Secret watches while {WAITING} objects wait"
 
     other = Instances(api_client, other_namespace)
     account_secret(env.core, other_namespace, env.simulator)

@@ -129,3 +129,42 @@ async def test_cancellation_still_ends_the_watch() -> None:
     await until(task.done)
     assert task.cancelled()
     await waits.close()
+
+
+async def test_watching_returns_once_the_watch_has_its_starting_point() -> None:
+    """A waiter looks at its Secret once more after `watching`: a change before that look is seen
+    by the look, any later one by the watch. Looking before the watch had its starting point lost
+    the changes in between (found by CI: an account's fixed Secret slept until the resync)."""
+    listed = asyncio.Event()
+
+    class Slow(FakeSecrets):
+        async def watch_names(
+            self, namespace: str | None, timeout: float, since: str | None = None
+        ) -> AsyncIterator[tuple[str, Any]]:
+            await listed.wait()  # the LIST that gives the starting resourceVersion, answered late
+            async for event in super().watch_names(namespace, timeout, since):
+                yield event
+
+    waits = SecretWaits(Slow(([("1", None)], None)), Wakeups(), clusterwide=False)  # type: ignore[arg-type]
+    with waits.interest(NS, "later", WAITER):
+        watching = asyncio.ensure_future(waits.watching(NS))
+        await asyncio.sleep(0)  # let it run up to its wait; it must not return yet
+        assert not watching.done()
+        listed.set()
+        await asyncio.wait_for(watching, 5)
+    await waits.close()
+
+
+async def test_watching_gives_up_after_its_timeout_when_the_watch_never_starts() -> None:
+    class Never(FakeSecrets):
+        async def watch_names(
+            self, namespace: str | None, timeout: float, since: str | None = None
+        ) -> AsyncIterator[tuple[str, Any]]:
+            await asyncio.Event().wait()
+            yield "never", None
+
+    waits = SecretWaits(Never(), Wakeups(), clusterwide=False)  # type: ignore[arg-type]
+    with waits.interest(NS, "later", WAITER):
+        await asyncio.wait_for(waits.watching(NS, timeout=0.05), 5)
+        assert not waits.started[NS].is_set()
+    await waits.close()

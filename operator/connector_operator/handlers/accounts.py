@@ -130,7 +130,9 @@ async def _serve(
     state = rt.accounts.state(key)
     written = _stored(body.get("status"))
     backoff, attempt = Backoff(rt.settings.backoff_base, rt.settings.backoff_cap), 0
-    verified: tuple[int, str | None] | None = None  # (generation, credentials fingerprint) last verified
+    # The last verdict (Ready, or Stalled) on a (generation, credentials fingerprint): repeated
+    # without a platform call until either changes or the resync is due.
+    verdict: tuple[tuple[int, str | None], Outcome] | None = None
     next_check = 0.0
     last: tuple[Kind, Reason] | None = None
     try:
@@ -139,18 +141,16 @@ async def _serve(
             generation = int(body.get("metadata", {}).get("generation") or 0)
             due = time.monotonic() >= next_check
             before = (state.fingerprint, state.spec, last)
-            outcome = await _pass(
-                rt,
-                key,
-                dict(body.get("spec") or {}),
-                state,
-                verify=due or verified != (generation, state.fingerprint),
-            )
-            if outcome.kind is Kind.SUCCESS:
-                verified, next_check = (
-                    (generation, state.fingerprint),
-                    time.monotonic() + rt.settings.resync_interval,
-                )
+            same = verdict is not None and verdict[0] == (generation, state.fingerprint)
+            known = verdict[1] if verdict is not None and same and not due else None
+            outcome = await _pass(rt, key, dict(body.get("spec") or {}), state, known=known)
+            if outcome.kind is not Kind.RETRYING and outcome is not known:
+                # A person must act on a Stalled one, and what they change (the account, its
+                # Secret) wakes the daemon; until then it looks again at the resync. (Without a
+                # next check, an account that never verified passed again at once, in a loop that
+                # took the event loop from every object of the operator.)
+                verdict = ((generation, state.fingerprint), outcome)
+                next_check = time.monotonic() + rt.settings.resync_interval
             last = (outcome.kind, outcome.reason)
             if (state.fingerprint, state.spec, last) != before:
                 # New credentials, spec or verdict: every instance of the account looks again now.
@@ -173,39 +173,43 @@ async def _serve(
 
 
 async def _pass(
-    rt: Runtime, key: AccountKey, raw: dict[str, Any], state: AccountState, *, verify: bool
+    rt: Runtime, key: AccountKey, raw: dict[str, Any], state: AccountState, *, known: Outcome | None
 ) -> Outcome:
+    """The account's verdict: from its spec and Secret, then from the platform, unless `known`
+    is the platform's verdict on these very credentials."""
     try:
         spec = parse_account_spec(key.kind, raw)
     except ValidationError as error:
-        state.spec = None
+        state.spec, state.secret = None, None
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors()[:5])
         return outcomes.stalled(Reason.INVALID_SPEC, f"Invalid spec: {problems}")
     api_url = spec.api_url or rt.settings.default_api_url
     refusal = rt.hosts.refusal(api_url)
     if refusal is not None:
-        state.spec = None  # its instances must not call that host either: they find no account
+        state.spec, state.secret = None, None  # its instances must not call that host: no account
         return outcomes.stalled(Reason.API_HOST_NOT_ALLOWED, f"Not calling the platform: {refusal}")
     secret_ref = spec.credentials_secret_ref
-    state.secret = (getattr(secret_ref, "namespace", None) or key.namespace, secret_ref.name)
+    secret = (getattr(secret_ref, "namespace", None) or key.namespace, secret_ref.name)
     readable = {rt.home, *rt.settings.account_secrets_namespaces}
-    if key.kind is AccountKind.CLUSTER_CONNECTOR_ACCOUNT and state.secret[0] not in readable:
+    if key.kind is AccountKind.CLUSTER_CONNECTOR_ACCOUNT and secret[0] not in readable:
         # The platform team decides where account secrets live; an account may not point the
-        # operator at any other namespace's Secrets (its RBAC would not allow it anyway).
-        state.spec = None
+        # operator at any other namespace's Secrets (its RBAC would not allow it anyway, so the
+        # daemon does not watch for that Secret either: the watch would only fail and wake it).
+        state.spec, state.secret = None, None
         return outcomes.stalled(
             Reason.INVALID_SPEC,
-            f"Invalid spec: credentialsSecretRef.namespace {state.secret[0]!r} is not the operator's "
+            f"Invalid spec: credentialsSecretRef.namespace {secret[0]!r} is not the operator's "
             f"namespace or one of its --account-secrets-namespaces ({', '.join(sorted(readable))})",
         )
+    state.secret = secret
     gate = rt.gates.for_account(key, spec.request_budget, str(key))
     try:
         view = await rt.secrets.read(*state.secret)
     except KubeError as error:
         return classify(error, ready=False, creating=False)
     fingerprint = view.fingerprint if view is not None else None
-    verify = verify or fingerprint != state.fingerprint  # new credentials are verified at once
     if fingerprint != state.fingerprint:
+        known = None  # new credentials are verified at once
         if state.fingerprint is not None:
             state.changed_at = time.monotonic()
         state.data, state.fingerprint = (view.data if view is not None else None), fingerprint
@@ -213,8 +217,8 @@ async def _pass(
     found = account_secrets(state.secrets(), state.secret_label)
     if isinstance(found, Missing):
         return outcomes.retrying(Reason.WAITING_FOR_SECRET, found.message, ready=False)
-    if not verify:
-        return outcomes.success(VERIFIED)
+    if known is not None:
+        return known
     try:
         await rt.instances.find_by_tag(api_url, Credentials(*found), VERIFY_TAG, gate=gate)
     except errors.CircuitOpen as error:
@@ -272,6 +276,8 @@ async def _sleep(
 ) -> None:
     interest = rt.waits.interest(*state.secret, waiter(key)) if state.secret else contextlib.nullcontext()
     with interest:
+        if state.secret is not None and await _changed_since_the_pass(rt, state):
+            return
         waiters = [asyncio.ensure_future(wake.wait()), asyncio.ensure_future(stopped.wait())]
         try:
             await asyncio.wait(waiters, timeout=delay, return_when=asyncio.FIRST_COMPLETED)
@@ -279,6 +285,19 @@ async def _sleep(
             for task in waiters:
                 task.cancel()
             await asyncio.gather(*waiters, return_exceptions=True)
+
+
+async def _changed_since_the_pass(rt: Runtime, state: AccountState) -> bool:
+    """Whether the credentials Secret changed between the pass and the start of the Secret watch,
+    which the watch cannot report (a fix made right after a refusal slept until the resync).
+    A failed look is no news: sleep, no hot loop."""
+    assert state.secret is not None
+    await rt.waits.watching(state.secret[0])
+    try:
+        view = await rt.secrets.read(*state.secret)
+    except KubeError:
+        return False
+    return (view.fingerprint if view is not None else None) != state.fingerprint
 
 
 def _stored(raw: Any) -> dict[str, Any]:

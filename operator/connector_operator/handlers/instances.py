@@ -139,8 +139,10 @@ async def _sleep_until_woken(
     namespace = key[0]
     interest = runtime.waits.interest(namespace, awaited.name, key) if awaited else contextlib.nullcontext()
     with interest:
-        if awaited is not None and await _moved_since_the_pass(runtime, namespace, awaited):
-            return
+        if awaited is not None:
+            await runtime.waits.watching(namespace)
+            if await _moved_since_the_pass(runtime, namespace, awaited):
+                return
         waiters = [asyncio.ensure_future(wake.wait()), asyncio.ensure_future(stopped.wait())]
         try:
             await asyncio.wait(waiters, timeout=delay, return_when=asyncio.FIRST_COMPLETED)
@@ -151,8 +153,8 @@ async def _sleep_until_woken(
 
 
 async def _moved_since_the_pass(runtime: Runtime, namespace: str, awaited: Awaited) -> bool:
-    """Whether the awaited Secret appeared (or went) between the pass and the registration above,
-    which the shared watch cannot have reported. A failed look is no news: sleep, no hot loop."""
+    """Whether the awaited Secret appeared (or went) between the pass and the start of the watch
+    above, which the watch cannot report. A failed look is no news: sleep, no hot loop."""
     try:
         exists = await runtime.secrets.read(namespace, awaited.name) is not None
     except KubeError:

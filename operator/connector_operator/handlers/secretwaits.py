@@ -7,9 +7,11 @@ Here all waiters share one metadata-only watch per namespace (one for the whole 
 operator watches every namespace), which runs only while someone waits, and wakes exactly the
 objects waiting for the name that changed. Nothing of the other Secrets is kept.
 
-No change is lost between a pass and its wait: the waiter registers first, then looks at the
-Secret once more (`Waiter.changed`); the watch reports every change after the registration, and
-a watch the server ends is resumed where it stopped; after a failed one every waiter looks again.
+No change is lost between a pass and its wait: the waiter registers, waits until the watch has
+its starting point (`watching`), then looks at the Secret once more; the watch reports every
+change after that point, and a watch the server ends is resumed where it stopped; after a failed
+one every waiter looks again. (Looking before the watch had its starting point lost a change made
+in between: an account whose Secret was fixed right after a pass slept until its resync.)
 
 Nothing a watch meets may stop it while someone waits, or the waiters hear of their Secrets only
 at their next backoff (up to five minutes): one Secret with 4,500 labels made a watch line that
@@ -36,6 +38,7 @@ logger = logging.getLogger(__name__)
 
 WATCH_SECONDS = 300.0  # the server ends a watch after this; it is then restarted if still needed
 RETRY_SECONDS = (1.0, 30.0)  # after a failed watch: first delay, cap
+STARTING_SECONDS = 5.0  # how long a waiter waits for a new watch's starting point before it looks
 
 
 @dataclass
@@ -46,6 +49,8 @@ class SecretWaits:
     # (namespace, Secret name) -> the daemons (namespace, object name) waiting for it
     waiting: dict[Key, set[Key]] = field(default_factory=dict)
     watches: dict[str | None, asyncio.Task[None]] = field(default_factory=dict)
+    # Set once the scope's watch reports every change from then on (its resourceVersion is known).
+    started: dict[str | None, asyncio.Event] = field(default_factory=dict)
 
     def _scope(self, namespace: str) -> str | None:
         return None if self.clusterwide else namespace
@@ -58,7 +63,10 @@ class SecretWaits:
         scope = self._scope(namespace)
         current = self.watches.get(scope)
         if current is None or current.done():
-            self.watches[scope] = asyncio.create_task(self._watch(scope), name=f"secret-waits:{scope or '*'}")
+            self.started[scope] = asyncio.Event()
+            self.watches[scope] = asyncio.create_task(
+                self._watch(scope, self.started[scope]), name=f"secret-waits:{scope or '*'}"
+            )
             if current is not None:  # it ended (it should not): what it missed, everyone looks for
                 logger.warning("Secret watch for %s ended (%s); restarted", scope or "*", _ending(current))
                 self._wake_all(scope)
@@ -71,16 +79,27 @@ class SecretWaits:
                 self.waiting.pop(key, None)
             if not any(self._scope(ns) == scope for ns, _ in self.waiting):
                 task = self.watches.pop(scope, None)
+                self.started.pop(scope, None)
                 if task is not None:
                     task.cancel()
 
-    async def _watch(self, scope: str | None) -> None:
+    async def watching(self, namespace: str, timeout: float = STARTING_SECONDS) -> None:
+        """Return once the watch covering `namespace` (begun by `interest`) reports every change
+        from now on, or after `timeout` (a slow or failing API server: the watch then wakes
+        everyone when it starts or fails, so nothing is lost, only later)."""
+        started = self.started.get(self._scope(namespace))
+        if started is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(started.wait(), timeout)
+
+    async def _watch(self, scope: str | None, started: asyncio.Event) -> None:
         since: str | None = None
         delay = RETRY_SECONDS[0]
         while True:
             try:
                 async for version, changed in self.secrets.watch_names(scope, WATCH_SECONDS, since):
                     since, delay = version, RETRY_SECONDS[0]
+                    started.set()
                     if changed == UNREAD:
                         logger.debug(
                             "a Secret event for %s over %d KiB was skipped; every waiter looks again",
