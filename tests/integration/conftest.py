@@ -1,7 +1,9 @@
-"""The one fixture integration tests take: `env`, an `Env` with the operator already running."""
+"""The fixtures integration tests take: `env`, an `Env` with the operator already running, and
+`other_namespace`, a second namespace of the test's own."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 
 import pytest
@@ -31,3 +33,11 @@ def env(
     if request.node.get_closest_marker("manual_operator") is None:
         started.operator = start_operator()
     return started
+
+
+@pytest.fixture
+def other_namespace(core: client.CoreV1Api) -> str:
+    """A second namespace (no namespace controller runs: unique names, never purged)."""
+    name = f"t-other-{uuid.uuid4().hex[:8]}"
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+    return name

@@ -11,6 +11,7 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 from prometheus_client.parser import text_string_to_metric_families
 
+from connector_operator.openconnectors.budget import Budget
 from tests.fixtures.operator import Instances, OperatorProcess
 from tests.fixtures.simulator import SimulatorHandle
 
@@ -119,3 +120,14 @@ def apiserver_requests(api_client: client.ApiClient, verb: str, resource: str) -
             ):
                 total += sample.value
     return int(total)
+
+
+def densest_window_excess(times: list[float], budget: Budget, jitter: float = 0.1) -> float:
+    """How far the densest stretch of arrivals exceeds a token bucket's promise, `burst + rate * t`
+    (with `jitter` seconds of slack for clocks): positive means the budget was broken."""
+    worst = float("-inf")
+    for i, start in enumerate(times):
+        for j in range(i, len(times)):
+            allowed = budget.burst + budget.requests_per_second * (times[j] - start + jitter)
+            worst = max(worst, (j - i + 1) - allowed)
+    return worst

@@ -17,8 +17,14 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from connector_operator.openconnectors.budget import Budget
 from tests.fixtures.operator import wait_until
-from tests.integration.support import CLOSEIO_API_KEY, CLOSEIO_SECRET, Env, account_values, put_secret
-from tests.integration.test_account_gate import densest_window_excess
+from tests.integration.support import (
+    CLOSEIO_API_KEY,
+    CLOSEIO_SECRET,
+    Env,
+    account_values,
+    densest_window_excess,
+    put_secret,
+)
 
 GROUP, VERSION = "openconnectors.io", "v1alpha1"
 ACCOUNT_SECRET = "team-account"

@@ -21,6 +21,7 @@ from connector_operator.openconnectors.budget import AccountGate, Budget
 from connector_operator.openconnectors.circuit import Circuit, CircuitState
 from connector_operator.openconnectors.client import Credentials, InstancesClient
 from tests.fixtures.simulator import SimulatorHandle
+from tests.integration.support import densest_window_excess
 from tests.simulator.support import closeio_body
 
 # Arrivals may bunch by up to this much after their tokens were granted (scheduling, loopback).
@@ -40,17 +41,6 @@ def credentials(simulator: SimulatorHandle) -> Credentials:
 
 def arrivals(simulator: SimulatorHandle, method: str) -> list[float]:
     return sorted(r["at"] for r in simulator.control.requests() if r["method"] == method)
-
-
-def densest_window_excess(times: list[float], budget: Budget) -> float:
-    """How far the densest stretch of arrivals exceeds the bucket's promise, `burst + rate * t`
-    (with `JITTER` of slack): positive means the budget was broken."""
-    worst = float("-inf")
-    for i, start in enumerate(times):
-        for j in range(i, len(times)):
-            allowed = budget.burst + budget.requests_per_second * (times[j] - start + JITTER)
-            worst = max(worst, (j - i + 1) - allowed)
-    return worst
 
 
 async def test_a_budget_of_5_per_second_holds_under_a_burst_of_100_creates(

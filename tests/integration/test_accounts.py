@@ -69,13 +69,6 @@ def account_condition(custom: client.CustomObjectsApi, name: str, type_: str) ->
 
 
 @pytest.fixture
-def other_namespace(core: client.CoreV1Api) -> str:
-    name = f"t-other-{uuid.uuid4().hex[:8]}"
-    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
-    return name
-
-
-@pytest.fixture
 def account_names() -> Callable[[], str]:
     """New cluster account names (tests/fixtures/kubernetes.py deletes the accounts afterwards)."""
     return lambda: f"acct-{uuid.uuid4().hex[:8]}"

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -37,13 +36,6 @@ from tests.integration.support import (
 
 CHART_MEMORY_LIMIT_MIB = 384
 WAITING = 150  # more than the operator's 100 pooled Kubernetes connections
-
-
-@pytest.fixture
-def other_namespace(core: client.CoreV1Api) -> str:
-    name = f"t-other-{uuid.uuid4().hex[:8]}"
-    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
-    return name
 
 
 def rss_mib(pid: int) -> float:

@@ -168,3 +168,31 @@ async def test_watching_gives_up_after_its_timeout_when_the_watch_never_starts()
         await asyncio.wait_for(waits.watching(NS, timeout=0.05), 5)
         assert not waits.started[NS].is_set()
     await waits.close()
+
+
+class Readable(FakeSecrets):
+    """A watch that starts at once, and Secrets to read: name -> fingerprint (absent: missing)."""
+
+    def __init__(self, fingerprints: dict[str, str]) -> None:
+        super().__init__(*[([("1", None)], None)] * 4)
+        self.fingerprints = fingerprints
+
+    async def read(self, namespace: str, name: str) -> Any:
+        found = self.fingerprints.get(name)
+        return None if found is None else type("View", (), {"fingerprint": found})()
+
+
+async def test_a_held_interest_looks_once_when_it_begins_and_moves_with_the_secret() -> None:
+    secrets = Readable({"creds": "v2", "other": "o1"})
+    waits = SecretWaits(secrets, Wakeups(), clusterwide=False)  # type: ignore[arg-type]
+    held = secretwaits.HeldInterest(waits, WAITER)
+    assert await held.follow((NS, "creds"), "v1")  # changed between the pass (v1) and the watch
+    assert waits.waiting == {(NS, "creds"): {WAITER}}
+    assert not await held.follow((NS, "creds"), "v1")  # held: the watch reports changes now
+    assert not await held.follow((NS, "other"), "o1")  # moved, and unchanged
+    assert waits.waiting == {(NS, "other"): {WAITER}}
+    assert await held.follow((NS, "gone"), "g1")  # missing now: a change too
+    assert not await held.follow(None, None)
+    assert waits.waiting == {}
+    held.close()
+    await waits.close()

@@ -11,7 +11,6 @@ through the shared Secret watch (handlers/secretwaits.py), whatever namespace it
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from typing import Any
@@ -21,7 +20,14 @@ from pydantic import ValidationError
 
 from connector_operator import logcontext
 from connector_operator.api.account import AccountKind, ConnectorAccountStatus, parse_account_spec
-from connector_operator.api.names import ACCOUNT_PLURAL, CLUSTER_ACCOUNT_PLURAL, GROUP, PLURAL, VERSION
+from connector_operator.api.names import (
+    ACCOUNT_PLURAL,
+    CLUSTER_ACCOUNT_PLURAL,
+    CREDENTIAL_KEYS,
+    GROUP,
+    PLURAL,
+    VERSION,
+)
 from connector_operator.api.spec import parse_spec
 from connector_operator.api.status import Reason
 from connector_operator.domain import outcome as outcomes
@@ -32,6 +38,7 @@ from connector_operator.domain.transition import merge_patch
 from connector_operator.handlers.accountstate import AccountState, waiter
 from connector_operator.handlers.errors import classify
 from connector_operator.handlers.runtime import Runtime
+from connector_operator.handlers.secretwaits import HeldInterest
 from connector_operator.kube.api import KubeError
 from connector_operator.openconnectors import errors
 from connector_operator.openconnectors.client import Credentials
@@ -135,6 +142,7 @@ async def _serve(
     verdict: tuple[tuple[int, str | None], Outcome] | None = None
     next_check = 0.0
     last: tuple[Kind, Reason] | None = None
+    interest = HeldInterest(rt.waits, waiter(key))
     try:
         while not stopped and body.get("metadata", {}).get("deletionTimestamp") is None:
             wake.clear()
@@ -163,8 +171,10 @@ async def _serve(
                 delay, attempt = backoff.next_delay(outcome, attempt), attempt + 1
             else:
                 delay, attempt = max(0.0, next_check - time.monotonic()), 0
-            await _sleep(rt, key, state, wake, stopped, delay)
+            if not await interest.follow(state.secret, state.fingerprint):
+                await _sleep(wake, stopped, delay)
     finally:
+        interest.close()
         rt.wakeups.unregister(waiter(key))
         if body.get("metadata", {}).get("deletionTimestamp") is None:  # the operator stops
             rt.accounts.forget(key)
@@ -212,7 +222,9 @@ async def _pass(
         known = None  # new credentials are verified at once
         if state.fingerprint is not None:
             state.changed_at = time.monotonic()
-        state.data, state.fingerprint = (view.data if view is not None else None), fingerprint
+        # The two credentials only: whatever else the Secret holds is not kept for its lifetime.
+        kept = {k: v for k, v in view.data.items() if k in CREDENTIAL_KEYS} if view is not None else None
+        state.data, state.fingerprint = kept, fingerprint
     state.spec, state.loaded = spec, True
     found = account_secrets(state.secrets(), state.secret_label)
     if isinstance(found, Missing):
@@ -266,38 +278,14 @@ def _wake_users(rt: Runtime, key: AccountKey, users: Users) -> None:
         rt.wakeups.wake((namespace, name))
 
 
-async def _sleep(
-    rt: Runtime,
-    key: AccountKey,
-    state: AccountState,
-    wake: asyncio.Event,
-    stopped: kopf.DaemonStopped,
-    delay: float,
-) -> None:
-    interest = rt.waits.interest(*state.secret, waiter(key)) if state.secret else contextlib.nullcontext()
-    with interest:
-        if state.secret is not None and await _changed_since_the_pass(rt, state):
-            return
-        waiters = [asyncio.ensure_future(wake.wait()), asyncio.ensure_future(stopped.wait())]
-        try:
-            await asyncio.wait(waiters, timeout=delay, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for task in waiters:
-                task.cancel()
-            await asyncio.gather(*waiters, return_exceptions=True)
-
-
-async def _changed_since_the_pass(rt: Runtime, state: AccountState) -> bool:
-    """Whether the credentials Secret changed between the pass and the start of the Secret watch,
-    which the watch cannot report (a fix made right after a refusal slept until the resync).
-    A failed look is no news: sleep, no hot loop."""
-    assert state.secret is not None
-    await rt.waits.watching(state.secret[0])
+async def _sleep(wake: asyncio.Event, stopped: kopf.DaemonStopped, delay: float) -> None:
+    waiters = [asyncio.ensure_future(wake.wait()), asyncio.ensure_future(stopped.wait())]
     try:
-        view = await rt.secrets.read(*state.secret)
-    except KubeError:
-        return False
-    return (view.fingerprint if view is not None else None) != state.fingerprint
+        await asyncio.wait(waiters, timeout=delay, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in waiters:
+            task.cancel()
+        await asyncio.gather(*waiters, return_exceptions=True)
 
 
 def _stored(raw: Any) -> dict[str, Any]:

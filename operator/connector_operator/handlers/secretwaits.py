@@ -11,7 +11,9 @@ No change is lost between a pass and its wait: the waiter registers, waits until
 its starting point (`watching`), then looks at the Secret once more; the watch reports every
 change after that point, and a watch the server ends is resumed where it stopped; after a failed
 one every waiter looks again. (Looking before the watch had its starting point lost a change made
-in between: an account whose Secret was fixed right after a pass slept until its resync.)
+in between: an account whose Secret was fixed right after a pass slept until its resync.) An
+account daemon, which always needs its Secret, holds its interest across passes (`HeldInterest`)
+and looks once, when the interest begins.
 
 Nothing a watch meets may stop it while someone waits, or the waiters hear of their Secrets only
 at their next backoff (up to five minutes): one Secret with 4,500 labels made a watch line that
@@ -135,6 +137,38 @@ class SecretWaits:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+
+class HeldInterest:
+    """One waiter's interest in one Secret, held across its passes, so that a change during a
+    pass wakes its next sleep; moved when the waiter names another Secret (an account daemon)."""
+
+    def __init__(self, waits: SecretWaits, waiter: Key) -> None:
+        self._waits, self._waiter = waits, waiter
+        self._held: Key | None = None
+        self._stack = contextlib.ExitStack()
+
+    async def follow(self, secret: Key | None, fingerprint: str | None) -> bool:
+        """Hold the interest in `secret`. True when the interest is new and the Secret no longer
+        has `fingerprint` (what the pass read): a change before the watch had its starting point,
+        which the watch cannot report."""
+        if secret == self._held:
+            return False
+        self.close()
+        if secret is None:
+            return False
+        self._held = secret
+        self._stack.enter_context(self._waits.interest(*secret, self._waiter))
+        await self._waits.watching(secret[0])
+        try:
+            view = await self._waits.secrets.read(*secret)
+        except KubeError:
+            return False  # a failed look is no news: sleep, no hot loop
+        return (view.fingerprint if view is not None else None) != fingerprint
+
+    def close(self) -> None:
+        self._stack.close()
+        self._stack, self._held = contextlib.ExitStack(), None
 
 
 def _ending(task: asyncio.Task[None]) -> str:
