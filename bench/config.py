@@ -40,6 +40,7 @@ class BenchConfig:
     profile: str
     whatif: tuple[str, ...]
     operator_ref: str | None
+    dev_venv: bool  # run the operator from the development venv, not the runtime-only one
     results_dir: Path
     work_dir: Path
     command: str
@@ -129,6 +130,13 @@ def parse_args(argv: list[str] | None = None) -> BenchConfig:
         help="run the operator from this git commit (exported with git archive) instead of the working "
         "tree, e.g. HEAD: other people's edits during the run cannot leak into it",
     )
+    parser.add_argument(
+        "--dev-venv",
+        action="store_true",
+        help="run the operator from the development venv (with the kubernetes package kopf then "
+        "imports) instead of a venv of requirements-runtime.lock alone, as the image ships it; "
+        "implied by --whatif and by a profiler that wraps the operator",
+    )
     parser.add_argument("--results-dir", type=Path, default=BENCH_DIR / "results")
     parser.add_argument("--work-dir", type=Path, default=BENCH_DIR / ".work", help="logs and state")
     args = parser.parse_args(argv)
@@ -164,6 +172,7 @@ def parse_args(argv: list[str] | None = None) -> BenchConfig:
         profile=args.profile,
         whatif=whatif,
         operator_ref=args.operator_ref,
+        dev_venv=args.dev_venv or bool(whatif) or args.profile in ("pyinstrument", "tracemalloc"),
         results_dir=args.results_dir,
         work_dir=args.work_dir,
         command=command,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import sys
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -20,7 +21,8 @@ from bench.apimetrics import Attribution, Snapshot, attribute, keyed, snapshot
 from bench.config import BenchConfig
 from bench.kube import KubeClient
 from bench.processes import STOP_TIMEOUT, Operator, PySpy, Simulator, cpu_seconds, memory_kib, start_operator
-from bench.source import OperatorSource
+from bench.runtime_env import runtime_python
+from bench.source import ROOT, OperatorSource
 from bench.whatif import ENV as WHATIF_ENV
 from bench.workload import Workload
 from hack.controlplane.cluster import ControlPlane
@@ -94,10 +96,11 @@ class Bench:
         self.starts += 1
         label = f"{self.starts}"
         wrapper, env = None, {}
-        if self.source.python_path is not None:
-            env["PYTHONPATH"] = os.pathsep.join(
-                filter(None, [str(self.source.python_path), os.environ.get("PYTHONPATH")])
-            )
+        python = sys.executable if self.cfg.dev_venv else str(runtime_python(self.cfg.work_dir))
+        # The runtime venv has no operator installed: its code comes first on PYTHONPATH.
+        code = self.source.python_path or (None if self.cfg.dev_venv else ROOT / "operator")
+        if code is not None:
+            env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(code), os.environ.get("PYTHONPATH")]))
         self.source.record_start(label, time.monotonic() - self.started_at)
         if self.cfg.whatif:
             wrapper = ["-m", "bench.whatif"]
@@ -119,6 +122,7 @@ class Bench:
             label=label,
             wrapper=wrapper,
             env=env,
+            python=python,
         )
         return self.operator
 

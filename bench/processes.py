@@ -70,6 +70,7 @@ async def start_operator(
     label: str,
     wrapper: list[str] | None = None,
     env: dict[str, str] | None = None,
+    python: str = sys.executable,
 ) -> Operator:
     """Start `python [wrapper] -m connector_operator run ...`; returns once /healthz answers 200.
 
@@ -85,6 +86,7 @@ async def start_operator(
         env=env or {},
         name=f"operator-{label}",
         timeout=HEALTH_TIMEOUT,
+        python=python,
     ).start_async()
 
 

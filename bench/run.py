@@ -32,6 +32,7 @@ from bench.phases_churn import churn_phase
 from bench.phases_create import create_phase, floor_phase
 from bench.phases_idle import memory_phase, restart_phase, steady_phase
 from bench.processes import start_simulator
+from bench.runtime_env import runtime_python
 from bench.source import OperatorSource
 from bench.source import prepare as prepare_source
 from bench.workload import Workload, install_crd, warm_up
@@ -143,6 +144,8 @@ def main(argv: list[str] | None = None) -> int:
     source = OperatorSource(None, None, None)
     try:
         source = prepare_source(cfg.operator_ref, cfg.work_dir)
+        if not cfg.dev_venv:  # built (once per lock) before anything is timed
+            say(f"operator environment: {runtime_python(cfg.work_dir).parent.parent}")
         with cluster.running(cfg.work_dir / "controlplane") as plane:
             say(f"control plane at {plane.server}")
             asyncio.run(run_phases(cfg, plane, phases, source))

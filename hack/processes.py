@@ -298,9 +298,11 @@ def operator_command(
     metrics_port: int | None = None,
     args: Sequence[str] = (),
     wrapper: Sequence[str] = (),
+    python: str = sys.executable,
 ) -> list[str]:
     """`python [wrapper] -m connector_operator run ...`; `wrapper` runs it under a profiler module
-    in the same process, so the pid, its memory and its CPU stay the operator's.
+    in the same process, so the pid, its memory and its CPU stay the operator's. `python` is this
+    interpreter unless another environment is wanted (the benchmark's runtime-only one).
 
     Every user here (tests, demo, benchmark) points the operator at a simulator on loopback over
     plain http, which production defaults refuse: LOCAL_PLATFORM allows exactly that. A test of the
@@ -309,7 +311,7 @@ def operator_command(
     if metrics_port is not None:
         flags += ["--metrics-port", str(metrics_port)]
     return [
-        sys.executable, *wrapper, "-m", "connector_operator", "run", *flags,
+        python, *wrapper, "-m", "connector_operator", "run", *flags,
         "--default-api-url", api_url, "--health-port", str(health_port), *args,
     ]  # fmt: skip
 
@@ -331,6 +333,7 @@ class OperatorLauncher(_Launcher[Operator]):
     name: str = "operator"
     timeout: float = OPERATOR_START_TIMEOUT
     health_port: int = field(default_factory=free_port)
+    python: str = sys.executable
 
     def launch(self) -> tuple[Child, Callable[[], Operator]]:
         command = operator_command(
@@ -340,6 +343,7 @@ class OperatorLauncher(_Launcher[Operator]):
             metrics_port=self.metrics_port,
             args=self.args,
             wrapper=self.wrapper,
+            python=self.python,
         )
         started_at = time.monotonic()
         child = spawn(self.name, command, self.log_path, env={**self.env, "KUBECONFIG": str(self.kubeconfig)})

@@ -46,8 +46,12 @@ from tests.fixtures.hostile_platform import (
     HostilePlatform,
     create_without_token,
     echo_secrets,
+    hang,
+    honest_search,
     huge,
     ignore_tags,
+    none_found,
+    on_listing,
     repeat_page_token,
     request_id_header,
     respond,
@@ -157,12 +161,40 @@ def condition_with(
 # Finding 3
 
 
+def trickle_everything(platform: HostilePlatform) -> None:
+    """Every call trickles but the listing before the first create at an endpoint, which answers
+    "none" at once: it is one call per endpoint, and a trickling one only holds back the creates
+    waiting for it (for the request deadline, then they search first). The attack under test is
+    the creates, each holding a call."""
+    for route in ("/instances", "/instances/{id}"):
+        for method in ("GET", "POST", "PUT", "DELETE"):
+            platform.on(method, route, trickle(interval=3.0))
+    platform.on("GET", "/instances", on_listing(none_found, trickle(interval=3.0)))
+
+
+def test_a_listing_that_never_answers_holds_the_creates_only_for_the_request_deadline(
+    env: Env, platform_server: HostilePlatform
+) -> None:
+    """Issue 13: the creates at an endpoint wait for one listing of its instances. A platform that
+    never answers it holds them for the request deadline (30 s), once: then they search first,
+    the old way, and are created, one POST each."""
+    platform_server.on("GET", "/instances", on_listing(hang(), honest_search))
+    hostile_inputs(env)
+    start_for(env)
+    names = [f"held-{index}" for index in range(3)]
+    for name in names:
+        env.instances.create(name, hostile_spec(platform_server))
+    for name in names:
+        env.instances.wait_ready(name, timeout=60)
+    listings = [r for r in platform_server.requests("GET", "/instances") if "tags[]" not in r.query]
+    assert len(listings) == 1
+    assert platform_server.count("POST", "/instances") == 3
+
+
 def test_a_trickling_platform_leaves_another_namespace_ready_within_10s(
     env: Env, platform_server: HostilePlatform, other_namespace: str
 ) -> None:
-    for route in ("/instances", "/instances/{id}"):
-        for method in ("GET", "POST", "PUT", "DELETE"):
-            platform_server.on(method, route, trickle(interval=3.0))
+    trickle_everything(platform_server)
     hostile_inputs(env)
     operator = start_for(env, other_namespace)
     for index in range(40):  # more than --max-in-flight (32), which they all held before issue 9
@@ -175,12 +207,6 @@ def test_a_trickling_platform_leaves_another_namespace_ready_within_10s(
     print(f"victim Ready after {seconds:.1f}s with 40 trickling objects; operator peak RSS {peak:.0f} MiB")
     assert platform_server.peak_active == 8
     assert peak_rss_mib(operator) < CHART_MEMORY_LIMIT_MIB
-
-
-def trickle_everything(platform: HostilePlatform) -> None:
-    for route in ("/instances", "/instances/{id}"):
-        for method in ("GET", "POST", "PUT", "DELETE"):
-            platform.on(method, route, trickle(interval=3.0))
 
 
 def test_one_namespace_naming_several_hosts_and_ports_holds_one_share(env: Env, other_namespace: str) -> None:

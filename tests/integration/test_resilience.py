@@ -1,11 +1,15 @@
 """Outages, rate limits, lost answers and a killed operator never duplicate or orphan anything.
 
-The crash test is the one that matters most: the operator is SIGKILLed after the platform has
+The crash tests are the ones that matter most: the operator is SIGKILLed after the platform has
 created the instance but before the operator learned its ID. The restarted operator must find
-that instance by its identity tag and adopt it, not create a second one.
+that instance by its identity tag and adopt it, not create a second one: alone, and in the
+middle of a burst of 200 creates, where it lists the platform's instances once instead of
+searching before each create (issue 13).
 """
 
 from __future__ import annotations
+
+from collections import Counter
 
 import pytest
 
@@ -101,4 +105,46 @@ def test_token_secret_edited_or_deleted_by_hand_is_restored(env: Env) -> None:
     wait_until(
         lambda: (secret_data(env.core, env.namespace, "crm-token") or {}).get("token") == original["token"],
         what="recreate",
+    )
+
+
+@pytest.mark.manual_operator
+def test_a_kill_in_the_middle_of_200_creates_leaves_one_instance_per_object(env: Env) -> None:
+    env.ready_inputs()
+    operator = env.start_operator()
+    env.simulator.control.set_latency(20)
+    env.simulator.control.hang_next("POST", 5)  # five answers lost: in flight when the kill comes
+    uids = {env.instances.create(f"crm-{n}", closeio_spec())["metadata"]["uid"] for n in range(200)}
+    wait_until(lambda: len(env.simulator.control.instances()) >= 60, what="60 instances created")
+    operator.kill()
+    created_before = len(env.simulator.control.instances())
+    assert created_before < 200, "the burst ended before the kill: nothing was tested"
+    env.simulator.control.reset_counters()  # also clears the request log
+
+    env.start_operator()
+    wait_until(lambda: ready_count(env) == 200, timeout=120, what="200 objects Ready")
+    owners = Counter(
+        tag.removeprefix("k8s-uid:")
+        for instance in env.simulator.control.instances()
+        for tag in instance.get("tags") or []
+        if tag.startswith("k8s-uid:")
+    )
+    assert set(owners) == uids  # no instance without its object, and every object has one
+    assert set(owners.values()) == {1}  # never two
+    counters = env.simulator.control.counters()
+    # After the restart: one listing of the account's instances (a page of 200) stands for a
+    # search before each of the creates left; the instances created before the kill are adopted.
+    assert counters.get("GET /instances", 0) <= 2
+    assert counters.get("POST /instances", 0) == 200 - created_before
+
+
+def ready_count(env: Env) -> int:
+    listed = env.instances.custom.list_namespaced_custom_object(
+        "openconnectors.io", "v1alpha1", env.namespace, "connectorinstances"
+    )
+    return sum(
+        1
+        for item in listed["items"]
+        for condition in (item.get("status") or {}).get("conditions") or []
+        if condition["type"] == "Ready" and condition["status"] == "True"
     )

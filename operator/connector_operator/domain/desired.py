@@ -43,9 +43,12 @@ class Keyed:
         return DIGEST_PREFIX + hmac.new(self.key, message, hashlib.sha256).hexdigest()[:32]
 
 
+IDENTITY_UID_PREFIX = f"{IDENTITY_TAG_PREFIX}uid:"
+
+
 def identity_tag(uid: str) -> str:
     """The tag that ties a remote instance to exactly one Kubernetes object."""
-    return f"{IDENTITY_TAG_PREFIX}uid:{uid}"
+    return f"{IDENTITY_UID_PREFIX}{uid}"
 
 
 def identity_tags(namespace: str, name: str, uid: str) -> list[str]:

@@ -58,6 +58,7 @@ async def instance_changed(
     await runtime.holds.references_changed(key, type, body, secret_users, secret_view_cache(secret_cache))
     if type == "DELETED":
         runtime.delete_retries.forget(key)
+        runtime.creations.recorded(str(meta.get("uid", "")))
         gone = runtime.accounts.users.pop(key, None)
         if gone is not None:  # its account's status (instances, usedBy) and deletion follow
             runtime.wakeups.wake(waiter(gone[0]))
@@ -97,6 +98,8 @@ async def run_instance(
             )
             started = time.monotonic()
             result = await reconcile(runtime, target, state, secret_view_cache(secret_cache), remote_due=due)
+            if state.written.instance_id is not None:  # the API server has it: nothing to remember
+                runtime.creations.recorded(uid)
             _observe(key, result.outcome, time.monotonic() - started)
             _post_events(body, state)
             if result.outcome.kind is Kind.RETRYING:
@@ -114,6 +117,10 @@ async def run_instance(
     finally:
         runtime.wakeups.unregister(key)
         metrics.OBJECTS.forget(key)
+        if stopped.reason is not None and kopf.DaemonStoppingReason.OPERATOR_PAUSING in stopped.reason:
+            # Another copy works while this one is paused (peering): what it creates, this copy's
+            # listings do not show. List again before the next create.
+            runtime.creations.forget_listings()
 
 
 def _observe(key: tuple[str, str], outcome: Outcome, seconds: float) -> None:

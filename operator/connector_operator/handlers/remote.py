@@ -3,9 +3,10 @@ its token into the token Secret.
 
 A `RemotePass` holds what one pass decided from (object, spec, state, platform URL, credentials,
 desired request and its digest) and records what it learns in `facts` as it goes, so a failure
-half-way still reports the progress made. Creation looks the instance up by the object's identity
-tag first: a crash between the POST and the status write, or a repeated pass, never yields a
-second instance.
+half-way still reports the progress made. Creation is one POST: what this process sent and one
+listing per endpoint say whether the object already has an instance (`handlers.creations`); a
+lost answer makes the next attempt search by the object's identity tag, so a crash between the
+POST and the status write, or a repeated pass, never yields a second instance.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from connector_operator.api.spec import ConnectorInstanceSpec, effective_token_s
 from connector_operator.api.status import ConnectorFacts, Reason
 from connector_operator.domain import outcome as outcomes
 from connector_operator.domain.desired import (
+    IDENTITY_UID_PREFIX,
     DesiredInstance,
     Keyed,
     attempt_digest,
@@ -29,6 +31,7 @@ from connector_operator.domain.desired import (
 from connector_operator.domain.inputs import Resolved
 from connector_operator.domain.outcome import Outcome
 from connector_operator.domain.transition import Facts, Observed
+from connector_operator.handlers.creations import AMBIGUOUS, endpoint_key
 from connector_operator.handlers.runtime import Key, Runtime
 from connector_operator.handlers.state import ObjectState, Target
 from connector_operator.kube.secrets import SecretConflict, SecretMeta
@@ -132,31 +135,48 @@ class RemotePass:
 
     async def _create_or_adopt(self) -> Instance:
         instances, url, credentials = self.rt.instances, self.api_url, self.credentials
-        found = sorted(
-            await instances.find_by_tag(
-                url,
-                credentials,
-                identity_tag(self.target.uid),
-                gate=self.gate,
-                namespace=self.target.namespace,
-            ),
-            key=lambda i: i.id,
-        )
-        if not found:
-            instance = await instances.create(
-                url, credentials, self.desired.body(), gate=self.gate, namespace=self.target.namespace
-            )
-            self._event("Normal", Reason.CREATING, f"Created remote instance {instance.id}")
-            return instance
-        keep, *extra = found
-        for duplicate in extra:  # cannot happen through this operator; clean up if something else did it
-            await instances.delete(
-                url, credentials, duplicate.id, gate=self.gate, namespace=self.target.namespace
-            )
-        self._event("Normal", "Adopted", f"Found remote instance {keep.id} tagged with this object's UID")
-        # The found instance may predate a spec change: bring it to the desired state.
-        return await instances.update(
-            url, credentials, keep.id, self.desired.body(), gate=self.gate, namespace=self.target.namespace
+        uid, creations, namespace = self.target.uid, self.rt.creations, self.target.namespace
+        endpoint = endpoint_key(url, credentials)
+        for _ in range(2):  # a second round only when a known instance turned out to be gone
+            known = await creations.known(uid, endpoint, self._list_owned)
+            if known is None:
+                found = await instances.find_by_tag(
+                    url, credentials, identity_tag(uid), gate=self.gate, namespace=namespace
+                )
+                creations.searched(uid)
+                known = [instance.id for instance in found]
+            if not known:
+                try:
+                    instance = await instances.create(
+                        url, credentials, self.desired.body(), gate=self.gate, namespace=namespace
+                    )
+                except AMBIGUOUS:
+                    creations.uncertain.add(uid)  # it may exist: the next attempt searches
+                    raise
+                creations.posted(uid, instance.id)
+                self._event("Normal", Reason.CREATING, f"Created remote instance {instance.id}")
+                return instance
+            keep, *extra = sorted(known)
+            for duplicate in extra:  # cannot happen through this operator; clean up if something else did it
+                await instances.delete(url, credentials, duplicate, gate=self.gate, namespace=namespace)
+                creations.gone(uid, endpoint, duplicate)
+            try:
+                # The found instance may predate a spec change: bring it to the desired state.
+                adopted = await instances.update(
+                    url, credentials, keep, self.desired.body(), gate=self.gate, namespace=namespace
+                )
+            except errors.NotFound:
+                creations.gone(uid, endpoint, keep)
+                continue
+            self._event("Normal", "Adopted", f"Found remote instance {keep} tagged with this object's UID")
+            creations.posted(uid, adopted.id)
+            return adopted
+        raise errors.MalformedResponse(404, "the platform lists an instance of this object, then finds none")
+
+    async def _list_owned(self) -> list[Instance]:
+        namespace, prefix = self.target.namespace, IDENTITY_UID_PREFIX
+        return await self.rt.instances.find_tagged_with_prefix(
+            self.api_url, self.credentials, prefix, gate=self.gate, namespace=namespace
         )
 
     async def _update(self, instance_id: int) -> Instance:
@@ -186,6 +206,7 @@ class RemotePass:
 
     async def _recreate(self, gone: int) -> Instance:
         self._event("Warning", Reason.REMOTE_NOT_FOUND, f"Remote instance {gone} is gone; creating a new one")
+        self.rt.creations.gone(self.target.uid, endpoint_key(self.api_url, self.credentials), gone)
         return await self._create_or_adopt()
 
     def _applied(self) -> bool:

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from connector_operator.domain.hosts import HostPolicy
 from connector_operator.handlers.accountstate import Accounts
+from connector_operator.handlers.creations import Creations
 from connector_operator.handlers.deleteretry import DeleteRetries
 from connector_operator.handlers.secretholds import SecretHolds
 from connector_operator.handlers.secretreads import SecretReads
@@ -46,6 +47,7 @@ class Runtime:
     home: str = "default"  # the operator's own namespace (its digest key; cluster accounts' Secrets)
     accounts: Accounts = field(default_factory=Accounts)  # each account's spec and credentials
     gates: Gates = field(default_factory=Gates)  # each account's request budget and circuit
+    creations: Creations = field(default_factory=Creations)  # what is known of instances being created
     clock: Callable[[], str] = utcnow  # the only source of status timestamps
 
     def __post_init__(self) -> None:

@@ -252,8 +252,43 @@ class InstancesClient:
 
         The platform's filter is not trusted: an instance without the tag is someone else's, and
         adopting or deleting it would act on another tenant's instance."""
+        return await self._search(
+            api_url, credentials, {"tags[]": tag}, lambda tags: tag in tags, gate=gate, namespace=namespace
+        )
+
+    async def find_tagged_with_prefix(
+        self,
+        api_url: str,
+        credentials: Credentials,
+        prefix: str,
+        *,
+        gate: AccountGate | None = None,
+        namespace: str | None = None,
+    ) -> list[Instance]:
+        """Every instance of the account with a tag starting with `prefix`: one listing of all its
+        instances, page by page (the platform cannot search by prefix); the others are dropped
+        as each page is read."""
+        return await self._search(
+            api_url,
+            credentials,
+            {},
+            lambda tags: any(t.startswith(prefix) for t in tags),
+            gate=gate,
+            namespace=namespace,
+        )
+
+    async def _search(
+        self,
+        api_url: str,
+        credentials: Credentials,
+        query: dict[str, str | int],
+        keep: Callable[[list[str]], bool],
+        *,
+        gate: AccountGate | None,
+        namespace: str | None,
+    ) -> list[Instance]:
         found: list[Instance] = []
-        params: dict[str, str | int] = {"tags[]": tag, "pageSize": PAGE_SIZE}
+        params: dict[str, str | int] = {**query, "pageSize": PAGE_SIZE}
         seen: set[str] = set()
         for _ in range(self._max_pages):
             try:
@@ -262,7 +297,7 @@ class InstancesClient:
                 )
             except errors.NotFound:
                 return found
-            found.extend(_detached(_tagged, answer, tag))
+            found.extend(_detached(_kept, answer, keep))
             cursor = answer.headers.get("elements-next-page-token")
             if not cursor:
                 return found
@@ -387,8 +422,9 @@ def _instance(answer: _Answer) -> Instance:
     return Instance.from_json(answer.json(), answer.status, answer.redactor)
 
 
-def _tagged(answer: _Answer, tag: str) -> list[Instance]:
-    """The instances of one search page that carry `tag`; the parsed page is dropped on return."""
+def _kept(answer: _Answer, keep: Callable[[list[str]], bool]) -> list[Instance]:
+    """The instances of one search page whose tags `keep` accepts; the parsed page is dropped on
+    return."""
     page = answer.json()
     if not isinstance(page, list):
         raise errors.MalformedResponse(
@@ -397,7 +433,7 @@ def _tagged(answer: _Answer, tag: str) -> list[Instance]:
     return [
         Instance.from_json(item, answer.status, answer.redactor)
         for item in page
-        if isinstance(item, Mapping) and tag in tags_of(item)
+        if isinstance(item, Mapping) and keep(tags_of(item))
     ]
 
 

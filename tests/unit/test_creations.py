@@ -1,0 +1,116 @@
+"""`handlers.creations.Creations`: what stands for the search before each create (issue 13).
+
+A create needs a search only when its answer may have been lost; otherwise what this process
+POSTed, and one listing per endpoint, say whether the object has an instance already. The real
+platform path (kill mid-burst, lost answers) is in tests/integration/test_resilience.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from connector_operator.handlers import creations as creations_module
+from connector_operator.handlers.creations import Creations, endpoint_key, owned_by_uid
+from connector_operator.openconnectors import errors
+from connector_operator.openconnectors.client import Credentials
+from connector_operator.openconnectors.instance import Instance
+
+
+def instance(id_: int, *tags: str) -> Instance:
+    return Instance(id=id_, token="t", tags=tags)
+
+
+class Lister:
+    """Counts its calls; answers `listed`, or raises `error`; waits for `gate` when given."""
+
+    def __init__(self, *listed: Instance, error: Exception | None = None) -> None:
+        self.listed, self.error, self.calls = list(listed), error, 0
+        self.gate: asyncio.Event | None = None
+
+    async def __call__(self) -> list[Instance]:
+        self.calls += 1
+        if self.gate is not None:
+            await self.gate.wait()
+        if self.error is not None:
+            raise self.error
+        return self.listed
+
+
+def test_the_listing_keeps_identity_tags_only() -> None:
+    listed = [instance(1, "k8s-uid:a", "k8s-object:ns/a"), instance(2, "crm"), instance(3, "k8s-uid:a")]
+    assert owned_by_uid(listed) == {"a": [1, 3]}
+
+
+def test_an_endpoint_key_holds_no_secret() -> None:
+    key = endpoint_key("https://api.example", Credentials("user-secret-1", "org-secret-1"))
+    assert "secret" not in key
+    assert key != endpoint_key("https://api.example", Credentials("user-secret-2", "org-secret-1"))
+
+
+async def test_one_listing_answers_every_create_of_an_endpoint() -> None:
+    creations, lister = Creations(), Lister(instance(7, "k8s-uid:old"))
+    lister.gate = asyncio.Event()
+    waiting = [asyncio.ensure_future(creations.known(uid, "e", lister)) for uid in ("old", "new", "other")]
+    await asyncio.sleep(0)
+    lister.gate.set()
+    assert await asyncio.gather(*waiting) == [[7], [], []]
+    assert lister.calls == 1
+    assert await creations.known("later", "e", lister) == []
+    assert lister.calls == 1
+    assert await creations.known("x", "another endpoint", lister) == []
+    assert lister.calls == 2
+
+
+async def test_what_this_process_posted_is_known_and_a_lost_answer_means_search() -> None:
+    creations, lister = Creations(), Lister()
+    creations.posted("a", 11)
+    assert await creations.known("a", "e", lister) == [11]  # the status write failed: no second POST
+    creations.uncertain.add("b")
+    assert await creations.known("b", "e", lister) is None  # search by tag
+    creations.searched("b")
+    assert await creations.known("b", "e", lister) == []
+    creations.recorded("a")
+    assert await creations.known("a", "e", lister) == []
+
+
+async def test_a_failed_listing_fails_its_passes_then_creates_search_for_a_while(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    creations, lister = Creations(), Lister(error=errors.ServerError(503, "down"))
+    waiting = [creations.known(uid, "e", lister) for uid in ("a", "b")]
+    results = await asyncio.gather(*waiting, return_exceptions=True)
+    assert [type(r) for r in results] == [errors.ServerError, errors.ServerError]  # one listing, both fail
+    assert lister.calls == 1
+    assert await creations.known("a", "e", lister) is None  # search first, the old way
+    lister.error, lister.listed = None, [instance(3, "k8s-uid:a")]
+    now = time.monotonic()
+    monkeypatch.setattr(creations_module.time, "monotonic", lambda: now + creations_module.LISTING_RETRY)
+    assert await creations.known("a", "e", lister) == [3]  # listed again once the while is over
+    assert lister.calls == 2
+
+
+async def test_a_gone_instance_is_dropped_and_a_pause_forgets_the_listings() -> None:
+    creations, lister = Creations(), Lister(instance(3, "k8s-uid:a"))
+    assert await creations.known("a", "e", lister) == [3]
+    creations.gone("a", "e", 3)
+    assert await creations.known("a", "e", lister) == []
+    creations.forget_listings()
+    assert await creations.known("a", "e", lister) == [3]  # listed again
+    assert lister.calls == 2
+
+
+async def test_a_cancelled_create_leaves_the_listing_to_the_others() -> None:
+    creations, lister = Creations(), Lister(instance(3, "k8s-uid:b"))
+    lister.gate = asyncio.Event()
+    first = asyncio.ensure_future(creations.known("a", "e", lister))
+    second = asyncio.ensure_future(creations.known("b", "e", lister))
+    await asyncio.sleep(0)
+    first.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    lister.gate.set()
+    assert await second == [3]
+    assert lister.calls == 1
