@@ -4,22 +4,19 @@
 what is measured is the client's own CPU), then runs the operator's `InstancesClient` with each
 transport in turn, round after round, each making `--calls` creates with 32 in flight, and
 reports per transport the operator-side CPU seconds per 1,000 calls (this process's CPU: the
-simulator is another process) and the wall time. httpx-aiohttp is not a dependency of the
-project (why: openconnectors/client.py); a run installs it into the development venv first if it
-is missing.
+simulator is another process) and the wall time.
 
 Measured on the 2-core machine, 2026-12-01 (`python -m bench.transports --calls 3000 --rounds 3`):
-httpx's transport 2.477 s of client CPU per 1,000 calls, httpx + httpx-aiohttp 0.550 s.
+httpx's transport 2.477 s of client CPU per 1,000 calls, httpx + httpx-aiohttp 0.550 s; with the
+client's own ClientSession (openconnectors/transport.py), 2.183 s against 0.459 s. So the client
+uses the latter.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib.util
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -34,21 +31,14 @@ IN_FLIGHT = 32
 Make = Callable[[], httpx.AsyncBaseTransport | None]
 
 
-def aiohttp_transport() -> httpx.AsyncBaseTransport:
-    if importlib.util.find_spec("httpx_aiohttp") is None:
-        pip = [sys.executable, "-m", "pip", "install", "--quiet"]
-        subprocess.run([*pip, "httpx-aiohttp==0.2.0"], check=True)
-    from httpx_aiohttp import AiohttpTransport  # type: ignore[import-not-found]
-
-    transport: httpx.AsyncBaseTransport = AiohttpTransport(
-        limits=httpx.Limits(max_connections=IN_FLIGHT, max_keepalive_connections=IN_FLIGHT)
-    )
-    return transport
+def httpx_transport() -> httpx.AsyncBaseTransport:
+    limits = httpx.Limits(max_connections=IN_FLIGHT, max_keepalive_connections=IN_FLIGHT)
+    return httpx.AsyncHTTPTransport(limits=limits)
 
 
 TRANSPORTS: dict[str, Make] = {
-    "httpx (default transport)": lambda: None,
-    "httpx + httpx-aiohttp": aiohttp_transport,
+    "httpx (its own transport)": httpx_transport,
+    "httpx + httpx-aiohttp (the client's own, openconnectors/transport.py)": lambda: None,
 }
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections import Counter
 
+import httpx
 import pytest
 
 from tests.fixtures.operator import wait_until
@@ -148,3 +149,34 @@ def ready_count(env: Env) -> int:
         for condition in (item.get("status") or {}).get("conditions") or []
         if condition["type"] == "Ready" and condition["status"] == "True"
     )
+
+
+@pytest.mark.manual_operator
+def test_a_recreate_whose_answer_is_lost_is_adopted_not_repeated(env: Env) -> None:
+    """Review of issue 13, HIGH 1: the remote instance is deleted on the platform, the resync's
+    404 makes the operator create a new one, and that POST's answer is lost. Status still names
+    the deleted instance; the next pass must search for the object's tag and adopt the new
+    instance, not POST a third time."""
+    env.start_operator("--resync-interval", "5")
+    created = env.create_ready()
+    first, uid = created["status"]["instanceID"], created["metadata"]["uid"]
+    env.simulator.control.drop_next("POST", 1, after_handling=True)
+    platform_delete(env, first)
+    wait_until(
+        lambda: env.instances.get("crm")["status"].get("instanceID") not in (None, first),
+        timeout=60,
+        what="a new instance in status",
+    )
+    env.instances.wait_ready("crm", timeout=30)
+    [instance] = remotes_for(env.simulator, uid)
+    assert env.instances.get("crm")["status"]["instanceID"] == instance["id"]
+    assert env.simulator.control.counters()["POST /instances"] == 2  # the first create, one recreate
+
+
+def platform_delete(env: Env, instance_id: int) -> None:
+    """Someone deletes the instance on the platform, with the account's own secrets."""
+    authorization = f"User {env.simulator.user_secret}, Organization {env.simulator.organization_secret}"
+    answer = httpx.delete(
+        f"{env.simulator.api_url}/instances/{instance_id}", headers={"Authorization": authorization}
+    )
+    answer.raise_for_status()

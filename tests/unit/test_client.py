@@ -902,3 +902,30 @@ async def test_an_oversized_page_token_ends_the_search(make_client: MakeClient) 
     headers = {"Elements-Next-Page-Token": "p" * 5000}
     with pytest.raises(errors.MalformedResponse, match="oversized page token"):
         await make_client(answer(200, [], headers)).find_by_tag(API, CREDENTIALS, "t")
+
+
+async def test_a_listing_keeps_identity_tags_past_the_fiftieth_and_asks_for_no_tag(
+    make_client: MakeClient,
+) -> None:
+    """Review of issue 13, HIGH 2: an instance of an object with 50 tags of its own carries the
+    identity tags after them; an `Instance` keeps the first 50 tags, so the listing must read the
+    raw ones, or it misses the instance and the object gets a second one."""
+    seen: list[httpx.Request] = []
+    crowded = tagged(7, *(f"user-{n}" for n in range(50)), "k8s-uid:abc", "k8s-object:ns/crm")
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, json=[crowded, tagged(8, "someone-else"), {"id": "x", "tags": ["other"]}])
+
+    found = await make_client(handler).find_tagged_with_prefix(API, CREDENTIALS, "k8s-uid:")
+    assert found == [(7, ["k8s-uid:abc"])]
+    assert "tags[]" not in seen[0].url.params
+
+
+async def test_a_listed_instance_of_ours_without_an_integer_id_fails_the_listing(
+    make_client: MakeClient,
+) -> None:
+    with pytest.raises(errors.MalformedResponse, match="integer id"):
+        await make_client(answer(200, [{"id": "7", "tags": ["k8s-uid:abc"]}])).find_tagged_with_prefix(
+            API, CREDENTIALS, "k8s-uid:"
+        )

@@ -16,21 +16,21 @@ from connector_operator.handlers import creations as creations_module
 from connector_operator.handlers.creations import Creations, endpoint_key, owned_by_uid
 from connector_operator.openconnectors import errors
 from connector_operator.openconnectors.client import Credentials
-from connector_operator.openconnectors.instance import Instance
 
 
-def instance(id_: int, *tags: str) -> Instance:
-    return Instance(id=id_, token="t", tags=tags)
+def instance(id_: int, *tags: str) -> tuple[int, list[str]]:
+    """As the client's listing gives it: the id and the identity tags."""
+    return id_, [t for t in tags if t.startswith("k8s-uid:")]
 
 
 class Lister:
     """Counts its calls; answers `listed`, or raises `error`; waits for `gate` when given."""
 
-    def __init__(self, *listed: Instance, error: Exception | None = None) -> None:
+    def __init__(self, *listed: tuple[int, list[str]], error: Exception | None = None) -> None:
         self.listed, self.error, self.calls = list(listed), error, 0
         self.gate: asyncio.Event | None = None
 
-    async def __call__(self) -> list[Instance]:
+    async def __call__(self) -> list[tuple[int, list[str]]]:
         self.calls += 1
         if self.gate is not None:
             await self.gate.wait()
@@ -39,7 +39,7 @@ class Lister:
         return self.listed
 
 
-def test_the_listing_keeps_identity_tags_only() -> None:
+def test_the_listing_maps_each_instance_to_its_first_uid() -> None:
     listed = [instance(1, "k8s-uid:a", "k8s-object:ns/a"), instance(2, "crm"), instance(3, "k8s-uid:a")]
     assert owned_by_uid(listed) == {"a": [1, 3]}
 
@@ -68,12 +68,20 @@ async def test_what_this_process_posted_is_known_and_a_lost_answer_means_search(
     creations, lister = Creations(), Lister()
     creations.posted("a", 11)
     assert await creations.known("a", "e", lister) == [11]  # the status write failed: no second POST
+    creations.recorded("a", 10)  # status still holds an older instance: 11 stays remembered
+    assert await creations.known("a", "e", lister) == [11]
+    creations.recorded("a", 11)
+    assert await creations.known("a", "e", lister) == []
     creations.uncertain.add("b")
+    creations.recorded("b", 5)  # status holding some id says nothing of a lost answer
     assert await creations.known("b", "e", lister) is None  # search by tag
     creations.searched("b")
     assert await creations.known("b", "e", lister) == []
-    creations.recorded("a")
-    assert await creations.known("a", "e", lister) == []
+    creations.posted("c", 7)
+    creations.uncertain.add("d")
+    creations.forget("c")
+    creations.forget("d")
+    assert (creations.created, creations.uncertain) == ({}, set())
 
 
 async def test_a_failed_listing_fails_its_passes_then_creates_search_for_a_while(
@@ -92,14 +100,35 @@ async def test_a_failed_listing_fails_its_passes_then_creates_search_for_a_while
     assert lister.calls == 2
 
 
-async def test_a_gone_instance_is_dropped_and_a_pause_forgets_the_listings() -> None:
+async def test_a_gone_instance_makes_the_next_create_search_and_a_pause_forgets_the_listings() -> None:
+    """Review of issue 13, HIGH 1 and MEDIUM 3: a known instance that turns out to be gone (a
+    recreate, a 404 on the adopting PUT) must not lead straight to a POST: the platform may lag
+    or lie, and an earlier POST's answer may have been lost."""
     creations, lister = Creations(), Lister(instance(3, "k8s-uid:a"))
     assert await creations.known("a", "e", lister) == [3]
     creations.gone("a", "e", 3)
-    assert await creations.known("a", "e", lister) == []
+    assert await creations.known("a", "e", lister) is None  # search
+    creations.searched("a")
+    assert await creations.known("a", "e", lister) == []  # and the listing forgot it
     creations.forget_listings()
-    assert await creations.known("a", "e", lister) == [3]  # listed again
+    assert await creations.known("b", "e", lister) == []  # listed again
     assert lister.calls == 2
+
+
+async def test_a_listing_is_taken_again_after_its_lifetime(monkeypatch: pytest.MonkeyPatch) -> None:
+    creations, lister = Creations(), Lister(instance(3, "k8s-uid:a"))
+    assert await creations.known("a", "e", lister) == [3]
+    now = time.monotonic()
+    monkeypatch.setattr(creations_module.time, "monotonic", lambda: now + creations_module.LISTING_LIFETIME)
+    lister.listed = []
+    assert await creations.known("a", "e", lister) == []
+    assert lister.calls == 2
+
+
+def test_a_flood_of_identity_tags_fails_the_listing(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(creations_module, "MAX_OWNED", 3)
+    with pytest.raises(creations_module.ListingTooLarge):
+        owned_by_uid([instance(n, f"k8s-uid:u{n}") for n in range(4)])
 
 
 async def test_a_cancelled_create_leaves_the_listing_to_the_others() -> None:

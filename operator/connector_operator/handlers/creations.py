@@ -15,7 +15,9 @@ per create. What the search guarded against, and what stands for it now:
 
 A listing that fails, or does not end within the client's page bound, fails the passes that
 waited for it, like any failed call; for `LISTING_RETRY` seconds after that, creates there search
-first, the old way, and then the listing is tried again.
+first, the old way, and then the listing is tried again. Whenever a known instance turns out to
+be gone (a 404 where the memory or the listing said it exists), the object searches before its
+next create too. A listing is kept for `LISTING_LIFETIME`, then taken again when needed.
 """
 
 from __future__ import annotations
@@ -29,15 +31,22 @@ from dataclasses import dataclass, field
 from connector_operator.domain.desired import IDENTITY_UID_PREFIX
 from connector_operator.openconnectors import errors
 from connector_operator.openconnectors.client import Credentials
-from connector_operator.openconnectors.instance import Instance
 
 # uid -> ids of the remote instances carrying its identity tag
 Owned = dict[str, list[int]]
-Lister = Callable[[], Awaitable[list[Instance]]]
+# (instance id, its tags with the identity prefix) for every listed instance that has one
+Lister = Callable[[], Awaitable[list[tuple[int, list[str]]]]]
 
-# The answer to these may have been lost after the platform acted on the request.
-AMBIGUOUS = (errors.TransportError, errors.ServerError)
+# The answer to anything but these may have been lost after the platform acted on the request:
+# nothing was sent (the gate held it back, the secrets cannot be sent), or the platform said no.
+NOT_CREATED = (errors.NotSent, errors.InvalidCredentials, errors.ClientError)
 LISTING_RETRY = 300.0  # seconds of searching before each create after a failed listing
+LISTING_LIFETIME = 600.0  # a listing is taken again after this (and its memory is freed)
+MAX_OWNED = 100_000  # identity tags a listing may hold; more fails it (a hostile platform's flood)
+
+
+class ListingTooLarge(errors.MalformedResponse):
+    pass
 
 
 def endpoint_key(api_url: str, credentials: Credentials) -> str:
@@ -47,20 +56,31 @@ def endpoint_key(api_url: str, credentials: Credentials) -> str:
     return hashlib.sha256(material.encode()).hexdigest()
 
 
-def owned_by_uid(listed: list[Instance]) -> Owned:
+def owned_by_uid(listed: list[tuple[int, list[str]]]) -> Owned:
+    """uid -> instance ids, from the raw identity tags (one uid per instance: the first)."""
     owned: Owned = {}
-    for instance in listed:
-        for tag in instance.tags:
-            if tag.startswith(IDENTITY_UID_PREFIX):
-                owned.setdefault(tag.removeprefix(IDENTITY_UID_PREFIX), []).append(instance.id)
+    for instance_id, tags in listed:
+        uid = next(
+            (t.removeprefix(IDENTITY_UID_PREFIX) for t in tags if t.startswith(IDENTITY_UID_PREFIX)), None
+        )
+        if uid is not None:
+            owned.setdefault(uid, []).append(instance_id)
+    if len(owned) > MAX_OWNED:
+        raise ListingTooLarge(200, f"the platform listed more than {MAX_OWNED} instances of this operator")
     return owned
+
+
+@dataclass
+class _Listing:
+    task: asyncio.Task[Owned]
+    taken_at: float
 
 
 @dataclass
 class Creations:
     created: dict[str, int] = field(default_factory=dict)  # uid -> id POSTed, not yet in status
-    uncertain: set[str] = field(default_factory=set)  # uids whose POST answer was lost
-    _listings: dict[str, asyncio.Task[Owned]] = field(default_factory=dict)
+    uncertain: set[str] = field(default_factory=set)  # uids that may have an instance nobody knows of
+    _listings: dict[str, _Listing] = field(default_factory=dict)
     _failed_at: dict[str, float] = field(default_factory=dict)  # endpoint -> monotonic time
 
     async def known(self, uid: str, endpoint: str, lister: Lister) -> list[int] | None:
@@ -70,17 +90,19 @@ class Creations:
             return None
         if uid in self.created:
             return [self.created[uid]]
-        task = self._listings.get(endpoint)
-        if task is not None and task.done() and (task.cancelled() or task.exception() is not None):
-            if time.monotonic() - self._failed_at.get(endpoint, 0.0) < LISTING_RETRY:
-                return None
-            task = None
-        if task is None:
-            task = self._listings[endpoint] = asyncio.create_task(self._listing(endpoint, lister))
+        now = time.monotonic()
+        failed = self._failed_at.get(endpoint)
+        if failed is not None and now - failed < LISTING_RETRY:
+            return None
+        listing = self._listings.get(endpoint)
+        if listing is None or now - listing.taken_at >= LISTING_LIFETIME:
+            self._prune(now)
+            task = asyncio.create_task(self._listing(endpoint, lister))
+            listing = self._listings[endpoint] = _Listing(task, now)
         try:
-            owned = await asyncio.shield(task)
+            owned = await asyncio.shield(listing.task)
         except asyncio.CancelledError:
-            if not task.done():
+            if not listing.task.done():
                 raise  # this pass was cancelled; the listing goes on for the others
             return None  # the listing was forgotten (a peering pause): search
         return list(owned.get(uid, []))
@@ -88,9 +110,19 @@ class Creations:
     async def _listing(self, endpoint: str, lister: Lister) -> Owned:
         try:
             return owned_by_uid(await lister())
-        except BaseException:
+        except Exception:  # not a cancellation: that is forget_listings or _prune at work
+            # Kept as a time, not as the failed task (whose traceback reaches the pass's secrets).
             self._failed_at[endpoint] = time.monotonic()
+            self._listings.pop(endpoint, None)
             raise
+
+    def _prune(self, now: float) -> None:
+        for endpoint in [
+            e for e, listing in self._listings.items() if now - listing.taken_at >= LISTING_LIFETIME
+        ]:
+            self._listings.pop(endpoint).task.cancel()
+        for endpoint in [e for e, at in self._failed_at.items() if now - at >= LISTING_RETRY]:
+            del self._failed_at[endpoint]
 
     def posted(self, uid: str, instance_id: int) -> None:
         self.created[uid] = instance_id
@@ -99,24 +131,32 @@ class Creations:
         """A search by tag told the truth about this object: it is no longer uncertain."""
         self.uncertain.discard(uid)
 
-    def recorded(self, uid: str) -> None:
-        """Status holds the object's instance: nothing to remember any more."""
-        self.created.pop(uid, None)
-        self.uncertain.discard(uid)
-
-    def gone(self, uid: str, endpoint: str, instance_id: int) -> None:
-        """The listed or remembered instance no longer exists on the platform."""
+    def recorded(self, uid: str, instance_id: int) -> None:
+        """The API server holds `instance_id` in the object's status: no need to remember it. (Only
+        that one: a recreate's new id is remembered until status holds it in turn.)"""
         if self.created.get(uid) == instance_id:
             del self.created[uid]
-        task = self._listings.get(endpoint)
-        if task is not None and task.done() and not task.cancelled() and task.exception() is None:
-            ids = task.result().get(uid)
+
+    def gone(self, uid: str, endpoint: str, instance_id: int) -> None:
+        """A known instance no longer exists on the platform. What stood for the search said it
+        did, so the object searches before its next create (the platform may lag, or lie)."""
+        if self.created.get(uid) == instance_id:
+            del self.created[uid]
+        self.uncertain.add(uid)
+        listing = self._listings.get(endpoint)
+        if listing is not None and listing.task.done() and not listing.task.cancelled():
+            ids = listing.task.result().get(uid) if listing.task.exception() is None else None
             if ids and instance_id in ids:
                 ids.remove(instance_id)
 
+    def forget(self, uid: str) -> None:
+        """The object is gone."""
+        self.created.pop(uid, None)
+        self.uncertain.discard(uid)
+
     def forget_listings(self) -> None:
         """After a peering pause another copy may have created instances: list again."""
-        for task in self._listings.values():
-            task.cancel()
+        for listing in self._listings.values():
+            listing.task.cancel()
         self._listings.clear()
         self._failed_at.clear()

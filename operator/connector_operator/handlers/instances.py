@@ -58,7 +58,7 @@ async def instance_changed(
     await runtime.holds.references_changed(key, type, body, secret_users, secret_view_cache(secret_cache))
     if type == "DELETED":
         runtime.delete_retries.forget(key)
-        runtime.creations.recorded(str(meta.get("uid", "")))
+        runtime.creations.forget(str(meta.get("uid", "")))
         gone = runtime.accounts.users.pop(key, None)
         if gone is not None:  # its account's status (instances, usedBy) and deletion follow
             runtime.wakeups.wake(waiter(gone[0]))
@@ -99,7 +99,7 @@ async def run_instance(
             started = time.monotonic()
             result = await reconcile(runtime, target, state, secret_view_cache(secret_cache), remote_due=due)
             if state.written.instance_id is not None:  # the API server has it: nothing to remember
-                runtime.creations.recorded(uid)
+                runtime.creations.recorded(uid, state.written.instance_id)
             _observe(key, result.outcome, time.monotonic() - started)
             _post_events(body, state)
             if result.outcome.kind is Kind.RETRYING:

@@ -31,7 +31,7 @@ from connector_operator.domain.desired import (
 from connector_operator.domain.inputs import Resolved
 from connector_operator.domain.outcome import Outcome
 from connector_operator.domain.transition import Facts, Observed
-from connector_operator.handlers.creations import AMBIGUOUS, endpoint_key
+from connector_operator.handlers.creations import NOT_CREATED, endpoint_key
 from connector_operator.handlers.runtime import Key, Runtime
 from connector_operator.handlers.state import ObjectState, Target
 from connector_operator.kube.secrets import SecretConflict, SecretMeta
@@ -150,8 +150,9 @@ class RemotePass:
                     instance = await instances.create(
                         url, credentials, self.desired.body(), gate=self.gate, namespace=namespace
                     )
-                except AMBIGUOUS:
-                    creations.uncertain.add(uid)  # it may exist: the next attempt searches
+                except BaseException as error:
+                    if not isinstance(error, NOT_CREATED):
+                        creations.uncertain.add(uid)  # it may exist: the next attempt searches
                     raise
                 creations.posted(uid, instance.id)
                 self._event("Normal", Reason.CREATING, f"Created remote instance {instance.id}")
@@ -173,7 +174,7 @@ class RemotePass:
             return adopted
         raise errors.MalformedResponse(404, "the platform lists an instance of this object, then finds none")
 
-    async def _list_owned(self) -> list[Instance]:
+    async def _list_owned(self) -> list[tuple[int, list[str]]]:
         namespace, prefix = self.target.namespace, IDENTITY_UID_PREFIX
         return await self.rt.instances.find_tagged_with_prefix(
             self.api_url, self.credentials, prefix, gate=self.gate, namespace=namespace

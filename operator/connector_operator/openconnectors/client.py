@@ -1,16 +1,8 @@
 """`InstancesClient`: the five calls the operator makes against `/instances`, over httpx, each
 bounded in time, size and concurrency whatever the platform does.
 
-The transport is httpx's own, for now. Measured side by side with httpx-aiohttp 0.2.0's
-(`python -m bench.transports`: 3,000 creates with 32 in flight against the simulator without
-latency), it costs 2.48 s of CPU per 1,000 calls against 0.55 s, on an event loop that is
-CPU-bound during a creation burst. Not adopted yet, on what the test suite showed: that transport
-reports a refused connection or an untrusted certificate as httpx.ConnectTimeout (conditions
-would say "timeout" where the truth is "certificate"), and refuses response headers over 8 KiB
-where httpx reads them and the request id is cut short. Adopting it takes a ClientSession of our
-own (header limits, proxies from the environment) and our own reading of aiohttp's errors.
-
-One httpx.AsyncClient is shared by the whole operator (connection pooling); the platform URL and
+One httpx.AsyncClient is shared by the whole operator (connection pooling), on aiohttp's
+connections (`transport`: a quarter of the CPU per call of httpx's own); the platform URL and
 the account secrets vary per object and travel with each call. Every byte the platform returns is
 treated as hostile, because `spec.apiURL` is a tenant's choice:
 
@@ -47,6 +39,7 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+import aiohttp
 import httpx
 
 from connector_operator.api.names import CREDENTIAL_KEYS
@@ -55,6 +48,7 @@ from connector_operator.openconnectors.budget import AccountGate, Admission, suc
 from connector_operator.openconnectors.instance import Instance, tags_of
 from connector_operator.openconnectors.redaction import Redactor, request_id
 from connector_operator.openconnectors.slots import Slots
+from connector_operator.openconnectors.transport import cause, timed_out, transports
 
 __all__ = [
     "AccountGate",
@@ -159,9 +153,13 @@ class InstancesClient:
         self._max_bytes = max_response_bytes
         self._max_pages = max_pages
         self._slots = Slots(max_in_flight, max_in_flight_per_host, max_in_flight_per_namespace)
+        mounts: dict[str, httpx.AsyncBaseTransport | None] = {}
+        if transport is None:
+            transport, mounts = transports(max_in_flight)
         self._http = httpx.AsyncClient(
             timeout=timeout,
             transport=transport,
+            mounts=mounts,
             headers={
                 "Accept": "application/json",
                 # Compressed bodies are refused: the size cap must hold for what is decoded.
@@ -261,9 +259,13 @@ class InstancesClient:
 
         The platform's filter is not trusted: an instance without the tag is someone else's, and
         adopting or deleting it would act on another tenant's instance."""
-        return await self._search(
-            api_url, credentials, {"tags[]": tag}, lambda tags: tag in tags, gate=gate, namespace=namespace
-        )
+        found: list[Instance] = []
+        await self._search(
+            api_url, credentials, {"tags[]": tag},
+            lambda answer: found.extend(_detached(_kept, answer, lambda tags: tag in tags)),
+            gate=gate, namespace=namespace,
+        )  # fmt: skip
+        return found
 
     async def find_tagged_with_prefix(
         self,
@@ -273,30 +275,30 @@ class InstancesClient:
         *,
         gate: AccountGate | None = None,
         namespace: str | None = None,
-    ) -> list[Instance]:
-        """Every instance of the account with a tag starting with `prefix`: one listing of all its
-        instances, page by page (the platform cannot search by prefix); the others are dropped
-        as each page is read."""
-        return await self._search(
-            api_url,
-            credentials,
-            {},
-            lambda tags: any(t.startswith(prefix) for t in tags),
-            gate=gate,
-            namespace=namespace,
-        )
+    ) -> list[tuple[int, list[str]]]:
+        """(id, its tags starting with `prefix`) of every instance of the account that has one: one
+        listing of all its instances, page by page (the platform cannot search by prefix); the
+        others are dropped as each page is read. The tags are the raw ones, all of them (an
+        `Instance` keeps only the first 50)."""
+        found: list[tuple[int, list[str]]] = []
+        await self._search(
+            api_url, credentials, {},
+            lambda answer: found.extend(_detached(_prefixed, answer, prefix)),
+            gate=gate, namespace=namespace,
+        )  # fmt: skip
+        return found
 
     async def _search(
         self,
         api_url: str,
         credentials: Credentials,
         query: dict[str, str | int],
-        keep: Callable[[list[str]], bool],
+        take: Callable[[_Answer], None],
         *,
         gate: AccountGate | None,
         namespace: str | None,
-    ) -> list[Instance]:
-        found: list[Instance] = []
+    ) -> None:
+        """`GET /instances` with `query`, page after page, each page handed to `take`."""
         params: dict[str, str | int] = {**query, "pageSize": PAGE_SIZE}
         seen: set[str] = set()
         for _ in range(self._max_pages):
@@ -305,11 +307,11 @@ class InstancesClient:
                     "GET", api_url, "/instances", credentials, params=params, gate=gate, namespace=namespace
                 )
             except errors.NotFound:
-                return found
-            found.extend(_detached(_kept, answer, keep))
+                return
+            take(answer)
             cursor = answer.headers.get("elements-next-page-token")
             if not cursor:
-                return found
+                return
             if cursor in seen or len(cursor) > MAX_PAGE_TOKEN:
                 problem = "repeated a next-page token" if cursor in seen else "sent an oversized page token"
                 raise errors.MalformedResponse(
@@ -350,22 +352,24 @@ class InstancesClient:
                     started = time.monotonic()  # the deadline and the duration count from the slot on
                     async with asyncio.timeout(self._deadline):
                         answer = await self._exchange(method, url, body, params, headers, redactor)
-            except (TimeoutError, httpx.TimeoutException):
-                self._observe(method, "timeout", time.monotonic() - started)
-                admission.record(None)
-                failure = errors.Timeout(f"{method} {path}: no complete answer within {self._deadline:g}s")
             except _Refused as refused:
                 self._observe(method, str(refused.status), time.monotonic() - started)
                 admission.record(refused.status)
                 kind = errors.ResponseTooLarge if refused.too_large else errors.MalformedResponse
                 failure = kind(refused.status, refused.message)
-            except (httpx.TransportError, httpx.InvalidURL) as error:
-                self._observe(method, "network", time.monotonic() - started)
-                if isinstance(error, httpx.TransportError):  # an invalid URL is ours, not the platform's
+            except (TimeoutError, httpx.TransportError, httpx.InvalidURL, aiohttp.ClientError) as error:
+                if isinstance(error, httpx.InvalidURL):  # ours, not the platform's: no failure of it
+                    self._observe(method, "network", time.monotonic() - started)
+                    failure = errors.NetworkError(redactor.redact(f"{method} {path}: InvalidURL: {error}"))
+                elif timed_out(error):
+                    self._observe(method, "timeout", time.monotonic() - started)
                     admission.record(None)
-                failure = errors.NetworkError(
-                    redactor.redact(f"{method} {path}: {type(error).__name__}: {error}")
-                )
+                    deadline = f"no complete answer within {self._deadline:g}s"
+                    failure = errors.Timeout(f"{method} {path}: {deadline}")
+                else:
+                    self._observe(method, "network", time.monotonic() - started)
+                    admission.record(None)
+                    failure = errors.NetworkError(redactor.redact(f"{method} {path}: {_described(error)}"))
             # Raised outside the except block: httpx errors hold the request, whose headers hold the
             # account secrets, and `from None` would still keep them reachable as __context__.
             if failure is not None:
@@ -416,6 +420,15 @@ class InstancesClient:
             return _Answer(status, response.headers, response.reason_phrase, content, redactor)
 
 
+def _described(error: BaseException) -> str:
+    """What broke, for a condition: the type, and the message of a connection failure (host, port,
+    the system's or TLS's reason). Other aiohttp errors quote the answer's bytes: type only."""
+    behind = cause(error)
+    if isinstance(behind, aiohttp.ClientError) and not isinstance(behind, aiohttp.ClientConnectorError):
+        return type(behind).__name__
+    return f"{type(behind).__name__}: {behind}"
+
+
 def _detached(parse: Callable[..., T], *args: Any) -> T:
     """`parse(*args)`, re-raising its MalformedResponse without the traceback, whose frames hold
     the parsed answer (a hostile one of 5 MiB parses into tens of MiB)."""
@@ -444,6 +457,27 @@ def _kept(answer: _Answer, keep: Callable[[list[str]], bool]) -> list[Instance]:
         for item in page
         if isinstance(item, Mapping) and keep(tags_of(item))
     ]
+
+
+def _prefixed(answer: _Answer, prefix: str) -> list[tuple[int, list[str]]]:
+    """(id, tags starting with `prefix`) of the instances of one listing page that have such a
+    tag; an integer id is required of those (the rest of the page is not looked at)."""
+    page = answer.json()
+    if not isinstance(page, list):
+        raise errors.MalformedResponse(
+            answer.status, "the platform answered a listing with something that is not a list"
+        )
+    found: list[tuple[int, list[str]]] = []
+    for item in page:
+        tags = [t for t in tags_of(item) if t.startswith(prefix)] if isinstance(item, Mapping) else []
+        if not tags:
+            continue
+        instance_id = item.get("id")
+        if not isinstance(instance_id, int) or isinstance(instance_id, bool):
+            problem = "the platform listed an instance without an integer id"
+            raise errors.MalformedResponse(answer.status, problem)
+        found.append((instance_id, tags))
+    return found
 
 
 def _api_error(answer: _Answer) -> errors.APIError:
