@@ -113,7 +113,7 @@ def test_token_secret_edited_or_deleted_by_hand_is_restored(env: Env) -> None:
 def test_a_kill_in_the_middle_of_200_creates_leaves_one_instance_per_object(env: Env) -> None:
     env.ready_inputs()
     operator = env.start_operator()
-    env.simulator.control.set_latency(20)
+    env.simulator.control.set_latency(50)  # 8 calls in flight per namespace: about 160 creates a second
     env.simulator.control.hang_next("POST", 5)  # five answers lost: in flight when the kill comes
     uids = {env.instances.create(f"crm-{n}", closeio_spec())["metadata"]["uid"] for n in range(200)}
     wait_until(lambda: len(env.simulator.control.instances()) >= 60, what="60 instances created")
@@ -134,9 +134,10 @@ def test_a_kill_in_the_middle_of_200_creates_leaves_one_instance_per_object(env:
     assert set(owners.values()) == {1}  # never two
     counters = env.simulator.control.counters()
     # After the restart: one listing of the account's instances (a page of 200) stands for a
-    # search before each of the creates left; the instances created before the kill are adopted.
+    # search before each of the creates left; the instances created before the kill are adopted
+    # (and those the platform finished after it: it completes a request whose caller is gone).
     assert counters.get("GET /instances", 0) <= 2
-    assert counters.get("POST /instances", 0) == 200 - created_before
+    assert counters.get("POST /instances", 0) <= 200 - created_before
 
 
 def ready_count(env: Env) -> int:
