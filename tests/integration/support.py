@@ -106,20 +106,20 @@ class Env:
         return create_ready(self.instances, self.core, self.namespace, self.simulator, **spec)
 
 
-def apiserver_requests(api_client: client.ApiClient, verb: str, resource: str) -> int:
-    """Requests the API server has answered for `verb` on `resource` (all namespaces, all clients),
-    from its own metrics."""
+def apiserver_metric(api_client: client.ApiClient, name: str, **labels: str) -> int:
+    """The sum of the API server's own metric `name` over the samples with `labels`."""
     response = api_client.call_api("/metrics", "GET", auth_settings=["BearerToken"], _preload_content=False)
     total = 0.0
     for family in text_string_to_metric_families(response.data.decode()):
         for sample in family.samples:
-            if (
-                sample.name == "apiserver_request_total"
-                and sample.labels.get("verb") == verb
-                and sample.labels.get("resource") == resource
-            ):
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
                 total += sample.value
     return int(total)
+
+
+def apiserver_requests(api_client: client.ApiClient, verb: str, resource: str) -> int:
+    """Requests the API server has answered for `verb` on `resource` (all namespaces, all clients)."""
+    return apiserver_metric(api_client, "apiserver_request_total", verb=verb, resource=resource)
 
 
 def densest_window_excess(times: list[float], budget: Budget, jitter: float = 0.1) -> float:

@@ -22,7 +22,6 @@ from typing import Any
 import pytest
 from kubernetes import client
 from kubernetes.client.rest import ApiException
-from prometheus_client.parser import text_string_to_metric_families
 
 from tests.fixtures.operator import Instances, wait_until
 from tests.integration.support import (
@@ -30,6 +29,7 @@ from tests.integration.support import (
     CLOSEIO_SECRET,
     Env,
     account_secret,
+    apiserver_metric,
     closeio_spec,
     put_secret,
 )
@@ -47,18 +47,7 @@ def rss_mib(pid: int) -> float:
 
 def secret_watches(api_client: client.ApiClient) -> int:
     """Watches of Secrets the API server is serving now, from its own metrics."""
-    response = api_client.call_api("/metrics", "GET", auth_settings=["BearerToken"], _preload_content=False)
-    total = 0.0
-    for family in text_string_to_metric_families(response.data.decode()):
-        for sample in family.samples:
-            labels = sample.labels
-            if (
-                sample.name == "apiserver_longrunning_requests"
-                and labels.get("verb") == "WATCH"
-                and labels.get("resource") == "secrets"
-            ):
-                total += sample.value
-    return int(total)
+    return apiserver_metric(api_client, "apiserver_longrunning_requests", verb="WATCH", resource="secrets")
 
 
 def waiting_count(instances: Instances) -> int:

@@ -10,7 +10,6 @@ through the shared Secret watch (handlers/secretwaits.py), whatever namespace it
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from typing import Any
@@ -39,6 +38,7 @@ from connector_operator.handlers.accountstate import AccountState, waiter
 from connector_operator.handlers.errors import classify
 from connector_operator.handlers.runtime import Runtime
 from connector_operator.handlers.secretwaits import HeldInterest
+from connector_operator.handlers.wakeups import sleep_until
 from connector_operator.kube.api import KubeError
 from connector_operator.openconnectors import errors
 from connector_operator.openconnectors.client import Credentials
@@ -172,7 +172,7 @@ async def _serve(
             else:
                 delay, attempt = max(0.0, next_check - time.monotonic()), 0
             if not await interest.follow(state.secret, state.fingerprint):
-                await _sleep(wake, stopped, delay)
+                await sleep_until(delay, wake, stopped)
     finally:
         interest.close()
         rt.wakeups.unregister(waiter(key))
@@ -276,16 +276,6 @@ async def _retry_waiting(rt: Runtime, key: AccountKey, users: Users) -> None:
 def _wake_users(rt: Runtime, key: AccountKey, users: Users) -> None:
     for namespace, name, _ in users_of(key, users):
         rt.wakeups.wake((namespace, name))
-
-
-async def _sleep(wake: asyncio.Event, stopped: kopf.DaemonStopped, delay: float) -> None:
-    waiters = [asyncio.ensure_future(wake.wait()), asyncio.ensure_future(stopped.wait())]
-    try:
-        await asyncio.wait(waiters, timeout=delay, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for task in waiters:
-            task.cancel()
-        await asyncio.gather(*waiters, return_exceptions=True)
 
 
 def _stored(raw: Any) -> dict[str, Any]:

@@ -30,6 +30,7 @@ from connector_operator.handlers.deleteretry import DELETE_HANDLER
 from connector_operator.handlers.reconcile import Awaited, reconcile
 from connector_operator.handlers.runtime import Runtime
 from connector_operator.handlers.state import ObjectState, Target
+from connector_operator.handlers.wakeups import sleep_until
 from connector_operator.handlers.watch import secret_view_cache
 from connector_operator.kube.api import KubeError
 
@@ -150,13 +151,7 @@ async def _sleep_until_woken(
             await runtime.waits.watching(namespace)
             if await _moved_since_the_pass(runtime, namespace, awaited):
                 return
-        waiters = [asyncio.ensure_future(wake.wait()), asyncio.ensure_future(stopped.wait())]
-        try:
-            await asyncio.wait(waiters, timeout=delay, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for waiter in waiters:
-                waiter.cancel()
-            await asyncio.gather(*waiters, return_exceptions=True)
+        await sleep_until(delay, wake, stopped)
 
 
 async def _moved_since_the_pass(runtime: Runtime, namespace: str, awaited: Awaited) -> bool:

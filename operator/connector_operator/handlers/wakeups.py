@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 Key = tuple[str, str]  # (namespace, name)
 
@@ -68,3 +70,18 @@ class Wakeups:
         except TimeoutError:
             return False
         return True
+
+
+class Waitable(Protocol):
+    def wait(self) -> Awaitable[Any]: ...
+
+
+async def sleep_until(delay: float, *signals: Waitable) -> None:
+    """Sleep for `delay` seconds or until any of `signals` (a wake-up event, kopf's stop flag)."""
+    waiters = [asyncio.ensure_future(signal.wait()) for signal in signals]
+    try:
+        await asyncio.wait(waiters, timeout=delay, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
+        await asyncio.gather(*waiters, return_exceptions=True)
