@@ -31,6 +31,7 @@ import pytest
 
 from connector_operator.openconnectors import errors
 from connector_operator.openconnectors.client import Credentials, Instance, InstancesClient, host_of
+from connector_operator.openconnectors.instance import MAX_TAGS
 from connector_operator.openconnectors.redaction import MASK
 
 API = "https://platform.test/elements/api-v2"
@@ -584,7 +585,7 @@ async def test_instance_facts_are_redacted_and_capped(make_client: MakeClient) -
     assert instance.hub is not None
     assert len(instance.hub) == 253
     assert instance.authentication_type == "5"
-    assert len(instance.tags) == 50
+    assert len(instance.tags) == MAX_TAGS  # the user's 50 and the operator's own
 
 
 # Size (finding 4, responses)

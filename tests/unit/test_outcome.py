@@ -17,10 +17,12 @@ import pytest
 from connector_operator.api.status import Condition, Reason
 from connector_operator.domain.outcome import (
     MAX_MESSAGE,
+    PAUSED_MESSAGE,
     Backoff,
     Outcome,
     bounded,
     conditions,
+    paused,
     retrying,
     stalled,
     success,
@@ -53,7 +55,8 @@ def test_retrying_before_ready_reports_the_reason_on_ready_synced_and_reconcilin
     message = "Secret 'closeio-api' does not exist"
     result = by_type(conditions(retrying(Reason.WAITING_FOR_SECRET, message, ready=False), 3, None, T1))
     assert result["Ready"] == ("False", "WaitingForSecret", message)
-    assert result["Synced"] == ("False", "ReconcileError", message)
+    # Issue 11: Synced names the cause too, not a generic ReconcileError that reads like a bug.
+    assert result["Synced"] == ("False", "WaitingForSecret", message)
     assert result["Reconciling"] == ("True", "WaitingForSecret", message)
     assert result["Stalled"] == ("False", "Healthy", "")
 
@@ -65,7 +68,7 @@ def test_retrying_while_ready_keeps_ready_true_and_marks_synced_false() -> None:
     )
     assert result["Ready"][:2] == ("True", "Available")
     assert message not in result["Ready"][2]
-    assert result["Synced"] == ("False", "ReconcileError", message)
+    assert result["Synced"] == ("False", "RateLimited", message)
     assert result["Reconciling"] == ("True", "RateLimited", message)
     assert result["Stalled"] == ("False", "Healthy", "")
 
@@ -74,7 +77,7 @@ def test_stalled_is_abnormal_true_and_not_reconciling() -> None:
     message = "The platform rejected the request: invalid configuration"
     result = by_type(conditions(stalled(Reason.CONFIGURATION_REJECTED, message), 3, None, T1))
     assert result["Ready"] == ("False", "ConfigurationRejected", message)
-    assert result["Synced"] == ("False", "ReconcileError", message)
+    assert result["Synced"] == ("False", "ConfigurationRejected", message)
     assert result["Reconciling"] == ("False", "Idle", "")
     assert result["Stalled"] == ("True", "ConfigurationRejected", message)
 
@@ -228,3 +231,24 @@ def test_condition_messages_are_one_bounded_line() -> None:
     assert len(ready.message) == MAX_MESSAGE
     assert ready.message.endswith("…")
     assert bounded("line one\nline\ttwo\x1b[31m") == "line one line two [31m"
+
+
+def test_paused_keeps_ready_as_it_was_and_says_paused_elsewhere() -> None:
+    ready_before = conditions(success(), 3, None, T1)
+    result = conditions(paused(ready=True), 4, ready_before, T2)
+    ready = next(c for c in result if c.type == "Ready")
+    before = next(c for c in ready_before if c.type == "Ready")
+    assert (ready.status, ready.reason, ready.message, ready.last_transition_time) == (
+        before.status,
+        before.reason,
+        before.message,
+        T1,
+    )
+    assert ready.observed_generation == 4
+    by = by_type(result)
+    assert by["Synced"] == ("False", "Paused", PAUSED_MESSAGE)
+    assert by["Reconciling"][:2] == ("False", "Idle")
+    assert by["Stalled"][:2] == ("False", "Healthy")
+    assert not paused(ready=True).handled  # observedGeneration stays behind a spec changed while paused
+    # Paused from the start: nothing to keep, Ready is False with the reason.
+    assert by_type(conditions(paused(ready=False), 1, None, T1))["Ready"][:2] == ("False", "Paused")

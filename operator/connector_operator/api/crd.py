@@ -26,6 +26,7 @@ from connector_operator.api.account import (
     ConnectorAccountSpec,
     ConnectorAccountStatus,
 )
+from connector_operator.api.fields import cel
 from connector_operator.api.spec import ConnectorInstanceSpec
 from connector_operator.api.status import ConnectorInstanceStatus
 
@@ -89,6 +90,7 @@ class Resource:
     spec_description: str
     status: type[BaseModel]
     columns: tuple[Schema, ...]
+    rules: tuple[Schema, ...] = ()  # CEL rules on the whole object (spec against status)
 
     @property
     def name(self) -> str:
@@ -134,6 +136,33 @@ ACCOUNT_COLUMNS: tuple[Schema, ...] = (
     AGE,
 )
 
+
+def _unchanged(field: str) -> str:
+    return (
+        f"has(self.spec.{field}) == has(oldSelf.spec.{field}) && "
+        f"(!has(self.spec.{field}) || self.spec.{field} == oldSelf.spec.{field})"
+    )
+
+
+# Where the remote instance lives and as whom: once it exists, a change would leave it behind
+# (its platform, connector or account changes, and the old instance is never addressed again).
+# Refused on the API server, before anything is lost; the operator refuses it too
+# (handlers/reconcile.py), for objects written before this rule.
+PINNED = (
+    cel(
+        "!has(oldSelf.status) || !has(oldSelf.status.instanceID) || ("
+        "self.spec.connectorKey == oldSelf.spec.connectorKey && "
+        + _unchanged("apiURL")
+        + " && "
+        + _unchanged("accountRef")
+        + ")",
+        "connectorKey, apiURL and accountRef cannot change once the remote instance exists "
+        "(status.instanceID): delete this object (its deletionPolicy applies) and create a new one, "
+        "or, to keep the instance, delete it with deletionPolicy Orphan and adopt the instance from a "
+        "new object with spec.instanceID",
+    ),
+)
+
 INSTANCE = Resource(
     kind=names.KIND,
     plural=names.PLURAL,
@@ -169,6 +198,7 @@ INSTANCE = Resource(
         },
         AGE,
     ),
+    rules=PINNED,
 )
 
 ACCOUNT = Resource(
@@ -217,9 +247,11 @@ def openapi_schema(resource: Resource = INSTANCE) -> Schema:
         "description": "Bookkeeping of the kopf framework (handler progress). Not an API; do not rely on it.",
         "x-kubernetes-preserve-unknown-fields": True,
     }
+    rules = {"x-kubernetes-validations": list(resource.rules)} if resource.rules else {}
     return {
         "type": "object",
         "description": resource.description,
+        **rules,
         "required": ["spec"],
         "properties": {
             "apiVersion": {"type": "string", "description": "Versioned schema of this representation."},

@@ -32,3 +32,13 @@ WATCH_LABEL: Final = f"{GROUP}/watch"
 IN_USE_FINALIZER: Final = f"{GROUP}/in-use"
 CREDENTIAL_KEYS: Final = ("userSecret", "organizationSecret")
 IDENTITY_TAG_PREFIX: Final = "k8s-"
+# Day-2 marks (issue 11). On a ConnectorInstance: set by users, read by the operator.
+PAUSED_ANNOTATION: Final = f"{GROUP}/paused"
+RECONCILE_REQUEST_ANNOTATION: Final = f"{GROUP}/reconcile-requested-at"
+# On the token Secret: written by the operator. The token digest changes exactly when the token
+# does (for Reloader or a checksum annotation); the shape digest says which type, labels,
+# annotations and templates the Secret was written for, so a change of those is seen without
+# reading the Secret.
+TOKEN_DIGEST_ANNOTATION: Final = f"{GROUP}/token-digest"
+SHAPE_ANNOTATION: Final = f"{GROUP}/secret-shape"
+RESERVED_PREFIX: Final = f"{GROUP}/"

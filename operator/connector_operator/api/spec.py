@@ -8,22 +8,25 @@ API server shows as drift in Argo CD, so defaults are applied in code and report
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
 from typing import Annotated, Any
 
 from pydantic import ConfigDict, Field, model_validator
+from pydantic.config import JsonDict
 
 from connector_operator.api.account import AccountRef
 from connector_operator.api.fields import (
     API_URL_PATTERN,
     API_URL_SHAPE,
     CONNECTOR_KEY_PATTERN,
+    DNS_SUBDOMAIN,
     NOT_SPACE,
     Model,
     SecretName,
     cel,
 )
-from connector_operator.api.names import IDENTITY_TAG_PREFIX
+from connector_operator.api.names import IDENTITY_TAG_PREFIX, RESERVED_PREFIX
 
 HTTP_URL = r"^https?://[^ \t\n\r\f\v/?#]+" + NOT_SPACE + "*$"
 
@@ -35,6 +38,13 @@ EVENT_KEYS = (
     "event.poller.refresh_interval",
 )
 FILTER_NULLS_KEY = "filter.response.nulls"
+OBSERVE_NEEDS_ID = "managementPolicy ObserveOnly requires instanceID: the instance to observe"
+INSTANCE_ID_FIXED = (
+    "instanceID is set when the object is created and never added, changed or removed later: "
+    "to manage another instance, create another object"
+)
+DURATION = r"^([0-9]{1,7}(ms|s|m|h))+$"
+MIN_RESYNC, MAX_RESYNC = "30s", "168h"
 ACCOUNT_EXCLUSIVE = (
     "accountRef excludes credentialsSecretRef and apiURL: the account supplies the credentials "
     "and the platform"
@@ -159,6 +169,129 @@ class DeletionPolicy(StrEnum):
     ORPHAN = "Orphan"
 
 
+class ManagementPolicy(StrEnum):
+    FULL = "Full"
+    OBSERVE_ONLY = "ObserveOnly"
+
+
+# Keys the operator writes into the token Secret itself; a template may not reuse them.
+TOKEN_SECRET_KEYS = ("token", "instanceID", "apiURL")
+DATA_KEY = r"^[-._a-zA-Z0-9]+$"
+# A label or annotation key: an optional DNS-subdomain prefix and a name of at most 63 characters.
+METADATA_KEY = (
+    r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
+    r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
+)
+LABEL_VALUE = r"^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$"
+# Secret types the operator writes: Opaque, or a type of someone's own domain (servicebinding.io/...).
+# Never one of kubernetes.io: a service-account-token Secret makes the API server mint a token.
+SECRET_TYPE = r"^(Opaque|[a-z0-9]([-a-z0-9.]*[a-z0-9])?/[-._a-zA-Z0-9]{1,63})$"
+
+
+def _metadata_keys(field: str, what: str) -> JsonDict:
+    return cel(
+        f"self.all(k, size(k) <= 317 && k.matches('{METADATA_KEY}') && !k.startsWith('{RESERVED_PREFIX}'))",
+        f"{what} keys must be valid Kubernetes {what} keys and not start with {RESERVED_PREFIX!r} "
+        "(reserved for the operator's own)",
+    )
+
+
+class TokenSecretTemplate(Model):
+    include_account_secrets: Annotated[
+        bool | None,
+        Field(
+            alias="includeAccountSecrets",
+            description="Lets the templates use `userSecret` and `organizationSecret`, the account's "
+            "secrets. Anyone who can read the token Secret can then read them: leave it off unless the "
+            "workload needs the whole Authorization header.",
+        ),
+    ] = None
+    data: Annotated[
+        dict[str, Annotated[str, Field(max_length=4096)]],
+        Field(
+            description="Extra keys of the token Secret, each rendered from a Jinja template over "
+            "`token`, `instanceID`, `apiURL`, `connectorKey`, `instanceName` (and, with "
+            "includeAccountSecrets, `userSecret` and `organizationSecret`). Only output, `if`, `~` and "
+            "the filters `tojson`, `b64encode`, `upper`, `lower`, `trim`, `default` and `urlencode` are "
+            "allowed: no loops, calls or attribute access. Example: "
+            '`OC_AUTHORIZATION: "User {{ userSecret }}, Organization {{ organizationSecret }}, Element '
+            '{{ token }}"`. A template the operator cannot render stalls the object with `InvalidSpec`.',
+            min_length=1,
+            max_length=16,
+            json_schema_extra={
+                "x-kubernetes-validations": [
+                    cel(
+                        f"self.all(k, size(k) <= 253 && k.matches('{DATA_KEY}') && "
+                        f"!(k in {list(TOKEN_SECRET_KEYS)!r}))".replace('"', "'"),
+                        "template keys must be valid Secret keys other than " + ", ".join(TOKEN_SECRET_KEYS),
+                    )
+                ]
+            },
+        ),
+    ]
+
+
+class TokenSecret(Model):
+    name: Annotated[
+        str | None,
+        Field(
+            description="Name of the Secret, in this namespace. Defaults to `<name>-token`.",
+            min_length=1,
+            max_length=253,
+            pattern=DNS_SUBDOMAIN,
+        ),
+    ] = None
+    type: Annotated[
+        str | None,
+        Field(
+            description="Type of the Secret: `Opaque` (the default) or a type of another domain than "
+            "kubernetes.io, for example `servicebinding.io/open-connectors`. Changing it replaces the "
+            "Secret (a Secret's type cannot change).",
+            max_length=253,
+            pattern=SECRET_TYPE,
+            json_schema_extra={
+                "x-kubernetes-validations": [
+                    cel("!self.startsWith('kubernetes.io/')", "types of kubernetes.io are not written")
+                ]
+            },
+        ),
+    ] = None
+    labels: Annotated[
+        dict[str, Annotated[str, Field(max_length=63, pattern=LABEL_VALUE)]] | None,
+        Field(
+            description="Labels of the Secret, besides the operator's own.",
+            max_length=32,
+            json_schema_extra={"x-kubernetes-validations": [_metadata_keys("labels", "label")]},
+        ),
+    ] = None
+    annotations: Annotated[
+        dict[str, Annotated[str, Field(max_length=4096)]] | None,
+        Field(
+            description="Annotations of the Secret, besides the operator's own (`openconnectors.io/"
+            "token-digest` changes whenever the token does: a checksum for rolling workloads).",
+            max_length=32,
+            json_schema_extra={"x-kubernetes-validations": [_metadata_keys("annotations", "annotation")]},
+        ),
+    ] = None
+    template: Annotated[
+        TokenSecretTemplate | None,
+        Field(description="Extra keys rendered from templates, for a workload that reads the Secret as is."),
+    ] = None
+
+    @model_validator(mode="after")
+    def _nothing_reserved(self) -> TokenSecret:
+        # Mirrors the CEL rules: a spec built in code must not take the operator's own marks either.
+        if self.type is not None and self.type.startswith("kubernetes.io/"):
+            raise ValueError("types of kubernetes.io are not written")
+        for key in [*(self.labels or {}), *(self.annotations or {})]:
+            if key.startswith(RESERVED_PREFIX) or re.fullmatch(METADATA_KEY, key) is None:
+                raise ValueError(f"label or annotation key {key[:80]!r} is not allowed")
+        for key in self.template.data if self.template else ():
+            if key in TOKEN_SECRET_KEYS or re.fullmatch(DATA_KEY, key) is None:
+                raise ValueError(f"template key {key[:80]!r} is not allowed")
+        return self
+
+
 class ConnectorInstanceSpec(Model):
     model_config = ConfigDict(
         json_schema_extra={
@@ -188,6 +321,19 @@ class ConnectorInstanceSpec(Model):
                     "!has(self.accountRef) || (!has(self.credentialsSecretRef) && !has(self.apiURL))",
                     ACCOUNT_EXCLUSIVE,
                     fieldPath=".accountRef",
+                ),
+                cel(
+                    "!has(self.managementPolicy) || self.managementPolicy != 'ObserveOnly' "
+                    "|| has(self.instanceID)",
+                    OBSERVE_NEEDS_ID,
+                    fieldPath=".managementPolicy",
+                    reason="FieldValueRequired",
+                ),
+                cel(
+                    "has(self.instanceID) == has(oldSelf.instanceID) "
+                    "&& (!has(self.instanceID) || self.instanceID == oldSelf.instanceID)",
+                    INSTANCE_ID_FIXED,
+                    fieldPath=".instanceID",
                 ),
             ]
         }
@@ -274,12 +420,56 @@ class ConnectorInstanceSpec(Model):
         ),
     ] = None
     token_secret: Annotated[
-        LocalObjectReference | None,
+        TokenSecret | None,
         Field(
             alias="tokenSecret",
             description="Secret the operator writes the instance token into (keys `token`, `instanceID`, "
-            "`apiURL`). Defaults to `<name>-token`. An existing Secret not managed by the operator is "
-            "never overwritten.",
+            "`apiURL`, and those of `template`). Defaults to `<name>-token`. An existing Secret not "
+            "managed by the operator is never overwritten; the operator owns the data of its own.",
+        ),
+    ] = None
+    instance_id: Annotated[
+        int | None,
+        Field(
+            alias="instanceID",
+            description="An existing remote instance to manage instead of creating one (adoption), or "
+            "to observe (managementPolicy ObserveOnly). Adoption tags it with this object's identity "
+            "and brings it to the spec with one update; an instance tagged by another object is refused "
+            "(`AdoptionConflict`). Set when the object is created; it cannot change later.",
+            ge=1,
+            json_schema_extra={"format": "int64"},
+        ),
+    ] = None
+    management_policy: Annotated[
+        ManagementPolicy | None,
+        Field(
+            alias="managementPolicy",
+            description="`Full` (the default): the operator creates, updates and deletes the remote "
+            "instance. `ObserveOnly` (requires instanceID): it only reads the instance, exports its token "
+            "into the token Secret and reports in `status.plannedAction` what Full would do; it never "
+            "creates, updates or deletes the remote instance, and deleting the object never deletes it, "
+            "whatever deletionPolicy says. For instances made elsewhere, such as OAuth instances "
+            "authorized in the Open Connectors UI.",
+        ),
+    ] = None
+    resync_interval: Annotated[
+        str | None,
+        Field(
+            alias="resyncInterval",
+            description=f"How often the operator checks the remote instance for drift, as a duration "
+            f"(`90s`, `10m`, `1h30m`; {MIN_RESYNC} to {MAX_RESYNC}). Defaults to the operator's "
+            "`--resync-interval`.",
+            max_length=32,
+            pattern=DURATION,
+            json_schema_extra={
+                "x-kubernetes-validations": [
+                    cel(
+                        f"duration(self) >= duration('{MIN_RESYNC}') && "
+                        f"duration(self) <= duration('{MAX_RESYNC}')",
+                        f"resyncInterval must be between {MIN_RESYNC} and {MAX_RESYNC}",
+                    )
+                ]
+            },
         ),
     ] = None
     deletion_policy: Annotated[
@@ -308,14 +498,43 @@ class ConnectorInstanceSpec(Model):
             raise ValueError(ACCOUNT_EXCLUSIVE)
         return self
 
+    @model_validator(mode="after")
+    def _observed_instance_named(self) -> ConnectorInstanceSpec:
+        if self.management_policy is ManagementPolicy.OBSERVE_ONLY and self.instance_id is None:
+            raise ValueError(OBSERVE_NEEDS_ID)
+        if self.resync_interval is not None:
+            seconds = parse_duration(self.resync_interval)
+            if not parse_duration(MIN_RESYNC) <= seconds <= parse_duration(MAX_RESYNC):
+                raise ValueError(f"resyncInterval must be between {MIN_RESYNC} and {MAX_RESYNC}")
+        return self
+
 
 def effective_instance_name(spec: ConnectorInstanceSpec, namespace: str, name: str) -> str:
     return spec.instance_name or f"{namespace}-{name}"
 
 
 def effective_token_secret(spec: ConnectorInstanceSpec, name: str) -> str:
-    """The Secret the token goes into: `spec.tokenSecret`, else `<name>-token` (the CRD says so)."""
-    return spec.token_secret.name if spec.token_secret else f"{name}-token"
+    """The Secret the token goes into: `spec.tokenSecret.name`, else `<name>-token` (the CRD says so)."""
+    return spec.token_secret.name if spec.token_secret and spec.token_secret.name else f"{name}-token"
+
+
+def effective_management_policy(spec: ConnectorInstanceSpec) -> ManagementPolicy:
+    return spec.management_policy or ManagementPolicy.FULL
+
+
+def observe_only(spec: ConnectorInstanceSpec) -> bool:
+    return effective_management_policy(spec) is ManagementPolicy.OBSERVE_ONLY
+
+
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+_DURATION_PART = re.compile(r"([0-9]{1,7})(ms|s|m|h)")
+
+
+def parse_duration(text: str) -> float:
+    """Seconds of a duration in the subset of Go's syntax the CRD allows (`1h30m`, `90s`, `500ms`)."""
+    if re.fullmatch(DURATION, text) is None:
+        raise ValueError(f"not a duration: {text[:40]!r}")
+    return sum(int(n) * _UNITS[unit] for n, unit in _DURATION_PART.findall(text))
 
 
 def referenced_secrets(spec: ConnectorInstanceSpec) -> frozenset[str]:

@@ -39,6 +39,10 @@ class Reason(StrEnum):
     INVALID_SPEC = "InvalidSpec"
     API_HOST_NOT_ALLOWED = "APIHostNotAllowed"
     DELETION_BLOCKED = "DeletionBlocked"
+    # Day-2 operations (issue 11).
+    PAUSED = "Paused"
+    ADOPTION_CONFLICT = "AdoptionConflict"
+    DRIFT_CORRECTED = "DriftCorrected"  # an Event's reason, never a condition's
     # Accounts (issue 10).
     ACCOUNT_NOT_FOUND = "AccountNotFound"
     ACCOUNT_NOT_ALLOWED = "AccountNotAllowed"
@@ -138,6 +142,22 @@ class ConnectorInstanceStatus(Model):
             alias="tokenDigest",
             description="Keyed digest of the current instance token, to detect a stale token Secret "
             "after a restart. Not the token.",
+        ),
+    ] = None
+    planned_action: Annotated[
+        str | None,
+        Field(
+            alias="plannedAction",
+            description="With managementPolicy ObserveOnly: what Full would do now, `None`, `Create` or "
+            "`Update: <fields>` (a dry run before switching to Full). Absent under Full.",
+        ),
+    ] = None
+    last_handled_reconcile_at: Annotated[
+        str | None,
+        Field(
+            alias="lastHandledReconcileAt",
+            description="The value of the `openconnectors.io/reconcile-requested-at` annotation last "
+            "handled by a full pass with a platform check.",
         ),
     ] = None
     conditions: Annotated[

@@ -19,6 +19,7 @@ class Kind(Enum):
     SUCCESS = "success"
     RETRYING = "retrying"  # transient: retried with backoff, nobody needs to act
     STALLED = "stalled"  # terminal for this generation and Secret content: a human must act
+    PAUSED = "paused"  # a human asked for no writes: nothing is attempted, nothing is wrong
 
 
 @dataclass(frozen=True)
@@ -32,8 +33,9 @@ class Outcome:
 
     @property
     def handled(self) -> bool:
-        """A generation is fully handled when applied, or when it cannot be applied without a change."""
-        return self.kind is not Kind.RETRYING
+        """A generation is fully handled when applied, or when it cannot be applied without a change.
+        A paused pass applies nothing: a spec changed while paused stays InProgress for kstatus."""
+        return self.kind not in (Kind.RETRYING, Kind.PAUSED)
 
 
 def success(message: str = "The instance is available and its token is in the Secret") -> Outcome:
@@ -46,6 +48,15 @@ def retrying(reason: Reason, message: str, *, ready: bool, retry_after: float | 
 
 def stalled(reason: Reason, message: str, *, ready: bool = False) -> Outcome:
     return Outcome(Kind.STALLED, reason, message, ready=ready)
+
+
+PAUSED_MESSAGE = (
+    "Reconciliation is paused by the annotation openconnectors.io/paused: no platform or Secret writes"
+)
+
+
+def paused(*, ready: bool) -> Outcome:
+    return Outcome(Kind.PAUSED, Reason.PAUSED, PAUSED_MESSAGE, ready=ready)
 
 
 # A condition or Event message is for a human: a readable line, never a dump. Bounding it here
@@ -72,16 +83,20 @@ def conditions(
     available: str = AVAILABLE,
 ) -> list[Condition]:
     """All four conditions for `outcome`, keeping lastTransitionTime where a status did not change.
-    `available` is Ready's message when ready (an account says something else than an instance)."""
+    `available` is Ready's message when ready (an account says something else than an instance).
+    Synced carries the outcome's own reason when it is False: `WaitingForSecret` says more than a
+    generic error. A paused object keeps its Ready condition as it was."""
+    before = {c.type: c for c in previous or []}
     ready_reason = outcome.reason if not outcome.ready else Reason.AVAILABLE
     ready_message = outcome.message if not outcome.ready else available
+    kept = before.get(ConditionType.READY.value) if outcome.kind is Kind.PAUSED else None
     failed = outcome.kind is not Kind.SUCCESS
     wanted = [
         (ConditionType.READY, outcome.ready, ready_reason, ready_message),
         (
             ConditionType.SYNCED,
             not failed,
-            Reason.RECONCILE_ERROR if failed else Reason.RECONCILE_SUCCESS,
+            outcome.reason if failed else Reason.RECONCILE_SUCCESS,
             outcome.message if failed else "The last reconcile succeeded",
         ),
         (
@@ -97,9 +112,8 @@ def conditions(
             outcome.message if outcome.kind is Kind.STALLED else "",
         ),
     ]
-    before = {c.type: c for c in previous or []}
-    result = []
-    for type_, flag, reason, message in wanted:
+    result = [kept.model_copy(update={"observed_generation": generation})] if kept is not None else []
+    for type_, flag, reason, message in wanted[1 if kept is not None else 0 :]:
         status = "True" if flag else "False"
         old = before.get(type_.value)
         since = old.last_transition_time if old is not None and old.status == status else now

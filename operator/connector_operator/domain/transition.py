@@ -50,6 +50,11 @@ class Facts:
     # keyed the new way, written without a platform call (so lastSyncTime stays).
     rekeyed_applied_digest: str | None = None
     rekeyed_token_digest: str | None = None
+    # ObserveOnly's dry run (`status.plannedAction`); under Full a pass with effective settings
+    # removes it.
+    observing: bool = False
+    planned_action: str | None = None
+    handled_request: str | None = None  # the reconcile-requested-at value this pass handled
 
 
 class Transition(NamedTuple):
@@ -86,6 +91,12 @@ def status_after(
             token_secret_name=effective.token_secret_name,
             deletion_policy=effective.deletion_policy,
         )
+    if effective is not None and not facts.observing:
+        update.update(planned_action=None)
+    if facts.planned_action is not None:
+        update.update(planned_action=facts.planned_action)
+    if facts.handled_request is not None:
+        update.update(last_handled_reconcile_at=facts.handled_request)
     if facts.rekeyed_applied_digest is not None:
         update.update(applied_digest=facts.rekeyed_applied_digest)
     if facts.rekeyed_token_digest is not None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import random
 import time
@@ -20,8 +21,22 @@ import kopf
 from pydantic import ValidationError
 
 from connector_operator import logcontext, metrics
-from connector_operator.api.names import GROUP, PLURAL, VERSION
-from connector_operator.api.spec import DeletionPolicy, effective_token_secret, parse_spec
+from connector_operator.api.names import (
+    GROUP,
+    PAUSED_ANNOTATION,
+    PLURAL,
+    RECONCILE_REQUEST_ANNOTATION,
+    VERSION,
+)
+from connector_operator.api.spec import (
+    MAX_RESYNC,
+    MIN_RESYNC,
+    DeletionPolicy,
+    effective_token_secret,
+    observe_only,
+    parse_duration,
+    parse_spec,
+)
 from connector_operator.domain.outcome import Backoff, Kind, Outcome, bounded
 from connector_operator.domain.transition import parse_status
 from connector_operator.handlers import deletion
@@ -37,6 +52,7 @@ from connector_operator.kube.api import KubeError
 logger = logging.getLogger(__name__)
 
 RESOURCE = (GROUP, VERSION, PLURAL)
+MIN_RESYNC_SECONDS, MAX_RESYNC_SECONDS = parse_duration(MIN_RESYNC), parse_duration(MAX_RESYNC)
 
 
 @kopf.on.event(*RESOURCE)  # type: ignore[arg-type]
@@ -54,7 +70,10 @@ async def instance_changed(
     key = (namespace, name)
     meta = body.get("metadata", {})
     deleting = meta.get("deletionTimestamp") is not None
-    runtime.wakeups.observe_generation(key, int(meta.get("generation") or 0), deleting)
+    # A spec change, or a change of the pause or reconcile-now annotations, wakes the daemon; our
+    # own status writes change none of these and wake nobody.
+    marks = (int(meta.get("generation") or 0), *annotation_marks(meta.get("annotations")))
+    runtime.wakeups.observe_generation(key, marks, deleting)
     # kopf has re-indexed the object (or forgotten it) before calling us: safe to release.
     await runtime.holds.references_changed(key, type, body, secret_users, secret_view_cache(secret_cache))
     if type == "DELETED":
@@ -93,9 +112,18 @@ async def run_instance(
     try:
         while not stopped and body.get("metadata", {}).get("deletionTimestamp") is None:
             wake.clear()
-            due = time.monotonic() >= next_check
+            paused, request = annotation_marks(body["metadata"].get("annotations"))
+            # A new reconcile-requested-at value asks for a platform check now (as Flux's requestedAt).
+            requested = request is not None and request != state.status.last_handled_reconcile_at
+            due = time.monotonic() >= next_check or (requested and not paused)
             target = Target(
-                namespace, name, uid, int(body["metadata"].get("generation") or 0), dict(body["spec"])
+                namespace,
+                name,
+                uid,
+                int(body["metadata"].get("generation") or 0),
+                dict(body["spec"]),
+                paused=paused,
+                reconcile_request=request,
             )
             started = time.monotonic()
             result = await reconcile(runtime, target, state, secret_view_cache(secret_cache), remote_due=due)
@@ -112,7 +140,8 @@ async def run_instance(
             else:
                 state.attempt = 0
                 if due:
-                    next_check = time.monotonic() + settings.resync_interval * random.uniform(0.9, 1.1)
+                    resync = resync_interval(body["spec"], settings.resync_interval)
+                    next_check = time.monotonic() + resync * random.uniform(0.9, 1.1)
                 delay = max(0.0, next_check - time.monotonic())
             await _sleep_until_woken(runtime, wake, stopped, delay, key, result.awaited)
     finally:
@@ -122,6 +151,33 @@ async def run_instance(
             # Another copy works while this one is paused (peering): what it creates, this copy's
             # listings do not show. List again before the next create.
             runtime.creations.forget_listings()
+
+
+# Longer values are compared and recorded as a digest: status does not grow with an annotation.
+MAX_REQUEST_TOKEN = 256
+
+
+def annotation_marks(annotations: Any) -> tuple[bool, str | None]:
+    """(paused, reconcile request) from an object's annotations."""
+    if not isinstance(annotations, dict):
+        return False, None
+    paused = annotations.get(PAUSED_ANNOTATION) == "true"
+    request = annotations.get(RECONCILE_REQUEST_ANNOTATION)
+    if not isinstance(request, str):
+        return paused, None
+    if len(request) > MAX_REQUEST_TOKEN:
+        request = "sha256:" + hashlib.sha256(request.encode()).hexdigest()
+    return paused, request
+
+
+def resync_interval(spec: Any, default: float) -> float:
+    """The object's spec.resyncInterval in seconds, else the operator's (the CRD checks its bounds)."""
+    raw = spec.get("resyncInterval") if isinstance(spec, dict) else None
+    try:
+        seconds = parse_duration(raw) if isinstance(raw, str) else default
+    except ValueError:
+        return default
+    return min(max(seconds, MIN_RESYNC_SECONDS), MAX_RESYNC_SECONDS)
 
 
 def _observe(key: tuple[str, str], outcome: Outcome, seconds: float) -> None:
@@ -196,7 +252,13 @@ async def delete_instance(
         await runtime.secrets.delete_token(namespace, token, uid)
         return
     token_secret = effective_token_secret(spec, name)
-    if (spec.deletion_policy or DeletionPolicy.DELETE) is DeletionPolicy.ORPHAN:
+    if observe_only(spec):
+        kopf.info(
+            body,
+            reason="Orphaned",
+            message="managementPolicy is ObserveOnly: the remote instance is never deleted from here",
+        )
+    elif (spec.deletion_policy or DeletionPolicy.DELETE) is DeletionPolicy.ORPHAN:
         kopf.info(
             body, reason="Orphaned", message="deletionPolicy is Orphan: the remote instance is left in place"
         )

@@ -20,6 +20,7 @@ from connector_operator.api.spec import (
     effective_deletion_policy,
     effective_instance_name,
     effective_token_secret,
+    observe_only,
     parse_spec,
     referenced_secrets,
 )
@@ -81,6 +82,9 @@ async def reconcile(
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors()[:5])
         invalid = outcomes.stalled(Reason.INVALID_SPEC, f"Invalid spec: {problems}")
         return Result(await finish(rt, target, state, invalid, Facts()))
+    if target.paused:
+        # Nothing is read, called or written but the conditions; deletion is another handler's.
+        return Result(await finish(rt, target, state, outcomes.paused(ready=state.ready), Facts()))
     located, account = await locate(rt, spec, target.namespace)
     if isinstance(located, Refused):
         ready = state.ready
@@ -91,7 +95,11 @@ async def reconcile(
         )
         return Result(await finish(rt, target, state, refused_by_account, Facts()))
     settings = effective(rt, target, spec, located.api_url)
-    facts = Facts(effective=settings)
+    moved = _moved(state, spec, settings.api_url)
+    if moved is not None:
+        # Without effective settings: status keeps where the instance lives (deletion reads it).
+        return Result(await finish(rt, target, state, outcomes.stalled(Reason.INVALID_SPEC, moved), Facts()))
+    facts = Facts(effective=settings, observing=observe_only(spec))
     refusal = rt.hosts.refusal(settings.api_url)
     if refusal is not None:
         # Before any Secret is read or labelled: nothing of this object reaches a host not allowed.
@@ -175,6 +183,26 @@ async def locate(
     return located, account if isinstance(located, Endpoint) and located.account is not None else None
 
 
+def _moved(state: ObjectState, spec: ConnectorInstanceSpec, api_url: str) -> str | None:
+    """Why the spec now points away from the instance this object has (the CRD refuses such a
+    change; an object stored before that rule gets here), or None."""
+    status = state.status
+    if status.instance_id is None:
+        return None
+    was = status.connector.key if status.connector is not None else None
+    if was is not None and was != spec.connector_key:
+        change = f"spec.connectorKey changed from {was!r} to {spec.connector_key!r}"
+    elif status.api_url is not None and status.api_url != api_url:
+        change = f"the platform URL changed from {status.api_url} to {api_url}"
+    else:
+        return None
+    return (
+        f"Invalid spec: {change}, but remote instance {status.instance_id} lives at the old one and would "
+        "be left behind. Revert the change, or delete this object (its deletionPolicy applies) and "
+        "create a new one"
+    )
+
+
 def _rotated(rt: Runtime, target: Target, located: Endpoint, account: AccountState | None) -> bool:
     if account is not None:
         return account.rotated_recently()
@@ -213,6 +241,8 @@ async def finish(rt: Runtime, target: Target, state: ObjectState, outcome: Outco
     what was last written, so a failed write is repeated in full by the next one. A failed write
     is an outcome like any other (retried with backoff), never an exception that would make kopf
     restart the daemon and repeat the pass every few seconds."""
+    if target.reconcile_request is not None and outcome.kind is not outcomes.Kind.PAUSED:
+        facts.handled_request = target.reconcile_request
     new, _ = status_after(state.status, outcome, facts, target.generation, rt.clock())
     _note_transitions(state, outcome)
     state.status = new

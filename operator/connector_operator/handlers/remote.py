@@ -15,7 +15,7 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from connector_operator.api.spec import ConnectorInstanceSpec, effective_token_secret
+from connector_operator.api.spec import ConnectorInstanceSpec, effective_token_secret, observe_only
 from connector_operator.api.status import ConnectorFacts, Reason
 from connector_operator.domain import outcome as outcomes
 from connector_operator.domain.desired import (
@@ -28,6 +28,7 @@ from connector_operator.domain.desired import (
     is_legacy,
     token_digest,
 )
+from connector_operator.domain.drift import differences, foreign_owners, planned_action
 from connector_operator.domain.inputs import Resolved
 from connector_operator.domain.outcome import Outcome
 from connector_operator.domain.transition import Facts, Observed
@@ -40,6 +41,14 @@ from connector_operator.openconnectors.budget import AccountGate
 from connector_operator.openconnectors.client import Credentials, Instance
 
 logger = logging.getLogger(__name__)
+
+
+class Refused(Exception):
+    """The pass cannot go on for a reason a human must see: the outcome says which."""
+
+    def __init__(self, outcome: Outcome) -> None:
+        super().__init__(outcome.message)
+        self.outcome = outcome
 
 
 class TokenSecretConflict(Exception):
@@ -110,7 +119,10 @@ class RemotePass:
 
     async def run(self, *, remote_due: bool) -> Outcome:
         """Converge, export the token, and judge the instance the platform reports."""
-        fetched = await self._converge(remote_due)
+        try:
+            fetched = await (self._observe(remote_due) if self.observing else self._converge(remote_due))
+        except Refused as refused:
+            return refused.outcome
         if fetched is not None:
             self._remember(fetched)
         current = self.state.instance
@@ -119,10 +131,16 @@ class RemotePass:
         await self._export(current)
         return _verdict(current)
 
+    @property
+    def observing(self) -> bool:
+        return observe_only(self.spec)
+
     async def _converge(self, remote_due: bool) -> Instance | None:
         """The remote instance after the one call this pass needs, or None when it needs none."""
         instance_id = self.state.status.instance_id
-        if instance_id is None:
+        if instance_id is None and self.spec.instance_id is not None:
+            instance = await self._adopt(self.spec.instance_id)
+        elif instance_id is None:
             instance = await self._create_or_adopt()
         elif not self._applied():
             instance = await self._update(instance_id)
@@ -132,6 +150,86 @@ class RemotePass:
             return None
         self.facts.applied_digest = self.digest
         return instance
+
+    async def _observe(self, remote_due: bool) -> Instance | None:
+        """ObserveOnly: read the named instance (never write it) and say what Full would do."""
+        assert self.spec.instance_id is not None  # the CRD and the spec model require it
+        instance_id = self.spec.instance_id
+        status = self.state.status
+        changed = status.observed_generation != self.target.generation
+        if not (remote_due or not self._token_known() or (changed and self.state.instance is None)):
+            if self.state.instance is not None:
+                self.facts.planned_action = self._plan(self.state.instance)
+            return None
+        try:
+            instance = await self._get(instance_id)
+        except errors.NotFound:
+            self.facts.planned_action = "Create"
+            self.state.instance = None
+            raise Refused(
+                outcomes.stalled(
+                    Reason.REMOTE_NOT_FOUND,
+                    f"Remote instance {instance_id} (spec.instanceID) does not exist; with "
+                    "managementPolicy ObserveOnly it is not created. Checked again at the next resync",
+                )
+            ) from None
+        self._own(instance, adopting=True)
+        self.facts.planned_action = self._plan(instance)
+        return instance
+
+    def _plan(self, instance: Instance) -> str:
+        return planned_action(self._drift(instance))
+
+    def _drift(self, instance: Instance) -> list[str]:
+        return differences(self.desired, instance.name, instance.tags, dict(instance.configuration))
+
+    def _own(self, instance: Instance, *, adopting: bool) -> None:
+        """Refuse an instance that is another object's, or of another connector than the spec's."""
+        if foreign_owners(instance.tags, identity_tag(self.target.uid)):
+            raise Refused(
+                outcomes.stalled(
+                    Reason.ADOPTION_CONFLICT,
+                    f"Remote instance {instance.id} is tagged as another ConnectorInstance's: an instance "
+                    "is never shared. Name another instance, or delete the other object first",
+                )
+            )
+        if adopting and instance.element_key not in (None, self.spec.connector_key):
+            raise Refused(
+                outcomes.stalled(
+                    Reason.INVALID_SPEC,
+                    f"Invalid spec: remote instance {instance.id} is an instance of connector "
+                    f"{instance.element_key!r}, not of spec.connectorKey {self.spec.connector_key!r}",
+                )
+            )
+
+    async def _get(self, instance_id: int) -> Instance:
+        return await self.rt.instances.get(
+            self.api_url, self.credentials, instance_id, gate=self.gate, namespace=self.target.namespace
+        )
+
+    async def _adopt(self, instance_id: int) -> Instance:
+        """Full with spec.instanceID: take the named instance over with one PUT (never a POST)."""
+        try:
+            found = await self._get(instance_id)
+        except errors.NotFound:
+            raise Refused(
+                outcomes.stalled(
+                    Reason.REMOTE_NOT_FOUND,
+                    f"Remote instance {instance_id} (spec.instanceID) does not exist, so it cannot be "
+                    "adopted. Checked again at the next resync",
+                )
+            ) from None
+        self._own(found, adopting=True)
+        adopted = await self.rt.instances.update(
+            self.api_url,
+            self.credentials,
+            instance_id,
+            self.desired.body(),
+            gate=self.gate,
+            namespace=self.target.namespace,
+        )
+        self._event("Normal", "Adopted", f"Adopted remote instance {instance_id} (spec.instanceID)")
+        return adopted
 
     async def _create_or_adopt(self) -> Instance:
         instances, url, credentials = self.rt.instances, self.api_url, self.credentials
@@ -192,18 +290,40 @@ class RemotePass:
             )
         except errors.NotFound:
             return await self._recreate(instance_id)
-        self._event("Normal", Reason.UPDATING, f"Updated remote instance {instance_id}")
+        if self.state.status.applied_digest is None:  # observed until now (ObserveOnly, then Full)
+            self._event("Normal", "Adopted", f"Adopted remote instance {instance_id}")
+        else:
+            self._event("Normal", Reason.UPDATING, f"Updated remote instance {instance_id}")
         return instance
 
     async def _check(self, instance_id: int) -> Instance:
+        """The periodic check: the instance as it is, repaired with one PUT if someone changed it."""
         try:
-            return await self.rt.instances.get(
-                self.api_url, self.credentials, instance_id, gate=self.gate, namespace=self.target.namespace
-            )
+            instance = await self._get(instance_id)
         except errors.NotFound:
             instance = await self._recreate(instance_id)
             self.facts.applied_digest = self.digest
             return instance
+        self._own(instance, adopting=False)
+        drift = self._drift(instance)
+        if not drift:
+            return instance
+        repaired = await self.rt.instances.update(
+            self.api_url,
+            self.credentials,
+            instance_id,
+            self.desired.body(),
+            gate=self.gate,
+            namespace=self.target.namespace,
+        )
+        self.facts.applied_digest = self.digest
+        self._event(
+            "Warning",
+            Reason.DRIFT_CORRECTED,
+            f"Remote instance {instance_id} was changed outside Kubernetes ({', '.join(drift)}); "
+            "restored to the spec",
+        )
+        return repaired
 
     async def _recreate(self, gone: int) -> Instance:
         self._event("Warning", Reason.REMOTE_NOT_FOUND, f"Remote instance {gone} is gone; creating a new one")

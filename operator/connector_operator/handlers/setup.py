@@ -20,7 +20,7 @@ from typing import Any
 import kopf
 
 from connector_operator import metrics
-from connector_operator.api.names import FINALIZER, WATCH_LABEL
+from connector_operator.api.names import FINALIZER, MANAGED_BY_VALUE, WATCH_LABEL
 from connector_operator.handlers import accounts
 from connector_operator.handlers.deleteretry import PROGRESS_FIELD
 from connector_operator.handlers.runtime import Runtime
@@ -59,6 +59,8 @@ def configure_kopf(settings: kopf.OperatorSettings) -> None:
     settings.watching.label_selectors[SECRETS] = WATCH_LABEL
     settings.watching.chunk_size = LIST_CHUNK  # a start-up holds a bounded number of big Secrets
     settings.posting.level = logging.INFO
+    # `From:` in `kubectl describe` and the reporting controller of our Events (kopf's is "kopf").
+    settings.posting.reporting_component = MANAGED_BY_VALUE
     # Handler failures are ours to schedule (see handlers.instances); kopf's default is a flat 60 s.
     settings.execution.default_backoff = 5
 

@@ -39,6 +39,8 @@ class Target:
     uid: str
     generation: int
     spec: Mapping[str, Any]
+    paused: bool = False  # the openconnectors.io/paused annotation is "true"
+    reconcile_request: str | None = None  # the openconnectors.io/reconcile-requested-at value, if any
 
     @property
     def owner(self) -> Owner:

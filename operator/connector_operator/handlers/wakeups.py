@@ -21,7 +21,8 @@ class Wakeups:
     """One asyncio.Event per running daemon, and the last generation each has been told about."""
 
     events: dict[Key, asyncio.Event] = field(default_factory=dict)
-    generations: dict[Key, int] = field(default_factory=dict)
+    # What each daemon was last told of its object: the generation and the day-2 annotations.
+    generations: dict[Key, tuple[object, ...]] = field(default_factory=dict)
     exited: dict[Key, asyncio.Event] = field(default_factory=dict)
     # Content fingerprints of the Secrets in use: a Secret event wakes its users only when the
     # content changed, not when the operator's own label made it appear in the watch.
@@ -42,10 +43,11 @@ class Wakeups:
         if event is not None:
             event.set()
 
-    def observe_generation(self, key: Key, generation: int, deleting: bool) -> None:
-        """Wake the daemon only when the spec changed: our own status writes must not wake it."""
-        if deleting or self.generations.get(key) != generation:
-            self.generations[key] = generation
+    def observe_generation(self, key: Key, marks: tuple[object, ...], deleting: bool) -> None:
+        """Wake the daemon only when the spec (the generation) or one of the annotations it reads
+        changed, `marks`: our own status writes must not wake it."""
+        if deleting or self.generations.get(key) != marks:
+            self.generations[key] = marks
             self.wake(key)
 
     def secret_changed(self, key: Key, fingerprint: str | None) -> bool:

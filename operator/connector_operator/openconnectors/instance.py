@@ -19,7 +19,10 @@ from connector_operator.openconnectors.redaction import Redactor
 # Platform tokens are 44 base64 characters; anything near this bound is not a token.
 MAX_TOKEN = 1024
 MAX_FACT = 253
-MAX_TAGS = 50
+MAX_TAGS = 64  # the spec allows 50 of the user's, plus the operator's own two
+# Configuration is kept for drift detection only (never sent back): bounded like the rest.
+MAX_CONFIGURATION_KEYS = 256
+MAX_CONFIGURATION_VALUE = 64 * 1024
 MAX_ID = 2**63 - 1  # status.instanceID is an int64
 
 
@@ -37,6 +40,8 @@ class Instance:
     element_name: str | None = None
     hub: str | None = None
     authentication_type: str | None = None
+    # Key and value as text, for comparison with the spec (domain/drift.py); masked values stay masked.
+    configuration: tuple[tuple[str, str], ...] = field(default=(), repr=False)
 
     @classmethod
     def from_json(cls, data: Any, status: int = 200, redactor: Redactor | None = None) -> Instance:
@@ -76,6 +81,7 @@ class Instance:
             element_name=_fact(element.get("name"), safe),
             hub=_fact(element.get("hub"), safe),
             authentication_type=_fact(element.get("authenticationType"), safe),
+            configuration=_configuration(data.get("configuration")),
         )
 
 
@@ -83,6 +89,23 @@ def tags_of(data: Mapping[str, Any]) -> list[str]:
     """The string tags of a raw instance (a search filters on these before parsing)."""
     tags = data.get("tags")
     return [t for t in tags if isinstance(t, str)] if isinstance(tags, list) else []
+
+
+def _configuration(raw: Any) -> tuple[tuple[str, str], ...]:
+    """The configuration map as text (`true`, `15`), skipping what cannot be a value we sent."""
+    if not isinstance(raw, Mapping):
+        return ()
+    kept = []
+    for key, value in list(raw.items())[:MAX_CONFIGURATION_KEYS]:
+        if isinstance(value, bool):
+            text = "true" if value else "false"
+        elif isinstance(value, int | float | str):
+            text = str(value)
+        else:
+            continue
+        if isinstance(key, str) and len(key) <= MAX_FACT and len(text) <= MAX_CONFIGURATION_VALUE:
+            kept.append((key, text))
+    return tuple(kept)
 
 
 def _fact(value: Any, redactor: Redactor) -> str | None:
