@@ -48,7 +48,7 @@ REJECTED = [
     ),
     pytest.param(
         {"tokenSecret": {"type": "kubernetes.io/service-account-token"}},
-        ["spec.tokenSecret.type", "types of kubernetes.io are not written"],
+        ["spec.tokenSecret.type", "types of the kubernetes.io and k8s.io domains are not written"],
         id="sa-token-type",
     ),
     pytest.param(

@@ -29,7 +29,7 @@ from connector_operator.api.names import (
     WATCH_LABEL,
 )
 from connector_operator.kube.api import MERGE_PATCH, KubeAPI
-from connector_operator.kube.secrets import Owner, Secrets
+from connector_operator.kube.secrets import Owner, Secrets, SecretShape
 from hack.controlplane.cluster import ControlPlane
 from tests.chart.conftest import (
     MANAGE_INSTANCES,
@@ -258,6 +258,14 @@ def test_the_operator_identity_cannot_write_secrets_it_does_not_manage(
         "a service-account token labelled as ours": lambda: operator.create_namespaced_secret(
             namespace, token_secret(OURS), dry_run="All"
         ),
+        # Issue 11 lets a tenant choose the token Secret's type, never one of Kubernetes' domains.
+        "a bootstrap token labelled as ours": lambda: operator.create_namespaced_secret(
+            namespace,
+            client.V1Secret(
+                metadata=client.V1ObjectMeta(name="boot", labels=OURS), type="bootstrap.kubernetes.io/token"
+            ),
+            dry_run="All",
+        ),
         "an unlabelled Secret": lambda: operator.create_namespaced_secret(
             namespace, client.V1Secret(metadata=client.V1ObjectMeta(name="plain")), dry_run="All"
         ),
@@ -323,6 +331,12 @@ async def test_every_write_the_operator_makes_passes_the_policy(
         current = await secrets.read(namespace, "crm-token")
         assert await secrets.write_token(
             namespace, "crm-token", owner, {**token_data, "token": "t2"}, current
+        )
+        # Issue 11: a shaped Secret, and a change of its type (delete, then create).
+        shaped = SecretShape("servicebinding.io/open-connectors", {"team": "a"}, {"reloader": "true"})
+        current = await secrets.read(namespace, "crm-token")
+        assert await secrets.write_token(
+            namespace, "crm-token", owner, {**token_data, "K": "v"}, current, shaped
         )
         await secrets.delete_token(namespace, "crm-token", owner_uid)
         digest = {

@@ -18,7 +18,7 @@ from typing import Any, cast
 import kopf
 
 from connector_operator.api.spec import parse_spec
-from connector_operator.domain.desired import Keyed, legacy_token_digest, token_digest
+from connector_operator.domain.desired import Keyed, desired_instance, legacy_token_digest, token_digest
 from connector_operator.domain.transition import Facts, parse_status
 from connector_operator.handlers import watch
 from connector_operator.handlers.remote import RemotePass
@@ -299,24 +299,31 @@ class TokenSecrets:
         return None
 
     async def write_token(
-        self, namespace: str, name: str, owner: Any, data: Mapping[str, str], current: SecretMeta | None
+        self,
+        namespace: str,
+        name: str,
+        owner: Any,
+        data: Mapping[str, str],
+        current: SecretMeta | None,
+        shape: Any = None,
     ) -> bool:
         self.writes.append((data, current))
         return True
 
 
 def token_pass(token_secret: SecretMeta | None, secrets: TokenSecrets) -> RemotePass:
+    spec = parse_spec({"connectorKey": "closeio", "credentialsSecretRef": {"name": "account"}})
     keyed = Keyed(KEY, UID)
     rt = cast(Runtime, type("Rt", (), {"secrets": secrets})())
     return RemotePass(
         rt=rt,
         target=Target(NS, "crm", UID, 1, {}),
-        spec=parse_spec({"connectorKey": "closeio", "credentialsSecretRef": {"name": "account"}}),
+        spec=spec,
         state=ObjectState(status=parse_status({})),
         cache={(NS, "crm-token"): token_secret} if token_secret is not None else {},
         api_url=API_URL,
         credentials=Credentials("user", "organization"),
-        desired=cast(Any, None),
+        desired=desired_instance(spec, namespace=NS, name="crm", uid=UID, configuration={}),
         keyed=keyed,
         digest="d",
         attempt="a",
@@ -343,12 +350,15 @@ async def test_a_new_token_is_written_without_reading_the_secret_first() -> None
     assert secrets.writes == [({"token": "tok-2", "instanceID": "42", "apiURL": API_URL}, seen)]
 
 
-async def test_without_digests_the_token_secret_is_read_before_writing() -> None:
+async def test_without_digests_the_fingerprint_of_the_data_still_tells() -> None:
+    # Since issue 11 the content is compared through the watch's fingerprint of the whole data,
+    # which needs no key: a watch without the digest key costs no read either.
     secrets = TokenSecrets()
     await token_pass(token_secret("tok-1", key=None), secrets)._export(Instance(id=42, token="tok-1"))
-    assert secrets.reads == 1
-    assert len(secrets.writes) == 1  # with what was read (here: nothing, so it is created)
-    assert secrets.writes[0][1] is None
+    assert (secrets.reads, secrets.writes) == (0, [])
+    await token_pass(token_secret("tok-1", key=None), secrets)._export(Instance(id=42, token="tok-2"))
+    assert secrets.reads == 0
+    assert len(secrets.writes) == 1
 
 
 def test_after_a_restart_the_token_secret_is_compared_with_status_through_its_digest() -> None:

@@ -29,6 +29,8 @@ from connector_operator.domain import outcome as outcomes
 from connector_operator.domain.accounts import Endpoint, Refused, account_key, endpoint
 from connector_operator.domain.inputs import Missing, SecretData, TooLarge, resolve
 from connector_operator.domain.outcome import Outcome
+from connector_operator.domain.template import TemplateError
+from connector_operator.domain.tokensecret import token_secret_spec
 from connector_operator.domain.transition import Effective, Facts, merge_patch, status_after, stored
 from connector_operator.handlers.accountstate import ROTATION_GRACE, AccountState
 from connector_operator.handlers.errors import classify
@@ -85,6 +87,13 @@ async def reconcile(
     if target.paused:
         # Nothing is read, called or written but the conditions; deletion is another handler's.
         return Result(await finish(rt, target, state, outcomes.paused(ready=state.ready), Facts()))
+    try:
+        secret = token_secret_spec(spec)  # its templates are checked before anything is called
+    except TemplateError as error:
+        template = outcomes.stalled(
+            Reason.INVALID_SPEC, f"Invalid spec: spec.tokenSecret.template: {error.message}"
+        )
+        return Result(await finish(rt, target, state, template, Facts()))
     located, account = await locate(rt, spec, target.namespace)
     if isinstance(located, Refused):
         ready = state.ready
@@ -130,7 +139,9 @@ async def reconcile(
             if located.account
             else None
         )
-        remote = RemotePass.prepare(rt, target, spec, state, cache, settings.api_url, inputs, facts, gate)
+        remote = RemotePass.prepare(
+            rt, target, spec, state, cache, settings.api_url, inputs, facts, gate, secret
+        )
         if state.stalled_on == (target.generation, remote.attempt):
             return Result(state_outcome(state))  # nothing changed since it was judged impossible
         del secrets, known  # whole Secrets, maybe big: not held while the pass waits for the platform

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from connector_operator.api.spec import ConnectorInstanceSpec, effective_token_secret, observe_only
 from connector_operator.api.status import ConnectorFacts, Reason
@@ -31,11 +31,19 @@ from connector_operator.domain.desired import (
 from connector_operator.domain.drift import differences, foreign_owners, planned_action
 from connector_operator.domain.inputs import Resolved
 from connector_operator.domain.outcome import Outcome
+from connector_operator.domain.template import TemplateError
+from connector_operator.domain.tokensecret import (
+    TokenSecretSpec,
+    Values,
+    secret_annotations,
+    shape_digest,
+)
+from connector_operator.domain.tokensecret import data as secret_data
 from connector_operator.domain.transition import Facts, Observed
 from connector_operator.handlers.creations import NOT_CREATED, endpoint_key
 from connector_operator.handlers.runtime import Key, Runtime
 from connector_operator.handlers.state import ObjectState, Target
-from connector_operator.kube.secrets import SecretConflict, SecretMeta
+from connector_operator.kube.secrets import SecretConflict, SecretMeta, SecretShape, encode, fingerprint
 from connector_operator.openconnectors import errors
 from connector_operator.openconnectors.budget import AccountGate
 from connector_operator.openconnectors.client import Credentials, Instance
@@ -74,6 +82,7 @@ class RemotePass:
     attempt: str  # of the digest and the account secrets: what a terminal verdict depends on
     facts: Facts
     gate: AccountGate | None = None  # the account's budget and circuit; None without an account
+    secret: TokenSecretSpec = field(default_factory=TokenSecretSpec)  # what the token Secret should be
 
     @classmethod
     def prepare(
@@ -87,6 +96,7 @@ class RemotePass:
         inputs: Resolved,
         facts: Facts,
         gate: AccountGate | None = None,
+        secret: TokenSecretSpec | None = None,
     ) -> RemotePass:
         desired = desired_instance(
             spec,
@@ -111,6 +121,7 @@ class RemotePass:
             attempt_digest(digest, inputs.user_secret, inputs.organization_secret, keyed),
             facts,
             gate,
+            secret or TokenSecretSpec(),
         )
 
     @property
@@ -121,14 +132,14 @@ class RemotePass:
         """Converge, export the token, and judge the instance the platform reports."""
         try:
             fetched = await (self._observe(remote_due) if self.observing else self._converge(remote_due))
+            if fetched is not None:
+                self._remember(fetched)
+            current = self.state.instance
+            if current is None:
+                return outcomes.success()  # in sync, and the token Secret is known to be current
+            await self._export(current)
         except Refused as refused:
             return refused.outcome
-        if fetched is not None:
-            self._remember(fetched)
-        current = self.state.instance
-        if current is None:
-            return outcomes.success()  # in sync, and the token Secret is known to be current
-        await self._export(current)
         return _verdict(current)
 
     @property
@@ -362,22 +373,11 @@ class RemotePass:
             and view.owner_uid == self.target.uid
             and facts.instance_id == str(status.instance_id)
             and facts.api_url == self.api_url
+            and self._shaped(view)
         )
         if known and is_legacy(status.token_digest):
             self.facts.rekeyed_token_digest = facts.digest  # keyed for this object, as token_digest()
         return known
-
-    def _token_secret_holds(self, view: SecretMeta, data: Mapping[str, str]) -> bool | None:
-        """Whether the token Secret, as the watch shows it, holds `data` already; None when the
-        watch's digests cannot tell (then the Secret is read before anything is written)."""
-        facts = view.token
-        if facts is None or facts.digest is None or view.owner_uid != self.target.uid:
-            return None
-        return (
-            facts.digest == token_digest(data["token"], self.keyed)
-            and facts.instance_id == data["instanceID"]
-            and facts.api_url == data["apiURL"]
-        )
 
     def _remember(self, instance: Instance) -> None:
         previous = self.state.instance
@@ -400,20 +400,56 @@ class RemotePass:
             ),
         )
         name, namespace = self.token_secret, self.target.namespace
-        data = {"token": current.token, "instanceID": str(current.id), "apiURL": self.api_url}
+        values = Values(
+            token=current.token,
+            instance_id=str(current.id),
+            api_url=self.api_url,
+            connector_key=self.spec.connector_key,
+            instance_name=self.desired.name,
+            user_secret=self.credentials.user_secret,
+            organization_secret=self.credentials.organization_secret,
+        )
+        try:
+            data = secret_data(self.secret, values)
+        except TemplateError as error:
+            raise Refused(
+                outcomes.stalled(
+                    Reason.INVALID_SPEC, f"Invalid spec: spec.tokenSecret.template: {error.message}"
+                )
+            ) from None
+        shape = SecretShape(
+            self.secret.type, self.secret.labels, secret_annotations(self.secret, values, self.keyed)
+        )
         # Not in the watch cache: try to create it; a 409 makes write_token look before it writes.
         existing: SecretMeta | None = self.cache.get((namespace, name))
-        if existing is not None and existing.managed:
-            holds = self._token_secret_holds(existing, data)
-            if holds:
-                return
-            if holds is None:  # the watch cannot tell: compare with the Secret as it is
-                existing = await self.rt.secrets.read(namespace, name)
+        if (
+            existing is not None
+            and existing.managed
+            and existing.owner_uid == self.target.uid
+            and self._shaped(existing)
+            and existing.fingerprint == fingerprint(encode(data))
+        ):
+            return  # the watch shows it holds exactly this: no request at all
         try:
-            if await self.rt.secrets.write_token(namespace, name, self.target.owner, data, existing):
+            if await self.rt.secrets.write_token(namespace, name, self.target.owner, data, existing, shape):
                 logger.info("wrote token Secret %s/%s", namespace, name)
         except SecretConflict as conflict:
             raise TokenSecretConflict(name, str(conflict)) from None
+
+    def _shaped(self, view: SecretMeta) -> bool:
+        """Whether the Secret was written for this spec's type, labels, annotations and templates.
+        One written before issue 11 carries no shape: it is what a spec without them asks for, and
+        gets its annotations with the next token, rather than a write (and a GET) per object."""
+        if view.type != self.secret.type:
+            return False
+        if view.shape is None:
+            return self.secret == TokenSecretSpec()
+        return view.shape == self._shape
+
+    @property
+    def _shape(self) -> str:
+        credentials = self.credentials
+        return shape_digest(self.secret, credentials.user_secret, credentials.organization_secret, self.keyed)
 
     def _event(self, type_: str, reason: str, message: str) -> None:
         self.state.events.append((type_, str(reason), message))

@@ -28,6 +28,7 @@ from connector_operator.api.names import (
     KIND,
     MANAGED_BY_LABEL,
     MANAGED_BY_VALUE,
+    SHAPE_ANNOTATION,
     VERSION,
     WATCH_LABEL,
 )
@@ -48,6 +49,8 @@ TOKEN_ROLE = "token"
 
 # What the watch keeps of a token Secret's small fields: longer values are none of ours.
 MAX_TOKEN_FIELD = 4096
+MAX_SHAPE = 128
+MAX_KEYS = 64  # a token Secret has 3 keys and at most 16 of templates; more are none of ours
 
 # (token, owner uid) -> (digest keyed as status.tokenDigest is, or None without a key; the same
 # digest as made before issue 9). The digests belong to the domain, which this layer cannot import.
@@ -80,6 +83,9 @@ class SecretMeta:
     resource_version: str = ""
     fingerprint: str = ""  # of the content (sha256), for change detection; not reversible
     token: TokenFacts | None = None  # for a Secret labelled managed by us, with an owner
+    type: str = "Opaque"
+    shape: str | None = None  # our SHAPE_ANNOTATION on a token Secret: what it was written for
+    keys: tuple[str, ...] = ()  # of a token Secret's data (at most MAX_KEYS): what a write replaces
 
     @property
     def managed(self) -> bool:
@@ -108,7 +114,15 @@ class SecretMeta:
             resource_version=str(meta.get("resourceVersion") or ""),
             fingerprint=fingerprint(data),
             token=token,
+            type=str(raw.get("type") or "Opaque")[:MAX_TOKEN_FIELD],
+            shape=_short((meta.get("annotations") or {}).get(SHAPE_ANNOTATION)),
+            keys=tuple(sorted(data))[:MAX_KEYS] if token is not None else (),
         )
+
+
+def _short(value: Any) -> str | None:
+    """One of our own small annotation values; anything else is none of ours."""
+    return value if isinstance(value, str) and len(value) <= MAX_SHAPE else None
 
 
 @dataclass(frozen=True)
@@ -117,16 +131,32 @@ class SecretView(SecretMeta):
     that reads it, and in the bounded cache of recent reads (handlers/secretreads.py)."""
 
     data: Mapping[str, str | None] = field(default_factory=dict, repr=False)  # None: not UTF-8 text
+    all_labels: Mapping[str, str] = field(default_factory=dict)  # `labels` keeps only ours
+    annotations: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_raw(cls, raw: Mapping[str, Any], token_digests: TokenDigests | None = None) -> SecretView:
-        return cls.with_data(SecretMeta.from_raw(raw, token_digests), raw.get("data") or {})
+        meta = raw.get("metadata") or {}
+        return cls.with_data(
+            SecretMeta.from_raw(raw, token_digests),
+            raw.get("data") or {},
+            meta.get("labels") or {},
+            meta.get("annotations") or {},
+        )
 
     @classmethod
-    def with_data(cls, meta: SecretMeta, data: Mapping[str, str]) -> SecretView:
+    def with_data(
+        cls,
+        meta: SecretMeta,
+        data: Mapping[str, str],
+        labels: Mapping[str, str] | None = None,
+        annotations: Mapping[str, str] | None = None,
+    ) -> SecretView:
         """`meta` (made from the same raw Secret) with `data`, the raw Secret's base64 data, decoded."""
         fields = {f.name: getattr(meta, f.name) for f in dataclasses.fields(SecretMeta)}
-        return cls(**fields, data=decode(data))
+        return cls(
+            **fields, data=decode(data), all_labels=dict(labels or {}), annotations=dict(annotations or {})
+        )
 
 
 OUR_LABELS = frozenset({WATCH_LABEL, MANAGED_BY_LABEL})
@@ -195,6 +225,24 @@ def encode(data: Mapping[str, str]) -> dict[str, str]:
     return {key: base64.b64encode(value.encode()).decode() for key, value in data.items()}
 
 
+@dataclass(frozen=True)
+class SecretShape:
+    """What a token Secret is besides its data: its type, and the labels and annotations it gets
+    beside the operator's own labels (all of them the operator's to write)."""
+
+    type: str = "Opaque"
+    labels: Mapping[str, str] = field(default_factory=dict)
+    annotations: Mapping[str, str] = field(default_factory=dict)
+
+    def held_by(self, view: SecretView) -> bool:
+        """Whether `view` has this type, and these labels and annotations (others may be there too)."""
+        return (
+            view.type == self.type
+            and all(view.all_labels.get(k) == v for k, v in self.labels.items())
+            and all(view.annotations.get(k) == v for k, v in self.annotations.items())
+        )
+
+
 class SecretConflict(Exception):
     """The token Secret's name is taken by a Secret this object does not own."""
 
@@ -252,29 +300,43 @@ class Secrets:
         )
 
     async def write_token(
-        self, namespace: str, name: str, owner: Owner, data: Mapping[str, str], current: SecretMeta | None
+        self,
+        namespace: str,
+        name: str,
+        owner: Owner,
+        data: Mapping[str, str],
+        current: SecretMeta | None,
+        shape: SecretShape | None = None,
     ) -> bool:
         """Create or update the token Secret; returns whether anything was written. `current` is
-        the Secret as last seen: a `SecretView` read from the API, whose data is compared, or the
-        watch's metadata when the caller has compared the content already (and found it differs)."""
+        the Secret as last seen: a `SecretView` read from the API, whose content is compared, or
+        the watch's metadata when the caller has compared the content already (and found it
+        differs). The Secret is ours: its data becomes exactly `data` (keys of an earlier template
+        go), its type that of `shape`, and it gets the labels and annotations of `shape`."""
+        shape = shape or SecretShape()
         if current is not None:
             if not current.managed or current.owner_uid not in (None, owner.uid):
                 raise SecretConflict(
                     f"Secret {name!r} exists and is not managed by this ConnectorInstance; "
                     "delete or rename it, or set spec.tokenSecret.name to another name"
                 )
-            if (
-                isinstance(current, SecretView)
-                and current.owner_uid == owner.uid
-                and all(current.data.get(k) == v for k, v in data.items())
+            if isinstance(current, SecretView) and (
+                current.owner_uid == owner.uid and dict(current.data) == dict(data) and shape.held_by(current)
             ):
                 return False
+            if current.type != shape.type:
+                # A Secret's type cannot change: this one is ours, so it is replaced.
+                await self._api.request("DELETE", self._path(namespace, name))
+                return await self.write_token(namespace, name, owner, data, None, shape)
+            before = current.data if isinstance(current, SecretView) else current.keys
             patch = {
                 "metadata": {
-                    "labels": {MANAGED_BY_LABEL: MANAGED_BY_VALUE, WATCH_LABEL: TOKEN_ROLE},
+                    "labels": {**shape.labels, MANAGED_BY_LABEL: MANAGED_BY_VALUE, WATCH_LABEL: TOKEN_ROLE},
+                    "annotations": dict(shape.annotations),
                     "ownerReferences": [owner.reference()],
                 },
-                "data": encode(data),  # a merge patch keeps keys we did not write
+                # Exactly `data`: a merge patch keeps what it does not name, so gone keys are nulled.
+                "data": {**dict.fromkeys(k for k in before if k not in data), **encode(data)},
             }
             await self._api.request(
                 "PATCH", self._path(namespace, name), body=patch, content_type=MERGE_PATCH
@@ -283,11 +345,12 @@ class Secrets:
         body = {
             "apiVersion": "v1",
             "kind": "Secret",
-            "type": "Opaque",
+            "type": shape.type,
             "metadata": {
                 "name": name,
                 "namespace": namespace,
-                "labels": {MANAGED_BY_LABEL: MANAGED_BY_VALUE, WATCH_LABEL: TOKEN_ROLE},
+                "labels": {**shape.labels, MANAGED_BY_LABEL: MANAGED_BY_VALUE, WATCH_LABEL: TOKEN_ROLE},
+                "annotations": dict(shape.annotations),
                 "ownerReferences": [owner.reference()],
             },
             "data": encode(data),
@@ -297,7 +360,8 @@ class Secrets:
         except KubeError as error:
             if error.status == 409:
                 # It exists already (not in our cache): look at it, never overwrite blindly.
-                return await self.write_token(namespace, name, owner, data, await self.read(namespace, name))
+                existing = await self.read(namespace, name)
+                return await self.write_token(namespace, name, owner, data, existing, shape)
             raise
         return True
 
