@@ -8,16 +8,22 @@ status subresource first, as the operator does.
 
 from __future__ import annotations
 
+import copy
+import json
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from connector_operator.api import names
-from connector_operator.api.spec import INSTANCE_ID_FIXED, OBSERVE_NEEDS_ID
+from connector_operator.api.spec import INSTANCE_ID_FIXED, OBSERVE_NEEDS_ID, parse_spec
+from connector_operator.domain.tokensecret import Values, data, token_secret_spec
 from tests.api.test_crd_server import MINIMAL_SPEC, create, manifest, rejection
 
+WORKLOAD_EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "workload-secret" / "closeio.yaml"
 TEMPLATE = {
     "includeAccountSecrets": True,
     "data": {
@@ -195,3 +201,22 @@ def test_where_the_instance_lives_is_pinned_once_it_exists(
     custom.patch_namespaced_custom_object_status(
         names.GROUP, names.VERSION, namespace, names.PLURAL, name, {"status": {"instanceID": 43}}
     )
+
+
+@pytest.mark.usefixtures("api_crds")
+def test_the_workload_secret_example_is_accepted_as_written_and_its_templates_render(
+    custom: client.CustomObjectsApi, namespace: str
+) -> None:
+    example = yaml.safe_load(WORKLOAD_EXAMPLE.read_text())
+    created = create(custom, namespace, copy.deepcopy(example))
+    assert created["spec"] == example["spec"]
+    spec = parse_spec(created["spec"])
+    wanted = token_secret_spec(spec)
+    values = Values("tok", "42", "https://x.example/elements/api-v2", "closeio", "shop", "u", "o")
+    rendered = data(wanted, values)
+    assert rendered["OC_AUTHORIZATION"] == "User u, Organization o, Element tok"
+    assert json.loads(rendered["config.json"]) == {
+        "baseUrl": "https://x.example/elements/api-v2",
+        "instanceId": 42,
+        "name": "shop",
+    }

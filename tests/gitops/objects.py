@@ -25,7 +25,7 @@ from connector_operator.api.names import FINALIZER, GROUP, KIND, VERSION
 from connector_operator.api.spec import parse_spec
 from connector_operator.api.status import Reason
 from connector_operator.domain.inputs import Missing, resolve
-from connector_operator.domain.outcome import Outcome, retrying, stalled, success
+from connector_operator.domain.outcome import Outcome, paused, retrying, stalled, success
 from connector_operator.domain.transition import Facts, parse_status, status_after, stored
 from connector_operator.handlers.deletion import release_command
 from connector_operator.handlers.errors import classify
@@ -175,6 +175,21 @@ def deletion_reported(obj: Object, outcome: Outcome, at: str) -> Object:
     return _transition(obj, outcome, at, deleting=True)
 
 
+def adoption_conflict() -> Outcome:
+    return stalled(
+        Reason.ADOPTION_CONFLICT,
+        "Remote instance 4711 is tagged as another ConnectorInstance's: an instance is never shared. "
+        "Name another instance, or delete the other object first",
+    )
+
+
+def pause(obj: Object) -> Object:
+    """The user sets the pause annotation (no generation change: metadata only)."""
+    paused_obj = copy.deepcopy(obj)
+    paused_obj["metadata"].setdefault("annotations", {})["openconnectors.io/paused"] = "true"
+    return paused_obj
+
+
 def _ready() -> Object:
     return reconciled(created(), success(), T_FIRST)
 
@@ -221,6 +236,12 @@ STATES: dict[str, Callable[[], Object]] = {
     ),
     "stalled_secret_conflict": lambda: reconciled(created(), secret_conflict(), T_FIRST),
     "stalled_instance_invalid": lambda: reconciled(_ready(), instance_invalid(), T_SECOND),
+    "stalled_adoption_conflict": lambda: reconciled(created(), adoption_conflict(), T_FIRST),
+    # Paused by the annotation (issue 11): Ready as it was, nothing applied while it is set.
+    "paused": lambda: reconciled(pause(_ready()), paused(ready=True), T_SECOND),
+    "paused_then_spec_changed": lambda: reconciled(
+        spec_changed(pause(_ready())), paused(ready=True), T_SECOND
+    ),
     # Being deleted.
     "deleting": lambda: deletion_requested(_ready()),
     "deleting_retrying": lambda: deletion_reported(

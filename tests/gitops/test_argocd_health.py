@@ -89,6 +89,8 @@ def said(outcome: Outcome) -> str:
 AVAILABLE = "Available: The instance is available and its token is in the Secret"
 AHEAD = "Waiting for the operator to handle generation 2 (last handled: 1)"
 
+PAUSED = "Paused by the annotation openconnectors.io/paused: the operator writes nothing until it is removed"
+
 EXPECTED: dict[str, tuple[str, Callable[[], str]]] = {
     "ready": ("Healthy", lambda: AVAILABLE),
     "ready_after_spec_change": ("Healthy", lambda: AVAILABLE),
@@ -116,6 +118,10 @@ EXPECTED: dict[str, tuple[str, Callable[[], str]]] = {
     ),
     "stalled_secret_conflict": ("Degraded", lambda: said(objects.secret_conflict())),
     "stalled_instance_invalid": ("Degraded", lambda: said(objects.instance_invalid())),
+    "stalled_adoption_conflict": ("Degraded", lambda: said(objects.adoption_conflict())),
+    # Argo CD's own word for a resource someone paused on purpose.
+    "paused": ("Suspended", lambda: PAUSED),
+    "paused_then_spec_changed": ("Suspended", lambda: PAUSED),
     "deleting": ("Progressing", lambda: "Deleting"),
     "deleting_retrying": ("Progressing", lambda: "Deleting: " + said(objects.api_unavailable(ready=False))),
     "deleting_after_stall": ("Progressing", lambda: "Deleting"),

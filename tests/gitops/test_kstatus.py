@@ -100,6 +100,11 @@ EXPECTED: dict[str, Callable[[], dict[str, str]]] = {
     "stalled_credentials_rejected_ready_true": lambda: failed(objects.credentials_rejected(ready=True)),
     "stalled_secret_conflict": lambda: failed(objects.secret_conflict()),
     "stalled_instance_invalid": lambda: failed(objects.instance_invalid()),
+    "stalled_adoption_conflict": lambda: failed(objects.adoption_conflict()),
+    # Paused with its generation handled: Ready as it was, Current. A spec changed while paused is
+    # not applied, and kstatus says so (a Flux health check waits until the pause is lifted).
+    "paused": lambda: READY,
+    "paused_then_spec_changed": lambda: AHEAD,
     # kstatus checks deletionTimestamp first: a blocked deletion is Terminating too, never Failed.
     "deleting": lambda: TERMINATING,
     "deleting_retrying": lambda: TERMINATING,

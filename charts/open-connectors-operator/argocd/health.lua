@@ -80,6 +80,15 @@ if metadata.deletionTimestamp ~= nil then
   return hs
 end
 
+-- Paused by its user (the annotation openconnectors.io/paused): Argo CD's own word for it. The
+-- operator writes nothing while it is set, and Ready keeps the value it had.
+local annotations = metadata.annotations or {}
+if annotations["openconnectors.io/paused"] == "true" then
+  hs.status = "Suspended"
+  hs.message = "Paused by the annotation openconnectors.io/paused: the operator writes nothing until it is removed"
+  return hs
+end
+
 -- The operator has not handled this generation yet: nothing else in status is about it.
 -- (observedGeneration 0 is what a schema default on status reads as before the first write.)
 local observed = status.observedGeneration
