@@ -9,22 +9,28 @@ only counts the operator's calls.
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import httpx
 import pytest
+from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from connector_operator.api.names import GROUP, PLURAL, VERSION
 from tests.fixtures.operator import wait_until
 from tests.integration.support import (
     CLOSEIO_API_KEY,
+    CLOSEIO_SECRET,
     Env,
+    account_values,
     closeio_spec,
+    put_secret,
     remote,
     remotes_for,
     secret_data,
 )
+from tests.integration.test_accounts import ACCOUNT_SECRET, cluster_account, instance_spec
 
 WRITES = ("POST /instances", "PUT /instances/{id}", "PATCH /instances/{id}", "DELETE /instances/{id}")
 
@@ -323,3 +329,52 @@ def test_waiting_reads_as_waiting_and_events_come_from_the_operator(env: Env) ->
     )
     assert created[0].source.component == "open-connectors-operator"
     assert created[0].reporting_component == "open-connectors-operator"
+
+
+# Through a shared account (hostile tenant): its secrets and its instances are not hers to take.
+
+
+def test_a_shared_account_must_allow_adoption_and_secret_export(
+    env: Env, simulator_client: httpx.Client, custom: client.CustomObjectsApi
+) -> None:
+    name = f"acct-{uuid.uuid4().hex[:8]}"  # deleted after the test (tests/fixtures/kubernetes.py)
+    put_secret(env.core, env.namespace, ACCOUNT_SECRET, account_values(env.simulator))
+    put_secret(env.core, env.namespace, CLOSEIO_SECRET, {"apiKey": CLOSEIO_API_KEY})
+    cluster_account(custom, name, env.namespace, selects=env.namespace)
+    ref = {"kind": "ClusterConnectorAccount", "name": name}
+    victim = made_by_hand(simulator_client, name="another-teams-oauth-instance")
+    env.simulator.control.reset_counters()
+
+    env.instances.create(
+        "observer",
+        {
+            "connectorKey": "closeio",
+            "accountRef": ref,
+            "instanceID": victim["id"],
+            "managementPolicy": "ObserveOnly",
+        },
+    )
+    header = {"template": {"includeAccountSecrets": True, "data": {"H": "User {{ userSecret }}"}}}
+    env.instances.create("exporter", instance_spec(accountRef=ref, tokenSecret=header))
+    observed = env.instances.wait_condition("observer", "Stalled", reason="AccountNotAllowed")
+    assert "allowAdoption" in observed["message"]
+    exported = env.instances.wait_condition("exporter", "Stalled", reason="AccountNotAllowed")
+    assert "allowSecretExport" in exported["message"]
+    assert env.simulator.control.counters() == {}  # not one platform call for either
+    assert secret_data(env.core, env.namespace, "observer-token") is None
+    assert secret_data(env.core, env.namespace, "exporter-token") is None
+
+    # The platform team allows both: the same objects go on, without a change of their own.
+    custom.patch_cluster_custom_object(
+        GROUP,
+        VERSION,
+        "clusterconnectoraccounts",
+        name,
+        {"spec": {"allowAdoption": True, "allowSecretExport": True}},
+    )
+    env.instances.wait_ready("observer")
+    env.instances.wait_ready("exporter")
+    assert (secret_data(env.core, env.namespace, "observer-token") or {})["token"] == victim["token"]
+    assert (secret_data(env.core, env.namespace, "exporter-token") or {})[
+        "H"
+    ] == f"User {env.simulator.user_secret}"

@@ -239,6 +239,26 @@ class ConnectorAccountSpec(Model):
             "only the operator's own bounds apply.",
         ),
     ] = None
+    allow_adoption: Annotated[
+        bool | None,
+        Field(
+            alias="allowAdoption",
+            description="Whether ConnectorInstances using this account may adopt or observe an existing "
+            "remote instance (spec.instanceID). Off by default: through an account whose secrets she "
+            "cannot read, a tenant could otherwise take over, or read the token of, any instance of the "
+            "account that no object manages. Refused instances stall with `AccountNotAllowed`.",
+        ),
+    ] = None
+    allow_secret_export: Annotated[
+        bool | None,
+        Field(
+            alias="allowSecretExport",
+            description="Whether ConnectorInstances using this account may render its secrets into their "
+            "token Secrets (spec.tokenSecret.template.includeAccountSecrets), for a workload that needs "
+            "the whole Authorization header. Off by default: the account's secrets then reach whoever "
+            "may read those Secrets. Refused instances stall with `AccountNotAllowed`.",
+        ),
+    ] = None
 
 
 class ClusterConnectorAccountSpec(Model):
@@ -273,6 +293,26 @@ class ClusterConnectorAccountSpec(Model):
             min_length=1,
             max_length=200,
             json_schema_extra={"x-kubernetes-list-type": "set"},
+        ),
+    ] = None
+    allow_adoption: Annotated[
+        bool | None,
+        Field(
+            alias="allowAdoption",
+            description="Whether ConnectorInstances using this account may adopt or observe an existing "
+            "remote instance (spec.instanceID). Off by default: through an account whose secrets she "
+            "cannot read, a tenant could otherwise take over, or read the token of, any instance of the "
+            "account that no object manages. Refused instances stall with `AccountNotAllowed`.",
+        ),
+    ] = None
+    allow_secret_export: Annotated[
+        bool | None,
+        Field(
+            alias="allowSecretExport",
+            description="Whether ConnectorInstances using this account may render its secrets into their "
+            "token Secrets (spec.tokenSecret.template.includeAccountSecrets), for a workload that needs "
+            "the whole Authorization header. Off by default: the account's secrets then reach whoever "
+            "may read those Secrets. Refused instances stall with `AccountNotAllowed`.",
         ),
     ] = None
 

@@ -253,9 +253,7 @@ class TokenSecret(Model):
             max_length=253,
             pattern=SECRET_TYPE,
             json_schema_extra={
-                "x-kubernetes-validations": [
-                    cel(f"!self.matches('{RESERVED_TYPE}')", RESERVED_TYPE_MESSAGE)
-                ]
+                "x-kubernetes-validations": [cel(f"!self.matches('{RESERVED_TYPE}')", RESERVED_TYPE_MESSAGE)]
             },
         ),
     ] = None

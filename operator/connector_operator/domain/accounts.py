@@ -111,6 +111,25 @@ def endpoint(
     )
 
 
+def feature_refusal(spec: ConnectorInstanceSpec, key: AccountKey, account: AccountSpec) -> Refused | None:
+    """Day-2 features an account must allow, because they give a tenant more than the use of its
+    secrets: an instance the account has (adoption, observation), or the secrets themselves."""
+    if spec.instance_id is not None and not account.allow_adoption:
+        return Refused(
+            Reason.ACCOUNT_NOT_ALLOWED,
+            f"{key} does not allow adopting or observing existing instances (spec.instanceID): its "
+            "owner may set allowAdoption",
+        )
+    template = spec.token_secret.template if spec.token_secret else None
+    if template is not None and template.include_account_secrets and not account.allow_secret_export:
+        return Refused(
+            Reason.ACCOUNT_NOT_ALLOWED,
+            f"{key} does not allow its secrets in token Secrets (includeAccountSecrets): its owner may "
+            "set allowSecretExport",
+        )
+    return None
+
+
 def _cluster_refusal(
     key: AccountKey,
     account: ClusterConnectorAccountSpec,

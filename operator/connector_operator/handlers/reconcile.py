@@ -26,7 +26,7 @@ from connector_operator.api.spec import (
 )
 from connector_operator.api.status import ConditionType, Reason
 from connector_operator.domain import outcome as outcomes
-from connector_operator.domain.accounts import Endpoint, Refused, account_key, endpoint
+from connector_operator.domain.accounts import Endpoint, Refused, account_key, endpoint, feature_refusal
 from connector_operator.domain.inputs import Missing, SecretData, TooLarge, resolve
 from connector_operator.domain.outcome import Outcome
 from connector_operator.domain.template import TemplateError
@@ -95,6 +95,9 @@ async def reconcile(
         )
         return Result(await finish(rt, target, state, template, Facts()))
     located, account = await locate(rt, spec, target.namespace)
+    if account is not None and account.spec is not None and isinstance(located, Endpoint) and located.account:
+        # Checked here, not in `endpoint`: a deletion must still find the account's secrets.
+        located = feature_refusal(spec, located.account, account.spec) or located
     if isinstance(located, Refused):
         ready = state.ready
         refused_by_account = (
