@@ -54,8 +54,13 @@ REJECTED = [
     ),
     pytest.param(
         {"tokenSecret": {"type": "kubernetes.io/service-account-token"}},
-        ["spec.tokenSecret.type", "types of the kubernetes.io and k8s.io domains are not written"],
+        ["spec.tokenSecret.type", "should match"],
         id="sa-token-type",
+    ),
+    pytest.param(
+        {"tokenSecret": {"type": "helm.sh/release.v1"}},
+        ["spec.tokenSecret.type", "should match"],
+        id="helm-type",
     ),
     pytest.param(
         {"tokenSecret": {"type": "bad type"}}, ["spec.tokenSecret.type", "should match"], id="bad-type"
@@ -179,6 +184,7 @@ def test_instance_id_is_fixed_at_creation(custom: client.CustomObjectsApi, names
             {"accountRef": {"kind": "ConnectorAccount", "name": "other"}, "credentialsSecretRef": None},
             id="accountRef",
         ),
+        pytest.param({"credentialsSecretRef": {"name": "another-account"}}, id="credentialsSecretRef"),
     ],
 )
 def test_where_the_instance_lives_is_pinned_once_it_exists(
@@ -195,7 +201,7 @@ def test_where_the_instance_lives_is_pinned_once_it_exists(
     refused = _patch_spec(custom, namespace, name, change)
     assert refused is not None
     assert refused.startswith("422 ")
-    assert "connectorKey, apiURL and accountRef cannot change once the remote instance exists" in refused
+    assert "connectorKey, apiURL, accountRef and credentialsSecretRef cannot change once" in refused
     # Everything else still changes, and the status subresource is not held by the rule.
     assert _patch_spec(custom, namespace, name, {"instanceName": "still-editable"}) is None
     custom.patch_namespaced_custom_object_status(

@@ -154,6 +154,39 @@ def test_an_author_may_reference_only_secrets_she_can_get(
 
 
 @POLICIES
+def test_only_an_author_who_may_create_secrets_may_shape_the_token_secret(
+    install_chart: Callable[..., Release],
+    control_plane: ControlPlane,
+    core: client.CoreV1Api,
+    rbac: client.RbacAuthorizationV1Api,
+    policies: bool,
+) -> None:
+    # Issue 11: labels and annotations other controllers act on (a Grafana sidecar, Reflector),
+    # templated data: a shaped token Secret is one its author designs, so she must be allowed to
+    # create Secrets herself.
+    namespace = install_chart(policies=policies).watched[0]
+    put_secret(core, namespace, "her-account", string_data={"value": "v"})
+    alice = User(control_plane, "alice", namespace)
+    grant(rbac, namespace, "alice", [MANAGE_INSTANCES, may_get_secrets(["her-account"])])
+    wait_allowed(alice.api, namespace, "get", "secrets", "her-account")
+    plain = {**spec_reading("her-account"), "tokenSecret": {"name": "plain-token"}}
+    shaped = {**spec_reading("her-account"), "tokenSecret": {"labels": {"grafana_dashboard": "1"}}}
+
+    assert alice.create("plain", plain, dry_run="All")["metadata"]["name"] == "plain"
+    refused = refusal(lambda: alice.create("shaped", shaped, dry_run="All"))
+
+    if not policies:
+        assert refused is None, "RBAC alone let her shape a Secret she may not create"
+        return
+    assert refused is not None
+    assert "shapes its token Secret" in refused
+    assert "alice may not create Secrets" in refused
+    grant(rbac, namespace, "alice", [{"apiGroups": [""], "resources": ["secrets"], "verbs": ["create"]}])
+    wait_allowed(alice.api, namespace, "create", "secrets")
+    assert alice.create("shaped", shaped)["metadata"]["name"] == "shaped"
+
+
+@POLICIES
 def test_any_spec_change_rechecks_every_reference_and_metadata_changes_none(
     install_chart: Callable[..., Release],
     control_plane: ControlPlane,

@@ -30,7 +30,7 @@ from tests.integration.support import (
     remotes_for,
     secret_data,
 )
-from tests.integration.test_accounts import ACCOUNT_SECRET, cluster_account, instance_spec
+from tests.integration.test_accounts import ACCOUNT_SECRET, account_condition, cluster_account, instance_spec
 
 WRITES = ("POST /instances", "PUT /instances/{id}", "PATCH /instances/{id}", "DELETE /instances/{id}")
 
@@ -63,14 +63,14 @@ def annotate(env: Env, name: str, **annotations: str | None) -> None:
 
 
 def handled(env: Env, name: str, generation: int) -> dict[str, Any]:
-    """The object once a pass has reported on `generation` (every condition says which)."""
+    """The object once a pass has reported on `generation` (Synced says which; a paused object's
+    Ready keeps the generation it described)."""
 
     def reported() -> dict[str, Any] | None:
         obj = env.instances.get(name) or {}
         conditions = (obj.get("status") or {}).get("conditions") or []
-        return (
-            obj if conditions and all(c.get("observedGeneration") == generation for c in conditions) else None
-        )
+        synced = next((c for c in conditions if c["type"] == "Synced"), {})
+        return obj if synced.get("observedGeneration") == generation else None
 
     result: dict[str, Any] = wait_until(reported, 30, f"{name}: a pass on generation {generation}")
     return result
@@ -292,7 +292,9 @@ def test_a_hand_edit_on_the_platform_is_repaired_within_one_resync(
 
     wait_until(repaired, 40, "the drift repaired by the object's 30 s resync")
     assert env.simulator.control.counters().get("PUT /instances/{id}", 0) == 1
-    [event] = [e for e in events_of(env, "crm") if e.reason == "DriftCorrected"]
+    [event] = wait_until(
+        lambda: [e for e in events_of(env, "crm") if e.reason == "DriftCorrected"], 10, "the Event"
+    )
     assert event.type == "Warning"
     assert "instanceName" in event.message
     assert "configuration.pagination.max" in event.message
@@ -342,8 +344,11 @@ def test_a_shared_account_must_allow_adoption_and_secret_export(
     put_secret(env.core, env.namespace, CLOSEIO_SECRET, {"apiKey": CLOSEIO_API_KEY})
     cluster_account(custom, name, env.namespace, selects=env.namespace)
     ref = {"kind": "ClusterConnectorAccount", "name": name}
+    wait_until(
+        lambda: account_condition(custom, name, "Ready").get("status") == "True", what="account verified"
+    )
     victim = made_by_hand(simulator_client, name="another-teams-oauth-instance")
-    env.simulator.control.reset_counters()
+    env.simulator.control.reset_counters()  # the account's own verification call is behind us
 
     env.instances.create(
         "observer",
@@ -378,3 +383,55 @@ def test_a_shared_account_must_allow_adoption_and_secret_export(
     assert (secret_data(env.core, env.namespace, "exporter-token") or {})[
         "H"
     ] == f"User {env.simulator.user_secret}"
+
+
+def test_an_observer_switched_to_full_cannot_take_an_instance_another_object_adopted(
+    env: Env, simulator_client: httpx.Client
+) -> None:
+    env.ready_inputs()
+    existing = made_by_hand(simulator_client)
+    observe = {
+        "connectorKey": "closeio",
+        "credentialsSecretRef": {"name": "oc-account"},
+        "instanceID": existing["id"],
+        "managementPolicy": "ObserveOnly",
+    }
+    env.instances.create("observer", observe)
+    env.instances.wait_ready("observer")
+    owner = env.instances.create("owner", closeio_spec(instanceID=existing["id"]))
+    env.instances.wait_ready("owner")
+    # Its next check (a request) sees another object's tag: AdoptionConflict, still without a write.
+    annotate(env, "observer", **{"openconnectors.io/reconcile-requested-at": "after-the-owner"})
+    env.instances.wait_condition("observer", "Stalled", reason="AdoptionConflict")
+    env.simulator.control.reset_counters()
+
+    # Full now: the observed instance is adopted like a named one, so the ownership check runs.
+    env.instances.patch_spec(
+        "observer", {"managementPolicy": "Full", "configuration": closeio_spec()["configuration"]}
+    )
+    env.instances.wait_condition("observer", "Stalled", reason="AdoptionConflict")
+    assert writes(env) == dict.fromkeys(WRITES, 0)
+    assert f"k8s-uid:{owner['metadata']['uid']}" in remote(env.simulator, existing["id"])["tags"]
+    # Deleting it deletes only what carries its own tag: nothing.
+    env.instances.delete("observer")
+    env.instances.wait_gone("observer")
+    assert remote(env.simulator, existing["id"])["id"] == existing["id"]
+    assert writes(env) == dict.fromkeys(WRITES, 0)
+
+
+@pytest.mark.manual_operator
+def test_a_field_the_platform_rewrites_is_repaired_once_not_at_every_resync(env: Env) -> None:
+    env.start_operator("--resync-interval", "5")
+    # The platform strips markup from names: what it stores is never what was sent.
+    obj = env.create_ready(instanceName="shop <b>crm</b>")
+    instance_id = obj["status"]["instanceID"]
+    assert remote(env.simulator, instance_id)["name"] == "shop crm"
+    env.simulator.control.reset_counters()
+    wait_until(
+        lambda: env.simulator.control.counters().get("GET /instances/{id}", 0) >= 3, 40, "three resyncs"
+    )
+    assert env.simulator.control.counters().get("PUT /instances/{id}", 0) == 1
+    [event] = wait_until(
+        lambda: [e for e in events_of(env, "crm") if e.reason == "DriftCorrected"], 10, "the Event"
+    )
+    assert "the platform keeps its own form of instanceName" in event.message

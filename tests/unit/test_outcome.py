@@ -244,7 +244,7 @@ def test_paused_keeps_ready_as_it_was_and_says_paused_elsewhere() -> None:
         before.message,
         T1,
     )
-    assert ready.observed_generation == 4
+    assert ready.observed_generation == 3  # the generation it describes, not the paused one
     by = by_type(result)
     assert by["Synced"] == ("False", "Paused", PAUSED_MESSAGE)
     assert by["Reconciling"][:2] == ("False", "Idle")

@@ -146,6 +146,7 @@ def _unchanged(field: str) -> str:
 
 # Where the remote instance lives and as whom: once it exists, a change would leave it behind
 # (its platform, connector or account changes, and the old instance is never addressed again).
+# Rotating credentials changes the Secret's content, not its name.
 # Refused on the API server, before anything is lost; the operator refuses it too
 # (handlers/reconcile.py), for objects written before this rule.
 PINNED = (
@@ -155,11 +156,13 @@ PINNED = (
         + _unchanged("apiURL")
         + " && "
         + _unchanged("accountRef")
+        + " && "
+        + _unchanged("credentialsSecretRef")
         + ")",
-        "connectorKey, apiURL and accountRef cannot change once the remote instance exists "
-        "(status.instanceID): delete this object (its deletionPolicy applies) and create a new one, "
-        "or, to keep the instance, delete it with deletionPolicy Orphan and adopt the instance from a "
-        "new object with spec.instanceID",
+        "connectorKey, apiURL, accountRef and credentialsSecretRef cannot change once the remote "
+        "instance exists (status.instanceID): delete this object (its deletionPolicy applies) and "
+        "create a new one, or, to keep the instance, delete it with deletionPolicy Orphan and adopt "
+        "the instance from a new object with spec.instanceID",
     ),
 )
 

@@ -111,6 +111,14 @@ class ConnectorInstanceStatus(Model):
     deletion_policy: Annotated[
         str | None, Field(alias="deletionPolicy", description="Effective deletion policy.")
     ] = None
+    account: Annotated[
+        str | None,
+        Field(
+            description="Whose credentials the remote instance is managed with: `ConnectorAccount/<name>`, "
+            "`ClusterConnectorAccount/<name>` (also the operator's --default-account) or "
+            "`Secret/<name>` (credentialsSecretRef). Once the instance exists it cannot change.",
+        ),
+    ] = None
     connector: Annotated[
         ConnectorFacts | None, Field(description="Facts about the connector, from the platform's response.")
     ] = None

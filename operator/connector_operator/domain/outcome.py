@@ -112,7 +112,8 @@ def conditions(
             outcome.message if outcome.kind is Kind.STALLED else "",
         ),
     ]
-    result = [kept.model_copy(update={"observed_generation": generation})] if kept is not None else []
+    # Kept as it was, generation included: it describes the generation last worked on, not this one.
+    result = [kept] if kept is not None else []
     for type_, flag, reason, message in wanted[1 if kept is not None else 0 :]:
         status = "True" if flag else "False"
         old = before.get(type_.value)

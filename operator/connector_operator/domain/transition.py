@@ -26,6 +26,7 @@ class Effective:
     instance_name: str
     token_secret_name: str
     deletion_policy: str
+    account: str | None = None  # whose credentials: see ConnectorInstanceStatus.account
 
 
 @dataclass(frozen=True)
@@ -90,6 +91,7 @@ def status_after(
             instance_name=effective.instance_name,
             token_secret_name=effective.token_secret_name,
             deletion_policy=effective.deletion_policy,
+            account=effective.account,
         )
     if effective is not None and not facts.observing:
         update.update(planned_action=None)

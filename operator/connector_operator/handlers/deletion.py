@@ -144,7 +144,11 @@ async def delete_remote(
         raise to_kopf(outcome, delay=retries.failed(key, outcome, backoff))
     credentials, gate = found
     try:
-        ids = {status.instance_id} if status.instance_id is not None else set()
+        # An instance this object created is its own. One named by spec.instanceID is deleted only
+        # if it carries this object's tag (it was adopted): an observed instance, or one another
+        # object has since taken, is never deleted from here.
+        created = status.instance_id is not None and spec.instance_id is None
+        ids = {status.instance_id} if created and status.instance_id is not None else set()
         tagged = await runtime.instances.find_by_tag(
             api_url, credentials, identity_tag(uid), gate=gate, namespace=namespace
         )

@@ -173,8 +173,10 @@ def annotation_marks(annotations: Any) -> tuple[bool, str | None]:
 def resync_interval(spec: Any, default: float) -> float:
     """The object's spec.resyncInterval in seconds, else the operator's (the CRD checks its bounds)."""
     raw = spec.get("resyncInterval") if isinstance(spec, dict) else None
+    if not isinstance(raw, str):
+        return default
     try:
-        seconds = parse_duration(raw) if isinstance(raw, str) else default
+        seconds = parse_duration(raw)
     except ValueError:
         return default
     return min(max(seconds, MIN_RESYNC_SECONDS), MAX_RESYNC_SECONDS)

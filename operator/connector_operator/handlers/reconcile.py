@@ -106,8 +106,8 @@ async def reconcile(
             else outcomes.stalled(located.reason, located.message, ready=ready)
         )
         return Result(await finish(rt, target, state, refused_by_account, Facts()))
-    settings = effective(rt, target, spec, located.api_url)
-    moved = _moved(state, spec, settings.api_url)
+    settings = effective(rt, target, spec, located.api_url, _whose(located))
+    moved = _moved(state, spec, settings)
     if moved is not None:
         # Without effective settings: status keeps where the instance lives (deletion reads it).
         return Result(await finish(rt, target, state, outcomes.stalled(Reason.INVALID_SPEC, moved), Facts()))
@@ -145,10 +145,13 @@ async def reconcile(
         remote = RemotePass.prepare(
             rt, target, spec, state, cache, settings.api_url, inputs, facts, gate, secret
         )
-        if state.stalled_on == (target.generation, remote.attempt):
+        requested = target.reconcile_request not in (None, state.status.last_handled_reconcile_at)
+        if state.stalled_on == (target.generation, remote.attempt) and not requested:
             return Result(state_outcome(state))  # nothing changed since it was judged impossible
         del secrets, known  # whole Secrets, maybe big: not held while the pass waits for the platform
         outcome = await remote.run(remote_due=remote_due)
+        # Handled: the pass got as far as the platform (a failure there is retried, and asks again).
+        facts.handled_request = target.reconcile_request
     except TokenSecretConflict as conflict:
         outcome = outcomes.stalled(Reason.SECRET_CONFLICT, conflict.message)
         awaited = Awaited(conflict.secret, existed=True)
@@ -197,23 +200,26 @@ async def locate(
     return located, account if isinstance(located, Endpoint) and located.account is not None else None
 
 
-def _moved(state: ObjectState, spec: ConnectorInstanceSpec, api_url: str) -> str | None:
+def _moved(state: ObjectState, spec: ConnectorInstanceSpec, now: Effective) -> str | None:
     """Why the spec now points away from the instance this object has (the CRD refuses such a
-    change; an object stored before that rule gets here), or None."""
+    change; an object stored before that rule, or a changed --default-account or
+    --default-api-url, gets here), or None. Status written before a field existed says nothing."""
     status = state.status
     if status.instance_id is None:
         return None
     was = status.connector.key if status.connector is not None else None
     if was is not None and was != spec.connector_key:
         change = f"spec.connectorKey changed from {was!r} to {spec.connector_key!r}"
-    elif status.api_url is not None and status.api_url != api_url:
-        change = f"the platform URL changed from {status.api_url} to {api_url}"
+    elif status.api_url is not None and status.api_url != now.api_url:
+        change = f"the platform URL changed from {status.api_url} to {now.api_url}"
+    elif status.account is not None and status.account != now.account:
+        change = f"the credentials changed from {status.account} to {now.account}"
     else:
         return None
     return (
-        f"Invalid spec: {change}, but remote instance {status.instance_id} lives at the old one and would "
-        "be left behind. Revert the change, or delete this object (its deletionPolicy applies) and "
-        "create a new one"
+        f"Invalid spec: {change}, but remote instance {status.instance_id} belongs to the old one and "
+        "would be left behind. Revert the change, or delete this object (its deletionPolicy applies) "
+        "and create a new one"
     )
 
 
@@ -223,13 +229,23 @@ def _rotated(rt: Runtime, target: Target, located: Endpoint, account: AccountSta
     return rt.wakeups.changed_recently((located.secret_namespace, located.secret_name), ROTATION_GRACE)
 
 
-def effective(rt: Runtime, target: Target, spec: ConnectorInstanceSpec, api_url: str) -> Effective:
+def effective(
+    rt: Runtime, target: Target, spec: ConnectorInstanceSpec, api_url: str, account: str | None = None
+) -> Effective:
     return Effective(
         api_url=api_url,
         instance_name=effective_instance_name(spec, target.namespace, target.name),
         token_secret_name=effective_token_secret(spec, target.name),
         deletion_policy=effective_deletion_policy(spec).value,
+        account=account,
     )
+
+
+def _whose(located: Endpoint) -> str:
+    """status.account: the account, or the object's own credentials Secret."""
+    if located.account is not None:
+        return f"{located.account.kind.value}/{located.account.name}"
+    return f"Secret/{located.secret_name}"
 
 
 def host_refused_message(refusal: str) -> str:
@@ -255,8 +271,6 @@ async def finish(rt: Runtime, target: Target, state: ObjectState, outcome: Outco
     what was last written, so a failed write is repeated in full by the next one. A failed write
     is an outcome like any other (retried with backoff), never an exception that would make kopf
     restart the daemon and repeat the pass every few seconds."""
-    if target.reconcile_request is not None and outcome.kind is not outcomes.Kind.PAUSED:
-        facts.handled_request = target.reconcile_request
     new, _ = status_after(state.status, outcome, facts, target.generation, rt.clock())
     _note_transitions(state, outcome)
     state.status = new

@@ -151,6 +151,10 @@ class RemotePass:
         instance_id = self.state.status.instance_id
         if instance_id is None and self.spec.instance_id is not None:
             instance = await self._adopt(self.spec.instance_id)
+        elif instance_id is not None and self.state.status.applied_digest is None:
+            # Observed (ObserveOnly), never written by this object: adopted like a named instance,
+            # with the ownership check, never with a blind PUT (it may be someone else's by now).
+            instance = await self._adopt(instance_id)
         elif instance_id is None:
             instance = await self._create_or_adopt()
         elif not self._applied():
@@ -189,10 +193,18 @@ class RemotePass:
         return instance
 
     def _plan(self, instance: Instance) -> str:
-        return planned_action(self._drift(instance))
+        # Configuration values are not compared in a dry run: the observer may not know them, and a
+        # plan that followed her guesses would tell her which guess was right. Full would send the
+        # spec's configuration whatever the platform holds.
+        fields = differences(self.desired, instance.name, instance.tags, {})
+        if self.desired.configuration:
+            fields.append("configuration")
+        return planned_action(fields)
 
     def _drift(self, instance: Instance) -> list[str]:
-        return differences(self.desired, instance.name, instance.tags, dict(instance.configuration))
+        found = differences(self.desired, instance.name, instance.tags, dict(instance.configuration))
+        kept = self.state.normalized.get(self.digest, frozenset())
+        return [f for f in found if f not in kept]
 
     def _own(self, instance: Instance, *, adopting: bool) -> None:
         """Refuse an instance that is another object's, or of another connector than the spec's."""
@@ -219,7 +231,8 @@ class RemotePass:
         )
 
     async def _adopt(self, instance_id: int) -> Instance:
-        """Full with spec.instanceID: take the named instance over with one PUT (never a POST)."""
+        """Full with spec.instanceID (or after ObserveOnly): take the instance over with one PUT
+        (never a POST), once it is shown to be no other object's and of the spec's connector."""
         try:
             found = await self._get(instance_id)
         except errors.NotFound:
@@ -239,7 +252,7 @@ class RemotePass:
             gate=self.gate,
             namespace=self.target.namespace,
         )
-        self._event("Normal", "Adopted", f"Adopted remote instance {instance_id} (spec.instanceID)")
+        self._event("Normal", "Adopted", f"Adopted remote instance {instance_id}")
         return adopted
 
     async def _create_or_adopt(self) -> Instance:
@@ -301,10 +314,7 @@ class RemotePass:
             )
         except errors.NotFound:
             return await self._recreate(instance_id)
-        if self.state.status.applied_digest is None:  # observed until now (ObserveOnly, then Full)
-            self._event("Normal", "Adopted", f"Adopted remote instance {instance_id}")
-        else:
-            self._event("Normal", Reason.UPDATING, f"Updated remote instance {instance_id}")
+        self._event("Normal", Reason.UPDATING, f"Updated remote instance {instance_id}")
         return instance
 
     async def _check(self, instance_id: int) -> Instance:
@@ -328,12 +338,16 @@ class RemotePass:
             namespace=self.target.namespace,
         )
         self.facts.applied_digest = self.digest
-        self._event(
-            "Warning",
-            Reason.DRIFT_CORRECTED,
-            f"Remote instance {instance_id} was changed outside Kubernetes ({', '.join(drift)}); "
-            "restored to the spec",
-        )
+        message = f"Remote instance {instance_id} was changed outside Kubernetes ({', '.join(drift)}); "
+        # What the platform itself rewrites (it strips markup from names and tags, say) differs
+        # again right after the PUT: not drift, and never repaired again for this request.
+        normalized = frozenset(self._drift(repaired)) & frozenset(drift)
+        if normalized:
+            self.state.normalized = {self.digest: normalized}
+            message += (
+                f"the platform keeps its own form of {', '.join(sorted(normalized))}, not repaired again; "
+            )
+        self._event("Warning", Reason.DRIFT_CORRECTED, message + "restored to the spec")
         return repaired
 
     async def _recreate(self, gone: int) -> Instance:

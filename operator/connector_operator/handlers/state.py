@@ -22,6 +22,9 @@ class ObjectState:
     stalled_on: tuple[int, str] | None = None  # (generation, attempt digest) judged impossible
     attempt: int = 0
     events: list[tuple[str, str, str]] = field(default_factory=list)  # (type, reason, message)
+    # Fields the platform rewrites in its own form, for the request digest they were seen with:
+    # the drift check skips them (domain/drift.py), or it would PUT at every resync.
+    normalized: dict[str, frozenset[str]] = field(default_factory=dict)
     written: ConnectorInstanceStatus = field(init=False)  # what the API server last accepted
 
     def __post_init__(self) -> None:

@@ -137,11 +137,15 @@ class SecretView(SecretMeta):
     @classmethod
     def from_raw(cls, raw: Mapping[str, Any], token_digests: TokenDigests | None = None) -> SecretView:
         meta = raw.get("metadata") or {}
+        kept = SecretMeta.from_raw(raw, token_digests)
+        # Labels and annotations only of a Secret of ours (a token Secret, compared before a write):
+        # a tenant's input Secret may carry a megabyte of them, and reads of inputs are cached.
+        ours = kept.managed
         return cls.with_data(
-            SecretMeta.from_raw(raw, token_digests),
+            kept,
             raw.get("data") or {},
-            meta.get("labels") or {},
-            meta.get("annotations") or {},
+            (meta.get("labels") or {}) if ours else {},
+            (meta.get("annotations") or {}) if ours else {},
         )
 
     @classmethod
@@ -325,8 +329,9 @@ class Secrets:
             ):
                 return False
             if current.type != shape.type:
-                # A Secret's type cannot change: this one is ours, so it is replaced.
-                await self._api.request("DELETE", self._path(namespace, name))
+                # A Secret's type cannot change: this one is ours, so it is replaced (this very one:
+                # the precondition keeps a Secret made meanwhile by someone else).
+                await self._api.request("DELETE", self._path(namespace, name), body=self._this(current))
                 return await self.write_token(namespace, name, owner, data, None, shape)
             before = current.data if isinstance(current, SecretView) else current.keys
             patch = {
@@ -364,6 +369,14 @@ class Secrets:
                 return await self.write_token(namespace, name, owner, data, existing, shape)
             raise
         return True
+
+    @staticmethod
+    def _this(current: SecretMeta) -> dict[str, Any]:
+        return {
+            "apiVersion": "v1",
+            "kind": "DeleteOptions",
+            "preconditions": {"resourceVersion": current.resource_version},
+        }
 
     async def delete_token(self, namespace: str, name: str, owner_uid: str) -> None:
         """Delete the token Secret if, and only if, this object owns it."""

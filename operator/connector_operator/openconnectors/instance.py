@@ -20,6 +20,9 @@ from connector_operator.openconnectors.redaction import Redactor
 MAX_TOKEN = 1024
 MAX_FACT = 253
 MAX_TAGS = 64  # the spec allows 50 of the user's, plus the operator's own two
+# Names and tags are kept whole up to this length for the drift comparison (the longest the
+# operator sends: a `<namespace>-<name>` default name is 317 characters, its object tag 328).
+MAX_COMPARED = 1024
 # Configuration is kept for drift detection only (never sent back): bounded like the rest.
 MAX_CONFIGURATION_KEYS = 256
 MAX_CONFIGURATION_VALUE = 64 * 1024
@@ -32,8 +35,9 @@ class Instance:
 
     id: int
     token: str = field(repr=False)
-    name: str = ""
-    tags: tuple[str, ...] = ()
+    # As the platform holds them, for the drift comparison only: never reported, never in a repr.
+    name: str = field(default="", repr=False)
+    tags: tuple[str, ...] = field(default=(), repr=False)
     valid: bool = True
     disabled: bool = False
     element_key: str | None = None
@@ -73,8 +77,8 @@ class Instance:
         return cls(
             id=instance_id,
             token=token,
-            name=_fact(data.get("name"), safe) or "",
-            tags=tuple(t[:MAX_FACT] for t in tags_of(data)[:MAX_TAGS]),
+            name=_compared(data.get("name")),
+            tags=tuple(t for t in tags_of(data)[:MAX_TAGS] if len(t) <= MAX_COMPARED),
             valid=bool(data.get("valid", True)),
             disabled=bool(data.get("disabled", False)),
             element_key=_fact(element.get("key"), safe),
@@ -106,6 +110,11 @@ def _configuration(raw: Any) -> tuple[tuple[str, str], ...]:
         if isinstance(key, str) and len(key) <= MAX_FACT and len(text) <= MAX_CONFIGURATION_VALUE:
             kept.append((key, text))
     return tuple(kept)
+
+
+def _compared(value: Any) -> str:
+    """A name as the platform holds it, for comparison only (never reported): not redacted, bounded."""
+    return value if isinstance(value, str) and len(value) <= MAX_COMPARED else ""
 
 
 def _fact(value: Any, redactor: Redactor) -> str | None:

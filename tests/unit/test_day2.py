@@ -1,0 +1,146 @@
+"""Issue 11's pure parts: drift and the dry run, the pinned account, what a read Secret keeps.
+
+Real objects of the operator (spec model, desired request, RemotePass's comparisons, SecretView);
+nothing here calls the platform or the API server (tests/integration/test_day2.py does).
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Any, cast
+
+from connector_operator.api.spec import parse_spec
+from connector_operator.domain.desired import Keyed, desired_instance, identity_tag
+from connector_operator.domain.drift import MASK, differences, foreign_owners, planned_action
+from connector_operator.domain.transition import Effective, Facts, parse_status
+from connector_operator.handlers.reconcile import _moved
+from connector_operator.handlers.remote import RemotePass
+from connector_operator.handlers.runtime import Runtime
+from connector_operator.handlers.state import ObjectState, Target
+from connector_operator.kube.secrets import SecretView
+from connector_operator.openconnectors.client import Credentials, Instance
+
+UID = "0b5e7a36-4f7c-4d35-9a55-1f0c7f3c2a10"
+SPEC = {
+    "connectorKey": "closeio",
+    "credentialsSecretRef": {"name": "account"},
+    "tags": ["crm"],
+    "configuration": [{"key": "pagination.max", "value": "50"}],
+}
+
+
+def desired(**spec: Any) -> Any:
+    parsed = parse_spec({**SPEC, **spec})
+    configuration = {e.key: e.value for e in parsed.configuration or [] if e.value is not None}
+    return desired_instance(parsed, namespace="sales", name="crm", uid=UID, configuration=configuration)
+
+
+def test_differences_name_the_spec_fields_and_skip_what_cannot_be_compared() -> None:
+    wanted = desired()
+    same = differences(wanted, wanted.name, reversed(wanted.tags), {"pagination.max": "50", "x": "1"})
+    assert same == []
+    drifted = differences(wanted, "renamed", ["crm"], {"pagination.max": "10"})
+    assert drifted == ["instanceName", "tags", "configuration.pagination.max"]
+    # A masked value, or a key the platform does not list, is never drift.
+    assert differences(wanted, wanted.name, wanted.tags, {"pagination.max": MASK}) == []
+    assert differences(wanted, wanted.name, wanted.tags, {}) == []
+    assert planned_action([]) == "None"
+    assert planned_action(drifted) == "Update: instanceName, tags, configuration.pagination.max"
+
+
+def test_another_objects_tag_is_foreign_and_ours_is_not() -> None:
+    tags = [identity_tag(UID), "k8s-uid:someone-else", "crm"]
+    assert foreign_owners(tags, identity_tag(UID)) == ["k8s-uid:someone-else"]
+    assert foreign_owners(tags[::2], identity_tag(UID)) == []
+
+
+def remote_pass(spec: dict[str, Any]) -> RemotePass:
+    parsed = parse_spec(spec)
+    configuration = {e.key: e.value for e in parsed.configuration or [] if e.value is not None}
+    return RemotePass(
+        rt=cast(Runtime, None),
+        target=Target("sales", "crm", UID, 1, spec),
+        spec=parsed,
+        state=ObjectState(status=parse_status({})),
+        cache={},
+        api_url="https://api.example/elements/api-v2",
+        credentials=Credentials("u", "o"),
+        desired=desired_instance(parsed, namespace="sales", name="crm", uid=UID, configuration=configuration),
+        keyed=Keyed(b"k" * 32, UID),
+        digest="d",
+        attempt="a",
+        facts=Facts(),
+    )
+
+
+def test_the_dry_run_never_compares_configuration_values() -> None:
+    # Finding of the hostile review: a plan that followed her guesses of values she cannot read
+    # would tell an observer which guess was right. Full would send the configuration anyway.
+    observer = remote_pass({**SPEC, "instanceID": 7, "managementPolicy": "ObserveOnly"})
+    name, tags = observer.desired.name, observer.desired.tags
+    right = Instance(7, "tok", name=name, tags=tags, configuration=(("pagination.max", "50"),))
+    wrong = Instance(7, "tok", name=name, tags=tags, configuration=(("pagination.max", "49"),))
+    assert observer._plan(right) == observer._plan(wrong) == "Update: configuration"
+    bare = remote_pass({"connectorKey": "closeio", "credentialsSecretRef": {"name": "a"}, "instanceID": 7,
+                        "managementPolicy": "ObserveOnly"})  # fmt: skip
+    assert bare._plan(Instance(7, "tok", name="ui-made", tags=())) == "Update: instanceName, tags"
+
+
+def test_fields_the_platform_rewrites_are_not_drift_for_the_same_request() -> None:
+    full = remote_pass(SPEC)
+    stripped = Instance(7, "tok", name="sales-crm-stripped", tags=full.desired.tags)
+    assert full._drift(stripped) == ["instanceName"]
+    full.state.normalized = {"d": frozenset({"instanceName"})}
+    assert full._drift(stripped) == []
+    full.digest = "another request"  # a new spec is compared in full again
+    assert full._drift(stripped) == ["instanceName"]
+
+
+def effective(api_url: str, account: str | None) -> Effective:
+    return Effective(api_url, "sales-crm", "crm-token", "Delete", account)
+
+
+def test_the_account_an_instance_belongs_to_is_pinned() -> None:
+    spec = parse_spec(SPEC)
+    state = ObjectState(
+        status=parse_status(
+            {
+                "instanceID": 7,
+                "apiURL": "https://a/elements/api-v2",
+                "account": "ClusterConnectorAccount/shared",
+            }
+        )
+    )
+    assert (
+        _moved(state, spec, effective("https://a/elements/api-v2", "ClusterConnectorAccount/shared")) is None
+    )
+    moved = _moved(state, spec, effective("https://a/elements/api-v2", "Secret/account"))
+    assert moved is not None
+    assert "from ClusterConnectorAccount/shared to Secret/account" in moved
+    platform = _moved(state, spec, effective("https://b/elements/api-v2", "ClusterConnectorAccount/shared"))
+    assert platform is not None
+    assert "platform URL changed" in platform
+    # Status from before the field existed says nothing: recorded, not refused.
+    old = ObjectState(status=parse_status({"instanceID": 7, "apiURL": "https://a/elements/api-v2"}))
+    assert _moved(old, spec, effective("https://a/elements/api-v2", "Secret/account")) is None
+    # No instance yet: anything may change.
+    assert _moved(ObjectState(status=parse_status({})), spec, effective("https://b", "Secret/x")) is None
+
+
+def test_a_read_input_secret_keeps_no_labels_or_annotations() -> None:
+    raw = {
+        "metadata": {
+            "name": "input",
+            "namespace": "sales",
+            "labels": {"a": "b" * 63},
+            "annotations": {"big": "x" * 250_000},
+        },
+        "data": {"k": base64.b64encode(b"v").decode()},
+    }
+    view = SecretView.from_raw(raw)
+    assert (dict(view.all_labels), dict(view.annotations)) == ({}, {})
+    assert view.data == {"k": "v"}
+    raw["metadata"]["labels"] = {"app.kubernetes.io/managed-by": "open-connectors-operator"}
+    raw["metadata"]["annotations"] = {"reloader": "true"}
+    ours = SecretView.from_raw(raw)
+    assert dict(ours.annotations) == {"reloader": "true"}
