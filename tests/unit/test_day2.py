@@ -7,6 +7,8 @@ nothing here calls the platform or the API server (tests/integration/test_day2.p
 from __future__ import annotations
 
 import base64
+import subprocess
+import sys
 from typing import Any, cast
 
 from connector_operator.api.spec import parse_spec
@@ -144,3 +146,21 @@ def test_a_read_input_secret_keeps_no_labels_or_annotations() -> None:
     raw["metadata"]["annotations"] = {"reloader": "true"}
     ours = SecretView.from_raw(raw)
     assert dict(ours.annotations) == {"reloader": "true"}
+
+
+def test_jinja_is_imported_only_for_a_spec_with_a_template() -> None:
+    # 9 MiB of RSS (issue 13's memory targets): an operator whose objects have no template does
+    # not pay for the renderer.
+    probe = (
+        "import sys\n"
+        "import connector_operator.handlers.setup, connector_operator.handlers.instances\n"
+        "from connector_operator.api.spec import parse_spec\n"
+        "from connector_operator.domain.tokensecret import token_secret_spec\n"
+        "token_secret_spec(parse_spec({'connectorKey': 'closeio', 'tokenSecret': {'labels': {'a': 'b'}}}))\n"
+        "before = 'jinja2' in sys.modules\n"
+        "token_secret_spec(parse_spec({'connectorKey': 'closeio', "
+        "'tokenSecret': {'template': {'data': {'K': '{{ token }}'}}}}))\n"
+        "print(before, 'jinja2' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["False", "True"]

@@ -45,6 +45,10 @@ from jinja2.tests import test_defined
 from jinja2.utils import htmlsafe_json_dumps
 from jinja2.visitor import NodeTransformer
 
+from connector_operator.domain.tokensecret import TemplateError
+
+__all__ = ["MAX_KEYS", "MAX_RENDERED", "MAX_TEMPLATE", "SecretTemplate", "TemplateError", "compile_templates"]
+
 VARIABLES = ("token", "instanceID", "apiURL", "connectorKey", "instanceName")
 ACCOUNT_VARIABLES = ("userSecret", "organizationSecret")
 MAX_TEMPLATE = 4096  # characters per template
@@ -135,14 +139,6 @@ _DESCRIPTIONS: Mapping[str, str] = {
 # The internal filter `~` is rewritten into. Its name contains a space, which no filter name in a
 # template can (the lexer reads names as identifiers), and the allowlist runs before the rewrite.
 _JOIN = "~ bounded"
-
-
-class TemplateError(Exception):
-    """A template refused when compiled or when rendered. `message` never contains a value."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
 
 
 class _Overflow(Exception):

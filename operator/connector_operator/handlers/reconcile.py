@@ -29,8 +29,7 @@ from connector_operator.domain import outcome as outcomes
 from connector_operator.domain.accounts import Endpoint, Refused, account_key, endpoint, feature_refusal
 from connector_operator.domain.inputs import Missing, SecretData, TooLarge, resolve
 from connector_operator.domain.outcome import Outcome
-from connector_operator.domain.template import TemplateError
-from connector_operator.domain.tokensecret import token_secret_spec
+from connector_operator.domain.tokensecret import TemplateError, token_secret_spec
 from connector_operator.domain.transition import Effective, Facts, merge_patch, status_after, stored
 from connector_operator.handlers.accountstate import ROTATION_GRACE, AccountState
 from connector_operator.handlers.errors import classify

@@ -31,8 +31,8 @@ from connector_operator.domain.desired import (
 from connector_operator.domain.drift import differences, foreign_owners, planned_action
 from connector_operator.domain.inputs import Resolved
 from connector_operator.domain.outcome import Outcome
-from connector_operator.domain.template import TemplateError
 from connector_operator.domain.tokensecret import (
+    TemplateError,
     TokenSecretSpec,
     Values,
     secret_annotations,
