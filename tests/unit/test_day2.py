@@ -19,6 +19,7 @@ from connector_operator.handlers.reconcile import _moved
 from connector_operator.handlers.remote import RemotePass
 from connector_operator.handlers.runtime import Runtime
 from connector_operator.handlers.state import ObjectState, Target
+from connector_operator.handlers.watch import trim_instance
 from connector_operator.kube.secrets import SecretView
 from connector_operator.openconnectors.client import Credentials, Instance
 
@@ -164,3 +165,22 @@ def test_jinja_is_imported_only_for_a_spec_with_a_template() -> None:
     )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert done.stdout.split() == ["False", "True"]
+
+
+def test_what_kopf_keeps_of_an_instance_loses_managed_fields_and_kubectls_copy() -> None:
+    # Issue 13 (memory per object at rest): kopf keeps the latest body of every object.
+    raw: dict[str, Any] = {
+        "metadata": {
+            "name": "crm",
+            "managedFields": [{"manager": "kubectl", "fieldsV1": {"f:spec": {}}}],
+            "annotations": {
+                "kubectl.kubernetes.io/last-applied-configuration": "{" + "x" * 10_000 + "}",
+                "openconnectors.io/paused": "true",
+            },
+        },
+        "spec": SPEC,
+    }
+    trim_instance(cast(Any, raw))
+    assert "managedFields" not in raw["metadata"]
+    assert raw["metadata"]["annotations"] == {"openconnectors.io/paused": "true"}  # what we read stays
+    assert raw["spec"] == SPEC

@@ -67,6 +67,23 @@ def secret_meta(raw: Mapping[str, Any], digest_key: bytes | None) -> SecretMeta:
     return SecretMeta.from_raw(raw, digests)
 
 
+# Metadata nobody here reads, and the bulk of a stored object: the field managers' sets (rewritten
+# by every status write) and kubectl's copy of the whole last applied object.
+LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
+
+
+def trim_instance(body: kopf.Body) -> None:
+    """Drop from a ConnectorInstance body what neither kopf nor the operator reads: kopf keeps the
+    latest body of every object for as long as the operator runs (a daemon's `body` is a live view
+    of it), so this is per-object memory at rest (bench/README.md, "Memory per object")."""
+    meta = body.get("metadata")
+    if isinstance(meta, dict):
+        meta.pop("managedFields", None)
+        annotations = meta.get("annotations")
+        if isinstance(annotations, dict):
+            annotations.pop(LAST_APPLIED, None)
+
+
 def drop_values(body: kopf.Body) -> None:
     """Empty what kopf holds of a Secret beyond what it and we use: the data, the annotations, the
     managed fields and the labels that are not ours. kopf's Body is a view of the event's parsed
@@ -85,8 +102,12 @@ def drop_values(body: kopf.Body) -> None:
 
 
 @kopf.index(GROUP, VERSION, PLURAL)  # type: ignore[arg-type]
-async def secret_users(namespace: str, name: str, spec: kopf.Spec, **_: Any) -> dict[tuple[str, str], str]:
-    """(namespace, Secret name) -> names of the ConnectorInstances that read or own it."""
+async def secret_users(
+    namespace: str, name: str, spec: kopf.Spec, body: kopf.Body, **_: Any
+) -> dict[tuple[str, str], str]:
+    """(namespace, Secret name) -> names of the ConnectorInstances that read or own it. The first
+    handler of every ConnectorInstance event, so it also trims what kopf keeps (`trim_instance`)."""
+    trim_instance(body)
     try:
         parsed = parse_spec(dict(spec))
     except ValidationError:
