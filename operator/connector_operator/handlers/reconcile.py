@@ -33,7 +33,8 @@ from connector_operator.domain.tokensecret import TemplateError, token_secret_sp
 from connector_operator.domain.transition import Effective, Facts, merge_patch, status_after, stored
 from connector_operator.handlers.accountstate import ROTATION_GRACE, AccountState
 from connector_operator.handlers.errors import classify
-from connector_operator.handlers.remote import RemotePass, TokenSecretConflict
+from connector_operator.handlers.refusals import TokenSecretConflict
+from connector_operator.handlers.remote import RemotePass
 from connector_operator.handlers.runtime import Key, Runtime
 from connector_operator.handlers.state import ObjectState, Target
 from connector_operator.kube.api import KubeError

@@ -3,7 +3,8 @@ its token into the token Secret.
 
 A `RemotePass` holds what one pass decided from (object, spec, state, platform URL, credentials,
 desired request and its digest) and records what it learns in `facts` as it goes, so a failure
-half-way still reports the progress made. Creation is one POST: what this process sent and one
+half-way still reports the progress made. The token Secret's half is `handlers.tokenexport`.
+Creation is one POST: what this process sent and one
 listing per endpoint say whether the object already has an instance (`handlers.creations`); a
 lost answer makes the next attempt search by the object's identity tag, so a crash between the
 POST and the status write, or a repeated pass, never yields a second instance.
@@ -31,40 +32,19 @@ from connector_operator.domain.desired import (
 from connector_operator.domain.drift import differences, foreign_owners, planned_action
 from connector_operator.domain.inputs import Resolved
 from connector_operator.domain.outcome import Outcome
-from connector_operator.domain.tokensecret import (
-    TemplateError,
-    TokenSecretSpec,
-    Values,
-    secret_annotations,
-    shape_digest,
-)
-from connector_operator.domain.tokensecret import data as secret_data
+from connector_operator.domain.tokensecret import TokenSecretSpec
 from connector_operator.domain.transition import Facts, Observed
 from connector_operator.handlers.creations import NOT_CREATED, endpoint_key
+from connector_operator.handlers.refusals import Refused
 from connector_operator.handlers.runtime import Key, Runtime
 from connector_operator.handlers.state import ObjectState, Target
-from connector_operator.kube.secrets import SecretConflict, SecretMeta, SecretShape, encode, fingerprint
+from connector_operator.handlers.tokenexport import TokenExport
+from connector_operator.kube.secrets import SecretMeta
 from connector_operator.openconnectors import errors
 from connector_operator.openconnectors.budget import AccountGate
 from connector_operator.openconnectors.client import Credentials, Instance
 
 logger = logging.getLogger(__name__)
-
-
-class Refused(Exception):
-    """The pass cannot go on for a reason a human must see: the outcome says which."""
-
-    def __init__(self, outcome: Outcome) -> None:
-        super().__init__(outcome.message)
-        self.outcome = outcome
-
-
-class TokenSecretConflict(Exception):
-    """The token Secret's name is taken by a Secret that is not this object's."""
-
-    def __init__(self, secret: str, message: str) -> None:
-        super().__init__(message)
-        self.secret, self.message = secret, message
 
 
 @dataclass
@@ -368,29 +348,12 @@ class RemotePass:
 
     def _token_known(self) -> bool:
         """Whether the token Secret is current without asking the platform: the token is in memory,
-        or (after a restart) the Secret is ours and consistent with status. The watch keeps digests
-        of a token Secret's token, not the token (kube.secrets.TokenFacts): compared with status."""
+        or (after a restart) the Secret is ours and consistent with status."""
         if self.state.instance is not None:
             return True
-        view = self.cache.get((self.target.namespace, self.token_secret))
-        status = self.state.status
-        facts = view.token if view is not None else None
-        if view is None or facts is None or facts.digest is None:
-            return False  # the platform is asked: one GET, and the Secret is written if it differs
-        if is_legacy(status.token_digest):
-            current = facts.legacy_digest == status.token_digest
-        else:
-            current = facts.digest == status.token_digest
-        known = (
-            current
-            and view.managed
-            and view.owner_uid == self.target.uid
-            and facts.instance_id == str(status.instance_id)
-            and facts.api_url == self.api_url
-            and self._shaped(view)
-        )
-        if known and is_legacy(status.token_digest):
-            self.facts.rekeyed_token_digest = facts.digest  # keyed for this object, as token_digest()
+        known, rekeyed = self._token.known(self.state.status)
+        if rekeyed is not None:
+            self.facts.rekeyed_token_digest = rekeyed  # keyed for this object, as token_digest()
         return known
 
     def _remember(self, instance: Instance) -> None:
@@ -413,57 +376,22 @@ class RemotePass:
                 authentication_type=current.authentication_type,
             ),
         )
-        name, namespace = self.token_secret, self.target.namespace
-        values = Values(
-            token=current.token,
-            instance_id=str(current.id),
-            api_url=self.api_url,
-            connector_key=self.spec.connector_key,
-            instance_name=self.desired.name,
-            user_secret=self.credentials.user_secret,
-            organization_secret=self.credentials.organization_secret,
-        )
-        try:
-            data = secret_data(self.secret, values)
-        except TemplateError as error:
-            raise Refused(
-                outcomes.stalled(
-                    Reason.INVALID_SPEC, f"Invalid spec: spec.tokenSecret.template: {error.message}"
-                )
-            ) from None
-        shape = SecretShape(
-            self.secret.type, self.secret.labels, secret_annotations(self.secret, values, self.keyed)
-        )
-        # Not in the watch cache: try to create it; a 409 makes write_token look before it writes.
-        existing: SecretMeta | None = self.cache.get((namespace, name))
-        if (
-            existing is not None
-            and existing.managed
-            and existing.owner_uid == self.target.uid
-            and self._shaped(existing)
-            and existing.fingerprint == fingerprint(encode(data))
-        ):
-            return  # the watch shows it holds exactly this: no request at all
-        try:
-            if await self.rt.secrets.write_token(namespace, name, self.target.owner, data, existing, shape):
-                logger.info("wrote token Secret %s/%s", namespace, name)
-        except SecretConflict as conflict:
-            raise TokenSecretConflict(name, str(conflict)) from None
-
-    def _shaped(self, view: SecretMeta) -> bool:
-        """Whether the Secret was written for this spec's type, labels, annotations and templates.
-        One written before issue 11 carries no shape: it is what a spec without them asks for, and
-        gets its annotations with the next token, rather than a write (and a GET) per object."""
-        if view.type != self.secret.type:
-            return False
-        if view.shape is None:
-            return self.secret == TokenSecretSpec()
-        return view.shape == self._shape
+        await self._token.write(current)
 
     @property
-    def _shape(self) -> str:
-        credentials = self.credentials
-        return shape_digest(self.secret, credentials.user_secret, credentials.organization_secret, self.keyed)
+    def _token(self) -> TokenExport:
+        return TokenExport(
+            self.rt,
+            self.target,
+            self.cache,
+            self.token_secret,
+            self.api_url,
+            self.credentials,
+            self.keyed,
+            self.secret,
+            self.spec.connector_key,
+            self.desired.name,
+        )
 
     def _event(self, type_: str, reason: str, message: str) -> None:
         self.state.events.append((type_, str(reason), message))

@@ -1,0 +1,123 @@
+"""The token Secret of one pass: whether it is current without a request, and writing it when not.
+
+What the Secret should hold comes from `domain.tokensecret` (the token, the instance ID and the
+platform URL, rendered templates, type, labels, annotations). Whether it holds that is answered
+from the Secret watch's metadata, never from a read: after a restart by the token digests the
+watch keeps (compared with status), and before a write by a fingerprint of the whole data and
+the keyed shape digest. Only a difference costs a request.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from connector_operator.api.status import ConnectorInstanceStatus, Reason
+from connector_operator.domain import outcome as outcomes
+from connector_operator.domain.desired import Keyed, is_legacy
+from connector_operator.domain.tokensecret import (
+    TemplateError,
+    TokenSecretSpec,
+    Values,
+    data,
+    secret_annotations,
+    shape_digest,
+)
+from connector_operator.handlers.refusals import Refused, TokenSecretConflict
+from connector_operator.handlers.runtime import Key, Runtime
+from connector_operator.handlers.state import Target
+from connector_operator.kube.secrets import SecretConflict, SecretMeta, SecretShape, encode, fingerprint
+from connector_operator.openconnectors.client import Credentials, Instance
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TokenExport:
+    rt: Runtime
+    target: Target
+    cache: Mapping[Key, SecretMeta]  # the watch's metadata of Secrets, no values
+    name: str  # of the token Secret
+    api_url: str
+    credentials: Credentials
+    keyed: Keyed
+    secret: TokenSecretSpec
+    connector_key: str
+    instance_name: str
+
+    def known(self, status: ConnectorInstanceStatus) -> tuple[bool, str | None]:
+        """Whether the Secret is ours and consistent with status (after a restart, the token is
+        not in memory), and the token digest keyed the new way when status holds a legacy one.
+        The watch keeps digests of a token Secret's token, not the token (kube.secrets.TokenFacts)."""
+        view = self.cache.get((self.target.namespace, self.name))
+        facts = view.token if view is not None else None
+        if view is None or facts is None or facts.digest is None:
+            return False, None  # the platform is asked: one GET, and the Secret is written if it differs
+        if is_legacy(status.token_digest):
+            current = facts.legacy_digest == status.token_digest
+        else:
+            current = facts.digest == status.token_digest
+        known = (
+            current
+            and view.managed
+            and view.owner_uid == self.target.uid
+            and facts.instance_id == str(status.instance_id)
+            and facts.api_url == self.api_url
+            and self.shaped(view)
+        )
+        return known, facts.digest if known and is_legacy(status.token_digest) else None
+
+    async def write(self, current: Instance) -> None:
+        """Write the Secret for `current`, unless the watch shows it holds exactly that already."""
+        namespace = self.target.namespace
+        values = Values(
+            token=current.token,
+            instance_id=str(current.id),
+            api_url=self.api_url,
+            connector_key=self.connector_key,
+            instance_name=self.instance_name,
+            user_secret=self.credentials.user_secret,
+            organization_secret=self.credentials.organization_secret,
+        )
+        try:
+            content = data(self.secret, values)
+        except TemplateError as error:
+            raise Refused(
+                outcomes.stalled(
+                    Reason.INVALID_SPEC, f"Invalid spec: spec.tokenSecret.template: {error.message}"
+                )
+            ) from None
+        shape = SecretShape(
+            self.secret.type, self.secret.labels, secret_annotations(self.secret, values, self.keyed)
+        )
+        # Not in the watch cache: try to create it; a 409 makes write_token look before it writes.
+        existing = self.cache.get((namespace, self.name))
+        if (
+            existing is not None
+            and existing.managed
+            and existing.owner_uid == self.target.uid
+            and self.shaped(existing)
+            and existing.fingerprint == fingerprint(encode(content))
+        ):
+            return  # the watch shows it holds exactly this: no request at all
+        try:
+            owner = self.target.owner
+            if await self.rt.secrets.write_token(namespace, self.name, owner, content, existing, shape):
+                logger.info("wrote token Secret %s/%s", namespace, self.name)
+        except SecretConflict as conflict:
+            raise TokenSecretConflict(self.name, str(conflict)) from None
+
+    def shaped(self, view: SecretMeta) -> bool:
+        """Whether the Secret was written for this spec's type, labels, annotations and templates.
+        One written before issue 11 carries no shape: it is what a spec without them asks for, and
+        gets its annotations with the next token, rather than a write (and a GET) per object."""
+        if view.type != self.secret.type:
+            return False
+        if view.shape is None:
+            return self.secret == TokenSecretSpec()
+        credentials = self.credentials
+        wanted = shape_digest(
+            self.secret, credentials.user_secret, credentials.organization_secret, self.keyed
+        )
+        return view.shape == wanted
