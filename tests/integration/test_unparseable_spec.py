@@ -23,7 +23,7 @@ import pytest
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from connector_operator.api.names import GROUP, PLURAL
+from connector_operator.api.names import FINALIZER, GROUP, PLURAL
 from tests.fixtures.operator import wait_until
 from tests.integration.support import Env, closeio_spec
 
@@ -114,6 +114,13 @@ def unparseable(env: Env, api_client: client.ApiClient) -> Callable[..., None]:
         strict_again(env)
         env.operator = env.start_operator()
         env.instances.wait_condition(name, "Stalled", "True", reason="InvalidSpec")
+        # kopf's finalizer patch can meet the API server still rebuilding the CRD's storage (a 404
+        # for a moment) and kopf does not try again; the daemon puts it back after a grace period.
+        wait_until(
+            lambda: FINALIZER in ((env.instances.get(name) or {})["metadata"].get("finalizers") or []),
+            30,
+            "the finalizer",
+        )
 
     return create
 
@@ -149,7 +156,17 @@ def test_an_unparseable_spec_with_delete_says_how_to_release_it(
         "Stalled/InvalidSpec with the release command",
     )
     assert "Cannot delete the remote instance: the spec does not parse (tags.0:" in condition["message"]
-    progress = (env.instances.get("crm") or {})["status"]["kopf"]["progress"]["delete_instance"]
+    # kopf records its handler's progress after our condition: wait for it, no race.
+    progress = wait_until(
+        lambda: (
+            ((env.instances.get("crm") or {}).get("status") or {})
+            .get("kopf", {})
+            .get("progress", {})
+            .get("delete_instance")
+        ),
+        10,
+        "kopf's progress of the delete handler",
+    )
     assert RELEASE in progress["message"]  # kopf waits out our delay; no ValidationError raised
 
     started = time.monotonic()

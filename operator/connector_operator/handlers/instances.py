@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+import math
 import random
 import time
 from typing import Any
@@ -22,6 +23,7 @@ from pydantic import ValidationError
 
 from connector_operator import logcontext, metrics
 from connector_operator.api.names import (
+    FINALIZER,
     GROUP,
     PAUSED_ANNOTATION,
     PLURAL,
@@ -48,6 +50,7 @@ from connector_operator.handlers.state import ObjectState, Target
 from connector_operator.handlers.wakeups import sleep_until
 from connector_operator.handlers.watch import secret_view_cache
 from connector_operator.kube.api import KubeError
+from connector_operator.kube.finalizers import add_finalizer
 
 logger = logging.getLogger(__name__)
 
@@ -109,6 +112,7 @@ async def run_instance(
     next_check = time.monotonic() + (
         random.uniform(0, settings.resync_interval) if state.status.instance_id is not None else 0
     )
+    born = time.monotonic()
     try:
         while not stopped and body.get("metadata", {}).get("deletionTimestamp") is None:
             wake.clear()
@@ -143,6 +147,7 @@ async def run_instance(
                     resync = resync_interval(body["spec"], settings.resync_interval)
                     next_check = time.monotonic() + resync * random.uniform(0.9, 1.1)
                 delay = max(0.0, next_check - time.monotonic())
+            delay = min(delay, await _finalized(runtime, body, time.monotonic() - born))
             await _sleep_until_woken(runtime, wake, stopped, delay, key, result.awaited)
     finally:
         runtime.wakeups.unregister(key)
@@ -180,6 +185,30 @@ def resync_interval(spec: Any, default: float) -> float:
     except ValueError:
         return default
     return min(max(seconds, MIN_RESYNC_SECONDS), MAX_RESYNC_SECONDS)
+
+
+# kopf adds its finalizer within milliseconds of first seeing an object; one still missing after
+# this long is a patch kopf lost (kube/finalizers.py).
+FINALIZER_GRACE = 10.0
+
+
+async def _finalized(runtime: Runtime, body: kopf.Body, age: float) -> float:
+    """Put back a finalizer kopf lost; how long the daemon may sleep before it looks again."""
+    meta = body.get("metadata", {})
+    current = list(meta.get("finalizers") or [])
+    if FINALIZER in current or meta.get("deletionTimestamp") is not None or runtime.kube is None:
+        return math.inf
+    if age < FINALIZER_GRACE:
+        return FINALIZER_GRACE - age
+    try:
+        await add_finalizer(
+            runtime.kube, meta["namespace"], meta["name"], FINALIZER, current, str(meta["resourceVersion"])
+        )
+    except KubeError as error:  # a 409: it changed meanwhile, and the next look sees it as it is now
+        logger.info("finalizer not added to %s/%s: HTTP %s", meta["namespace"], meta["name"], error.status)
+        return runtime.settings.backoff_base
+    logger.warning("kopf's finalizer was missing on %s/%s: added it", meta["namespace"], meta["name"])
+    return math.inf
 
 
 def _observe(key: tuple[str, str], outcome: Outcome, seconds: float) -> None:

@@ -1,0 +1,26 @@
+"""Putting kopf's finalizer back on a ConnectorInstance that lacks it.
+
+kopf adds the finalizer with one patch when it first sees an object, and does not try again
+until the object changes. A patch that fails, as one does while the API server rebuilds a
+CRD's storage after the CRD changed (it answers 404 for a moment), leaves an object without a
+finalizer, and its deletion would then never reach the operator: the remote instance would be
+left behind. The daemon puts it back (handlers/instances.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from connector_operator.api.names import GROUP, PLURAL, VERSION
+from connector_operator.kube.api import MERGE_PATCH, KubeAPI
+
+
+async def add_finalizer(
+    api: KubeAPI, namespace: str, name: str, finalizer: str, current: Sequence[str], resource_version: str
+) -> bool:
+    """Add `finalizer` to the object as it was at `resource_version` (a merge patch replaces the
+    whole list, so the version guards the others' finalizers: a 409 if it changed). False when
+    the object is gone."""
+    path = f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{PLURAL}/{name}"
+    patch = {"metadata": {"finalizers": [*current, finalizer], "resourceVersion": resource_version}}
+    return await api.request("PATCH", path, body=patch, content_type=MERGE_PATCH) is not None

@@ -1,0 +1,62 @@
+"""The daemon's guard for a finalizer kopf lost (kube/finalizers.py, handlers/instances.py).
+
+kopf's own patch failing is hard to provoke on purpose (tests/integration/test_unparseable_spec.py
+meets it now and then, when the API server rebuilds a CRD's storage); here the decision is
+checked against a stand-in for the API that records the patch it would send.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, cast
+
+import kopf
+
+from connector_operator.api.names import FINALIZER
+from connector_operator.handlers.instances import FINALIZER_GRACE, _finalized
+from connector_operator.handlers.runtime import Runtime
+from connector_operator.kube.api import MERGE_PATCH
+
+
+class RecordingAPI:
+    def __init__(self) -> None:
+        self.requests: list[tuple[str, str, Any, str]] = []
+
+    async def request(self, method: str, path: str, *, body: Any = None, content_type: str = "") -> Any:
+        self.requests.append((method, path, body, content_type))
+        return {}
+
+
+def body(finalizers: list[str], deleting: bool = False) -> kopf.Body:
+    meta: dict[str, Any] = {
+        "namespace": "sales",
+        "name": "crm",
+        "resourceVersion": "42",
+        "finalizers": finalizers,
+    }
+    if deleting:
+        meta["deletionTimestamp"] = "2026-12-01T00:00:00Z"
+    return kopf.Body({"metadata": meta, "spec": {}})
+
+
+def runtime(api: RecordingAPI) -> Runtime:
+    return cast(Runtime, type("Rt", (), {"kube": api, "settings": type("S", (), {"backoff_base": 2.0})()})())
+
+
+async def test_present_or_deleting_needs_nothing() -> None:
+    api = RecordingAPI()
+    assert await _finalized(runtime(api), body([FINALIZER]), 60) == math.inf
+    assert await _finalized(runtime(api), body([], deleting=True), 60) == math.inf
+    assert api.requests == []
+
+
+async def test_missing_is_given_kopf_s_grace_then_added_beside_the_others() -> None:
+    api = RecordingAPI()
+    assert await _finalized(runtime(api), body(["example.com/keep"]), 4.0) == FINALIZER_GRACE - 4.0
+    assert api.requests == []
+    assert await _finalized(runtime(api), body(["example.com/keep"]), FINALIZER_GRACE + 1) == math.inf
+    [(method, path, patch, content_type)] = api.requests
+    assert (method, content_type) == ("PATCH", MERGE_PATCH)
+    assert path == "/apis/openconnectors.io/v1alpha1/namespaces/sales/connectorinstances/crm"
+    # The whole list, guarded by the version it was read at: nobody else's finalizer is lost.
+    assert patch == {"metadata": {"finalizers": ["example.com/keep", FINALIZER], "resourceVersion": "42"}}
