@@ -9,13 +9,20 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import cast
 
 import pytest
 
+from connector_operator.api.spec import parse_spec
+from connector_operator.domain.desired import Keyed, desired_instance
+from connector_operator.domain.transition import Facts, parse_status
 from connector_operator.handlers import creations as creations_module
 from connector_operator.handlers.creations import Creations, endpoint_key, owned_by_uid
+from connector_operator.handlers.remote import RemotePass
+from connector_operator.handlers.runtime import Runtime
+from connector_operator.handlers.state import ObjectState, Target
 from connector_operator.openconnectors import errors
-from connector_operator.openconnectors.client import Credentials
+from connector_operator.openconnectors.client import Credentials, Instance
 
 
 def instance(id_: int, *tags: str) -> tuple[int, list[str]]:
@@ -143,3 +150,62 @@ async def test_a_cancelled_create_leaves_the_listing_to_the_others() -> None:
     lister.gate.set()
     assert await second == [3]
     assert lister.calls == 1
+
+
+class Platform:
+    """A stand-in for the platform client at the seams `_create_or_adopt` uses: the instance a
+    lost POST made, found by a search; the adoption PUT failing once with a 504."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    async def find_by_tag(self, *_: object, **__: object) -> list[Instance]:
+        self.calls.append("search")
+        return [Instance(400220, "tok")]
+
+    async def find_tagged_with_prefix(self, *_: object, **__: object) -> list[tuple[int, list[str]]]:
+        self.calls.append("listing")
+        return []  # taken before the lost POST: it does not show the instance
+
+    async def update(
+        self, url: str, credentials: object, instance_id: int, *_: object, **__: object
+    ) -> Instance:
+        self.calls.append(f"PUT {instance_id}")
+        if self.calls.count(f"PUT {instance_id}") == 1:
+            raise errors.ServerError(504, "Gateway Timeout")
+        return Instance(instance_id, "tok")
+
+    async def create(self, *_: object, **__: object) -> Instance:
+        self.calls.append("POST")
+        return Instance(400221, "tok2")
+
+
+async def test_a_found_instance_is_not_forgotten_when_its_adoption_put_fails() -> None:
+    # Found by `make chaos`: a lost POST, then a search found the instance, then the adoption PUT
+    # failed; the next pass trusted a listing older than the instance and POSTed a second one.
+    platform = Platform()
+    creations = Creations()
+    uid = "6907d5ce-0bd2-485f-95a5-6f3ab73b9095"
+    creations.uncertain.add(uid)  # the POST's answer was lost
+    spec = parse_spec({"connectorKey": "closeio", "credentialsSecretRef": {"name": "a"}})
+    rt = cast(Runtime, type("Rt", (), {"instances": platform, "creations": creations})())
+    remote = RemotePass(
+        rt=rt,
+        target=Target("chaos-2", "ci-00222", uid, 1, {}),
+        spec=spec,
+        state=ObjectState(status=parse_status({})),
+        cache={},
+        api_url="https://api.example/elements/api-v2",
+        credentials=Credentials("u", "o"),
+        desired=desired_instance(spec, namespace="chaos-2", name="ci-00222", uid=uid, configuration={}),
+        keyed=Keyed(b"k" * 32, uid),
+        digest="d",
+        attempt="a",
+        facts=Facts(),
+    )
+    with pytest.raises(errors.ServerError):
+        await remote._create_or_adopt()
+    adopted = await remote._create_or_adopt()  # the next pass
+    assert adopted.id == 400220
+    assert "POST" not in platform.calls
+    assert platform.calls == ["search", "PUT 400220", "PUT 400220"]

@@ -260,6 +260,10 @@ class RemotePass:
                 self._event("Normal", Reason.CREATING, f"Created remote instance {instance.id}")
                 return instance
             keep, *extra = sorted(known)
+            # Remembered before anything else can fail: a search found it, and the search is not
+            # repeated, so a failed PUT below must not leave the next pass a listing taken before
+            # it existed (chaos found that second instance). Kept until status holds it.
+            creations.posted(uid, keep)
             for duplicate in extra:  # cannot happen through this operator; clean up if something else did it
                 await instances.delete(url, credentials, duplicate, gate=self.gate, namespace=namespace)
                 creations.gone(uid, endpoint, duplicate)
@@ -272,7 +276,6 @@ class RemotePass:
                 creations.gone(uid, endpoint, keep)
                 continue
             self._event("Normal", "Adopted", f"Found remote instance {keep} tagged with this object's UID")
-            creations.posted(uid, adopted.id)
             return adopted
         raise errors.MalformedResponse(404, "the platform lists an instance of this object, then finds none")
 
