@@ -184,3 +184,13 @@ def test_what_kopf_keeps_of_an_instance_loses_managed_fields_and_kubectls_copy()
     assert "managedFields" not in raw["metadata"]
     assert raw["metadata"]["annotations"] == {"openconnectors.io/paused": "true"}  # what we read stays
     assert raw["spec"] == SPEC
+
+
+def test_the_platform_s_configuration_is_not_kept_between_passes() -> None:
+    # Bounded retention: a check compares it at once; what the platform sent (up to an answer's
+    # 5 MiB) is not held per object until the next check.
+    full = remote_pass(SPEC)
+    full._remember(Instance(7, "tok", configuration=(("blob", "x" * 1_000_000),)))
+    assert full.state.instance is not None
+    assert full.state.instance.configuration == ()
+    assert full.state.instance.token == "tok"

@@ -223,6 +223,29 @@ def _api_url(default: str) -> Any:
     )
 
 
+# Day-2 features an account's owner allows (issue 11), the same on both kinds.
+AllowAdoption = Annotated[
+    bool | None,
+    Field(
+        alias="allowAdoption",
+        description="Whether ConnectorInstances using this account may adopt or observe an existing "
+        "remote instance (spec.instanceID). Off by default: through an account whose secrets she "
+        "cannot read, a tenant could otherwise take over, or read the token of, any instance of the "
+        "account that no object manages. Refused instances stall with `AccountNotAllowed`.",
+    ),
+]
+AllowSecretExport = Annotated[
+    bool | None,
+    Field(
+        alias="allowSecretExport",
+        description="Whether ConnectorInstances using this account may render its secrets into their "
+        "token Secrets (spec.tokenSecret.template.includeAccountSecrets), for a workload that needs "
+        "the whole Authorization header. Off by default: the account's secrets then reach whoever "
+        "may read those Secrets. Refused instances stall with `AccountNotAllowed`.",
+    ),
+]
+
+
 class ConnectorAccountSpec(Model):
     api_url: Annotated[str | None, _api_url("Defaults to the operator's `--default-api-url`.")] = None
     credentials_secret_ref: Annotated[
@@ -239,26 +262,8 @@ class ConnectorAccountSpec(Model):
             "only the operator's own bounds apply.",
         ),
     ] = None
-    allow_adoption: Annotated[
-        bool | None,
-        Field(
-            alias="allowAdoption",
-            description="Whether ConnectorInstances using this account may adopt or observe an existing "
-            "remote instance (spec.instanceID). Off by default: through an account whose secrets she "
-            "cannot read, a tenant could otherwise take over, or read the token of, any instance of the "
-            "account that no object manages. Refused instances stall with `AccountNotAllowed`.",
-        ),
-    ] = None
-    allow_secret_export: Annotated[
-        bool | None,
-        Field(
-            alias="allowSecretExport",
-            description="Whether ConnectorInstances using this account may render its secrets into their "
-            "token Secrets (spec.tokenSecret.template.includeAccountSecrets), for a workload that needs "
-            "the whole Authorization header. Off by default: the account's secrets then reach whoever "
-            "may read those Secrets. Refused instances stall with `AccountNotAllowed`.",
-        ),
-    ] = None
+    allow_adoption: AllowAdoption = None
+    allow_secret_export: AllowSecretExport = None
 
 
 class ClusterConnectorAccountSpec(Model):
@@ -295,26 +300,8 @@ class ClusterConnectorAccountSpec(Model):
             json_schema_extra={"x-kubernetes-list-type": "set"},
         ),
     ] = None
-    allow_adoption: Annotated[
-        bool | None,
-        Field(
-            alias="allowAdoption",
-            description="Whether ConnectorInstances using this account may adopt or observe an existing "
-            "remote instance (spec.instanceID). Off by default: through an account whose secrets she "
-            "cannot read, a tenant could otherwise take over, or read the token of, any instance of the "
-            "account that no object manages. Refused instances stall with `AccountNotAllowed`.",
-        ),
-    ] = None
-    allow_secret_export: Annotated[
-        bool | None,
-        Field(
-            alias="allowSecretExport",
-            description="Whether ConnectorInstances using this account may render its secrets into their "
-            "token Secrets (spec.tokenSecret.template.includeAccountSecrets), for a workload that needs "
-            "the whole Authorization header. Off by default: the account's secrets then reach whoever "
-            "may read those Secrets. Refused instances stall with `AccountNotAllowed`.",
-        ),
-    ] = None
+    allow_adoption: AllowAdoption = None
+    allow_secret_export: AllowSecretExport = None
 
 
 class StatusModel(BaseModel):

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from connector_operator.api.spec import ConnectorInstanceSpec, effective_token_secret, observe_only
 from connector_operator.api.status import ConnectorFacts, Reason
@@ -210,6 +210,17 @@ class RemotePass:
             self.api_url, self.credentials, instance_id, gate=self.gate, namespace=self.target.namespace
         )
 
+    async def _put(self, instance_id: int) -> Instance:
+        """The desired request, sent to the instance (an update, adoption or repair)."""
+        return await self.rt.instances.update(
+            self.api_url,
+            self.credentials,
+            instance_id,
+            self.desired.body(),
+            gate=self.gate,
+            namespace=self.target.namespace,
+        )
+
     async def _adopt(self, instance_id: int) -> Instance:
         """Full with spec.instanceID (or after ObserveOnly): take the instance over with one PUT
         (never a POST), once it is shown to be no other object's and of the spec's connector."""
@@ -224,14 +235,7 @@ class RemotePass:
                 )
             ) from None
         self._own(found, adopting=True)
-        adopted = await self.rt.instances.update(
-            self.api_url,
-            self.credentials,
-            instance_id,
-            self.desired.body(),
-            gate=self.gate,
-            namespace=self.target.namespace,
-        )
+        adopted = await self._put(instance_id)
         self._event("Normal", "Adopted", f"Adopted remote instance {instance_id}")
         return adopted
 
@@ -269,9 +273,7 @@ class RemotePass:
                 creations.gone(uid, endpoint, duplicate)
             try:
                 # The found instance may predate a spec change: bring it to the desired state.
-                adopted = await instances.update(
-                    url, credentials, keep, self.desired.body(), gate=self.gate, namespace=namespace
-                )
+                adopted = await self._put(keep)
             except errors.NotFound:
                 creations.gone(uid, endpoint, keep)
                 continue
@@ -287,14 +289,7 @@ class RemotePass:
 
     async def _update(self, instance_id: int) -> Instance:
         try:
-            instance = await self.rt.instances.update(
-                self.api_url,
-                self.credentials,
-                instance_id,
-                self.desired.body(),
-                gate=self.gate,
-                namespace=self.target.namespace,
-            )
+            instance = await self._put(instance_id)
         except errors.NotFound:
             return await self._recreate(instance_id)
         self._event("Normal", Reason.UPDATING, f"Updated remote instance {instance_id}")
@@ -312,14 +307,7 @@ class RemotePass:
         drift = self._drift(instance)
         if not drift:
             return instance
-        repaired = await self.rt.instances.update(
-            self.api_url,
-            self.credentials,
-            instance_id,
-            self.desired.body(),
-            gate=self.gate,
-            namespace=self.target.namespace,
-        )
+        repaired = await self._put(instance_id)
         self.facts.applied_digest = self.digest
         message = f"Remote instance {instance_id} was changed outside Kubernetes ({', '.join(drift)}); "
         # What the platform itself rewrites (it strips markup from names and tags, say) differs
@@ -363,7 +351,9 @@ class RemotePass:
         previous = self.state.instance
         if previous is not None and previous.token != instance.token:
             self._event("Normal", "TokenChanged", "The platform issued a new token; the Secret follows")
-        self.state.instance = instance
+        # Its configuration served this pass's drift check; kept, it would be what the platform
+        # chose to send (up to an answer's 5 MiB) held per object until the next check.
+        self.state.instance = replace(instance, configuration=())
 
     async def _export(self, current: Instance) -> None:
         """Record what the platform reports and write the token Secret (only when it differs)."""
