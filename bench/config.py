@@ -112,11 +112,12 @@ def parse_args(argv: list[str] | None = None) -> BenchConfig:
     )
     parser.add_argument(
         "--profile",
-        choices=("none", "py-spy", "pyinstrument", "tracemalloc"),
+        choices=("none", "py-spy", "pyinstrument", "tracemalloc", "apiserver"),
         default="none",
         help="profile the operator: py-spy (speedscope file of `create`), pyinstrument (text call tree "
         "of the first operator, written when it exits), tracemalloc (allocation sites after `create` and "
-        "after each restart); a diagnostic run, its timings are not results",
+        "after each restart), apiserver (Go CPU profiles of kube-apiserver during `floor` and `create`, "
+        "15 s each from the first create); a diagnostic run, its timings are not results",
     )
     parser.add_argument(
         "--whatif",

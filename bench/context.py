@@ -8,6 +8,7 @@ has settled, and measures fixed idle windows. Phases (bench.phases_*) only scrip
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import sys
@@ -17,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench import apiprofile
 from bench.apimetrics import Attribution, Snapshot, attribute, keyed, snapshot
 from bench.config import BenchConfig
 from bench.kube import KubeClient
@@ -152,6 +154,14 @@ class Bench:
         await self.stop_py_spy()
         operator, self.operator = self.operator, None
         return await operator.child.stop_async(STOP_TIMEOUT)
+
+    def apiserver_profile(self, name: str) -> contextlib.AbstractAsyncContextManager[None]:
+        """With `--profile apiserver`, a CPU profile of kube-apiserver over the block (apiprofile.py)."""
+        if self.cfg.profile != "apiserver":
+            return contextlib.nullcontext()
+        output = self.profile_path(f"apiserver-{name}.pb.gz")
+        self.profiles.append(str(output))
+        return apiprofile.apiserver_profile(self.kube, output, apiprofile.DEFAULT_SECONDS)
 
     async def start_py_spy(self, name: str) -> None:
         if self.cfg.profile != "py-spy" or self.operator is None:

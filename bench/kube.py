@@ -115,6 +115,15 @@ class KubeClient:
                 raise KubeError(response.status, "GET", "/metrics", await response.text())
             return await response.text()
 
+    async def raw_get(self, path: str, params: Mapping[str, str], timeout: float) -> bytes:
+        """A non-resource GET returning bytes (a pprof profile); not booked, as `metrics_text`."""
+        async with self._session.get(
+            path, params=params, timeout=aiohttp.ClientTimeout(total=timeout)
+        ) as response:
+            if response.status != 200:
+                raise KubeError(response.status, "GET", path, await response.text())
+            return await response.read()
+
     # -- the few typed calls the benchmark needs -------------------------------------------------
 
     async def create_namespace(self, name: str) -> None:

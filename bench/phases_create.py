@@ -28,14 +28,15 @@ async def floor_phase(b: Bench) -> dict[str, Any]:
     await prepare_namespaces(b.kube, b.workload, "floor", inputs=False)
     await b.control.reset()  # also restores the start-up latency
     before, cpu_before = await b.both(), b.cpu()
-    run = await run_floor(
-        b.kube,
-        b.simulator.api_url,
-        b.workload.objects("floor"),
-        concurrency=b.cfg.floor_concurrency,
-        apply_concurrency=b.cfg.apply_concurrency,
-        timeout=b.cfg.ready_timeout,
-    )
+    async with b.apiserver_profile("floor"):
+        run = await run_floor(
+            b.kube,
+            b.simulator.api_url,
+            b.workload.objects("floor"),
+            concurrency=b.cfg.floor_concurrency,
+            apply_concurrency=b.cfg.apply_concurrency,
+            timeout=b.cfg.ready_timeout,
+        )
     delta, cpu = b.delta(before, await b.both()), b.cpu_delta(cpu_before, b.cpu())
     # The operator gets the same empty account the floor started with.
     await b.control.reset()
@@ -67,7 +68,10 @@ async def create_phase(b: Bench) -> dict[str, Any]:
     await b.start_py_spy("create")
     before, cpu_before = await b.both(), b.cpu()
     objects = b.workload.objects(OPERATOR_SET)
-    async with ReadyTracker(b.kube, f"{SET_LABEL}={OPERATOR_SET}", n) as tracker:
+    async with (
+        b.apiserver_profile("create"),
+        ReadyTracker(b.kube, f"{SET_LABEL}={OPERATOR_SET}", n) as tracker,
+    ):
         t0, _ = await apply_instances(b.kube, objects, OPERATOR_SET, b.cfg.apply_concurrency)
         apply_seconds = time.monotonic() - t0
         all_ready = await tracker.wait_all(b.cfg.ready_timeout)

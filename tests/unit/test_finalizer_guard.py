@@ -1,4 +1,4 @@
-"""The daemon's guard for a finalizer kopf lost (kube/finalizers.py, handlers/instances.py).
+"""The passes' guard for a finalizer kopf lost (kube/finalizers.py, handlers/instances.py).
 
 kopf's own patch failing is hard to provoke on purpose (tests/integration/test_unparseable_spec.py
 meets it now and then, when the API server rebuilds a CRD's storage); here the decision is
@@ -8,6 +8,7 @@ checked against a stand-in for the API that records the patch it would send.
 from __future__ import annotations
 
 import math
+import time
 from typing import Any, cast
 
 import kopf
@@ -15,6 +16,7 @@ import kopf
 from connector_operator.api.names import FINALIZER
 from connector_operator.handlers.instances import FINALIZER_GRACE, _finalized
 from connector_operator.handlers.runtime import Runtime
+from connector_operator.handlers.state import Tracked, tracked_from
 from connector_operator.kube.api import MERGE_PATCH
 
 
@@ -25,6 +27,18 @@ class RecordingAPI:
     async def request(self, method: str, path: str, *, body: Any = None, content_type: str = "") -> Any:
         self.requests.append((method, path, body, content_type))
         return {}
+
+
+KEY = ("sales", "crm")
+
+
+def tracked(finalizers: list[str], *, age: float, deleting: bool = False) -> Tracked:
+    """The object as its passes know it, first seen `age` seconds ago."""
+    raw = body(finalizers, deleting)
+    record = tracked_from(raw, 60.0)
+    record.observe(raw)
+    record.born = time.monotonic() - age
+    return record
 
 
 def body(finalizers: list[str], deleting: bool = False) -> kopf.Body:
@@ -45,16 +59,20 @@ def runtime(api: RecordingAPI) -> Runtime:
 
 async def test_present_or_deleting_needs_nothing() -> None:
     api = RecordingAPI()
-    assert await _finalized(runtime(api), body([FINALIZER]), 60) == math.inf
-    assert await _finalized(runtime(api), body([], deleting=True), 60) == math.inf
+    assert await _finalized(runtime(api), KEY, tracked([FINALIZER], age=60)) == math.inf
+    assert await _finalized(runtime(api), KEY, tracked([], age=60, deleting=True)) == math.inf
     assert api.requests == []
 
 
 async def test_missing_is_given_kopf_s_grace_then_added_beside_the_others() -> None:
     api = RecordingAPI()
-    assert await _finalized(runtime(api), body(["example.com/keep"]), 4.0) == FINALIZER_GRACE - 4.0
+    wait = await _finalized(runtime(api), KEY, tracked(["example.com/keep"], age=4.0))
+    assert FINALIZER_GRACE - 4.5 < wait <= FINALIZER_GRACE - 4.0
     assert api.requests == []
-    assert await _finalized(runtime(api), body(["example.com/keep"]), FINALIZER_GRACE + 1) == math.inf
+    assert (
+        await _finalized(runtime(api), KEY, tracked(["example.com/keep"], age=FINALIZER_GRACE + 1))
+        == math.inf
+    )
     [(method, path, patch, content_type)] = api.requests
     assert (method, content_type) == ("PATCH", MERGE_PATCH)
     assert path == "/apis/openconnectors.io/v1alpha1/namespaces/sales/connectorinstances/crm"

@@ -8,12 +8,15 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from connector_operator.domain.hosts import HostPolicy
+from connector_operator.domain.outcome import Backoff
 from connector_operator.handlers.accountstate import Accounts
 from connector_operator.handlers.creations import Creations
 from connector_operator.handlers.deleteretry import DeleteRetries
+from connector_operator.handlers.scheduler import Scheduler
 from connector_operator.handlers.secretholds import SecretHolds
 from connector_operator.handlers.secretreads import SecretReads
 from connector_operator.handlers.secretwaits import SecretWaits
+from connector_operator.handlers.state import Tracked
 from connector_operator.handlers.wakeups import Key, Wakeups
 from connector_operator.kube.api import KubeAPI
 from connector_operator.kube.namespaces import Namespaces
@@ -49,12 +52,28 @@ class Runtime:
     gates: Gates = field(default_factory=Gates)  # each account's request budget and circuit
     creations: Creations = field(default_factory=Creations)  # what is known of instances being created
     clock: Callable[[], str] = utcnow  # the only source of status timestamps
+    # The ConnectorInstances the watch reported, and when their passes run (handlers/instances.py).
+    tracked: dict[Key, Tracked] = field(default_factory=dict)
+    scheduler: Scheduler = field(init=False)
+    # kopf's Secret index, as the passes read it: known from the first ConnectorInstance event on.
+    secret_index: Mapping[Key, SecretMeta] | None = None
 
     def __post_init__(self) -> None:
+        self.scheduler = Scheduler(self._pass, failure_delay=self.settings.backoff_cap)
+        self.wakeups.fallback = self.scheduler.wake
         # A platform that answers again ends the wait of the deletions that failed on it.
         self.instances.on_success(
             lambda host, credentials: self.delete_retries.platform_answered(self.status, (host, credentials))
         )
+
+    async def _pass(self, key: Key) -> float:
+        from connector_operator.handlers.instances import run_pass  # the handlers import this module
+
+        return await run_pass(self, key)
+
+    @functools.cached_property
+    def backoff(self) -> Backoff:
+        return Backoff(self.settings.backoff_base, self.settings.backoff_cap)
 
     @functools.cached_property
     def hosts(self) -> HostPolicy:

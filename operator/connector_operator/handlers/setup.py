@@ -38,6 +38,7 @@ logger = logging.getLogger(__name__)
 SETTINGS_KEY = "settings"
 PEER_KEY = "peer"  # this copy in the peering records (kube/keepalive.py), from run.py
 STOP_KEY = "stop_flag"  # done once the operator is asked to stop (shutdown.py)
+PASS_STOP_TIMEOUT = 30.0  # on stop, how long a running pass may take to finish (a create: its POST)
 
 
 class NoDiffBase(kopf.DiffBaseStorage):
@@ -98,7 +99,14 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
         await peering_objects(api, ours.peering, ours.namespaces)
         if "keepalive" not in memo and memo.get(STOP_KEY) is not None:
             memo["keepalive"] = asyncio.create_task(
-                keepalive.keep_alive(api, ours.peering, ours.namespaces, memo[PEER_KEY], memo[STOP_KEY])
+                keepalive.keep_alive(
+                    api,
+                    ours.peering,
+                    ours.namespaces,
+                    memo[PEER_KEY],
+                    memo[STOP_KEY],
+                    judged=lambda outranked: peering_judged(memo, outranked),
+                )
             )
     memo["runtime"] = Runtime(
         settings=ours,
@@ -124,6 +132,21 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
         ",".join(ours.namespaces) or "<all>",
         ours.default_api_url,
     )
+
+
+def peering_judged(memo: kopf.Memo, outranked: bool) -> None:
+    """Pause the passes while another copy outranks this one, as kopf pauses its watches."""
+    runtime: Runtime | None = memo.get("runtime")
+    if runtime is None:
+        return
+    if outranked and not runtime.scheduler.paused:
+        logger.info("another copy of the operator outranks this one: passes paused")
+        runtime.scheduler.pause()
+        # What the other copy creates meanwhile, this copy's listings do not show: list again.
+        runtime.creations.forget_listings()
+    elif not outranked and runtime.scheduler.paused:
+        logger.info("no copy of the operator outranks this one: passes resumed")
+        runtime.scheduler.resume()
 
 
 async def operator_namespace(ours: Settings, settings: kopf.OperatorSettings) -> str:
@@ -180,6 +203,7 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
             await refreshing
     runtime: Runtime | None = memo.get("runtime")
     if runtime is not None:
+        await runtime.scheduler.stop(timeout=PASS_STOP_TIMEOUT)
         await runtime.waits.close()
         await runtime.instances.aclose()
     api: KubeAPI | None = memo.get("kube_api")

@@ -1,23 +1,33 @@
-"""What a daemon knows of its object between passes, and the object a pass works on."""
+"""What the passes know of an object between them (`Tracked`, `ObjectState`), and the object a pass
+works on (`Target`)."""
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import random
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import kopf
+
+from connector_operator.api.names import PAUSED_ANNOTATION, RECONCILE_REQUEST_ANNOTATION
 from connector_operator.api.status import ConnectorInstanceStatus
-from connector_operator.domain.transition import is_ready
+from connector_operator.domain.transition import is_ready, parse_status
 from connector_operator.kube.secrets import Owner
 from connector_operator.openconnectors.client import Instance
+
+Key = tuple[str, str]  # (namespace, name)
 
 
 @dataclass
 class ObjectState:
-    """A daemon's memory of its object. The daemon is the only writer of status, so its copy is
+    """The passes' memory of their object. They are the only writer of status, so this copy is
     authoritative: it never waits for its own write to come back through the watch."""
 
-    status: ConnectorInstanceStatus  # what the daemon knows, written or not
+    status: ConnectorInstanceStatus  # what the passes know, written or not
     instance: Instance | None = None  # last seen remote instance (holds the token; memory only)
     stalled_on: tuple[int, str] | None = None  # (generation, attempt digest) judged impossible
     attempt: int = 0
@@ -48,3 +58,61 @@ class Target:
     @property
     def owner(self) -> Owner:
         return Owner(self.name, self.uid)
+
+
+@dataclass(eq=False, slots=True)
+class Tracked:
+    """What the passes know of one object: the parts of its latest body they read, and their own
+    memory of it (`state`). Kept instead of the body: a status write of ours comes back as an event
+    too, and the body is mostly status and metadata the passes never read."""
+
+    uid: str
+    state: ObjectState
+    generation: int = 0
+    spec: dict[str, Any] = field(default_factory=dict)
+    annotations: tuple[bool, str | None] = (False, None)  # (paused, reconcile request)
+    finalizers: tuple[str, ...] = ()
+    resource_version: str = ""
+    deleting: bool = False
+    next_check: float = 0.0  # monotonic: when the next platform check is due
+    born: float = field(default_factory=time.monotonic)
+    # While the last pass waits for an input Secret that nothing watches yet: its interest
+    # (handlers/secretwaits.py), held until the next pass.
+    waiting: contextlib.ExitStack | None = None
+
+    def observe(self, body: kopf.Body) -> None:
+        meta = body.get("metadata", {})
+        self.generation = int(meta.get("generation") or 0)
+        self.spec = dict(body.get("spec") or {})
+        self.annotations = annotation_marks(meta.get("annotations"))
+        self.finalizers = tuple(meta.get("finalizers") or ())
+        self.resource_version = str(meta.get("resourceVersion") or "")
+        self.deleting = meta.get("deletionTimestamp") is not None
+
+
+def tracked_from(body: kopf.Body, resync: float) -> Tracked:
+    status = parse_status(body.get("status"))
+    tracked = Tracked(uid=str(body.get("metadata", {}).get("uid", "")), state=ObjectState(status=status))
+    # Spread the first platform check of already-created objects over the resync window:
+    # a restarting operator must not fire a thousand GETs at once (and needs none to be correct).
+    tracked.next_check = time.monotonic() + (
+        random.uniform(0, resync) if status.instance_id is not None else 0
+    )
+    return tracked
+
+
+# Longer values are compared and recorded as a digest: status does not grow with an annotation.
+MAX_REQUEST_TOKEN = 256
+
+
+def annotation_marks(annotations: Any) -> tuple[bool, str | None]:
+    """(paused, reconcile request) from an object's annotations."""
+    if not isinstance(annotations, dict):
+        return False, None
+    paused = annotations.get(PAUSED_ANNOTATION) == "true"
+    request = annotations.get(RECONCILE_REQUEST_ANNOTATION)
+    if not isinstance(request, str):
+        return paused, None
+    if len(request) > MAX_REQUEST_TOKEN:
+        request = "sha256:" + hashlib.sha256(request.encode()).hexdigest()
+    return paused, request

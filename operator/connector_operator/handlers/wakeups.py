@@ -1,7 +1,8 @@
-"""Cutting a daemon's wait short: one asyncio.Event per running daemon, set by the watches.
+"""Cutting a wait short: a pass now for a ConnectorInstance (handlers/scheduler.py), or the
+asyncio.Event of an account's daemon, set by the watches.
 
-kopf calls our daemons on a schedule we choose; a spec change or a Secret change must not wait
-for it. The registry also remembers what each Secret last looked like, so that an event which
+Passes run on a schedule we choose; a spec change or a Secret change must not wait for it. The
+registry also remembers what each Secret last looked like, so that an event which
 changes nothing (our own label appearing, a resync) wakes nobody.
 """
 
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -18,34 +19,39 @@ Key = tuple[str, str]  # (namespace, name)
 
 @dataclass
 class Wakeups:
-    """One asyncio.Event per running daemon, and the last generation each has been told about."""
+    """One asyncio.Event per running account daemon, the scheduler's wake-up for every other key,
+    and the last generation each object has been woken for."""
 
     events: dict[Key, asyncio.Event] = field(default_factory=dict)
-    # What each daemon was last told of its object: the generation and the day-2 annotations.
+    fallback: Callable[[Key], None] | None = None  # keys without an Event: the scheduler's objects
+    # What each object was last woken for: the generation and the day-2 annotations.
     generations: dict[Key, tuple[object, ...]] = field(default_factory=dict)
-    exited: dict[Key, asyncio.Event] = field(default_factory=dict)
     # Content fingerprints of the Secrets in use: a Secret event wakes its users only when the
     # content changed, not when the operator's own label made it appear in the watch.
     secret_fingerprints: dict[Key, str | None] = field(default_factory=dict)
     secret_changed_at: dict[Key, float] = field(default_factory=dict)  # monotonic, after the first sight
 
     def register(self, key: Key) -> asyncio.Event:
-        self.exited.pop(key, None)
         return self.events.setdefault(key, asyncio.Event())
 
     def unregister(self, key: Key) -> None:
         self.events.pop(key, None)
         self.generations.pop(key, None)
-        self.exited.setdefault(key, asyncio.Event()).set()
 
     def wake(self, key: Key) -> None:
         event = self.events.get(key)
         if event is not None:
             event.set()
+        elif self.fallback is not None:
+            self.fallback(key)
+
+    def forget(self, key: Key) -> None:
+        """The object `key` is gone."""
+        self.generations.pop(key, None)
 
     def observe_generation(self, key: Key, marks: tuple[object, ...], deleting: bool) -> None:
-        """Wake the daemon only when the spec (the generation) or one of the annotations it reads
-        changed, `marks`: our own status writes must not wake it."""
+        """Wake the object only when the spec (the generation) or one of the annotations its passes
+        read changed, `marks`: our own status writes must not wake it."""
         if deleting or self.generations.get(key) != marks:
             self.generations[key] = marks
             self.wake(key)
@@ -62,16 +68,6 @@ class Wakeups:
         """Whether the Secret's content changed in the last `within` seconds (a rotation)."""
         at = self.secret_changed_at.get(key)
         return at is not None and time.monotonic() - at < within
-
-    async def wait_exited(self, key: Key, timeout: float) -> bool:
-        if key not in self.events:
-            return True
-        event = self.exited.setdefault(key, asyncio.Event())
-        try:
-            await asyncio.wait_for(event.wait(), timeout)
-        except TimeoutError:
-            return False
-        return True
 
 
 class Waitable(Protocol):

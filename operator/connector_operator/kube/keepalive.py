@@ -8,6 +8,10 @@ work at once until the next keep-alive. Refreshing the same record every `REFRES
 quarter of the lifetime) makes that a matter of 45 seconds of delay, not 5, and puts a deleted
 record back within 15 seconds.
 
+Each refresh also reads the other copies' records, as kopf does, and tells `judged` whether this
+copy is outranked (an alive record of equal or higher priority: kopf pauses then). kopf pauses its
+watches itself; the passes (handlers/scheduler.py) are ours and pause on that judgement.
+
 The record has kopf's own shape, under kopf's identity for this copy. Refreshing stops as soon as
 the operator is asked to stop, and the record is withdrawn then, as kopf withdraws it: a refresh
 landing after kopf's withdrawal would make the next copy wait out the lifetime.
@@ -19,6 +23,7 @@ import asyncio
 import contextlib
 import datetime
 import logging
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,14 +59,19 @@ async def keep_alive(
     peer: Peer,
     stopping: asyncio.Future[Any],
     refresh: float = REFRESH,
+    judged: Callable[[bool], None] | None = None,
 ) -> None:
-    """Refresh this copy's record in each peering object until `stopping` is done; then withdraw it."""
+    """Refresh this copy's record in each peering object until `stopping` is done; then withdraw it.
+    After each round, `judged(outranked)` if any peering object could be read."""
     paths = [f"{collection_path(namespace)}/{name}" for namespace in namespaces or (None,)]
     try:
         while not stopping.done():
-            body = record(peer, datetime.datetime.now(datetime.UTC))
-            for path in paths:
-                await _patch(api, path, body)
+            now = datetime.datetime.now(datetime.UTC)
+            body = record(peer, now)
+            answers = [await _patch(api, path, body) for path in paths]
+            seen = [answer for answer in answers if answer is not None]
+            if judged is not None and seen:
+                judged(any(outranked(peer, answer, now) for answer in seen))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(asyncio.shield(stopping), timeout=refresh)
     finally:
@@ -72,9 +82,31 @@ async def keep_alive(
                     await _patch(api, path, withdrawal)
 
 
-async def _patch(api: KubeAPI, path: str, body: dict[str, Any]) -> None:
+def outranked(peer: Peer, peering: Mapping[str, Any], now: datetime.datetime) -> bool:
+    """Whether a peering object holds another alive record of equal or higher priority (kopf's rule)."""
+    records = peering.get("status")
+    if not isinstance(records, dict):
+        return False
+    for identity, value in records.items():
+        if identity == peer.identity or not isinstance(value, dict):
+            continue
+        try:
+            priority = int(value.get("priority", 0))
+            lifetime = float(value.get("lifetime", LIFETIME))
+            seen = datetime.datetime.fromisoformat(str(value["lastseen"]))
+        except (KeyError, TypeError, ValueError):
+            continue  # a record kopf would not read either
+        if seen.tzinfo is None:
+            seen = seen.replace(tzinfo=datetime.UTC)
+        if priority >= peer.priority and seen + datetime.timedelta(seconds=lifetime) > now:
+            return True
+    return False
+
+
+async def _patch(api: KubeAPI, path: str, body: dict[str, Any]) -> dict[str, Any] | None:
     try:
-        await api.request("PATCH", path, body=body, content_type=MERGE_PATCH)
+        return await api.request("PATCH", path, body=body, content_type=MERGE_PATCH)
     except KubeError as error:
         # kopf's own keep-alive still runs: this is the margin, not the mechanism.
         logger.warning("peering keep-alive %s: HTTP %s %s", path, error.status, error.reason)
+        return None
