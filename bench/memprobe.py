@@ -3,7 +3,9 @@
 `python -m bench.memprobe OUTPUT -m connector_operator run ...` starts tracing before anything is
 imported (so import-time allocations are attributed too), then runs the module as `__main__`.
 Each SIGUSR2 writes OUTPUT (atomically, via a temporary file): the traced total, the RSS, and the
-largest allocation sites by file and by line. It is a diagnostic (`--profile tracemalloc`):
+largest allocation sites by file and by line, now and at the traced peak: a thread looks at the
+traced total four times a second and, whenever it is 5 % above the last peak it summarised, keeps
+a summary of the allocation sites then (the summary, not the snapshot, which would be traced too). It is a diagnostic (`--profile tracemalloc`):
 tracing slows the process down and adds its own memory, so its timings are not results.
 """
 
@@ -13,6 +15,8 @@ import os
 import runpy
 import signal
 import sys
+import threading
+import time
 import tracemalloc
 from pathlib import Path
 from types import FrameType
@@ -28,7 +32,12 @@ def _rss_kib() -> int:
     return 0
 
 
-def dump(output: Path) -> None:
+PEAK_STEP = 1.05
+PEAK_POLL = 0.25
+_peak: list[str] = []  # the summary at the largest traced total seen so far
+
+
+def _summary() -> list[str]:
     snapshot = tracemalloc.take_snapshot().filter_traces(
         [
             tracemalloc.Filter(False, tracemalloc.__file__),
@@ -50,6 +59,21 @@ def dump(output: Path) -> None:
     for stat in snapshot.statistics("traceback")[:TOP]:
         lines.append(f"  {stat.size / 2**20:8.2f} MiB {stat.count:9d} blocks")
         lines += [f"      {frame.filename}:{frame.lineno}" for frame in reversed(stat.traceback)]
+    return lines
+
+
+def _watch_peak() -> None:
+    summarised = 0
+    while True:
+        time.sleep(PEAK_POLL)
+        current, _ = tracemalloc.get_traced_memory()
+        if current > summarised * PEAK_STEP:
+            _peak[:] = _summary()
+            summarised = current
+
+
+def dump(output: Path) -> None:
+    lines = _summary() + ["", "# at the largest traced total summarised (see the module docstring)", *_peak]
     partial = output.with_suffix(output.suffix + ".partial")
     partial.write_text("\n".join(lines) + "\n")
     os.replace(partial, output)
@@ -65,6 +89,7 @@ def main() -> None:
         dump(output)
 
     signal.signal(signal.SIGUSR2, on_signal)
+    threading.Thread(target=_watch_peak, name="memprobe-peak", daemon=True).start()
     sys.argv = [module, *sys.argv[4:]]
     runpy.run_module(module, run_name="__main__", alter_sys=True)
 

@@ -15,6 +15,7 @@ import kopf
 
 from connector_operator import logcontext, shutdown
 from connector_operator.domain.hosts import HostPolicy, parse_patterns
+from connector_operator.kube import tlsbuffers
 from connector_operator.kube.keepalive import Peer
 from connector_operator.kube.peering import own_identity, priority_by_age
 from connector_operator.settings import (
@@ -224,6 +225,7 @@ def run_command(
     if log_level != "DEBUG":
         logging.getLogger("kopf.objects").addFilter(_quiet_watch_handlers)
     logcontext.install()
+    tlsbuffers.bound_read_buffers()  # before the first connection opens
 
     import connector_operator.handlers  # noqa: F401  (registers the handlers)
     from connector_operator.handlers.setup import PEER_KEY, SETTINGS_KEY, STOP_KEY

@@ -118,10 +118,17 @@ async def run_pass(runtime: Runtime, key: Key) -> float:
     if tracked.waiting is not None:  # this pass looks itself: the interest ends here
         tracked.waiting.close()
         tracked.waiting = None
+    logcontext.bind(key[0], key[1], tracked.uid)
+    state = tracked.thaw()
+    try:
+        return await _pass(runtime, key, tracked, state)
+    finally:
+        tracked.park()
+
+
+async def _pass(runtime: Runtime, key: Key, tracked: Tracked, state: ObjectState) -> float:
     namespace, name = key
-    logcontext.bind(namespace, name, tracked.uid)
     settings = runtime.settings
-    state = tracked.state
     paused, request = tracked.annotations
     # A new reconcile-requested-at value asks for a platform check now (as Flux's requestedAt).
     requested = request is not None and request != state.status.last_handled_reconcile_at

@@ -266,16 +266,18 @@ def state_outcome(state: ObjectState) -> Outcome:
 async def finish(rt: Runtime, target: Target, state: ObjectState, outcome: Outcome, facts: Facts) -> Outcome:
     """Write the status transition, only what changed (an idle pass writes nothing).
 
-    The daemon's memory is authoritative: it keeps the new status even when the write fails, so
+    The passes' memory is authoritative: it keeps the new status even when the write fails, so
     the next pass makes no second platform call for work already done. The patch is taken against
     what was last written, so a failed write is repeated in full by the next one. A failed write
-    is an outcome like any other (retried with backoff), never an exception that would make kopf
-    restart the daemon and repeat the pass every few seconds."""
+    is an outcome like any other (retried with backoff), never an exception that would make the
+    scheduler repeat the pass after its failure delay."""
     new, _ = status_after(state.status, outcome, facts, target.generation, rt.clock())
     _note_transitions(state, outcome)
     state.status = new
     patch = merge_patch(stored(state.written), stored(new))
     if not patch:
+        # The same status as written: keep one copy, not two (per object, for as long as it exists).
+        state.status = state.written
         return outcome
     try:
         if await rt.status.patch(target.namespace, target.name, patch):

@@ -38,6 +38,7 @@ logger = logging.getLogger(__name__)
 SETTINGS_KEY = "settings"
 PEER_KEY = "peer"  # this copy in the peering records (kube/keepalive.py), from run.py
 STOP_KEY = "stop_flag"  # done once the operator is asked to stop (shutdown.py)
+WORKER_IDLE_SECONDS = 0.5
 PASS_STOP_TIMEOUT = 30.0  # on stop, how long a running pass may take to finish (a create: its POST)
 
 
@@ -64,6 +65,9 @@ def configure_kopf(settings: kopf.OperatorSettings) -> None:
     settings.posting.reporting_component = MANAGED_BY_VALUE
     # Handler failures are ours to schedule (see handlers.instances); kopf's default is a flat 60 s.
     settings.execution.default_backoff = 5
+    # A per-object worker of kopf's holds the object's last event while it idles; nothing of ours
+    # needs it once handled (passes keep what they read: handlers/state.py).
+    settings.queueing.idle_timeout = WORKER_IDLE_SECONDS
 
 
 def credentials(settings: kopf.OperatorSettings) -> kopf.ConnectionInfo | None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
+import pickle
 import random
 import time
 from collections.abc import Mapping
@@ -63,13 +65,17 @@ class Target:
 @dataclass(eq=False, slots=True)
 class Tracked:
     """What the passes know of one object: the parts of its latest body they read, and their own
-    memory of it (`state`). Kept instead of the body: a status write of ours comes back as an event
-    too, and the body is mostly status and metadata the passes never read."""
+    memory of it. Kept instead of the body: a status write of ours comes back as an event too, and
+    the body is mostly status and metadata the passes never read.
+
+    Between passes both are kept serialized (`park`): the spec as its JSON, the state pickled. As
+    pydantic models and parsed JSON they took about 15 KiB per object at rest; serialized, 2 to
+    3 KiB (bench/README.md, "Memory per object"). A pass pays one parse of each (`thaw`), about
+    50 microseconds."""
 
     uid: str
-    state: ObjectState
+    spec_json: str = "{}"
     generation: int = 0
-    spec: dict[str, Any] = field(default_factory=dict)
     annotations: tuple[bool, str | None] = (False, None)  # (paused, reconcile request)
     finalizers: tuple[str, ...] = ()
     resource_version: str = ""
@@ -79,20 +85,41 @@ class Tracked:
     # While the last pass waits for an input Secret that nothing watches yet: its interest
     # (handlers/secretwaits.py), held until the next pass.
     waiting: contextlib.ExitStack | None = None
+    _state: ObjectState | None = None  # during a pass
+    _parked: bytes = b""  # between passes: the pickled ObjectState (our own bytes, never a peer's)
+
+    @property
+    def spec(self) -> dict[str, Any]:
+        parsed: dict[str, Any] = json.loads(self.spec_json)
+        return parsed
 
     def observe(self, body: kopf.Body) -> None:
         meta = body.get("metadata", {})
         self.generation = int(meta.get("generation") or 0)
-        self.spec = dict(body.get("spec") or {})
+        self.spec_json = json.dumps(body.get("spec") or {}, separators=(",", ":"))
         self.annotations = annotation_marks(meta.get("annotations"))
         self.finalizers = tuple(meta.get("finalizers") or ())
         self.resource_version = str(meta.get("resourceVersion") or "")
         self.deleting = meta.get("deletionTimestamp") is not None
 
+    def thaw(self) -> ObjectState:
+        """The state, for a pass; `park` it again after."""
+        if self._state is None:
+            self._state = pickle.loads(self._parked)  # noqa: S301  (pickled by `park`, in this process)
+        return self._state
+
+    def park(self) -> None:
+        """Serialize the state between passes (events are posted by then: none is kept)."""
+        if self._state is not None:
+            self._parked = pickle.dumps(self._state, protocol=pickle.HIGHEST_PROTOCOL)
+            self._state = None
+
 
 def tracked_from(body: kopf.Body, resync: float) -> Tracked:
     status = parse_status(body.get("status"))
-    tracked = Tracked(uid=str(body.get("metadata", {}).get("uid", "")), state=ObjectState(status=status))
+    tracked = Tracked(uid=str(body.get("metadata", {}).get("uid", "")))
+    tracked._state = ObjectState(status=status)
+    tracked.park()
     # Spread the first platform check of already-created objects over the resync window:
     # a restarting operator must not fire a thousand GETs at once (and needs none to be correct).
     tracked.next_check = time.monotonic() + (

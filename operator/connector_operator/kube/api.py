@@ -49,17 +49,26 @@ class KubeError(Exception):
         self.reason = reason
 
 
+# Connections for requests (not watches). Each TLS connection holds asyncio's 256 KiB read buffer for
+# as long as it is pooled: aiohttp's default of 100 made a creation burst of 1,000 objects hold
+# about 25 MiB in buffers alone (bench/README.md). 32 carry the passes' writes at the platform's
+# in-flight bound (--max-in-flight, 32) without waiting on each other.
+REQUEST_CONNECTIONS = 32
+
+
 class KubeAPI:
     def __init__(self, login: Login, *, timeout: float = 30.0) -> None:
         self._login = login
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._session: aiohttp.ClientSession | None = None
+        self._streams: aiohttp.ClientSession | None = None  # watches: a pool of their own
         self._server = ""
         self._lock = asyncio.Lock()
 
     async def aclose(self) -> None:
-        if self._session is not None:
-            await self._session.close()
+        for session in (self._session, self._streams):
+            if session is not None:
+                await session.close()
 
     def _resolve(self) -> tuple[kopf.ConnectionInfo, ssl.SSLContext]:
         """Blocking (the login reads files, the SSL context loads certificates): run in a thread."""
@@ -68,26 +77,33 @@ class KubeAPI:
             raise KubeError(401, "no Kubernetes credentials found (kubeconfig or in-cluster)")
         return info, info.as_ssl_context()
 
-    async def _connect(self, *, renew: bool = False) -> aiohttp.ClientSession:
+    async def _connect(self, *, renew: bool = False, stream: bool = False) -> aiohttp.ClientSession:
+        """The session for requests (a bounded pool) or for watches (`stream`: one connection per
+        watch, for as long as it runs, so that watches never take the requests' connections)."""
         async with self._lock:
-            if self._session is not None and not renew:
-                return self._session
-            info, context = await asyncio.to_thread(self._resolve)
-            headers = {"Accept": "application/json", "User-Agent": "open-connectors-operator"}
-            old, self._session = (
-                self._session,
-                aiohttp.ClientSession(
-                    connector=aiohttp.TCPConnector(ssl=context),
-                    headers={**headers, **info.as_http_headers()},
-                    proxy=info.proxy_url,
-                    trust_env=info.trust_env,
-                    timeout=self._timeout,
-                ),
-            )
-            self._server = info.server.rstrip("/")
-            if old is not None:
-                await old.close()
-            return self._session
+            if self._session is None or self._streams is None or renew:
+                info, context = await asyncio.to_thread(self._resolve)
+                headers = {
+                    "Accept": "application/json",
+                    "User-Agent": "open-connectors-operator",
+                    **info.as_http_headers(),
+                }
+                old = (self._session, self._streams)
+                self._session, self._streams = (
+                    aiohttp.ClientSession(
+                        connector=aiohttp.TCPConnector(ssl=context, limit=limit),
+                        headers=headers,
+                        proxy=info.proxy_url,
+                        trust_env=info.trust_env,
+                        timeout=self._timeout,
+                    )
+                    for limit in (REQUEST_CONNECTIONS, 0)
+                )
+                self._server = info.server.rstrip("/")
+                for session in old:
+                    if session is not None:
+                        await session.close()
+            return self._streams if stream else self._session
 
     async def request(
         self,
@@ -128,7 +144,7 @@ class KubeAPI:
         """A watch: the response's lines as they come, and None for a line longer than `max_line`
         bytes, which is skipped. `accept` asks for another representation (metadata only, for
         example). The server ends it after the watch's `timeoutSeconds`."""
-        session = await self._connect()
+        session = await self._connect(stream=True)
         timeout = aiohttp.ClientTimeout(total=None, sock_read=None)
         headers = {"Accept": accept} if accept else None
         async with session.get(
