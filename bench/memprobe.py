@@ -5,8 +5,9 @@ imported (so import-time allocations are attributed too), then runs the module a
 Each SIGUSR2 writes OUTPUT (atomically, via a temporary file): the traced total, the RSS, and the
 largest allocation sites by file and by line, now and at the traced peak: a thread looks at the
 traced total four times a second and, whenever it is 5 % above the last peak it summarised, keeps
-a summary of the allocation sites then (the summary, not the snapshot, which would be traced too). It is a diagnostic (`--profile tracemalloc`):
-tracing slows the process down and adds its own memory, so its timings are not results.
+a summary of the allocation sites then (the summary, not the snapshot, which would be traced too).
+It is a diagnostic (`--profile tracemalloc`): tracing slows the process down and adds its own
+memory, so its timings are not results.
 """
 
 from __future__ import annotations
@@ -73,7 +74,7 @@ def _watch_peak() -> None:
 
 
 def dump(output: Path) -> None:
-    lines = _summary() + ["", "# at the largest traced total summarised (see the module docstring)", *_peak]
+    lines = [*_summary(), "", "# at the largest traced total summarised (see the module docstring)", *_peak]
     partial = output.with_suffix(output.suffix + ".partial")
     partial.write_text("\n".join(lines) + "\n")
     os.replace(partial, output)

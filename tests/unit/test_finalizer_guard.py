@@ -78,3 +78,31 @@ async def test_missing_is_given_kopf_s_grace_then_added_beside_the_others() -> N
     assert path == "/apis/openconnectors.io/v1alpha1/namespaces/sales/connectorinstances/crm"
     # The whole list, guarded by the version it was read at: nobody else's finalizer is lost.
     assert patch == {"metadata": {"finalizers": ["example.com/keep", FINALIZER], "resourceVersion": "42"}}
+
+
+def test_between_passes_the_state_and_spec_are_kept_serialized_and_come_back_whole() -> None:
+    spec = {"connectorKey": "closeio", "configuration": {"username": "u"}}
+    ready = {
+        "type": "Ready",
+        "status": "True",
+        "reason": "Available",
+        "message": "",
+        "lastTransitionTime": "x",
+    }
+    status = {"instanceID": 7, "conditions": [ready]}
+    raw = kopf.Body({**body([FINALIZER]), "spec": spec, "status": status})
+    record = tracked_from(raw, 60.0)
+    record.observe(raw)
+    assert record.spec == spec
+    state = record.thaw()
+    assert state.status.instance_id == 7
+    assert state.ready
+    state.attempt = 3
+    state.events.append(("Normal", "Created", "made"))
+    record.park()
+    again = record.thaw()
+    assert again is not state  # a copy from the bytes, not the object the pass had
+    assert again.attempt == 3
+    assert again.status == state.status
+    assert again.written == again.status
+    assert again.events == [("Normal", "Created", "made")]

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import datetime
 import getpass
 import os
 
 import pytest
 
+from connector_operator.kube.keepalive import Peer, outranked
 from connector_operator.kube.peering import collection_path, own_identity, priority_by_age
 
 
@@ -37,3 +39,30 @@ def test_without_a_passwd_entry_the_uid_names_the_copy(monkeypatch: pytest.Monke
 
     monkeypatch.setattr(getpass, "getuser", no_entry)
     assert own_identity().startswith(f"{os.getuid()}@")
+
+
+NOW = datetime.datetime(2026, 12, 1, 12, 0, tzinfo=datetime.UTC)
+ME = Peer("me", 100)
+
+
+def peering(**records: object) -> dict[str, object]:
+    return {"status": records}
+
+
+def alive(priority: int, seconds_ago: float = 5, lifetime: int = 60) -> dict[str, object]:
+    seen = NOW - datetime.timedelta(seconds=seconds_ago)
+    return {"priority": priority, "lifetime": lifetime, "lastseen": seen.isoformat()}
+
+
+def test_an_alive_copy_of_higher_or_equal_priority_outranks_this_one() -> None:
+    # kopf's rule: a higher priority pauses this copy, an equal one pauses both.
+    assert outranked(ME, peering(me=alive(100), other=alive(101)), NOW)
+    assert outranked(ME, peering(other=alive(100)), NOW)
+
+
+def test_lower_expired_own_and_unreadable_records_do_not() -> None:
+    assert not outranked(ME, peering(me=alive(100), other=alive(99)), NOW)
+    assert not outranked(ME, peering(other=alive(200, seconds_ago=61)), NOW)
+    assert not outranked(ME, peering(me=alive(500)), NOW)  # its own record, whatever it says
+    assert not outranked(ME, peering(other={"priority": "high"}, third="x"), NOW)
+    assert not outranked(ME, {"status": None}, NOW)

@@ -54,6 +54,7 @@ logger = logging.getLogger(__name__)
 
 RESOURCE = (GROUP, VERSION, PLURAL)
 MIN_RESYNC_SECONDS, MAX_RESYNC_SECONDS = parse_duration(MIN_RESYNC), parse_duration(MAX_RESYNC)
+RESEED_WAIT = 5.0
 
 
 @kopf.on.event(*RESOURCE)  # type: ignore[arg-type]
@@ -89,6 +90,9 @@ async def instance_changed(
         tracked = None
     if tracked is None:
         tracked = runtime.tracked[key] = tracked_from(body, runtime.settings.resync_interval)
+    elif tracked.reseed and not runtime.scheduler.running(key):
+        tracked.seed(parse_status(body.get("status")))
+        runtime.scheduler.wake(key)
     tracked.observe(body)
     # A spec change, or a change of the pause or reconcile-now annotations, wakes the object; our
     # own status writes change none of these and wake nobody.
@@ -115,6 +119,8 @@ async def run_pass(runtime: Runtime, key: Key) -> float:
     tracked = runtime.tracked.get(key)
     if tracked is None or tracked.deleting:
         return math.inf
+    if tracked.reseed:  # resumed after a pause: the status kopf lists again comes first
+        return RESEED_WAIT
     if tracked.waiting is not None:  # this pass looks itself: the interest ends here
         tracked.waiting.close()
         tracked.waiting = None

@@ -148,6 +148,10 @@ def peering_judged(memo: kopf.Memo, outranked: bool) -> None:
         runtime.scheduler.pause()
         # What the other copy creates meanwhile, this copy's listings do not show: list again.
         runtime.creations.forget_listings()
+        # Nor does what the passes remember show the status it writes: kopf lists every object
+        # again when it resumes, and that status is taken as it is (handlers/state.py).
+        for tracked in runtime.tracked.values():
+            tracked.reseed = True
     elif not outranked and runtime.scheduler.paused:
         logger.info("no copy of the operator outranks this one: passes resumed")
         runtime.scheduler.resume()

@@ -85,6 +85,9 @@ class Tracked:
     # While the last pass waits for an input Secret that nothing watches yet: its interest
     # (handlers/secretwaits.py), held until the next pass.
     waiting: contextlib.ExitStack | None = None
+    # Another copy of the operator may have written status while this one was paused (peering):
+    # the next event's status replaces what the passes remembered.
+    reseed: bool = False
     _state: ObjectState | None = None  # during a pass
     _parked: bytes = b""  # between passes: the pickled ObjectState (our own bytes, never a peer's)
 
@@ -102,6 +105,12 @@ class Tracked:
         self.resource_version = str(meta.get("resourceVersion") or "")
         self.deleting = meta.get("deletionTimestamp") is not None
 
+    def seed(self, status: ConnectorInstanceStatus) -> None:
+        """Start the passes' memory afresh from a stored status."""
+        self._state = ObjectState(status=status)
+        self.park()
+        self.reseed = False
+
     def thaw(self) -> ObjectState:
         """The state, for a pass; `park` it again after."""
         if self._state is None:
@@ -118,8 +127,7 @@ class Tracked:
 def tracked_from(body: kopf.Body, resync: float) -> Tracked:
     status = parse_status(body.get("status"))
     tracked = Tracked(uid=str(body.get("metadata", {}).get("uid", "")))
-    tracked._state = ObjectState(status=status)
-    tracked.park()
+    tracked.seed(status)
     # Spread the first platform check of already-created objects over the resync window:
     # a restarting operator must not fire a thousand GETs at once (and needs none to be correct).
     tracked.next_check = time.monotonic() + (
