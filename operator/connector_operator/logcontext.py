@@ -1,7 +1,7 @@
 """Which object a log line is about, for every line, including the API client's.
 
 kopf prefixes `[namespace/name]` (text) or adds an `object` field (JSON) to records carrying a
-`k8s_ref`. The daemon of each ConnectorInstance sets `current_object` for its own task (context
+`k8s_ref`. Each pass over a ConnectorInstance sets `current_object` for its own task (context
 variables are per asyncio task), and a filter on the log handlers stamps it on every record
 logged inside that task, so module loggers need no adapter threaded through every call.
 """

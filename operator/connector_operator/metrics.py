@@ -44,7 +44,7 @@ RATE_LIMIT_WAIT = Counter(
 
 
 class ObjectStates(Collector):
-    """Objects by Ready status and reason, computed at scrape time from the daemons' last verdicts."""
+    """Objects by Ready status and reason, computed at scrape time from the passes' last verdicts."""
 
     def __init__(self) -> None:
         self.states: dict[tuple[str, str], tuple[str, str]] = {}

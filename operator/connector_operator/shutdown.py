@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import os
 import queue
 import signal
@@ -138,7 +139,7 @@ def run_operator(operator: Operator, *, grace: float = STOP_GRACE, deadline: flo
     previous = {signum: signal.signal(signum, lambda n, _: events.put(n)) for signum in SIGNALS}
     try:
         threading.Thread(target=asyncio.run, args=(operate(),), name="operator", daemon=True).start()
-        event = events.get()
+        event = _next(events, math.inf)
         if event is not None:
             status = _stop(stopper, signal.Signals(event), events, deadline)
             if status is not None:
@@ -178,14 +179,29 @@ def _stop(
 ) -> int | None:
     """Ask the operator to stop, and wait for it until the deadline. None: it stopped in time."""
     stopper.stop(signum)
-    ends = time.monotonic() + deadline
+    try:
+        event = _next(events, deadline)
+    except queue.Empty:
+        logger.error("the operator did not stop within %.0f s of %s: exiting now", deadline, signum.name)
+        return 1
+    if event is None:
+        return None
+    logger.warning("%s during the stop: exiting now", signal.Signals(event).name)
+    return 128 + event
+
+
+# A signal the kernel delivers to another thread runs its Python handler on the main thread only
+# when that thread next runs bytecode: a main thread blocked on a lock all along never would.
+# Waking it this often bounds how late a signal is seen (a second SIGTERM, found late in a test).
+SIGNAL_POLL = 0.2
+
+
+def _next(events: queue.SimpleQueue[int | None], timeout: float) -> int | None:
+    """The next signal or end of the operator within `timeout` seconds (queue.Empty if none)."""
+    ends = time.monotonic() + timeout
     while True:
         try:
-            event = events.get(timeout=max(0.0, ends - time.monotonic()))
+            return events.get(timeout=max(0.0, min(SIGNAL_POLL, ends - time.monotonic())))
         except queue.Empty:
-            logger.error("the operator did not stop within %.0f s of %s: exiting now", deadline, signum.name)
-            return 1
-        if event is None:
-            return None
-        logger.warning("%s during the stop: exiting now", signal.Signals(event).name)
-        return 128 + event
+            if time.monotonic() >= ends:
+                raise

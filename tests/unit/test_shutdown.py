@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -102,6 +103,23 @@ def test_a_second_signal_ends_the_stop_at_once() -> None:
         signal_self()
         await flag
         signal_self(signal.SIGINT)
+        await release.wait()
+
+    try:
+        assert run_operator(operator, grace=30, deadline=30) == 128 + signal.SIGINT
+    finally:
+        release()
+
+
+def test_signals_that_land_on_the_operator_s_thread_are_seen() -> None:
+    """The kernel may deliver a process signal to any thread; its Python handler still runs on the
+    main thread, but only once that thread runs again (it was blocked until the deadline)."""
+    release = Release()
+
+    async def operator(flag: StopFlag) -> None:
+        signal.pthread_kill(threading.get_ident(), signal.SIGTERM)
+        await flag
+        signal.pthread_kill(threading.get_ident(), signal.SIGINT)
         await release.wait()
 
     try:

@@ -43,7 +43,7 @@ def classify(error: BaseException, *, ready: bool, creating: bool) -> Outcome:
                 ready=ready,
             )
         case errors.RateLimited():
-            # The wait the daemon will really make: Backoff.next_delay keeps Retry-After in bounds.
+            # The wait the scheduler will really make: Backoff.next_delay keeps Retry-After in bounds.
             bounds = Backoff()
             wait = (
                 f"; retrying after {min(max(error.retry_after, bounds.base), bounds.cap):g}s"

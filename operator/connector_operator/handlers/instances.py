@@ -266,7 +266,7 @@ async def delete_instance(
 ) -> None:
     runtime: Runtime = memo["runtime"]
     logcontext.bind(namespace, name, uid)
-    # The daemon may be in the middle of a create: let it finish, or its instance could escape us.
+    # A pass may be in the middle of a create: let it finish, or its instance could escape us.
     runtime.scheduler.close((namespace, name))  # also when kopf calls this before our event handler
     if not await runtime.scheduler.wait_idle((namespace, name), timeout=35.0):
         raise kopf.TemporaryError("waiting for the reconcile pass to end", delay=1)

@@ -183,7 +183,7 @@ async def locate(
     rt: Runtime, spec: ConnectorInstanceSpec, namespace: str
 ) -> tuple[Endpoint | Refused, AccountState | None]:
     """Where the object's calls go and as whom: its own Secret, or its account (with the account's
-    state as its daemon keeps it: spec and credentials)."""
+    state as the account's daemon keeps it: spec and credentials)."""
     key = account_key(spec, namespace, rt.settings.default_account)
     account = rt.accounts.states.get(key) if key is not None else None
     labels = None

@@ -45,7 +45,7 @@ class Slot:
 class Scheduler:
     def __init__(self, run: Pass, *, failure_delay: float) -> None:
         self._run = run
-        self._failure_delay = failure_delay  # after a pass raised: kopf's daemon backoff, in effect
+        self._failure_delay = failure_delay  # after a pass raised (a bug): the backoff cap
         self._slots: dict[Key, Slot] = {}
         self._paused = False
         self._stopping = False

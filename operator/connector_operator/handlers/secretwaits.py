@@ -48,7 +48,7 @@ class SecretWaits:
     secrets: Secrets
     wakeups: Wakeups
     clusterwide: bool
-    # (namespace, Secret name) -> the daemons (namespace, object name) waiting for it
+    # (namespace, Secret name) -> the objects (namespace, name) waiting for it
     waiting: dict[Key, set[Key]] = field(default_factory=dict)
     watches: dict[str | None, asyncio.Task[None]] = field(default_factory=dict)
     # Set once the scope's watch reports every change from then on (its resourceVersion is known).

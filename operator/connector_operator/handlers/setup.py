@@ -44,7 +44,7 @@ PASS_STOP_TIMEOUT = 30.0  # on stop, how long a running pass may take to finish 
 
 class NoDiffBase(kopf.DiffBaseStorage):
     """kopf's diff-base feeds on.create/on.update handlers, which this operator does not have: its
-    daemons compare the desired request with the applied one themselves. Storing it anyway would
+    passes compare the desired request with the applied one themselves. Storing it anyway would
     cost an annotation write per spec change and put a copy of the spec into metadata."""
 
     def fetch(self, *, body: kopf.Body) -> kopf.BodyEssence | None:

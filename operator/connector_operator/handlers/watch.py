@@ -4,7 +4,7 @@ The Secret watch carries a server-side label selector (set at startup), so only 
 carry the watch label (inputs the operator reads, token Secrets it writes, and whatever a tenant
 labels herself) ever reach this process. kopf keeps two indexes for us: those Secrets by
 (namespace, name), and which ConnectorInstances reference which Secret. A Secret event wakes
-exactly the daemons of its referencing objects, and releases a held input Secret that no object
+exactly its referencing objects (a pass each), and releases a held input Secret that no object
 references any more (handlers/secretholds.py).
 
 The Secret index keeps metadata and a fingerprint of the content, never the values
@@ -73,9 +73,9 @@ LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 
 
 def trim_instance(body: kopf.Body) -> None:
-    """Drop from a ConnectorInstance body what neither kopf nor the operator reads: kopf keeps the
-    latest body of every object for as long as the operator runs (a daemon's `body` is a live view
-    of it), so this is per-object memory at rest (bench/README.md, "Memory per object")."""
+    """Drop from a ConnectorInstance body what neither kopf nor the operator reads: kopf's worker
+    for the object keeps its latest body while it idles, and at start-up it holds every listed
+    body until all are indexed (bench/README.md, "Memory per object")."""
     meta = body.get("metadata")
     if isinstance(meta, dict):
         meta.pop("managedFields", None)
