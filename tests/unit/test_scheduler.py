@@ -10,7 +10,7 @@ import math
 
 import pytest
 
-from connector_operator.handlers.scheduler import Scheduler
+from connector_operator.handlers.scheduler import STARTUP_PACE, Scheduler
 
 A = ("team-a", "crm")
 B = ("team-b", "erp")
@@ -195,3 +195,21 @@ async def test_forgetting_a_running_object_leaves_no_timer_behind() -> None:
     assert passes.started == [A]
     assert A not in scheduler
     assert len(scheduler) == 0
+
+
+async def test_listed_objects_get_first_passes_at_a_pace_and_a_change_cuts_the_wait() -> None:
+    passes = Passes()
+    scheduler = Scheduler(passes.run, failure_delay=60)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    keys = [("team-a", f"crm-{i}") for i in range(20)]
+    for key in keys:
+        scheduler.track(key, paced=True)
+    scheduler.track(B)  # a new object (not listed): at once
+    scheduler.wake(keys[-1])  # a change to the last listed object: at once too
+    await passes.until(2)
+    assert set(passes.started[:2]) == {B, keys[-1]}
+    await passes.until(len(keys) + 1)
+    # The other 19 in the listing's order, one every 1/STARTUP_PACE seconds at the earliest.
+    assert passes.started[2:] == keys[:-1]
+    assert loop.time() - started >= (len(keys) - 1) / STARTUP_PACE

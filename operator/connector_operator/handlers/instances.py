@@ -102,7 +102,8 @@ async def instance_changed(
         runtime.scheduler.close(key)
         await runtime.delete_retries.on_event(runtime.status, key, body)
     elif key not in runtime.scheduler:
-        runtime.scheduler.track(key)
+        # Listed at start-up (kopf's type None): first passes at the start-up pace (scheduler.py).
+        runtime.scheduler.track(key, paced=type is None)
 
 
 def forget(runtime: Runtime, key: Key) -> None:
