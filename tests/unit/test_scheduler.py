@@ -135,16 +135,15 @@ async def test_a_pause_defers_passes_until_resumed() -> None:
 
 
 async def test_a_pause_holds_timers_too() -> None:
-    passes = Passes(delay=0.01)
+    passes = Passes(delay=3600)
     scheduler = Scheduler(passes.run, failure_delay=60)
     scheduler.track(A)
     await passes.until(1)
+    assert scheduler.scheduled(A)  # the next pass, in an hour
     scheduler.pause()
-    count = len(passes.started)
-    await asyncio.sleep(0.05)  # an observation window: five times the pass's delay, nothing may run
-    assert len(passes.started) == count
+    assert not scheduler.scheduled(A)  # no timer runs while paused: it is deferred instead
     scheduler.resume()
-    await passes.until(count + 1)
+    await passes.until(2)  # the deferred pass, at once
     scheduler.forget(A)
 
 
@@ -167,6 +166,21 @@ async def test_a_pass_that_raises_is_logged_and_tried_again_later(caplog: pytest
     assert "pass over team-a/crm failed" in caplog.text
 
 
+async def test_stop_waits_for_a_running_pass_that_ends_in_time() -> None:
+    passes = Passes(delay=3600)
+    passes.release.clear()
+    scheduler = Scheduler(passes.run, failure_delay=60)
+    scheduler.track(A)
+    await asyncio.wait_for(passes.entered.wait(), WAIT)
+    stopping = asyncio.create_task(scheduler.stop(timeout=WAIT))
+    await asyncio.sleep(0)
+    assert not stopping.done()  # the pass runs: stop waits for it
+    passes.release.set()
+    await asyncio.wait_for(stopping, WAIT)
+    assert passes.started == [A]
+    assert not scheduler.scheduled(A)  # and no next pass is set up
+
+
 async def test_stop_lets_running_passes_finish_then_cancels_the_rest() -> None:
     passes = Passes(delay=0.01)
     passes.release.clear()
@@ -183,18 +197,37 @@ async def test_stop_lets_running_passes_finish_then_cancels_the_rest() -> None:
 
 
 async def test_forgetting_a_running_object_leaves_no_timer_behind() -> None:
-    passes = Passes(delay=0.01)
+    passes = Passes(delay=3600)
     passes.release.clear()
     scheduler = Scheduler(passes.run, failure_delay=60)
     scheduler.track(A)
     await asyncio.wait_for(passes.entered.wait(), WAIT)
     scheduler.forget(A)
+    assert scheduler.running(A)  # still draining: a new object of that name would wait for it
     passes.release.set()
-    await passes.until(1)
-    await asyncio.sleep(0.05)  # an observation window: five times the delay the pass returned
-    assert passes.started == [A]
+    assert await scheduler.wait_idle(A, WAIT)
+    assert not scheduler.running(A)
+    assert not scheduler.scheduled(A)
     assert A not in scheduler
     assert len(scheduler) == 0
+
+
+async def test_an_object_made_again_under_its_name_waits_for_the_old_one_s_pass() -> None:
+    passes = Passes()
+    passes.release.clear()
+    scheduler = Scheduler(passes.run, failure_delay=60)
+    scheduler.track(A)
+    await asyncio.wait_for(passes.entered.wait(), WAIT)
+    scheduler.forget(A)  # deleted while its pass runs (kopf's DELETED came early)
+    scheduler.track(A)  # and created again under the same name
+    idle = asyncio.create_task(scheduler.wait_idle(A, WAIT))
+    await asyncio.sleep(0)
+    assert not idle.done()  # a delete of the new object waits for the old object's pass too
+    assert passes.running == 1
+    passes.release.set()
+    await passes.until(2)  # then the new object's first pass
+    assert await idle
+    assert passes.most_at_once == 1
 
 
 async def test_listed_objects_get_first_passes_at_a_pace_and_a_change_cuts_the_wait() -> None:

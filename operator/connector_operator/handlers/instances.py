@@ -16,7 +16,7 @@ import logging
 import math
 import random
 import time
-from typing import Any
+from typing import Any, cast
 
 import kopf
 from pydantic import ValidationError
@@ -73,19 +73,35 @@ async def instance_changed(
         runtime.secret_index = secret_view_cache(secret_cache)
     key = (namespace, name)
     meta = body.get("metadata", {})
+    uid = str(meta.get("uid", ""))
     deleting = meta.get("deletionTimestamp") is not None
+    tracked = runtime.tracked.get(key)
+    # The records first, the awaited Secret releases after: a failed release must lose no wake-up.
+    if type == "DELETED":
+        runtime.creations.forget(uid)
+        # kopf handles each uid on a worker of its own: the end of an object deleted and created
+        # again under its name may come after the new one's first events.
+        if tracked is None or tracked.uid == uid:
+            forget(runtime, key)
+            runtime.delete_retries.forget(key)
+            gone = runtime.accounts.users.pop(key, None)
+            if gone is not None:  # its account's status (instances, usedBy) and deletion follow
+                runtime.wakeups.wake(waiter(gone[0]))
+    else:
+        _observed(runtime, key, type, body, tracked)
     # kopf has re-indexed the object (or forgotten it) before calling us: safe to release.
     await runtime.holds.references_changed(key, type, body, secret_users, secret_view_cache(secret_cache))
-    if type == "DELETED":
-        forget(runtime, key)
-        runtime.delete_retries.forget(key)
-        runtime.creations.forget(str(meta.get("uid", "")))
-        gone = runtime.accounts.users.pop(key, None)
-        if gone is not None:  # its account's status (instances, usedBy) and deletion follow
-            runtime.wakeups.wake(waiter(gone[0]))
-        return
-    tracked = runtime.tracked.get(key)
+    if deleting and type != "DELETED":
+        await runtime.delete_retries.on_event(runtime.status, key, body)
+
+
+def _observed(runtime: Runtime, key: Key, type: str | None, body: kopf.Body, tracked: Tracked | None) -> None:
+    """Record what an event says of an object that exists, and wake its passes if it matters."""
+    meta = body.get("metadata", {})
+    deleting = meta.get("deletionTimestamp") is not None
     if tracked is not None and tracked.uid != str(meta.get("uid", "")):
+        if deleting:  # a late event of the object before, which was gone when this one was made
+            return
         forget(runtime, key)  # deleted and created again under the same name between two events
         tracked = None
     if tracked is None:
@@ -100,7 +116,7 @@ async def instance_changed(
     runtime.wakeups.observe_generation(key, marks, deleting)
     if deleting:
         runtime.scheduler.close(key)
-        await runtime.delete_retries.on_event(runtime.status, key, body)
+        metrics.OBJECTS.forget(key)  # deletion is underway: no verdict of its passes stands
     elif key not in runtime.scheduler:
         # Listed at start-up (kopf's type None): first passes at the start-up pace (scheduler.py).
         runtime.scheduler.track(key, paced=type is None)
@@ -120,8 +136,8 @@ async def run_pass(runtime: Runtime, key: Key) -> float:
     tracked = runtime.tracked.get(key)
     if tracked is None or tracked.deleting:
         return math.inf
-    if tracked.reseed:  # resumed after a pause: the status kopf lists again comes first
-        return RESEED_WAIT
+    if tracked.reseed and not await _reseed(runtime, key, tracked):
+        return math.inf if key not in runtime.tracked else RESEED_WAIT
     if tracked.waiting is not None:  # this pass looks itself: the interest ends here
         tracked.waiting.close()
         tracked.waiting = None
@@ -149,8 +165,10 @@ async def _pass(runtime: Runtime, key: Key, tracked: Tracked, state: ObjectState
     result = await reconcile(runtime, target, state, cache, remote_due=due)
     if state.written.instance_id is not None:  # the API server has it: nothing to remember
         runtime.creations.recorded(tracked.uid, state.written.instance_id)
-    _observe(key, result.outcome, time.monotonic() - started)
     _post_events(key, tracked.uid, state)
+    if runtime.tracked.get(key) is not tracked:  # deleted meanwhile (and maybe made again)
+        return math.inf
+    _observe(key, result.outcome, time.monotonic() - started)
     if result.outcome.kind is Kind.RETRYING:
         delay = runtime.backoff.next_delay(result.outcome, state.attempt)
         # A wait the platform asked for (Retry-After) or the account's gate set is not a
@@ -167,6 +185,27 @@ async def _pass(runtime: Runtime, key: Key, tracked: Tracked, state: ObjectState
     if result.awaited is not None and await _await_secret(runtime, key, tracked, result.awaited):
         return 0.0
     return delay
+
+
+async def _reseed(runtime: Runtime, key: Key, tracked: Tracked) -> bool:
+    """After a peering pause: read the object as the other copy left it (its status is what the
+    passes go on from), or forget it if it is gone. False: not now (no object, or no answer)."""
+    if runtime.kube is None:
+        return False
+    namespace, name = key
+    try:
+        raw = await runtime.kube.request(
+            "GET", f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{PLURAL}/{name}"
+        )
+    except KubeError:
+        return False
+    if raw is None or str(raw.get("metadata", {}).get("uid", "")) != tracked.uid:
+        forget(runtime, key)  # deleted while paused: kopf's listing after the pause does not say so
+        return False
+    body = kopf.Body(cast(kopf.RawBody, raw))
+    tracked.seed(parse_status(body.get("status")))
+    tracked.observe(body)
+    return True
 
 
 async def _await_secret(runtime: Runtime, key: Key, tracked: Tracked, awaited: Awaited) -> bool:

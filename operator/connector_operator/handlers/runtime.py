@@ -59,7 +59,8 @@ class Runtime:
     secret_index: Mapping[Key, SecretMeta] | None = None
 
     def __post_init__(self) -> None:
-        self.scheduler = Scheduler(self._pass, failure_delay=self.settings.backoff_cap)
+        # After a pass raised (a bug, not an outcome): kopf's own retry delay for a failed handler.
+        self.scheduler = Scheduler(self._pass, failure_delay=min(60.0, self.settings.backoff_cap))
         self.wakeups.fallback = self.scheduler.wake
         # A platform that answers again ends the wait of the deletions that failed on it.
         self.instances.on_success(

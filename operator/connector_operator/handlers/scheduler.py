@@ -19,6 +19,7 @@ A bounded worker pool would let one tenant's hanging platform hold every worker.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import math
 from collections.abc import Awaitable, Callable
@@ -47,11 +48,19 @@ class Slot:
 class Scheduler:
     def __init__(self, run: Pass, *, failure_delay: float) -> None:
         self._run = run
-        self._failure_delay = failure_delay  # after a pass raised (a bug): the backoff cap
+        self._failure_delay = failure_delay  # after a pass raised (a bug)
         self._slots: dict[Key, Slot] = {}
+        # Slots forgotten while their pass still ran (the object deleted, maybe created again
+        # under its name): a new slot's pass waits for that one, so one name never has two.
+        self._draining: dict[Key, Slot] = {}
         self._paused = False
         self._stopping = False
         self._paced_until = 0.0  # loop time of the last paced first pass
+        # The context passes and timers run in: the first caller's (kopf's watch handler, whose
+        # context has kopf's Event-posting variables), kept once. A task or timer copies its
+        # creator's context otherwise, and a watch handler's holds kopf's cause with the whole
+        # event's body: each object would keep its last event alive through its timer.
+        self._context: contextvars.Context | None = None
 
     def __contains__(self, key: Key) -> bool:
         return key in self._slots
@@ -80,14 +89,14 @@ class Scheduler:
             return
         loop = asyncio.get_running_loop()
         self._paced_until = max(self._paced_until, loop.time()) + 1 / STARTUP_PACE
-        slot.timer = loop.call_at(self._paced_until, self._due, key, slot)
+        slot.timer = loop.call_at(self._paced_until, self._due, key, slot, context=self._base())
 
     def wake(self, key: Key) -> None:
         """A pass for `key` now (after the running one, if any); unknown keys are ignored."""
         slot = self._slots.get(key)
         if slot is None or slot.closed or self._stopping:
             return
-        if slot.running is not None:
+        if slot.running is not None or key in self._draining:
             slot.again = True
             return
         if self._paused:
@@ -96,7 +105,9 @@ class Scheduler:
         if slot.timer is not None:
             slot.timer.cancel()
             slot.timer = None
-        slot.running = asyncio.create_task(self._pass(key, slot), name=f"pass:{key[0]}/{key[1]}")
+        slot.running = asyncio.create_task(
+            self._pass(key, slot), name=f"pass:{key[0]}/{key[1]}", context=self._base().copy()
+        )
 
     def close(self, key: Key) -> None:
         """No more passes for `key` (it is being deleted); one that runs is let finish."""
@@ -106,19 +117,26 @@ class Scheduler:
             self._cancel_timer(slot)
 
     def forget(self, key: Key) -> None:
-        """`key` is gone; a pass that still runs ends on its own."""
+        """`key` is gone; a pass that still runs ends on its own, before any other of that name."""
         slot = self._slots.pop(key, None)
         if slot is not None:
             slot.closed = True
             self._cancel_timer(slot)
+            if slot.running is not None:
+                self._draining[key] = slot
 
     def running(self, key: Key) -> bool:
         slot = self._slots.get(key)
-        return slot is not None and slot.running is not None
+        return (slot is not None and slot.running is not None) or key in self._draining
+
+    def scheduled(self, key: Key) -> bool:
+        """Whether a timer will start a pass for `key`."""
+        slot = self._slots.get(key)
+        return slot is not None and slot.timer is not None
 
     async def wait_idle(self, key: Key, timeout: float) -> bool:
         """Whether no pass for `key` runs (waiting up to `timeout` for the one that does)."""
-        slot = self._slots.get(key)
+        slot = self._draining.get(key) or self._slots.get(key)
         if slot is None or slot.running is None:
             return True
         if slot.idle is None:
@@ -146,12 +164,17 @@ class Scheduler:
                 slot.deferred = False
                 self.wake(key)
 
-    async def stop(self, timeout: float) -> None:
-        """Start no more passes; let the running ones finish within `timeout`, then cancel them."""
+    def halt(self) -> None:
+        """Start no more passes (the operator is asked to stop): from here on another copy may work."""
         self._stopping = True
         for slot in self._slots.values():
             self._cancel_timer(slot)
-        tasks = [slot.running for slot in self._slots.values() if slot.running is not None]
+
+    async def stop(self, timeout: float) -> None:
+        """Start no more passes; let the running ones finish within `timeout`, then cancel them."""
+        self.halt()
+        slots = [*self._slots.values(), *self._draining.values()]
+        tasks = [slot.running for slot in slots if slot.running is not None]
         if not tasks:
             return
         _, pending = await asyncio.wait(tasks, timeout=timeout)
@@ -173,6 +196,12 @@ class Scheduler:
             if slot.idle is not None:
                 slot.idle.set()
                 slot.idle = None
+            if self._draining.get(key) is slot:
+                del self._draining[key]
+                successor = self._slots.get(key)
+                if successor is not None and successor.again:
+                    successor.again = False
+                    self.wake(key)
         if slot.closed or self._stopping:
             return
         if slot.again:
@@ -181,12 +210,19 @@ class Scheduler:
         elif self._paused:
             slot.deferred = True
         elif math.isfinite(delay):
-            slot.timer = asyncio.get_running_loop().call_later(max(0.0, delay), self._due, key, slot)
+            slot.timer = asyncio.get_running_loop().call_later(
+                max(0.0, delay), self._due, key, slot, context=self._base()
+            )
 
     def _due(self, key: Key, slot: Slot) -> None:
         slot.timer = None
         if self._slots.get(key) is slot:
             self.wake(key)
+
+    def _base(self) -> contextvars.Context:
+        if self._context is None:
+            self._context = contextvars.copy_context()
+        return self._context
 
     @staticmethod
     def _cancel_timer(slot: Slot) -> None:

@@ -39,7 +39,9 @@ SETTINGS_KEY = "settings"
 PEER_KEY = "peer"  # this copy in the peering records (kube/keepalive.py), from run.py
 STOP_KEY = "stop_flag"  # done once the operator is asked to stop (shutdown.py)
 WORKER_IDLE_SECONDS = 0.5
-PASS_STOP_TIMEOUT = 30.0  # on stop, how long a running pass may take to finish (a create: its POST)
+# On stop, how long a running pass may take to finish (a create: its POST); within shutdown.py's
+# STOP_GRACE, after which kopf's tasks, ours included, are cancelled anyway.
+PASS_STOP_TIMEOUT = 2.5
 
 
 class NoDiffBase(kopf.DiffBaseStorage):
@@ -129,6 +131,11 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     )
     runtime: Runtime = memo["runtime"]
     runtime.gates.on_recovery(lambda key: accounts.recovered(runtime, key))
+    stop: asyncio.Future[Any] | None = memo.get(STOP_KEY)
+    if stop is not None:
+        # Asked to stop: start no pass from here on. The peering record is withdrawn at once
+        # (kube/keepalive.py), and the next copy may start working before this one has exited.
+        stop.add_done_callback(lambda _: runtime.scheduler.halt())
     if ours.metrics_port:
         metrics.serve(ours.metrics_port)
     logger.info(

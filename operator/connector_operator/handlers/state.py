@@ -98,8 +98,10 @@ class Tracked:
 
     def observe(self, body: kopf.Body) -> None:
         meta = body.get("metadata", {})
-        self.generation = int(meta.get("generation") or 0)
-        self.spec_json = json.dumps(body.get("spec") or {}, separators=(",", ":"))
+        generation = int(meta.get("generation") or 0)
+        if generation != self.generation or self.spec_json == "{}":  # a spec change bumps it
+            self.spec_json = json.dumps(body.get("spec") or {}, separators=(",", ":"))
+        self.generation = generation
         self.annotations = annotation_marks(meta.get("annotations"))
         self.finalizers = tuple(meta.get("finalizers") or ())
         self.resource_version = str(meta.get("resourceVersion") or "")

@@ -133,6 +133,8 @@ class KubeAPI:
             except aiohttp.ClientError as error:
                 # Only the type: the message could carry the URL, never a secret, but keep it short.
                 raise KubeError(0, f"connection failed ({type(error).__name__})") from None
+            except TimeoutError:  # the session's total timeout, waiting for a pooled connection included
+                raise KubeError(0, "timed out") from None
             result: dict[str, Any] = json.loads(payload) if payload else {}
             return result
         raise KubeError(401, "Unauthorized")
