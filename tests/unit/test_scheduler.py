@@ -10,7 +10,7 @@ import math
 
 import pytest
 
-from connector_operator.handlers.scheduler import STARTUP_PACE, Scheduler
+from connector_operator.handlers.scheduler import Scheduler
 
 A = ("team-a", "crm")
 B = ("team-b", "erp")
@@ -228,21 +228,3 @@ async def test_an_object_made_again_under_its_name_waits_for_the_old_one_s_pass(
     await passes.until(2)  # then the new object's first pass
     assert await idle
     assert passes.most_at_once == 1
-
-
-async def test_listed_objects_get_first_passes_at_a_pace_and_a_change_cuts_the_wait() -> None:
-    passes = Passes()
-    scheduler = Scheduler(passes.run, failure_delay=60)
-    loop = asyncio.get_running_loop()
-    started = loop.time()
-    keys = [("team-a", f"crm-{i}") for i in range(20)]
-    for key in keys:
-        scheduler.track(key, paced=True)
-    scheduler.track(B)  # a new object (not listed): at once
-    scheduler.wake(keys[-1])  # a change to the last listed object: at once too
-    await passes.until(2)
-    assert set(passes.started[:2]) == {B, keys[-1]}
-    await passes.until(len(keys) + 1)
-    # The other 19 in the listing's order, one every 1/STARTUP_PACE seconds at the earliest.
-    assert passes.started[2:] == keys[:-1]
-    assert loop.time() - started >= (len(keys) - 1) / STARTUP_PACE

@@ -88,14 +88,14 @@ async def instance_changed(
             if gone is not None:  # its account's status (instances, usedBy) and deletion follow
                 runtime.wakeups.wake(waiter(gone[0]))
     else:
-        _observed(runtime, key, type, body, tracked)
+        _observed(runtime, key, body, tracked)
     # kopf has re-indexed the object (or forgotten it) before calling us: safe to release.
     await runtime.holds.references_changed(key, type, body, secret_users, secret_view_cache(secret_cache))
     if deleting and type != "DELETED":
         await runtime.delete_retries.on_event(runtime.status, key, body)
 
 
-def _observed(runtime: Runtime, key: Key, type: str | None, body: kopf.Body, tracked: Tracked | None) -> None:
+def _observed(runtime: Runtime, key: Key, body: kopf.Body, tracked: Tracked | None) -> None:
     """Record what an event says of an object that exists, and wake its passes if it matters."""
     meta = body.get("metadata", {})
     deleting = meta.get("deletionTimestamp") is not None
@@ -118,8 +118,7 @@ def _observed(runtime: Runtime, key: Key, type: str | None, body: kopf.Body, tra
         runtime.scheduler.close(key)
         metrics.OBJECTS.forget(key)  # deletion is underway: no verdict of its passes stands
     elif key not in runtime.scheduler:
-        # Listed at start-up (kopf's type None): first passes at the start-up pace (scheduler.py).
-        runtime.scheduler.track(key, paced=type is None)
+        runtime.scheduler.track(key)
 
 
 def forget(runtime: Runtime, key: Key) -> None:

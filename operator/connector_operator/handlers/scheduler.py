@@ -29,8 +29,6 @@ from connector_operator.handlers.wakeups import Key
 
 logger = logging.getLogger(__name__)
 
-STARTUP_PACE = 500.0  # paced first passes started per second (a listing of 10,000: 20 s)
-
 Pass = Callable[[Key], Awaitable[float]]
 """One pass over an object; returns the seconds until the next one is due (math.inf: none)."""
 
@@ -55,7 +53,6 @@ class Scheduler:
         self._draining: dict[Key, Slot] = {}
         self._paused = False
         self._stopping = False
-        self._paced_until = 0.0  # loop time of the last paced first pass
         # The context passes and timers run in: the first caller's (kopf's watch handler, whose
         # context has kopf's Event-posting variables), kept once. A task or timer copies its
         # creator's context otherwise, and a watch handler's holds kopf's cause with the whole
@@ -72,24 +69,11 @@ class Scheduler:
     def paused(self) -> bool:
         return self._paused
 
-    def track(self, key: Key, *, paced: bool = False) -> None:
-        """Start scheduling `key`, with a pass now; `paced`: at this scheduler's start-up pace.
-
-        A start-up lists every object at once, and each needs a first pass that is almost never
-        urgent (its status is as the last copy left it): started all at once, ten thousand passes
-        held their memory together, and the process kept that peak for good (bench/README.md).
-        Paced first passes start at `STARTUP_PACE` per second, in the listing's order; a change to
-        the object (a wake-up) starts its pass at once. A pace, not a pool: a slow platform holds
-        no slot that others wait for."""
-        if key in self._slots:
-            return
-        slot = self._slots[key] = Slot()
-        if not paced:
+    def track(self, key: Key) -> None:
+        """Start scheduling `key`, with a pass now."""
+        if key not in self._slots:
+            self._slots[key] = Slot()
             self.wake(key)
-            return
-        loop = asyncio.get_running_loop()
-        self._paced_until = max(self._paced_until, loop.time()) + 1 / STARTUP_PACE
-        slot.timer = loop.call_at(self._paced_until, self._due, key, slot, context=self._base())
 
     def wake(self, key: Key) -> None:
         """A pass for `key` now (after the running one, if any); unknown keys are ignored."""
