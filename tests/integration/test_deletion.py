@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import httpx
 
+from connector_operator.api.names import GROUP, PLURAL, VERSION
 from tests.fixtures.operator import wait_until
-from tests.integration.support import ACCOUNT, Env, put_secret, remotes_for, secret_data
+from tests.integration.support import ACCOUNT, Env, closeio_spec, put_secret, remotes_for, secret_data
 
 
 def test_delete_policy_deletes_the_remote_instance_and_the_token_secret(env: Env) -> None:
@@ -74,4 +75,35 @@ def test_outage_and_rate_limit_during_delete_recover_without_leftovers(env: Env)
     assert env.simulator.control.counters()["DELETE /instances/{id}"] == 4
     wait_until(
         lambda: secret_data(env.core, env.namespace, "crm-token") is None, what="the token Secret removed"
+    )
+
+
+def test_an_object_made_again_under_its_name_gets_an_instance_and_passes_of_its_own(env: Env) -> None:
+    """kopf handles each uid on a worker of its own, so the old object's last events and the new
+    one's first may be handled in either order; the new object must keep its own record."""
+    old = env.create_ready()
+    env.instances.delete("crm")
+    env.instances.wait_gone("crm")
+    env.instances.create("crm", closeio_spec())
+    new = env.instances.wait_ready("crm")
+    old_uid, new_uid = old["metadata"]["uid"], new["metadata"]["uid"]
+    assert new_uid != old_uid
+    assert remotes_for(env.simulator, old_uid) == []
+    assert [i["id"] for i in remotes_for(env.simulator, new_uid)] == [new["status"]["instanceID"]]
+    # Its passes still run: a reconcile request is handled (a record lost to the old object's
+    # deletion would leave it unanswered until the operator restarts).
+    env.instances.custom.patch_namespaced_custom_object(
+        GROUP,
+        VERSION,
+        env.namespace,
+        PLURAL,
+        "crm",
+        {"metadata": {"annotations": {"openconnectors.io/reconcile-requested-at": "after-recreate"}}},
+    )
+    wait_until(
+        lambda: (
+            (env.instances.get("crm") or {}).get("status", {}).get("lastHandledReconcileAt")
+            == "after-recreate"
+        ),
+        what="the request handled by the new object's pass",
     )
