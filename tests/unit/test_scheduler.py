@@ -56,12 +56,18 @@ class Passes:
             )
 
 
-async def test_a_wake_up_during_a_pass_runs_exactly_one_more_after_it() -> None:
-    passes = Passes()
+async def holding_a_pass(delay: float = math.inf) -> tuple[Passes, Scheduler]:
+    """A scheduler whose first pass, over A, has started and is held until `passes.release`."""
+    passes = Passes(delay=delay)
     passes.release.clear()
     scheduler = Scheduler(passes.run, failure_delay=60)
     scheduler.track(A)
     await asyncio.wait_for(passes.entered.wait(), WAIT)
+    return passes, scheduler
+
+
+async def test_a_wake_up_during_a_pass_runs_exactly_one_more_after_it() -> None:
+    passes, scheduler = await holding_a_pass()
     for _ in range(3):  # three changes while the pass runs
         scheduler.wake(A)
     passes.release.set()
@@ -93,11 +99,7 @@ async def test_the_delay_a_pass_returns_schedules_the_next() -> None:
 
 
 async def test_a_closed_object_gets_no_more_passes_and_the_running_one_is_awaited() -> None:
-    passes = Passes(delay=0.01)
-    passes.release.clear()
-    scheduler = Scheduler(passes.run, failure_delay=60)
-    scheduler.track(A)
-    await asyncio.wait_for(passes.entered.wait(), WAIT)
+    passes, scheduler = await holding_a_pass(delay=0.01)
     scheduler.close(A)
     scheduler.wake(A)
     idle = asyncio.create_task(scheduler.wait_idle(A, WAIT))
@@ -110,11 +112,7 @@ async def test_a_closed_object_gets_no_more_passes_and_the_running_one_is_awaite
 
 
 async def test_wait_idle_reports_a_pass_that_does_not_end() -> None:
-    passes = Passes()
-    passes.release.clear()
-    scheduler = Scheduler(passes.run, failure_delay=60)
-    scheduler.track(A)
-    await asyncio.wait_for(passes.entered.wait(), WAIT)
+    passes, scheduler = await holding_a_pass()
     assert not await scheduler.wait_idle(A, 0.01)
     passes.release.set()
     assert await scheduler.wait_idle(A, WAIT)
@@ -167,11 +165,7 @@ async def test_a_pass_that_raises_is_logged_and_tried_again_later(caplog: pytest
 
 
 async def test_stop_waits_for_a_running_pass_that_ends_in_time() -> None:
-    passes = Passes(delay=3600)
-    passes.release.clear()
-    scheduler = Scheduler(passes.run, failure_delay=60)
-    scheduler.track(A)
-    await asyncio.wait_for(passes.entered.wait(), WAIT)
+    passes, scheduler = await holding_a_pass(delay=3600)
     stopping = asyncio.create_task(scheduler.stop(timeout=WAIT))
     await asyncio.sleep(0)
     assert not stopping.done()  # the pass runs: stop waits for it
@@ -182,11 +176,7 @@ async def test_stop_waits_for_a_running_pass_that_ends_in_time() -> None:
 
 
 async def test_stop_lets_running_passes_finish_then_cancels_the_rest() -> None:
-    passes = Passes(delay=0.01)
-    passes.release.clear()
-    scheduler = Scheduler(passes.run, failure_delay=60)
-    scheduler.track(A)
-    await asyncio.wait_for(passes.entered.wait(), WAIT)
+    passes, scheduler = await holding_a_pass(delay=0.01)
     stopping = asyncio.create_task(scheduler.stop(timeout=0.05))
     await asyncio.wait_for(stopping, WAIT)  # the pass never ends by itself: cancelled at the timeout
     assert passes.running == 0
@@ -197,11 +187,7 @@ async def test_stop_lets_running_passes_finish_then_cancels_the_rest() -> None:
 
 
 async def test_forgetting_a_running_object_leaves_no_timer_behind() -> None:
-    passes = Passes(delay=3600)
-    passes.release.clear()
-    scheduler = Scheduler(passes.run, failure_delay=60)
-    scheduler.track(A)
-    await asyncio.wait_for(passes.entered.wait(), WAIT)
+    passes, scheduler = await holding_a_pass(delay=3600)
     scheduler.forget(A)
     assert scheduler.running(A)  # still draining: a new object of that name would wait for it
     passes.release.set()
@@ -213,11 +199,7 @@ async def test_forgetting_a_running_object_leaves_no_timer_behind() -> None:
 
 
 async def test_an_object_made_again_under_its_name_waits_for_the_old_one_s_pass() -> None:
-    passes = Passes()
-    passes.release.clear()
-    scheduler = Scheduler(passes.run, failure_delay=60)
-    scheduler.track(A)
-    await asyncio.wait_for(passes.entered.wait(), WAIT)
+    passes, scheduler = await holding_a_pass()
     scheduler.forget(A)  # deleted while its pass runs (kopf's DELETED came early)
     scheduler.track(A)  # and created again under the same name
     idle = asyncio.create_task(scheduler.wait_idle(A, WAIT))

@@ -48,7 +48,7 @@ from connector_operator.handlers.runtime import Runtime
 from connector_operator.handlers.state import Key, ObjectState, Target, Tracked, tracked_from
 from connector_operator.handlers.watch import secret_view_cache
 from connector_operator.kube.api import KubeError
-from connector_operator.kube.finalizers import add_finalizer
+from connector_operator.kube.finalizers import add_finalizer, read_instance
 
 logger = logging.getLogger(__name__)
 
@@ -193,9 +193,7 @@ async def _reseed(runtime: Runtime, key: Key, tracked: Tracked) -> bool:
         return False
     namespace, name = key
     try:
-        raw = await runtime.kube.request(
-            "GET", f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{PLURAL}/{name}"
-        )
+        raw = await read_instance(runtime.kube, namespace, name)
     except KubeError:
         return False
     if raw is None or str(raw.get("metadata", {}).get("uid", "")) != tracked.uid:
