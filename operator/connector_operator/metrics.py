@@ -11,6 +11,9 @@ process's default collectors stay opt-in and tests can read exactly what the ope
     oco_retries_total{reason}                    retries scheduled, by condition reason
     oco_rate_limit_wait_seconds_total            seconds spent waiting on the platform's Retry-After
     oco_connectorinstances{ready,reason}         objects by their Ready condition, as last reconciled
+    oco_stray_instances{host}                    remote instances with this operator's marks but no
+                                                 live object, at endpoints without an account (an
+                                                 account reports its own in status.strayInstances)
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from __future__ import annotations
 from collections import Counter as Tally
 from collections.abc import Iterator
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -40,6 +43,14 @@ API_SECONDS = Histogram(
 RETRIES = Counter("oco_retries", "Retries scheduled, by condition reason.", ["reason"], registry=REGISTRY)
 RATE_LIMIT_WAIT = Counter(
     "oco_rate_limit_wait_seconds", "Seconds spent waiting on the platform's Retry-After.", registry=REGISTRY
+)
+
+STRAY_INSTANCES = Gauge(
+    "oco_stray_instances",
+    "Remote instances carrying this operator's identity or claim tags that belong to no live object, "
+    "as last listed, at endpoints without an account.",
+    ["host"],
+    registry=REGISTRY,
 )
 
 

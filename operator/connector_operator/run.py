@@ -15,6 +15,7 @@ import kopf
 
 from connector_operator import logcontext, shutdown
 from connector_operator.domain.hosts import HostPolicy, parse_patterns
+from connector_operator.domain.ownership import is_cluster_name
 from connector_operator.kube import tlsbuffers
 from connector_operator.kube.keepalive import Peer
 from connector_operator.kube.peering import own_identity, priority_by_age
@@ -29,6 +30,16 @@ from connector_operator.settings import (
 def _namespaces(values: tuple[str, ...]) -> tuple[str, ...]:
     # Accept repeated flags and comma- or space-separated lists (the environment variable form).
     return tuple(sorted({n for value in values for n in value.replace(",", " ").split() if n}))
+
+
+def _cluster_name(value: str) -> str:
+    value = value.strip()
+    if value and not is_cluster_name(value):
+        raise click.BadParameter(
+            f"{value!r} is not a cluster name: lowercase letters, digits and '-', at most 63 characters, "
+            "starting and ending with a letter or digit"
+        )
+    return value
 
 
 def _host_patterns(_: click.Context, __: click.Parameter, value: str) -> tuple[str, ...]:
@@ -110,6 +121,15 @@ def _quiet_watch_handlers(record: logging.LogRecord) -> bool:
     "spec.credentialsSecretRef.",
 )
 @click.option(
+    "--cluster-name",
+    envvar="OCO_CLUSTER_NAME",
+    default="",
+    callback=lambda _ctx, _param, value: _cluster_name(value),
+    help="This cluster's name on the platform: instances also carry a claim tag (cluster name, "
+    "namespace, object name) so that a cluster rebuilt from Git reclaims them instead of creating new "
+    "ones. Never share one name between two live clusters on one account. Empty: no claims.",
+)
+@click.option(
     "--log-format",
     envvar="OCO_LOG_FORMAT",
     type=click.Choice(["text", "json"]),
@@ -180,6 +200,7 @@ def run_command(
     digest_key_secret: str,
     default_account: str | None,
     account_secrets_namespaces: str,
+    cluster_name: str,
     log_format: str,
     log_level: str,
     resync_interval: float,
@@ -197,6 +218,7 @@ def run_command(
         default_account=default_account or None,
         account_secrets_namespaces=_namespaces((account_secrets_namespaces,)),
         namespaces=_namespaces(namespaces),
+        cluster_name=cluster_name or None,
         operator_namespace=operator_namespace or None,
         digest_key_secret=digest_key_secret,
         resync_interval=resync_interval,

@@ -40,6 +40,12 @@ class Settings:
     namespaces: tuple[str, ...] = ()
     """Namespaces to watch; empty means the whole cluster."""
 
+    cluster_name: str | None = None
+    """This cluster's name on the platform accounts it uses: every instance created or adopted also
+    carries a claim tag (cluster name, namespace, object name), so that a cluster rebuilt from the
+    same manifests finds its instances instead of creating new ones. Two live clusters must never
+    share one name on one account. None: no claims (a rebuild creates new instances)."""
+
     operator_namespace: str | None = None
     """The operator's own namespace, where its digest key Secret lives. None: the in-cluster
     ServiceAccount's namespace, else the kubeconfig context's, else `default`."""

@@ -105,7 +105,7 @@ async def api_middleware(request: web.Request, handler: Handler) -> web.StreamRe
     if route is None:
         return await handler(request)
     state = state_of(request)
-    logged = state.counters.record(request.method, route)
+    logged = state.counters.record(request.method, route, request.path)
     # The request is the platform's once it is received: read the body before the latency, and
     # finish the work even if the client goes away meanwhile (a caller killed after sending a
     # POST leaves an instance behind on a real platform too). The shield keeps a cancellation of

@@ -128,7 +128,8 @@ class ControlOperations:
     @operation
     def requests(self) -> Call[list[dict[str, Any]]]:
         """The API calls in arrival order (the most recent 100,000), each `{"at": seconds since
-        the epoch when it arrived, "method", "route" (template), "status" (None: no answer)}`."""
+        the epoch when it arrived, "method", "route" (template), "path" (as requested: base path
+        and instance ID), "status" (None: no answer)}`."""
         return Call("GET", "/requests", read=lambda body: body["requests"])
 
     @operation

@@ -155,9 +155,16 @@ class LoggedRequest:
     method: str
     route: str
     status: int | None = None  # None: not answered (yet), or the connection was dropped
+    path: str = ""  # as requested (base path and instance ID): which instance a call was on
 
     def to_json(self) -> dict[str, Any]:
-        return {"at": self.at, "method": self.method, "route": self.route, "status": self.status}
+        return {
+            "at": self.at,
+            "method": self.method,
+            "route": self.route,
+            "path": self.path,
+            "status": self.status,
+        }
 
 
 # Enough for any test or benchmark run; a long-running simulator keeps the most recent ones.
@@ -172,10 +179,10 @@ class CallCounters:
         self._counts: Counter[str] = Counter()
         self._log: deque[LoggedRequest] = deque(maxlen=REQUEST_LOG_LIMIT)
 
-    def record(self, method: str, route: str) -> LoggedRequest:
+    def record(self, method: str, route: str, path: str = "") -> LoggedRequest:
         """Count a call as it arrives; the caller sets the returned entry's status when answered."""
         self._counts[f"{method} {route}"] += 1
-        entry = LoggedRequest(time.time(), method, route)
+        entry = LoggedRequest(time.time(), method, route, path=path)
         self._log.append(entry)
         return entry
 

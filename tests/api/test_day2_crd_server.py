@@ -210,6 +210,34 @@ def test_where_the_instance_lives_is_pinned_once_it_exists(
 
 
 @pytest.mark.usefixtures("api_crds")
+def test_adding_or_removing_the_trailing_slash_of_the_api_url_is_no_move(
+    custom: client.CustomObjectsApi, namespace: str
+) -> None:
+    """Issue 18: the operator drops the one trailing `/` the pattern allows, so the slash is no
+    change of platform: a user may add it (or remove it) once the instance exists. Another URL,
+    or two slashes, are still refused."""
+    api_url = "https://api.openconnectors.ext.hana.ondemand.com/elements/api-v2"
+    before = create(custom, namespace, manifest({**MINIMAL_SPEC, "apiURL": api_url}))
+    name = before["metadata"]["name"]
+    custom.patch_namespaced_custom_object_status(
+        names.GROUP, names.VERSION, namespace, names.PLURAL, name, {"status": {"instanceID": 42}}
+    )
+    assert _patch_spec(custom, namespace, name, {"apiURL": api_url + "/"}) is None
+    assert _patch_spec(custom, namespace, name, {"apiURL": api_url}) is None
+    assert _patch_spec(custom, namespace, name, {"apiURL": api_url + "/"}) is None
+    two = _patch_spec(custom, namespace, name, {"apiURL": api_url + "//"})
+    assert two is not None
+    assert "spec.apiURL" in two
+    assert "should match" in two
+    moved = _patch_spec(custom, namespace, name, {"apiURL": api_url.replace("ext.", "eu3.ext.") + "/"})
+    assert moved is not None
+    assert "connectorKey, apiURL, accountRef and credentialsSecretRef cannot change once" in moved
+    dropped = _patch_spec(custom, namespace, name, {"apiURL": None})
+    assert dropped is not None
+    assert "cannot change once" in dropped
+
+
+@pytest.mark.usefixtures("api_crds")
 def test_the_workload_secret_example_is_accepted_as_written_and_its_templates_render(
     custom: client.CustomObjectsApi, namespace: str
 ) -> None:

@@ -128,7 +128,8 @@ def test_no_pattern_uses_a_class_whose_meaning_depends_on_the_engine(resource: c
 @pytest.mark.parametrize(
     ("field", "value"),
     [*(("tags", t) for t in TRICKY_TAGS), *(("callbackURL", u) for u in TRICKY_URLS)]
-    + [("apiURL", "https://h.example/elements/api-v2" + s) for s in ("", "\u00a0", "\n")],
+    # A trailing `/` is allowed (issue 18), one only.
+    + [("apiURL", "https://h.example/elements/api-v2" + s) for s in ("", "\u00a0", "\n", "/", "//", "/\n")],
 )
 def test_the_crd_pattern_and_the_model_agree(field: str, value: str) -> None:
     assert crd_accepts(field, value) == model_accepts(spec_with(field, value))
@@ -152,6 +153,8 @@ def test_a_tag_may_not_start_or_end_with_ascii_whitespace() -> None:
         ("tags", "café"),
         ("callbackURL", "https://h.example/x\u00a0"),
         ("callbackURL", "https://h.example/x\v"),
+        ("apiURL", "https://h.example/elements/api-v2/"),
+        ("apiURL", "https://h.example/elements/api-v2//"),
     ],
     ids=repr,
 )

@@ -385,9 +385,11 @@ def test_a_shared_account_must_allow_adoption_and_secret_export(
     ] == f"User {env.simulator.user_secret}"
 
 
-def test_an_observer_switched_to_full_cannot_take_an_instance_another_object_adopted(
+def test_an_observed_instance_is_never_adopted_by_another_object_but_its_observer_may_manage_it(
     env: Env, simulator_client: httpx.Client
 ) -> None:
+    # Issue 18: observing leaves no mark on the instance, so only the cluster can tell that it is
+    # in use; before, another object of the account could adopt (PUT over) what a team observes.
     env.ready_inputs()
     existing = made_by_hand(simulator_client)
     observe = {
@@ -398,25 +400,26 @@ def test_an_observer_switched_to_full_cannot_take_an_instance_another_object_ado
     }
     env.instances.create("observer", observe)
     env.instances.wait_ready("observer")
-    owner = env.instances.create("owner", closeio_spec(instanceID=existing["id"]))
-    env.instances.wait_ready("owner")
-    # Its next check (a request) sees another object's tag: AdoptionConflict, still without a write.
-    annotate(env, "observer", **{"openconnectors.io/reconcile-requested-at": "after-the-owner"})
-    env.instances.wait_condition("observer", "Stalled", reason="AdoptionConflict")
     env.simulator.control.reset_counters()
+    env.instances.create("owner", closeio_spec(instanceID=existing["id"]))
+    stalled = env.instances.wait_condition("owner", "Stalled", reason="AdoptionConflict")
+    assert "observer" in stalled["message"]
+    assert writes(env) == dict.fromkeys(WRITES, 0)
+    assert not any(t.startswith("k8s-") for t in remote(env.simulator, existing["id"])["tags"])
 
-    # Full now: the observed instance is adopted like a named one, so the ownership check runs.
+    # Full now: the observer adopts what it observed (the other object manages nothing).
     env.instances.patch_spec(
         "observer", {"managementPolicy": "Full", "configuration": closeio_spec()["configuration"]}
     )
-    env.instances.wait_condition("observer", "Stalled", reason="AdoptionConflict")
-    assert writes(env) == dict.fromkeys(WRITES, 0)
-    assert f"k8s-uid:{owner['metadata']['uid']}" in remote(env.simulator, existing["id"])["tags"]
-    # Deleting it deletes only what carries its own tag: nothing.
-    env.instances.delete("observer")
-    env.instances.wait_gone("observer")
+    tag = f"k8s-uid:{env.instances.get('observer')['metadata']['uid']}"  # type: ignore[index]
+    wait_until(lambda: tag in remote(env.simulator, existing["id"])["tags"], what="the observer's adoption")
+    env.instances.wait_ready("observer")
+    assert writes(env)["PUT /instances/{id}"] == 1
+    # Deleting the stalled one deletes only what carries its own tag: nothing.
+    env.instances.delete("owner")
+    env.instances.wait_gone("owner")
     assert remote(env.simulator, existing["id"])["id"] == existing["id"]
-    assert writes(env) == dict.fromkeys(WRITES, 0)
+    assert writes(env)["DELETE /instances/{id}"] == 0
 
 
 @pytest.mark.manual_operator

@@ -24,14 +24,19 @@ def test_delete_policy_deletes_the_remote_instance_and_the_token_secret(env: Env
     assert env.simulator.control.counters().get("DELETE /instances/{id}") == 1
 
 
-def test_orphan_policy_leaves_the_remote_instance_without_any_api_call(env: Env) -> None:
-    uid = env.create_ready(deletionPolicy="Orphan")["metadata"]["uid"]
+def test_orphan_policy_leaves_the_remote_instance_and_hands_it_over(env: Env) -> None:
+    # Issue 18: Orphan removes the object's identity tags (one PATCH), so another object may adopt
+    # the instance; the user's own tags stay. tests/integration/test_ownership.py adopts it.
+    created = env.create_ready(deletionPolicy="Orphan")
+    uid, instance_id = created["metadata"]["uid"], created["status"]["instanceID"]
     env.simulator.control.reset_counters()
 
     env.instances.delete("crm")
     env.instances.wait_gone("crm")
-    assert len(remotes_for(env.simulator, uid)) == 1
-    assert env.simulator.control.counters() == {}
+    assert remotes_for(env.simulator, uid) == []
+    left = next(i for i in env.simulator.control.instances() if i["id"] == instance_id)
+    assert left["tags"] == ["crm"]
+    assert env.simulator.control.counters() == {"PATCH /instances/{id}": 1}
 
 
 def test_deletion_without_credentials_is_stalled_with_the_release_command(env: Env) -> None:

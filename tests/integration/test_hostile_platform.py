@@ -23,6 +23,11 @@ another host).
 - 10: a create answering no token, or 204: not Ready, no token Secret, the real status reported.
 - 11: a 2 MB request id: the condition is written, short.
 - 14: `Retry-After: 0` on every answer: the platform sees one attempt per backoff base (2 s).
+
+Issue 18 (no leak from an answer the operator refuses): a platform writing instance ids as
+`700000.0` (`7.00000e+05` in searches and listings) and names and tags HTML-escaped, at an
+`apiURL` ending in `/`: one POST, the object Ready, no PUT at a requested check nor after a
+restart, one DELETE on delete, nothing left on the platform.
 """
 
 from __future__ import annotations
@@ -40,8 +45,10 @@ from urllib.parse import quote, quote_plus
 import pytest
 from kubernetes import client
 
+from connector_operator.api.names import GROUP, PLURAL, RECONCILE_REQUEST_ANNOTATION, VERSION
 from tests.fixtures.hostile_platform import (
     ALLOW_HOSTILE_HOSTS,
+    HONEST,
     HOSTILE_ADDRESSES,
     HostilePlatform,
     create_without_token,
@@ -52,6 +59,7 @@ from tests.fixtures.hostile_platform import (
     ignore_tags,
     none_found,
     on_listing,
+    quirky,
     repeat_page_token,
     request_id_header,
     respond,
@@ -440,3 +448,65 @@ def test_retry_after_zero_waits_the_backoff_base(env: Env, platform_server: Host
     posts = [seen.at for seen in platform_server.requests("POST", "/instances")]
     # Each retry waits the 2 s floor; before issue 9 they came every 0.5 s.
     assert min(later - earlier for earlier, later in itertools.pairwise(posts)) > 1.9
+
+
+# Issue 18: ids as JSON numbers with a fraction, HTML-escaped names and tags, an apiURL ending in /
+
+
+def checked_on_request(env: Env, name: str, request: str) -> None:
+    """Ask for a check of the platform (`reconcile-requested-at`) and wait until a whole pass,
+    its GET and any repair included, has handled it."""
+    env.instances.custom.patch_namespaced_custom_object(
+        GROUP, VERSION, env.namespace, PLURAL, name,
+        {"metadata": {"annotations": {RECONCILE_REQUEST_ANNOTATION: request}}},
+    )  # fmt: skip
+    wait_until(
+        lambda: (
+            ((env.instances.get(name) or {}).get("status") or {}).get("lastHandledReconcileAt") == request
+        ),
+        30,
+        f"{name}: the reconcile request {request!r} handled",
+    )
+
+
+def test_float_ids_and_escaped_names_and_tags_leak_nothing_and_cost_no_put(
+    env: Env, platform_server: HostilePlatform
+) -> None:
+    """Before issue 18 the POST's answer (`"id": 700000.0`) was refused: the object never became
+    Ready and the instance was never deleted; the searches dropped it too. And every check saw the
+    escaped name and tags as drift: a PUT each time, and after each restart."""
+    for method, route in (("POST", "/instances"), ("GET", "/instances/{id}"), ("PUT", "/instances/{id}")):
+        platform_server.on(method, route, quirky(HONEST[(method, route)]))
+    platform_server.on("GET", "/instances", quirky(HONEST[("GET", "/instances")], exponent=True))
+    hostile_inputs(env)
+    operator = start_for(env)
+    name, tags = "R&D <crm> 'eu'", ["sales & marketing", "it's", "a<b>"]
+    env.instances.create(
+        "quirky",
+        closeio_spec(apiURL=platform_server.api_url + "/", instanceName=name, tags=tags),
+    )
+
+    obj = env.instances.wait_ready("quirky")
+    [instance_id] = platform_server.instances
+    assert obj["status"]["instanceID"] == instance_id
+    assert obj["status"]["apiURL"] == platform_server.api_url  # without the slash
+    assert secret_data(env.core, env.namespace, "quirky-token") == {
+        "token": f"hostile-token-{instance_id}",
+        "instanceID": str(instance_id),
+        "apiURL": platform_server.api_url,
+    }
+    held = platform_server.instances[instance_id]
+    assert held["name"] == name
+    assert set(tags) <= set(held["tags"])
+    checked_on_request(env, "quirky", "first-check")
+    operator.stop()
+    start_for(env)
+    checked_on_request(env, "quirky", "after-restart")
+    assert platform_server.count("GET", "/instances/{id}") >= 2
+    assert platform_server.count("POST", "/instances") == 1
+    assert platform_server.count("PUT", "/instances/{id}") == 0
+
+    env.instances.delete("quirky")
+    env.instances.wait_gone("quirky")
+    assert [s.path for s in platform_server.requests("DELETE")] == [f"/instances/{instance_id}"]
+    assert platform_server.instances == {}

@@ -161,6 +161,8 @@ def test_the_request_log_has_every_api_call_with_its_arrival_time_and_status(
         ("GET", "/instances/{id}", 200),
         ("DELETE", "/instances/{id}", None),
     ]
+    base = simulator.api_url.removeprefix(simulator.base_url)
+    assert [r["path"] for r in log] == [f"{base}/instances"] + [f"{base}/instances/{first['id']}"] * 3
     arrivals = [r["at"] for r in log]
     assert before <= arrivals[0] <= arrivals[1] <= arrivals[2] <= arrivals[3] <= after
     assert arrivals[3] - arrivals[2] >= 0.2  # the second GET arrived, then waited 200 ms

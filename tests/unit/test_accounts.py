@@ -5,7 +5,8 @@ up in the instance's namespace), the default account for an instance naming neit
 naming neither without a default (InvalidSpec); an account not found (AccountNotFound, waiting);
 a cluster account's namespaceSelector (empty selects nothing; matchLabels and every
 matchExpressions operator) and allowedConnectors (AccountNotAllowed); the account's URL, Secret and
-budget in the endpoint.
+budget in the endpoint; a trailing `/` of any of the three URLs (the instance's, the account's, the
+operator's default) dropped, so that the request digest is the same with the slash or without.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from connector_operator.api.account import AccountKind, LabelSelector, parse_acc
 from connector_operator.api.spec import parse_spec
 from connector_operator.api.status import Reason
 from connector_operator.domain.accounts import AccountKey, Endpoint, Refused, account_key, endpoint, selects
+from connector_operator.domain.desired import Keyed, desired_instance
 
 DEFAULT_URL = "https://api.openconnectors.us2.ext.hana.ondemand.com/elements/api-v2"
 ACCOUNT_URL = "https://api.openconnectors.eu10.ext.hana.ondemand.com/elements/api-v2"
@@ -123,6 +125,60 @@ def test_a_namespaced_account_reads_its_secret_in_its_namespace() -> None:
         instance(), "team-a", key=key, account=account, namespace_labels=None, default_api_url=DEFAULT_URL
     )
     assert result == Endpoint(DEFAULT_URL, "team-a", "acct", key, None)
+
+
+def test_a_trailing_slash_of_any_api_url_is_dropped_and_changes_no_digest() -> None:
+    """Issue 18: users paste `.../elements/api-v2/`. The endpoint's URL (which reaches the status,
+    the token Secret, the request digest and the calls) is the same with the slash or without, so
+    adding it costs no PUT."""
+    own = instance(credentialsSecretRef={"name": "mine"}, apiURL=ACCOUNT_URL + "/")
+    located = endpoint(
+        own, "team-a", key=None, account=None, namespace_labels=None, default_api_url=DEFAULT_URL
+    )
+    assert located == Endpoint(ACCOUNT_URL, "team-a", "mine", None)
+    by_default = endpoint(
+        instance(credentialsSecretRef={"name": "mine"}),
+        "team-a",
+        key=None,
+        account=None,
+        namespace_labels=None,
+        default_api_url=DEFAULT_URL + "/",
+    )
+    assert isinstance(by_default, Endpoint)
+    assert by_default.api_url == DEFAULT_URL
+    key = AccountKey(CLUSTER, "", "shared")
+    account = cluster_account(apiURL=ACCOUNT_URL + "/")
+    via_account = endpoint(
+        instance(), "crm", key=key, account=account, namespace_labels={"team": "crm"}, default_api_url=""
+    )
+    assert via_account == Endpoint(ACCOUNT_URL, "oc-system", "crm-account", key, account.request_budget)
+    local = parse_account_spec(
+        "ConnectorAccount", {"apiURL": ACCOUNT_URL + "/", "credentialsSecretRef": {"name": "a"}}
+    )
+    via_local = endpoint(
+        instance(),
+        "team-a",
+        key=AccountKey(NAMESPACED, "team-a", "local"),
+        account=local,
+        namespace_labels=None,
+        default_api_url=DEFAULT_URL,
+    )
+    assert isinstance(via_local, Endpoint)
+    assert via_local.api_url == ACCOUNT_URL
+
+    uid = "0b5e7a36-4f7c-4d35-9a55-1f0c7f3c2a10"
+    keyed = Keyed(b"k" * 32, uid)
+
+    def digest(api_url: str) -> str:
+        spec = instance(credentialsSecretRef={"name": "mine"}, apiURL=api_url)
+        located = endpoint(
+            spec, "team-a", key=None, account=None, namespace_labels=None, default_api_url=DEFAULT_URL
+        )
+        assert isinstance(located, Endpoint)
+        wanted = desired_instance(spec, namespace="team-a", name="crm", uid=uid, configuration={})
+        return wanted.digest(keyed, located.api_url)
+
+    assert digest(ACCOUNT_URL + "/") == digest(ACCOUNT_URL)
 
 
 @pytest.mark.parametrize(

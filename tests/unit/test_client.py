@@ -8,13 +8,16 @@ rejection when it is no id or carries a secret, redaction of the account secrets
 configuration values sent (encoded echoes included), `ConnectError`/`ReadTimeout` becoming
 `NetworkError`/`Timeout` with no Authorization value in any message, repr or chained exception,
 credentials that no header can carry refused before any request, answers without an integer id
-or a token (204 included) failing with their real status, instance facts redacted and capped, the
-response size cap (declared and streamed) and refused compression, the overall deadline, the
-per-host bound on calls in flight (a host is its name: not its scheme, port, case or trailing dot)
-and the per-namespace bound inside the global one, `delete()` treating 404 as done, `find_by_tag()` following
-`Elements-Next-Page-Token`, returning [] on 404, keeping only instances that carry the tag and
-stopping at a repeated token or the page limit, the Authorization header, the observer hook, and
-that `Credentials` and `Instance` reprs hide their secrets.
+or a token (204 included) failing with their real status, ids written as JSON numbers with a
+fraction or an exponent (`400001.0`, `4.00001e5`) read exactly in every answer (create, get,
+update, search, listing) and anything else that is no integer in 0..2**63-1 refused (issue 18),
+instance facts redacted and capped, the response size cap (declared and streamed) and refused
+compression, the overall deadline, the per-host bound on calls in flight (a host is its name: not
+its scheme, port, case or trailing dot) and the per-namespace bound inside the global one,
+`delete()` treating 404 as done, `find_by_tag()` following `Elements-Next-Page-Token`, returning
+[] on 404, keeping only instances that carry the tag and stopping at a repeated token or the page
+limit, the Authorization header, the observer hook, and that `Credentials` and `Instance` reprs
+hide their secrets.
 """
 
 from __future__ import annotations
@@ -932,3 +935,111 @@ async def test_a_listed_instance_of_ours_without_an_integer_id_fails_the_listing
         await make_client(answer(200, [{"id": "7", "tags": ["k8s-uid:abc"]}])).find_tagged_with_prefix(
             API, CREDENTIALS, "k8s-uid:"
         )
+
+
+# IDs as JSON numbers with a fraction or an exponent (issue 18)
+
+
+def raw_answer(body: str, headers: dict[str, str] | None = None) -> Handler:
+    """An answer of exactly `body`: httpx's `json=` would write the numbers its own way."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        content_type = {"Content-Type": "application/json"}
+        return httpx.Response(200, content=body.encode(), headers={**content_type, **(headers or {})})
+
+    return handler
+
+
+INTEGRAL_IDS = [
+    pytest.param("400001.0", 400001, id="fraction-zero"),
+    pytest.param("4.00001e5", 400001, id="exponent"),
+    pytest.param("400001E0", 400001, id="exponent-zero"),
+    pytest.param("4000010e-1", 400001, id="negative-exponent"),
+    pytest.param("-0.0", 0, id="negative-zero"),
+    # Past 2**53 a float reads this as 9007199254740992, another instance.
+    pytest.param("9007199254740993.0", 2**53 + 1, id="past-float-precision"),
+    pytest.param("9223372036854775807.0", 2**63 - 1, id="int64-max"),
+]
+
+
+@pytest.mark.parametrize(("written", "expected"), INTEGRAL_IDS)
+@pytest.mark.parametrize("method", ["create", "get", "update"])
+async def test_an_integral_id_in_any_json_form_is_the_instance_id(
+    make_client: MakeClient, written: str, expected: int, method: str
+) -> None:
+    client = make_client(raw_answer(f'{{"id": {written}, "token": "tok", "name": "n", "tags": []}}'))
+    calls = {
+        "create": lambda: client.create(API, CREDENTIALS, BODY),
+        "get": lambda: client.get(API, CREDENTIALS, 7),
+        "update": lambda: client.update(API, CREDENTIALS, 7, BODY),
+    }
+    instance = await calls[method]()
+    assert instance.id == expected
+    assert type(instance.id) is int
+
+
+@pytest.mark.parametrize(
+    "written",
+    [
+        pytest.param("400001.5", id="fraction"),
+        pytest.param("400001.0000000000000001", id="fraction-a-float-rounds-away"),
+        pytest.param("4.000015e5", id="fractional-exponent"),
+        pytest.param("-1.0", id="negative"),
+        pytest.param("9223372036854775808.0", id="beyond-int64"),
+        pytest.param("1e999999999", id="huge-exponent"),
+        pytest.param("NaN", id="nan"),
+        pytest.param("Infinity", id="infinity"),
+        pytest.param('"400001"', id="string"),
+        pytest.param("true", id="boolean"),
+        pytest.param("null", id="null"),
+        pytest.param("[400001]", id="list"),
+    ],
+)
+async def test_an_id_that_is_no_integer_is_refused_in_every_answer(
+    make_client: MakeClient, written: str
+) -> None:
+    one = f'{{"id": {written}, "token": "tok", "tags": ["k8s-uid:abc"]}}'
+    with pytest.raises(errors.MalformedResponse, match="integer id"):
+        await make_client(raw_answer(one)).create(API, CREDENTIALS, BODY)
+    with pytest.raises(errors.MalformedResponse, match="integer id"):
+        await make_client(raw_answer(f"[{one}]")).find_by_tag(API, CREDENTIALS, "k8s-uid:abc")
+    with pytest.raises(errors.MalformedResponse, match="integer id"):
+        await make_client(raw_answer(f"[{one}]")).find_tagged_with_prefix(API, CREDENTIALS, "k8s-uid:")
+
+
+async def test_a_number_beyond_what_can_be_decoded_is_invalid_json(make_client: MakeClient) -> None:
+    body = '{"id": 1e99999999999999999999, "token": "tok"}'
+    with pytest.raises(errors.MalformedResponse, match="invalid JSON"):
+        await make_client(raw_answer(body)).create(API, CREDENTIALS, BODY)
+
+
+async def test_searches_and_listings_keep_instances_whose_ids_are_written_as_floats(
+    make_client: MakeClient,
+) -> None:
+    """Before issue 18 the listing failed and the search refused them: the object POSTed again, or
+    never found (nor deleted) the instance its lost POST had made."""
+    page = (
+        '[{"id": 400001.0, "token": "t1", "tags": ["k8s-uid:abc"]},'
+        ' {"id": 4.00002e5, "token": "t2", "tags": ["crm", "k8s-uid:abc"]},'
+        ' {"id": 400003.0, "token": "t3", "tags": ["k8s-uid:other"]},'
+        ' {"id": 400004.5, "token": "t4", "tags": ["someone-else"]}]'
+    )
+    found = await make_client(raw_answer(page)).find_by_tag(API, CREDENTIALS, "k8s-uid:abc")
+    assert [i.id for i in found] == [400001, 400002]
+    listed = await make_client(raw_answer(page)).find_tagged_with_prefix(API, CREDENTIALS, "k8s-uid:")
+    assert listed == [(400001, ["k8s-uid:abc"]), (400002, ["k8s-uid:abc"]), (400003, ["k8s-uid:other"])]
+
+
+async def test_numbers_other_than_ids_read_as_before(make_client: MakeClient) -> None:
+    """Numbers are decoded exactly (as Decimal) for the ids' sake; the configuration values kept
+    for the drift check and an error's message read as they did with floats."""
+    body = '{"id": 7, "token": "t", "configuration": {"a": 50.0, "b": 1.50, "c": 1e400, "d": 15, "e": true}}'
+    instance = await make_client(raw_answer(body)).get(API, CREDENTIALS, 7)
+    assert dict(instance.configuration) == {"a": "50.0", "b": "1.5", "c": "inf", "d": "15", "e": "true"}
+
+    def failing(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(400, content=b'{"message": 1.50}', headers={"Content-Type": "application/json"})
+
+    with pytest.raises(errors.BadRequest) as raised:
+        await make_client(failing).get(API, CREDENTIALS, 7)
+    assert raised.value.message == "1.5"

@@ -23,6 +23,7 @@ from connector_operator.handlers.runtime import Runtime
 from connector_operator.handlers.state import ObjectState, Target
 from connector_operator.openconnectors import errors
 from connector_operator.openconnectors.client import Credentials, Instance
+from connector_operator.settings import Settings
 
 
 def instance(id_: int, *tags: str) -> tuple[int, list[str]]:
@@ -63,7 +64,7 @@ async def test_one_listing_answers_every_create_of_an_endpoint() -> None:
     waiting = [asyncio.ensure_future(creations.known(uid, "e", lister)) for uid in ("old", "new", "other")]
     await asyncio.sleep(0)
     lister.gate.set()
-    assert await asyncio.gather(*waiting) == [[7], [], []]
+    assert await asyncio.gather(*waiting) == [[(7, False)], [], []]
     assert lister.calls == 1
     assert await creations.known("later", "e", lister) == []
     assert lister.calls == 1
@@ -74,9 +75,9 @@ async def test_one_listing_answers_every_create_of_an_endpoint() -> None:
 async def test_what_this_process_posted_is_known_and_a_lost_answer_means_search() -> None:
     creations, lister = Creations(), Lister()
     creations.posted("a", 11)
-    assert await creations.known("a", "e", lister) == [11]  # the status write failed: no second POST
+    assert await creations.known("a", "e", lister) == [(11, False)]  # the status write failed: no second POST
     creations.recorded("a", 10)  # status still holds an older instance: 11 stays remembered
-    assert await creations.known("a", "e", lister) == [11]
+    assert await creations.known("a", "e", lister) == [(11, False)]
     creations.recorded("a", 11)
     assert await creations.known("a", "e", lister) == []
     creations.uncertain.add("b")
@@ -103,7 +104,7 @@ async def test_a_failed_listing_fails_its_passes_then_creates_search_for_a_while
     lister.error, lister.listed = None, [instance(3, "k8s-uid:a")]
     now = time.monotonic()
     monkeypatch.setattr(creations_module.time, "monotonic", lambda: now + creations_module.LISTING_RETRY)
-    assert await creations.known("a", "e", lister) == [3]  # listed again once the while is over
+    assert await creations.known("a", "e", lister) == [(3, False)]  # listed again once the while is over
     assert lister.calls == 2
 
 
@@ -112,7 +113,7 @@ async def test_a_gone_instance_makes_the_next_create_search_and_a_pause_forgets_
     recreate, a 404 on the adopting PUT) must not lead straight to a POST: the platform may lag
     or lie, and an earlier POST's answer may have been lost."""
     creations, lister = Creations(), Lister(instance(3, "k8s-uid:a"))
-    assert await creations.known("a", "e", lister) == [3]
+    assert await creations.known("a", "e", lister) == [(3, False)]
     creations.gone("a", "e", 3)
     assert await creations.known("a", "e", lister) is None  # search
     creations.searched("a")
@@ -124,7 +125,7 @@ async def test_a_gone_instance_makes_the_next_create_search_and_a_pause_forgets_
 
 async def test_a_listing_is_taken_again_after_its_lifetime(monkeypatch: pytest.MonkeyPatch) -> None:
     creations, lister = Creations(), Lister(instance(3, "k8s-uid:a"))
-    assert await creations.known("a", "e", lister) == [3]
+    assert await creations.known("a", "e", lister) == [(3, False)]
     now = time.monotonic()
     monkeypatch.setattr(creations_module.time, "monotonic", lambda: now + creations_module.LISTING_LIFETIME)
     lister.listed = []
@@ -148,7 +149,7 @@ async def test_a_cancelled_create_leaves_the_listing_to_the_others() -> None:
     with pytest.raises(asyncio.CancelledError):
         await first
     lister.gate.set()
-    assert await second == [3]
+    assert await second == [(3, False)]
     assert lister.calls == 1
 
 
@@ -188,7 +189,12 @@ async def test_a_found_instance_is_not_forgotten_when_its_adoption_put_fails() -
     uid = "6907d5ce-0bd2-485f-95a5-6f3ab73b9095"
     creations.uncertain.add(uid)  # the POST's answer was lost
     spec = parse_spec({"connectorKey": "closeio", "credentialsSecretRef": {"name": "a"}})
-    rt = cast(Runtime, type("Rt", (), {"instances": platform, "creations": creations})())
+    rt = cast(
+        Runtime,
+        type(
+            "Rt", (), {"instances": platform, "creations": creations, "settings": Settings(), "live": None}
+        )(),
+    )
     remote = RemotePass(
         rt=rt,
         target=Target("chaos-2", "ci-00222", uid, 1, {}),
@@ -209,3 +215,51 @@ async def test_a_found_instance_is_not_forgotten_when_its_adoption_put_fails() -
     assert adopted.id == 400220
     assert "POST" not in platform.calls
     assert platform.calls == ["search", "PUT 400220", "PUT 400220"]
+
+
+class RefusedAnswerPlatform(Platform):
+    """The POST made an instance, but its answer is one the client refuses (issue 18: an id
+    written `400220.0` was such an answer before)."""
+
+    async def create(self, *_: object, **__: object) -> Instance:
+        self.calls.append("POST")
+        raise errors.MalformedResponse(200, "the platform answered with an instance without an integer id")
+
+    async def update(
+        self, url: str, credentials: object, instance_id: int, *_: object, **__: object
+    ) -> Instance:
+        self.calls.append(f"PUT {instance_id}")
+        return Instance(instance_id, "tok")
+
+
+@pytest.mark.parametrize("refused", [errors.MalformedResponse, errors.ResponseTooLarge])
+def test_an_answer_the_client_refuses_may_follow_a_create(refused: type[errors.APIError]) -> None:
+    assert not issubclass(refused, creations_module.NOT_CREATED)
+
+
+async def test_a_refused_create_answer_makes_the_object_uncertain_so_the_next_attempt_searches() -> None:
+    platform, creations = RefusedAnswerPlatform(), Creations()
+    uid = "0d1b5a64-2f0e-4d8e-8f5e-3c1f4f1b7a21"
+    spec = parse_spec({"connectorKey": "closeio", "credentialsSecretRef": {"name": "a"}})
+    runtime = {"instances": platform, "creations": creations, "settings": Settings(), "live": None}
+    rt = cast(Runtime, type("Rt", (), runtime)())
+    remote = RemotePass(
+        rt=rt,
+        target=Target("ns", "crm", uid, 1, {}),
+        spec=spec,
+        state=ObjectState(status=parse_status({})),
+        cache={},
+        api_url="https://api.example/elements/api-v2",
+        credentials=Credentials("u", "o"),
+        desired=desired_instance(spec, namespace="ns", name="crm", uid=uid, configuration={}),
+        keyed=Keyed(b"k" * 32, uid),
+        digest="d",
+        attempt="a",
+        facts=Facts(),
+    )
+    with pytest.raises(errors.MalformedResponse):
+        await remote._create_or_adopt()
+    assert uid in creations.uncertain
+    adopted = await remote._create_or_adopt()  # the next attempt: a search finds what the POST made
+    assert adopted.id == 400220
+    assert platform.calls == ["listing", "POST", "search", "PUT 400220"]

@@ -12,8 +12,8 @@ import sys
 from typing import Any, cast
 
 from connector_operator.api.spec import parse_spec
-from connector_operator.domain.desired import Keyed, desired_instance, identity_tag
-from connector_operator.domain.drift import MASK, differences, foreign_owners, planned_action
+from connector_operator.domain.desired import Keyed, desired_instance
+from connector_operator.domain.drift import MASK, differences, planned_action
 from connector_operator.domain.transition import Effective, Facts, parse_status
 from connector_operator.handlers.reconcile import _moved
 from connector_operator.handlers.remote import RemotePass
@@ -49,12 +49,6 @@ def test_differences_name_the_spec_fields_and_skip_what_cannot_be_compared() -> 
     assert differences(wanted, wanted.name, wanted.tags, {}) == []
     assert planned_action([]) == "None"
     assert planned_action(drifted) == "Update: instanceName, tags, configuration.pagination.max"
-
-
-def test_another_objects_tag_is_foreign_and_ours_is_not() -> None:
-    tags = [identity_tag(UID), "k8s-uid:someone-else", "crm"]
-    assert foreign_owners(tags, identity_tag(UID)) == ["k8s-uid:someone-else"]
-    assert foreign_owners(tags[::2], identity_tag(UID)) == []
 
 
 def remote_pass(spec: dict[str, Any]) -> RemotePass:

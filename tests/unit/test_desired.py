@@ -20,9 +20,9 @@ from connector_operator.domain.desired import (
     DesiredInstance,
     Keyed,
     desired_instance,
-    identity_tag,
 )
 from connector_operator.domain.inputs import Resolved, resolve
+from connector_operator.domain.ownership import identity_tag
 
 NAMESPACE = "sales"
 NAME = "acme-closeio"

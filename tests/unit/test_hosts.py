@@ -3,9 +3,10 @@
 Covers: the default SAP hosts allowed and everything else refused; `*` matching within one DNS
 label only; ports (default port only without one, `:port`, `:*`); case and a trailing dot; plain
 http refused unless allowed; URLs that could steer a request elsewhere (user information, query,
-fragment, escapes, a path not ending in /elements/api-v2, parser tricks, empty host labels, `.`
-and `..` path segments) refused by shape; `*` standing for at least one character; bad patterns
-rejected when the operator starts.
+fragment, escapes, a path not ending in /elements/api-v2 (or in it and more than one `/`), parser
+tricks, empty host labels, `.` and `..` path segments) refused by shape; one trailing `/`, as
+users paste the URL, accepted by the allowlist and the spec model alike; `*` standing for at least
+one character; bad patterns rejected when the operator starts.
 """
 
 from __future__ import annotations
@@ -64,7 +65,8 @@ def test_other_hosts_ports_and_plain_http_are_refused(url: str, why: str) -> Non
         "https://api.openconnectors.ext.hana.ondemand.com/elements/api-v2#",
         "https://api.openconnectors.ext.hana.ondemand.com/any/path?x=1#/elements/api-v2",
         "https://api.openconnectors.ext.hana.ondemand.com/admin",
-        "https://api.openconnectors.ext.hana.ondemand.com/elements/api-v2/",
+        "https://api.openconnectors.ext.hana.ondemand.com/elements/api-v2//",
+        "https://api.openconnectors.ext.hana.ondemand.com/elements/api-v2/x",
         "https://evil.example\\@api.openconnectors.ext.hana.ondemand.com/elements/api-v2",
         "https://api.openconnectors.ext.hana.ondemand.com%2F@evil.example/elements/api-v2",
         "https://api.openconnectors.ext.hana.ondemand.com/elements/api-v2\n",
@@ -103,6 +105,20 @@ def test_empty_host_labels_and_dot_segments_are_refused_by_shape(url: str) -> No
     assert "must be http(s)://host[:port]/.../elements/api-v2" in refusal
     with pytest.raises(ValidationError, match="apiURL"):
         parse_spec({"connectorKey": "closeio", "credentialsSecretRef": {"name": "a"}, "apiURL": url})
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://api.openconnectors.us2.ext.hana.ondemand.com/elements/api-v2/",
+        "https://api.openconnectors.us2.ext.hana.ondemand.com:443/some/prefix/elements/api-v2/",
+    ],
+)
+def test_one_trailing_slash_is_accepted_by_the_allowlist_and_the_spec(url: str) -> None:
+    """Issue 18: users paste `.../elements/api-v2/`; it used to stall as an invalid spec."""
+    assert DEFAULTS.refusal(url) is None
+    spec = parse_spec({"connectorKey": "closeio", "credentialsSecretRef": {"name": "a"}, "apiURL": url})
+    assert spec.api_url == url  # as written: the operator drops the slash where it uses the URL
 
 
 @pytest.mark.parametrize(

@@ -378,6 +378,26 @@ class ConnectorAccountStatus(StatusModel):
             json_schema_extra={"x-kubernetes-list-type": "atomic"},
         ),
     ] = None
+    stray_instances: Annotated[
+        int | None,
+        Field(
+            alias="strayInstances",
+            description="Remote instances of this account that carry this operator's identity or claim "
+            "tags but belong to no ConnectorInstance it watches (left by a cluster rebuilt without a "
+            "cluster name, or by a finalizer removed by hand), as last listed. Never deleted by the "
+            "operator: adopt them (spec.instanceID with openconnectors.io/take-over-from) or delete "
+            "them on the platform.",
+        ),
+    ] = None
+    stray_instance_ids: Annotated[
+        list[int] | None,
+        Field(
+            alias="strayInstanceIDs",
+            description="The IDs of the first stray instances (at most 20).",
+            max_length=20,
+            json_schema_extra={"x-kubernetes-list-type": "atomic"},
+        ),
+    ] = None
     budget: Annotated[
         BudgetStatus | None, Field(description="The request budget's state when last written.")
     ] = None

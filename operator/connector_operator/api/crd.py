@@ -144,6 +144,16 @@ def _unchanged(field: str) -> str:
     )
 
 
+def _unchanged_url(field: str) -> str:
+    """`_unchanged` for an API URL: adding or removing the one trailing `/` its pattern allows is
+    no change (the operator drops it: the same platform, the same digest, no PUT)."""
+    new, old = f"self.spec.{field}", f"oldSelf.spec.{field}"
+    return (
+        f"has({new}) == has({old}) && "
+        f"(!has({new}) || {new} == {old} || {new} == {old} + '/' || {new} + '/' == {old})"
+    )
+
+
 # Where the remote instance lives and as whom: once it exists, a change would leave it behind
 # (its platform, connector or account changes, and the old instance is never addressed again).
 # Rotating credentials changes the Secret's content, not its name.
@@ -153,7 +163,7 @@ PINNED = (
     cel(
         "!has(oldSelf.status) || !has(oldSelf.status.instanceID) || ("
         "self.spec.connectorKey == oldSelf.spec.connectorKey && "
-        + _unchanged("apiURL")
+        + _unchanged_url("apiURL")
         + " && "
         + _unchanged("accountRef")
         + " && "

@@ -19,18 +19,20 @@ DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 # labels are never empty (`a..b` is no name, and a `*` of the allowlist must not match nothing);
 # a path segment is never `.` or `..` (nor only dots): httpx collapses those, so the path sent
 # would not be the path checked. No lookahead (Go's RE2 has none): a segment is dots, then a
-# character that is not one, then anything.
+# character that is not one, then anything. One trailing `/` is allowed (users paste the URL so),
+# and dropped wherever the operator takes the URL into use (domain/accounts.py, `api_url_of`).
 _HOST_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
 API_URL_PATTERN = (  # three capturing groups (no names: not every schema tool reads them)
     r"^(https?)://"  # group 1: scheme
     rf"({_HOST_LABEL}(?:[.]{_HOST_LABEL})*[.]?|\[[0-9A-Fa-f:.]+\])"  # group 2: host
     r"(?::([0-9]{1,5}))?"  # group 3: port
-    r"(?:/[.]*[A-Za-z0-9_~-][A-Za-z0-9._~-]*)*/elements/api-v2$"
+    r"(?:/[.]*[A-Za-z0-9_~-][A-Za-z0-9._~-]*)*/elements/api-v2/?$"
 )
 API_URL_SHAPE = (
     "Base URL of the Open Connectors platform API: `https://<host>[:<port>]/.../elements/api-v2`, "
-    "with no query, fragment, user information or escaped characters. The host must be in the "
-    "operator's allowed API hosts (`--allowed-api-hosts`; plain http only with "
+    "with no query, fragment, user information or escaped characters; a trailing `/` is allowed "
+    "and dropped (the status, the token Secret and the requests use the URL without it). The host "
+    "must be in the operator's allowed API hosts (`--allowed-api-hosts`; plain http only with "
     "`--allow-insecure-http`), or the object stalls with `APIHostNotAllowed` and nothing is sent."
 )
 CONNECTOR_KEY_PATTERN = r"^[a-z0-9][a-z0-9._-]*$"

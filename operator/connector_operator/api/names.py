@@ -35,6 +35,9 @@ IDENTITY_TAG_PREFIX: Final = "k8s-"
 # Day-2 marks (issue 11). On a ConnectorInstance: set by users, read by the operator.
 PAUSED_ANNOTATION: Final = f"{GROUP}/paused"
 RECONCILE_REQUEST_ANNOTATION: Final = f"{GROUP}/reconcile-requested-at"
+# Issue 18: take an instance over from an object that is gone (its cluster died) but whose
+# identity tag is still on the instance. The value is the old object's UID.
+TAKE_OVER_ANNOTATION: Final = f"{GROUP}/take-over-from"
 # On the token Secret: written by the operator. The token digest changes exactly when the token
 # does (for Reloader or a checksum annotation); the shape digest says which type, labels,
 # annotations and templates the Secret was written for, so a change of those is seen without

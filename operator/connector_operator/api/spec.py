@@ -432,8 +432,11 @@ class ConnectorInstanceSpec(Model):
             alias="instanceID",
             description="An existing remote instance to manage instead of creating one (adoption), or "
             "to observe (managementPolicy ObserveOnly). Adoption tags it with this object's identity "
-            "and brings it to the spec with one update; an instance tagged by another object is refused "
-            "(`AdoptionConflict`). Set when the object is created; it cannot change later.",
+            "and brings it to the spec with one update; an instance tagged by another object, or managed "
+            "or observed by another live object, is refused (`AdoptionConflict`). An instance whose old "
+            "object is gone but still tagged (its cluster died) is taken over with the annotation "
+            "`openconnectors.io/take-over-from: <old object UID>`, refused while that object exists. "
+            "Set when the object is created; it cannot change later.",
             ge=1,
             json_schema_extra={"format": "int64"},
         ),
@@ -475,7 +478,10 @@ class ConnectorInstanceSpec(Model):
         Field(
             alias="deletionPolicy",
             description="What happens to the remote instance when this object is deleted: `Delete` (the "
-            "default) deletes it, `Orphan` leaves it in place and makes no API call.",
+            "default) deletes it (only an instance that carries this object's identity tag or claim), "
+            "`Orphan` leaves it in place and hands it over: one update removes this object's identity "
+            "tags, so that another object may adopt it with instanceID (an Event says so; when the "
+            "platform cannot be called the object is released anyway and the Event names the tag left).",
         ),
     ] = None
 

@@ -2,10 +2,11 @@
 
 An instance either carries its own credentials (`credentialsSecretRef`, optionally `apiURL`) or
 names an account (`accountRef`), or names neither and gets the operator's `--default-account`.
-From that comes one `Endpoint`: the platform URL, the Secret that holds the account secrets, and
-the account whose request budget and circuit breaker every call goes through. A cluster account
-serves only namespaces its `namespaceSelector` selects (an empty selector selects none: the
-platform team opts namespaces in, never out) and, if it lists them, only `allowedConnectors`.
+From that comes one `Endpoint`: the platform URL (without the trailing `/` a spec may give it:
+`api_url_of`), the Secret that holds the account secrets, and the account whose request budget and
+circuit breaker every call goes through. A cluster account serves only namespaces its
+`namespaceSelector` selects (an empty selector selects none: the platform team opts namespaces in,
+never out) and, if it lists them, only `allowedConnectors`.
 """
 
 from __future__ import annotations
@@ -92,7 +93,9 @@ def endpoint(
                 "Invalid spec: name an account (spec.accountRef) or a credentials Secret "
                 "(spec.credentialsSecretRef); this operator has no --default-account",
             )
-        return Endpoint(spec.api_url or default_api_url, namespace, spec.credentials_secret_ref.name, None)
+        return Endpoint(
+            api_url_of(spec.api_url or default_api_url), namespace, spec.credentials_secret_ref.name, None
+        )
     if account is None:
         return Refused(Reason.ACCOUNT_NOT_FOUND, f"{key} does not exist")
     if isinstance(account, ClusterConnectorAccountSpec):
@@ -103,12 +106,19 @@ def endpoint(
     else:
         secret_namespace = namespace
     return Endpoint(
-        account.api_url or default_api_url,
+        api_url_of(account.api_url or default_api_url),
         secret_namespace,
         account.credentials_secret_ref.name,
         key,
         account.request_budget,
     )
+
+
+def api_url_of(url: str) -> str:
+    """A platform API URL as the operator uses it: without trailing slashes (the CRD allows one, as
+    users paste it), so that the status, the token Secret, the request digest and the calls see one
+    form, with the slash or without."""
+    return url.rstrip("/")
 
 
 def feature_refusal(spec: ConnectorInstanceSpec, key: AccountKey, account: AccountSpec) -> Refused | None:

@@ -26,6 +26,7 @@ from connector_operator.api.spec import (
     ConnectorInstanceSpec,
     effective_instance_name,
 )
+from connector_operator.domain.ownership import Identity
 
 DIGEST_PREFIX = "v2:hmac-sha256:"
 LEGACY_PREFIX = "hmac-sha256:"  # keyed with the object's UID (before issue 9)
@@ -41,19 +42,6 @@ class Keyed:
     def __call__(self, *parts: str) -> str:
         message = json.dumps([self.uid, *parts], separators=(",", ":")).encode()
         return DIGEST_PREFIX + hmac.new(self.key, message, hashlib.sha256).hexdigest()[:32]
-
-
-IDENTITY_UID_PREFIX = f"{IDENTITY_TAG_PREFIX}uid:"
-
-
-def identity_tag(uid: str) -> str:
-    """The tag that ties a remote instance to exactly one Kubernetes object."""
-    return f"{IDENTITY_UID_PREFIX}{uid}"
-
-
-def identity_tags(namespace: str, name: str, uid: str) -> list[str]:
-    # The name tag is for humans browsing the platform; only the uid tag is trusted.
-    return [identity_tag(uid), f"{IDENTITY_TAG_PREFIX}object:{namespace}/{name}"]
 
 
 @dataclass(frozen=True)
@@ -107,13 +95,15 @@ def desired_instance(
     name: str,
     uid: str,
     configuration: Mapping[str, str],
+    cluster: str | None = None,
 ) -> DesiredInstance:
+    """`cluster`: the operator's cluster name, if it has one: the instance carries a claim too."""
     # The CRD refuses these already; dropping them here too keeps a spec built in code honest.
     user_tags = [t for t in spec.tags or [] if not t.strip().lower().startswith(IDENTITY_TAG_PREFIX)]
     return DesiredInstance(
         name=effective_instance_name(spec, namespace, name),
         connector_key=spec.connector_key,
-        tags=tuple(sorted(set(user_tags))) + tuple(identity_tags(namespace, name, uid)),
+        tags=tuple(sorted(set(user_tags))) + tuple(Identity(uid, namespace, name, cluster).tags()),
         configuration={**configuration, **typed_configuration(spec)},
     )
 

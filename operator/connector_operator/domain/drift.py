@@ -4,15 +4,19 @@ The periodic check (and ObserveOnly's dry run) compares what the platform shows 
 request, field by field, as far as the platform lets us see: the name, the tags, and each
 configuration value the spec sets. A masked value (the platform answers `********` for a secret)
 and a key the platform does not list are skipped: they cannot be compared, and repairing them
-every resync would be a PUT loop. The result names fields the way the spec does, for an Event, a
-condition or `status.plannedAction`; it never carries a value.
+every resync would be a PUT loop. The platform may answer names and tags HTML-escaped (`&amp;`,
+`&#39;`), or it would be a PUT at every check and after every restart: the name is the desired one
+if it is as given or unescaped, and so are the tags (all as given, or all unescaped). The result
+names fields the way the spec does, for an Event, a condition or `status.plannedAction`; it never
+carries a value.
 """
 
 from __future__ import annotations
 
+import html
 from collections.abc import Iterable, Mapping
 
-from connector_operator.domain.desired import IDENTITY_UID_PREFIX, DesiredInstance
+from connector_operator.domain.desired import DesiredInstance
 
 MASK = "********"
 
@@ -22,9 +26,10 @@ def differences(
 ) -> list[str]:
     """The spec's names of the fields where the remote instance differs from `desired`."""
     fields = []
-    if name != desired.name:
+    if not _same(name, desired.name):
         fields.append("instanceName")
-    if set(tags) != set(desired.tags):
+    remote_tags, wanted_tags = set(tags), set(desired.tags)
+    if remote_tags != wanted_tags and {html.unescape(t) for t in remote_tags} != wanted_tags:
         fields.append("tags")
     for key, wanted in sorted(desired.configuration.items()):
         remote = configuration.get(key)
@@ -35,11 +40,11 @@ def differences(
     return fields
 
 
+def _same(remote: str, wanted: str) -> bool:
+    """Whether the platform's form of a string is `wanted`: as is, or HTML-unescaped."""
+    return remote == wanted or html.unescape(remote) == wanted
+
+
 def planned_action(fields: list[str]) -> str:
     """`status.plannedAction` for an instance that exists: `None`, or `Update: <fields>`."""
     return f"Update: {', '.join(fields)}" if fields else "None"
-
-
-def foreign_owners(tags: Iterable[str], own_tag: str) -> list[str]:
-    """The identity tags of other objects on an instance: it belongs to them, never to be shared."""
-    return [t for t in tags if t.startswith(IDENTITY_UID_PREFIX) and t != own_tag]

@@ -30,7 +30,7 @@ from connector_operator.api.names import (
 from connector_operator.api.spec import parse_spec
 from connector_operator.api.status import Reason
 from connector_operator.domain import outcome as outcomes
-from connector_operator.domain.accounts import AccountKey, account_key
+from connector_operator.domain.accounts import AccountKey, account_key, api_url_of
 from connector_operator.domain.inputs import Missing, account_secrets
 from connector_operator.domain.outcome import Backoff, Kind, Outcome
 from connector_operator.domain.transition import merge_patch
@@ -193,7 +193,7 @@ async def _pass(
         state.spec, state.secret = None, None
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors()[:5])
         return outcomes.stalled(Reason.INVALID_SPEC, f"Invalid spec: {problems}")
-    api_url = spec.api_url or rt.settings.default_api_url
+    api_url = api_url_of(spec.api_url or rt.settings.default_api_url)
     refusal = rt.hosts.refusal(api_url)
     if refusal is not None:
         state.spec, state.secret = None, None  # its instances must not call that host: no account
@@ -286,6 +286,15 @@ def _stored(raw: Any) -> dict[str, Any]:
     return status.model_dump(by_alias=True, exclude_none=True, mode="json")
 
 
+STRAYS_SHOWN = 20
+
+
+def _strays(found: tuple[int, ...] | None) -> dict[str, Any]:
+    if found is None:
+        return {}
+    return {"strayInstances": len(found), "strayInstanceIDs": list(found[:STRAYS_SHOWN])}
+
+
 async def _write_status(
     rt: Runtime,
     key: AccountKey,
@@ -303,6 +312,7 @@ async def _write_status(
         "conditions": [c.model_dump(by_alias=True, exclude_none=True) for c in conditions],
         "instances": len(users),
         "usedBy": [f"{namespace}/{name}" for namespace, name, _ in users[:USED_BY_SHOWN]],
+        **_strays(rt.accounts.state(key).strays),
         **(gate.snapshot().status() if gate is not None else {}),
     }
     if outcome.handled:

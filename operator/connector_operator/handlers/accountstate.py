@@ -32,6 +32,9 @@ class AccountState:
     loaded: bool = False  # the daemon has read the Secret (or found it missing) at least once
     recovered: bool = False  # the platform answered again after failures: everyone waiting retries now
     recovered_at: float = float("-inf")  # monotonic time of the last such recovery
+    # Instances of the account's endpoint that carry this operator's marks but belong to no live
+    # object, as the last listing found them (domain/ownership.py `strays`); None: not listed yet.
+    strays: tuple[int, ...] | None = None
 
     def rotated_recently(self, now: float | None = None) -> bool:
         return self.changed_at > 0 and (now or time.monotonic()) - self.changed_at < ROTATION_GRACE

@@ -12,6 +12,9 @@ per create. What the search guarded against, and what stands for it now:
   before its status write. One listing per platform and account of the instances that carry an
   identity tag finds those; it is taken before this process's first create there, and again
   after a peering pause (`forget_listings`).
+- A cluster rebuilt from Git (new UIDs, no status), where the operator has a cluster name: the
+  same listing finds the instances carrying an object's claim tag (domain/ownership.py), which
+  the object reclaims instead of creating one.
 
 A listing that fails, or does not end within the client's page bound, fails the passes that
 waited for it, like any failed call; for `LISTING_RETRY` seconds after that, creates there search
@@ -28,14 +31,17 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from connector_operator.domain.desired import IDENTITY_UID_PREFIX
+from connector_operator.domain.ownership import CLAIM_PREFIX, IDENTITY_UID_PREFIX, marks
 from connector_operator.openconnectors import errors
 from connector_operator.openconnectors.client import Credentials
 
-# uid -> ids of the remote instances carrying its identity tag
+# uid (or claim tag) -> ids of the remote instances carrying its identity (or claim) tag
 Owned = dict[str, list[int]]
 # (instance id, its tags with the identity prefix) for every listed instance that has one
-Lister = Callable[[], Awaitable[list[tuple[int, list[str]]]]]
+Listed = list[tuple[int, list[str]]]
+Lister = Callable[[], Awaitable[Listed]]
+# An instance an object may have: its id, and whether only its claim says so (a rebuild's).
+Known = list[tuple[int, bool]]
 
 # The answer to anything but these may have been lost after the platform acted on the request:
 # nothing was sent (the gate held it back, the secrets cannot be sent), or the platform said no.
@@ -56,15 +62,20 @@ def endpoint_key(api_url: str, credentials: Credentials) -> str:
     return hashlib.sha256(material.encode()).hexdigest()
 
 
-def owned_by_uid(listed: list[tuple[int, list[str]]]) -> Owned:
-    """uid -> instance ids, from the raw identity tags (one uid per instance: the first)."""
+def owned_by_uid(listed: Listed) -> Owned:
+    """uid -> instance ids, from the raw identity tags (one uid per instance: the first), and
+    claim tag -> instance ids (one claim per instance: the first)."""
     owned: Owned = {}
     for instance_id, tags in listed:
+        found = marks(tags)
         uid = next(
-            (t.removeprefix(IDENTITY_UID_PREFIX) for t in tags if t.startswith(IDENTITY_UID_PREFIX)), None
+            (t.removeprefix(IDENTITY_UID_PREFIX) for t in found if t.startswith(IDENTITY_UID_PREFIX)), None
         )
         if uid is not None:
             owned.setdefault(uid, []).append(instance_id)
+        claim = next((t for t in found if t.startswith(CLAIM_PREFIX)), None)
+        if claim is not None:
+            owned.setdefault(claim, []).append(instance_id)
     if len(owned) > MAX_OWNED:
         raise ListingTooLarge(200, f"the platform listed more than {MAX_OWNED} instances of this operator")
     return owned
@@ -83,13 +94,14 @@ class Creations:
     _listings: dict[str, _Listing] = field(default_factory=dict)
     _failed_at: dict[str, float] = field(default_factory=dict)  # endpoint -> monotonic time
 
-    async def known(self, uid: str, endpoint: str, lister: Lister) -> list[int] | None:
-        """The ids of the remote instances this object may already have, as far as they are known
-        without a search: None means search by tag. A failed listing raises its error."""
+    async def known(self, uid: str, endpoint: str, lister: Lister, claim: str | None = None) -> Known | None:
+        """The remote instances this object may already have, as far as they are known without a
+        search: None means search by tag. With `claim` (the operator has a cluster name), also those
+        carrying only the object's claim. A failed listing raises its error."""
         if uid in self.uncertain:
             return None
         if uid in self.created:
-            return [self.created[uid]]
+            return [(self.created[uid], False)]
         now = time.monotonic()
         failed = self._failed_at.get(endpoint)
         if failed is not None and now - failed < LISTING_RETRY:
@@ -105,7 +117,9 @@ class Creations:
             if not listing.task.done():
                 raise  # this pass was cancelled; the listing goes on for the others
             return None  # the listing was forgotten (a peering pause): search
-        return list(owned.get(uid, []))
+        own = owned.get(uid, [])
+        claimed = [i for i in owned.get(claim, []) if i not in own] if claim is not None else []
+        return [(i, False) for i in own] + [(i, True) for i in claimed]
 
     async def _listing(self, endpoint: str, lister: Lister) -> Owned:
         try:
@@ -145,9 +159,10 @@ class Creations:
         self.uncertain.add(uid)
         listing = self._listings.get(endpoint)
         if listing is not None and listing.task.done() and not listing.task.cancelled():
-            ids = listing.task.result().get(uid) if listing.task.exception() is None else None
-            if ids and instance_id in ids:
-                ids.remove(instance_id)
+            owned = listing.task.result() if listing.task.exception() is None else {}
+            for ids in owned.values():
+                if instance_id in ids:
+                    ids.remove(instance_id)
 
     def forget(self, uid: str) -> None:
         """The object is gone."""

@@ -1,8 +1,17 @@
-"""Deleting the remote instance under `deletionPolicy: Delete`.
+"""Deleting the remote instance under `deletionPolicy: Delete`, and releasing it under `Orphan`.
 
-Everything the object might own is deleted: the instance recorded in status and any instance
-carrying the object's identity tag (one created just before a crash, whose ID never reached
-status). The account Secret cannot vanish under an object that used it: it carries the in-use
+Everything the object owns is deleted, and nothing else: the instances carrying its identity tag
+(or its claim, where the operator has a cluster name), which includes one created just before a
+crash whose ID never reached status. The ID in status is not proof (anyone who may write the
+status subresource can set it): it is deleted only when the platform shows it carries the
+object's identity; otherwise it is left alone with a Warning Event (`NotOwned`). The endpoint
+is the spec's or the account's, as for a create, never `status.apiURL`.
+
+`Orphan` hands the instance over: the object's identity tags are removed with one PATCH, so that
+another object may adopt it (`spec.instanceID`). When that cannot be done (no credentials, the
+platform does not answer) the object is released all the same, and an Event names the tag left.
+
+The account Secret cannot vanish under an object that used it: it carries the in-use
 finalizer (handlers/secretholds.py), so a namespace deletion leaves it readable until the object
 is gone. An object whose account Secret never existed (a typo) made no platform write and is
 released without one. When the account secrets are unusable all the same (a key removed), the
@@ -24,17 +33,17 @@ from connector_operator.api.spec import ConnectorInstanceSpec, DeletionPolicy, L
 from connector_operator.api.status import ConnectorInstanceStatus, Reason
 from connector_operator.domain import outcome as outcomes
 from connector_operator.domain.accounts import AccountKey, Endpoint, Refused, account_key
-from connector_operator.domain.desired import identity_tag
 from connector_operator.domain.inputs import Missing, account_secrets
 from connector_operator.domain.outcome import Backoff, Outcome
+from connector_operator.domain.ownership import Identity
 from connector_operator.domain.transition import Facts, status_after
 from connector_operator.handlers.errors import classify, to_kopf
 from connector_operator.handlers.reconcile import locate
-from connector_operator.handlers.runtime import Runtime
+from connector_operator.handlers.runtime import Key, Runtime
 from connector_operator.handlers.watch import secret_view_cache
 from connector_operator.openconnectors import errors
 from connector_operator.openconnectors.budget import AccountGate
-from connector_operator.openconnectors.client import Credentials, host_of
+from connector_operator.openconnectors.client import Credentials, Instance, host_of
 
 
 def release_command(namespace: str, name: str) -> str:
@@ -94,9 +103,7 @@ async def delete_remote(
     key, retries = (namespace, name), runtime.delete_retries
     retries.attempting(key)
     generation = int(body["metadata"].get("generation") or 0)
-    located, _ = await locate(runtime, spec, namespace)
-    own = located.api_url if isinstance(located, Endpoint) else runtime.settings.default_api_url
-    api_url = status.api_url or own
+    api_url = await _endpoint_url(runtime, spec, namespace)  # never status.apiURL: status is no proof
     backoff = Backoff(runtime.settings.backoff_base, runtime.settings.backoff_cap)
     refusal = runtime.hosts.refusal(api_url)
     if refusal is not None:
@@ -143,17 +150,23 @@ async def delete_remote(
         await report(runtime, namespace, name, generation, status, outcome)
         raise to_kopf(outcome, delay=retries.failed(key, outcome, backoff))
     credentials, gate = found
+    identity = Identity(uid, namespace, name, runtime.settings.cluster_name)
     try:
-        # An instance this object created is its own. One named by spec.instanceID is deleted only
-        # if it carries this object's tag (it was adopted): an observed instance, or one another
-        # object has since taken, is never deleted from here.
-        created = status.instance_id is not None and spec.instance_id is None
-        ids = {status.instance_id} if created and status.instance_id is not None else set()
-        tagged = await runtime.instances.find_by_tag(
-            api_url, credentials, identity_tag(uid), gate=gate, namespace=namespace
-        )
-        ids.update(i.id for i in tagged)
-        for instance_id in sorted(ids):
+        owned = await _owned(runtime, api_url, credentials, gate, identity)
+        ids = sorted(owned)
+        recorded = status.instance_id
+        if recorded is not None and recorded not in owned:
+            # Named by status only: proven this object's by the platform, or left alone.
+            if await _proven(runtime, api_url, credentials, gate, identity, recorded):
+                ids.append(recorded)
+            else:
+                kopf.warn(
+                    body,
+                    reason="NotOwned",
+                    message=f"Remote instance {recorded} (status.instanceID) does not carry this "
+                    f"object's identity ({identity.uid_tag}): not deleted",
+                )
+        for instance_id in ids:
             await runtime.instances.delete(api_url, credentials, instance_id, gate=gate, namespace=namespace)
     except errors.OpenConnectorsError as error:
         outcome = classify(error, ready=False, creating=False)
@@ -171,6 +184,111 @@ async def delete_remote(
         kopf.info(
             body, reason="Deleted", message=f"Deleted remote instance(s) {', '.join(map(str, sorted(ids)))}"
         )
+
+
+async def release_remote(
+    runtime: Runtime,
+    body: kopf.Body,
+    spec: ConnectorInstanceSpec,
+    secret_cache: kopf.Index[tuple[str, str], Any],
+) -> None:
+    """`deletionPolicy: Orphan`: remove the object's identity tags from its instance, so that any
+    object may adopt it, and release the object whatever happens (an Event says what was left)."""
+    namespace, name, uid = body["metadata"]["namespace"], body["metadata"]["name"], body["metadata"]["uid"]
+    identity = Identity(uid, namespace, name, runtime.settings.cluster_name)
+    left = (
+        f"deletionPolicy is Orphan: the remote instance is left in place, still tagged "
+        f"{identity.uid_tag}; remove that tag on the platform before another object adopts it"
+    )
+    api_url = await _endpoint_url(runtime, spec, namespace)
+    found = await _account_secrets(runtime, spec, namespace, secret_cache)
+    if isinstance(found, NotYet):
+        raise kopf.TemporaryError(found.what, delay=2)  # a fresh process: loaded in a moment
+    if runtime.hosts.refusal(api_url) is not None or not isinstance(found, tuple):
+        kopf.warn(body, reason="Orphaned", message=f"{left} (the platform cannot be called)")
+        return
+    credentials, gate = found
+    try:
+        remembered = _remembered(runtime, (namespace, name), uid)
+        owned = (
+            [remembered]
+            if remembered is not None
+            else list((await _owned(runtime, api_url, credentials, gate, identity)).values())
+        )
+        for instance in owned:
+            await runtime.instances.retag(
+                api_url,
+                credentials,
+                instance.id,
+                identity.released(instance.tags),
+                gate=gate,
+                namespace=namespace,
+            )
+    except errors.OpenConnectorsError as error:
+        kopf.warn(
+            body,
+            reason="Orphaned",
+            message=f"{left} ({classify(error, ready=False, creating=False).message})",
+        )
+        return
+    released = ", ".join(str(i.id) for i in owned) or "none found"
+    kopf.info(
+        body,
+        reason="Released",
+        message=f"deletionPolicy is Orphan: remote instance(s) {released} left in place without this "
+        "object's identity tags; any object may adopt them with spec.instanceID",
+    )
+
+
+async def _endpoint_url(runtime: Runtime, spec: ConnectorInstanceSpec, namespace: str) -> str:
+    located, _ = await locate(runtime, spec, namespace)
+    return located.api_url if isinstance(located, Endpoint) else runtime.settings.default_api_url
+
+
+async def _owned(
+    runtime: Runtime, api_url: str, credentials: Credentials, gate: AccountGate | None, identity: Identity
+) -> dict[int, Instance]:
+    """The instances carrying the object's identity tag, or its claim (searched by each)."""
+    found: dict[int, Instance] = {}
+    namespace = identity.namespace
+    for tag in filter(None, (identity.uid_tag, identity.claim)):
+        for instance in await runtime.instances.find_by_tag(
+            api_url, credentials, tag, gate=gate, namespace=namespace
+        ):
+            if identity.owns(instance.tags) and not identity.foreign(instance.tags):
+                found[instance.id] = instance
+    return found
+
+
+async def _proven(
+    runtime: Runtime,
+    api_url: str,
+    credentials: Credentials,
+    gate: AccountGate | None,
+    identity: Identity,
+    instance_id: int,
+) -> bool:
+    """Whether the instance exists and carries the object's identity (a GET)."""
+    try:
+        instance = await runtime.instances.get(
+            api_url, credentials, instance_id, gate=gate, namespace=identity.namespace
+        )
+    except errors.NotFound:
+        return False
+    return identity.owns(instance.tags) and not identity.foreign(instance.tags)
+
+
+def _remembered(runtime: Runtime, key: Key, uid: str) -> Instance | None:
+    """The instance the passes proved this object's, with its tags as last seen: no search needed."""
+    tracked = runtime.tracked.get(key)
+    if tracked is None or tracked.uid != uid or runtime.scheduler.running(key):
+        return None
+    state = tracked.thaw()
+    try:
+        instance = state.instance
+        return instance if instance is not None and state.verified == instance.id else None
+    finally:
+        tracked.park()
 
 
 async def report(

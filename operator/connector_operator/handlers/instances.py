@@ -25,7 +25,6 @@ from connector_operator import logcontext, metrics
 from connector_operator.api.names import (
     FINALIZER,
     GROUP,
-    KIND,
     PLURAL,
     VERSION,
 )
@@ -43,9 +42,10 @@ from connector_operator.domain.transition import parse_status
 from connector_operator.handlers import deletion
 from connector_operator.handlers.accountstate import waiter
 from connector_operator.handlers.deleteretry import DELETE_HANDLER
+from connector_operator.handlers.liveobjects import LiveObjects
 from connector_operator.handlers.reconcile import Awaited, reconcile
 from connector_operator.handlers.runtime import Runtime
-from connector_operator.handlers.state import Key, ObjectState, Target, Tracked, tracked_from
+from connector_operator.handlers.state import Key, ObjectState, Target, Tracked, object_ref, tracked_from
 from connector_operator.handlers.watch import secret_view_cache
 from connector_operator.kube.api import KubeError
 from connector_operator.kube.finalizers import add_finalizer, read_instance
@@ -66,11 +66,13 @@ async def instance_changed(
     memo: kopf.Memo,
     secret_users: kopf.Index[tuple[str, str], str],
     secret_cache: kopf.Index[tuple[str, str], Any],
+    instance_refs: kopf.Index[Any, Any],
     **_: Any,
 ) -> None:
     runtime: Runtime = memo["runtime"]
-    if runtime.secret_index is None:  # kopf's index object lives as long as the operator
+    if runtime.secret_index is None:  # kopf's index objects live as long as the operator
         runtime.secret_index = secret_view_cache(secret_cache)
+        runtime.live = LiveObjects(instance_refs)
     key = (namespace, name)
     meta = body.get("metadata", {})
     uid = str(meta.get("uid", ""))
@@ -112,7 +114,7 @@ def _observed(runtime: Runtime, key: Key, body: kopf.Body, tracked: Tracked | No
     tracked.observe(body)
     # A spec change, or a change of the pause or reconcile-now annotations, wakes the object; our
     # own status writes change none of these and wake nobody.
-    marks = (tracked.generation, *tracked.annotations)
+    marks = (tracked.generation, *tracked.annotations, tracked.take_over)
     runtime.wakeups.observe_generation(key, marks, deleting)
     if deleting:
         runtime.scheduler.close(key)
@@ -157,7 +159,14 @@ async def _pass(runtime: Runtime, key: Key, tracked: Tracked, state: ObjectState
     due = time.monotonic() >= tracked.next_check or (requested and not paused)
     spec = tracked.spec
     target = Target(
-        namespace, name, tracked.uid, tracked.generation, spec, paused=paused, reconcile_request=request
+        namespace,
+        name,
+        tracked.uid,
+        tracked.generation,
+        spec,
+        paused=paused,
+        reconcile_request=request,
+        take_over=tracked.take_over,
     )
     started = time.monotonic()
     cache = runtime.secret_index if runtime.secret_index is not None else {}
@@ -275,14 +284,7 @@ async def _moved_since_the_pass(runtime: Runtime, namespace: str, awaited: Await
 def _post_events(key: Key, uid: str, state: ObjectState) -> None:
     if not state.events:
         return
-    # What kopf makes the Event's involvedObject of: the object's reference, not its body.
-    ref = kopf.Body(
-        {
-            "apiVersion": f"{GROUP}/{VERSION}",
-            "kind": KIND,
-            "metadata": {"namespace": key[0], "name": key[1], "uid": uid},
-        }
-    )
+    ref = object_ref(key[0], key[1], uid)
     for type_, reason, message in state.events:
         if type_ == "Warning":
             kopf.warn(ref, reason=reason, message=bounded(message))
@@ -322,9 +324,7 @@ async def delete_instance(
             message="managementPolicy is ObserveOnly: the remote instance is never deleted from here",
         )
     elif (spec.deletion_policy or DeletionPolicy.DELETE) is DeletionPolicy.ORPHAN:
-        kopf.info(
-            body, reason="Orphaned", message="deletionPolicy is Orphan: the remote instance is left in place"
-        )
+        await deletion.release_remote(runtime, body, spec, secret_cache)
     else:
         await deletion.delete_remote(runtime, body, spec, status, secret_cache)
     await runtime.secrets.delete_token(namespace, token_secret, uid)

@@ -143,7 +143,7 @@ async def reconcile(
             else None
         )
         remote = RemotePass.prepare(
-            rt, target, spec, state, cache, settings.api_url, inputs, facts, gate, secret
+            rt, target, spec, state, cache, settings.api_url, inputs, facts, gate, secret, located.account
         )
         requested = target.reconcile_request not in (None, state.status.last_handled_reconcile_at)
         if state.stalled_on == (target.generation, remote.attempt) and not requested:

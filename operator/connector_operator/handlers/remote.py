@@ -7,7 +7,15 @@ half-way still reports the progress made. The token Secret's half is `handlers.t
 Creation is one POST: what this process sent and one
 listing per endpoint say whether the object already has an instance (`handlers.creations`); a
 lost answer makes the next attempt search by the object's identity tag, so a crash between the
-POST and the status write, or a repeated pass, never yields a second instance.
+POST and the status write, or a repeated pass, never yields a second instance. Where the operator
+has a cluster name, the same listing finds the instance of an object rebuilt from Git by its claim
+(`Reclaimed`).
+
+Ownership is proven on the platform, never read from status (domain/ownership.py): an instance ID
+this process did not get from its own POST, or has not seen carrying the object's identity, is
+checked with a GET before anything is written to it or exported from it (`verified`). Adopting
+an instance (`spec.instanceID`, a switch to Full, a take-over) is refused while it carries another
+object's identity, or while another live object manages or observes it (handlers/liveobjects.py).
 """
 
 from __future__ import annotations
@@ -16,22 +24,23 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
+from connector_operator.api.names import IDENTITY_TAG_PREFIX
 from connector_operator.api.spec import ConnectorInstanceSpec, effective_token_secret, observe_only
 from connector_operator.api.status import ConnectorFacts, Reason
 from connector_operator.domain import outcome as outcomes
+from connector_operator.domain.accounts import AccountKey
 from connector_operator.domain.desired import (
-    IDENTITY_UID_PREFIX,
     DesiredInstance,
     Keyed,
     attempt_digest,
     desired_instance,
-    identity_tag,
     is_legacy,
     token_digest,
 )
-from connector_operator.domain.drift import differences, foreign_owners, planned_action
+from connector_operator.domain.drift import differences, planned_action
 from connector_operator.domain.inputs import Resolved
 from connector_operator.domain.outcome import Outcome
+from connector_operator.domain.ownership import Identity, identity_tag, strays, unescaped
 from connector_operator.domain.tokensecret import TokenSecretSpec
 from connector_operator.domain.transition import Facts, Observed
 from connector_operator.handlers.creations import NOT_CREATED, endpoint_key
@@ -42,7 +51,7 @@ from connector_operator.handlers.tokenexport import TokenExport
 from connector_operator.kube.secrets import SecretMeta
 from connector_operator.openconnectors import errors
 from connector_operator.openconnectors.budget import AccountGate
-from connector_operator.openconnectors.client import Credentials, Instance
+from connector_operator.openconnectors.client import Credentials, Instance, host_of
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +72,7 @@ class RemotePass:
     facts: Facts
     gate: AccountGate | None = None  # the account's budget and circuit; None without an account
     secret: TokenSecretSpec = field(default_factory=TokenSecretSpec)  # what the token Secret should be
+    account: AccountKey | None = None  # None: the object's own credentials Secret
 
     @classmethod
     def prepare(
@@ -77,6 +87,7 @@ class RemotePass:
         facts: Facts,
         gate: AccountGate | None = None,
         secret: TokenSecretSpec | None = None,
+        account: AccountKey | None = None,
     ) -> RemotePass:
         desired = desired_instance(
             spec,
@@ -84,6 +95,7 @@ class RemotePass:
             name=target.name,
             uid=target.uid,
             configuration=inputs.configuration,
+            cluster=rt.settings.cluster_name,
         )
         keyed = Keyed(rt.digest_key, target.uid)
         digest = desired.digest(keyed, api_url)
@@ -102,6 +114,7 @@ class RemotePass:
             facts,
             gate,
             secret or TokenSecretSpec(),
+            account,
         )
 
     @property
@@ -126,24 +139,33 @@ class RemotePass:
     def observing(self) -> bool:
         return observe_only(self.spec)
 
+    @property
+    def identity(self) -> Identity:
+        return Identity(
+            self.target.uid, self.target.namespace, self.target.name, self.rt.settings.cluster_name
+        )
+
     async def _converge(self, remote_due: bool) -> Instance | None:
         """The remote instance after the one call this pass needs, or None when it needs none."""
-        instance_id = self.state.status.instance_id
-        if instance_id is None and self.spec.instance_id is not None:
-            instance = await self._adopt(self.spec.instance_id)
-        elif instance_id is not None and self.state.status.applied_digest is None:
+        instance_id, named = self.state.status.instance_id, self.spec.instance_id
+        if named is not None and instance_id not in (None, named):
+            instance_id = None  # spec.instanceID never changes: a status naming another is not ours
+        if instance_id is None and named is not None:
+            instance = await self._adopt(named)
+        elif instance_id is not None and self.state.status.applied_digest is None and instance_id == named:
             # Observed (ObserveOnly), never written by this object: adopted like a named instance,
             # with the ownership check, never with a blind PUT (it may be someone else's by now).
             instance = await self._adopt(instance_id)
         elif instance_id is None:
             instance = await self._create_or_adopt()
-        elif not self._applied():
+        elif self.state.status.applied_digest is None or not self._applied():
             instance = await self._update(instance_id)
         elif remote_due or not self._token_known():
             return await self._check(instance_id)
         else:
             return None
         self.facts.applied_digest = self.digest
+        self.state.verified = instance.id
         return instance
 
     async def _observe(self, remote_due: bool) -> Instance | None:
@@ -187,13 +209,17 @@ class RemotePass:
         return [f for f in found if f not in kept]
 
     def _own(self, instance: Instance, *, adopting: bool) -> None:
-        """Refuse an instance that is another object's, or of another connector than the spec's."""
-        if foreign_owners(instance.tags, identity_tag(self.target.uid)):
+        """Refuse an instance that is another object's, or of another connector than the spec's.
+        A take-over (adopting, with the annotation) may replace the identity it names."""
+        foreign = self.identity.foreign(instance.tags)
+        if foreign and not (adopting and self._taking_over(instance.id, foreign)):
             raise Refused(
                 outcomes.stalled(
                     Reason.ADOPTION_CONFLICT,
                     f"Remote instance {instance.id} is tagged as another ConnectorInstance's: an instance "
-                    "is never shared. Name another instance, or delete the other object first",
+                    "is never shared. Name another instance, or delete the other object first (if it is "
+                    "gone with its cluster, annotate this object with openconnectors.io/take-over-from: "
+                    "<its UID>)",
                 )
             )
         if adopting and instance.element_key not in (None, self.spec.connector_key):
@@ -204,6 +230,60 @@ class RemotePass:
                     f"{instance.element_key!r}, not of spec.connectorKey {self.spec.connector_key!r}",
                 )
             )
+
+    def _taking_over(self, instance_id: int, foreign: list[str]) -> bool:
+        """Whether the take-over annotation names the one identity on the instance, and its
+        object is gone from every namespace this operator watches."""
+        old = self.target.take_over
+        uids = [t for t in foreign if t.startswith(identity_tag(""))]
+        if old is None or uids != [identity_tag(old)]:
+            return False
+        live = self.rt.live.by_uid(old) if self.rt.live is not None else ("?", "?")
+        if live is not None:
+            raise Refused(
+                outcomes.stalled(
+                    Reason.ADOPTION_CONFLICT,
+                    f"Remote instance {instance_id} carries the identity of object UID {old}, which "
+                    f"still exists ({'/'.join(live)}): it is not taken over while that object lives. "
+                    "Delete it first (its deletionPolicy applies), then request a reconcile",
+                )
+            )
+        return True
+
+    def _shared(self, instance_id: int) -> None:
+        """Refuse to adopt an instance another live object manages or observes: observing leaves
+        no mark on the instance, so only the cluster can tell."""
+        users = (
+            self.rt.live.users(instance_id, self.api_url, besides=self.target.uid)
+            if self.rt.live is not None
+            else []
+        )
+        if users:
+            raise Refused(
+                outcomes.stalled(
+                    Reason.ADOPTION_CONFLICT,
+                    f"Remote instance {instance_id} is managed or observed by ConnectorInstance "
+                    f"{'/'.join(users[0])}: an instance is never shared. Name another instance, or "
+                    "delete that object first",
+                )
+            )
+
+    async def _verify(self, instance_id: int) -> Instance:
+        """The instance an ID from status names, shown to be this object's by its identity or
+        claim; refused (nothing written, nothing exported) when it is not."""
+        instance = await self._get(instance_id)
+        if not self.identity.owns(instance.tags):
+            raise Refused(
+                outcomes.stalled(
+                    Reason.ADOPTION_CONFLICT,
+                    f"Remote instance {instance_id} (status.instanceID) does not carry this object's "
+                    f"identity ({self.identity.uid_tag}): nothing is written to it or exported from it. "
+                    "To adopt an existing instance, create an object with spec.instanceID",
+                )
+            )
+        self._own(instance, adopting=False)
+        self.state.verified = instance_id
+        return instance
 
     async def _get(self, instance_id: int) -> Instance:
         return await self.rt.instances.get(
@@ -235,22 +315,36 @@ class RemotePass:
                 )
             ) from None
         self._own(found, adopting=True)
+        self._shared(instance_id)
         adopted = await self._put(instance_id)
-        self._event("Normal", "Adopted", f"Adopted remote instance {instance_id}")
+        foreign = self.identity.foreign(found.tags)
+        if foreign and self.target.take_over is not None:
+            self._event(
+                "Normal",
+                "TakenOver",
+                f"Took remote instance {instance_id} over from object UID {self.target.take_over}: it "
+                f"now carries this object's identity (UID {self.target.uid})",
+            )
+        elif not self.identity.owns(found.tags):
+            self._event("Normal", "Adopted", f"Adopted remote instance {instance_id}")
         return adopted
 
     async def _create_or_adopt(self) -> Instance:
         instances, url, credentials = self.rt.instances, self.api_url, self.credentials
         uid, creations, namespace = self.target.uid, self.rt.creations, self.target.namespace
+        identity = self.identity
         endpoint = endpoint_key(url, credentials)
         for _ in range(2):  # a second round only when a known instance turned out to be gone
-            known = await creations.known(uid, endpoint, self._list_owned)
+            known = await creations.known(uid, endpoint, self._list_owned, claim=identity.claim)
             if known is None:
+                # Every instance of this object made where the operator has a cluster name carries
+                # its claim: one search by claim finds a lost POST's and a rebuild's alike.
+                tag = identity.claim or identity.uid_tag
                 found = await instances.find_by_tag(
-                    url, credentials, identity_tag(uid), gate=self.gate, namespace=namespace
+                    url, credentials, tag, gate=self.gate, namespace=namespace
                 )
                 creations.searched(uid)
-                known = [instance.id for instance in found]
+                known = [(i.id, identity.uid_tag not in unescaped(i.tags)) for i in found]
             if not known:
                 try:
                     instance = await instances.create(
@@ -263,32 +357,65 @@ class RemotePass:
                 creations.posted(uid, instance.id)
                 self._event("Normal", Reason.CREATING, f"Created remote instance {instance.id}")
                 return instance
-            keep, *extra = sorted(known)
+            (keep, reclaimed), *extra = sorted(known, key=lambda k: (k[1], k[0]))  # its own UID first
             # Remembered before anything else can fail: a search found it, and the search is not
             # repeated, so a failed PUT below must not leave the next pass a listing taken before
             # it existed (chaos found that second instance). Kept until status holds it.
             creations.posted(uid, keep)
-            for duplicate in extra:  # cannot happen through this operator; clean up if something else did it
+            for (
+                duplicate,
+                _,
+            ) in extra:  # cannot happen through this operator; clean up if something else did it
                 await instances.delete(url, credentials, duplicate, gate=self.gate, namespace=namespace)
                 creations.gone(uid, endpoint, duplicate)
             try:
-                # The found instance may predate a spec change: bring it to the desired state.
+                # The found instance may predate a spec change (or carry the UID the object had
+                # before a rebuild): one PUT brings it to the desired state and identity.
                 adopted = await self._put(keep)
             except errors.NotFound:
                 creations.gone(uid, endpoint, keep)
                 continue
-            self._event("Normal", "Adopted", f"Found remote instance {keep} tagged with this object's UID")
+            if reclaimed:
+                self._event(
+                    "Normal",
+                    "Reclaimed",
+                    f"Reclaimed remote instance {keep}: it carries this object's claim ({identity.claim}), "
+                    "made before the cluster was rebuilt; now tagged with this object's UID",
+                )
+            else:
+                self._event(
+                    "Normal", "Adopted", f"Found remote instance {keep} tagged with this object's UID"
+                )
             return adopted
         raise errors.MalformedResponse(404, "the platform lists an instance of this object, then finds none")
 
     async def _list_owned(self) -> list[tuple[int, list[str]]]:
-        namespace, prefix = self.target.namespace, IDENTITY_UID_PREFIX
-        return await self.rt.instances.find_tagged_with_prefix(
-            self.api_url, self.credentials, prefix, gate=self.gate, namespace=namespace
+        """The endpoint's instances with the operator's marks; the strays among them reported."""
+        listed = await self.rt.instances.find_tagged_with_prefix(
+            self.api_url,
+            self.credentials,
+            IDENTITY_TAG_PREFIX,
+            gate=self.gate,
+            namespace=self.target.namespace,
         )
+        live = self.rt.live
+        if live is not None:
+            unowned = strays(listed, live.has_uid, live.has_object, self.rt.settings.cluster_name)
+            self.rt.strays.report(
+                unowned,
+                endpoint=endpoint_key(self.api_url, self.credentials),
+                host=host_of(self.api_url),
+                account=self.account,
+                accounts=self.rt.accounts,
+                wake=self.rt.wakeups.wake,
+                ref=self.target.ref,
+            )
+        return listed
 
     async def _update(self, instance_id: int) -> Instance:
         try:
+            if self.state.verified != instance_id:
+                await self._verify(instance_id)  # an ID from status: proven this object's first
             instance = await self._put(instance_id)
         except errors.NotFound:
             return await self._recreate(instance_id)
@@ -298,10 +425,13 @@ class RemotePass:
     async def _check(self, instance_id: int) -> Instance:
         """The periodic check: the instance as it is, repaired with one PUT if someone changed it."""
         try:
-            instance = await self._get(instance_id)
+            instance = await (
+                self._get(instance_id) if self.state.verified == instance_id else self._verify(instance_id)
+            )
         except errors.NotFound:
             instance = await self._recreate(instance_id)
             self.facts.applied_digest = self.digest
+            self.state.verified = instance.id
             return instance
         self._own(instance, adopting=False)
         drift = self._drift(instance)

@@ -12,11 +12,13 @@ from connector_operator.domain.outcome import Backoff
 from connector_operator.handlers.accountstate import Accounts
 from connector_operator.handlers.creations import Creations
 from connector_operator.handlers.deleteretry import DeleteRetries
+from connector_operator.handlers.liveobjects import LiveObjects
 from connector_operator.handlers.scheduler import Scheduler
 from connector_operator.handlers.secretholds import SecretHolds
 from connector_operator.handlers.secretreads import SecretReads
 from connector_operator.handlers.secretwaits import SecretWaits
 from connector_operator.handlers.state import Tracked
+from connector_operator.handlers.strays import StrayReports
 from connector_operator.handlers.wakeups import Key, Wakeups
 from connector_operator.kube.api import KubeAPI
 from connector_operator.kube.namespaces import Namespaces
@@ -57,6 +59,9 @@ class Runtime:
     scheduler: Scheduler = field(init=False)
     # kopf's Secret index, as the passes read it: known from the first ConnectorInstance event on.
     secret_index: Mapping[Key, SecretMeta] | None = None
+    # kopf's index of ConnectorInstances (which exist, which instances they name); likewise.
+    live: LiveObjects | None = None
+    strays: StrayReports = field(default_factory=StrayReports)  # what the listings found unowned
 
     def __post_init__(self) -> None:
         # After a pass raised (a bug, not an outcome): kopf's own retry delay for a failed handler.

@@ -15,7 +15,14 @@ from typing import Any
 
 import kopf
 
-from connector_operator.api.names import PAUSED_ANNOTATION, RECONCILE_REQUEST_ANNOTATION
+from connector_operator.api.names import (
+    GROUP,
+    KIND,
+    PAUSED_ANNOTATION,
+    RECONCILE_REQUEST_ANNOTATION,
+    TAKE_OVER_ANNOTATION,
+    VERSION,
+)
 from connector_operator.api.status import ConnectorInstanceStatus
 from connector_operator.domain.transition import is_ready, parse_status
 from connector_operator.kube.secrets import Owner
@@ -37,6 +44,11 @@ class ObjectState:
     # Fields the platform rewrites in its own form, for the request digest they were seen with:
     # the drift check skips them (domain/drift.py), or it would PUT at every resync.
     normalized: dict[str, frozenset[str]] = field(default_factory=dict)
+    # The instance this process has proven to be the object's own: its own POST's answer, a PUT it
+    # sent after checking, or a GET that showed the object's identity. An ID read from status is
+    # not proof (anyone who may write the status subresource can set it): until it is verified,
+    # nothing is written to it or exported from it (handlers/remote.py).
+    verified: int | None = None
     written: ConnectorInstanceStatus = field(init=False)  # what the API server last accepted
 
     def __post_init__(self) -> None:
@@ -56,10 +68,26 @@ class Target:
     spec: Mapping[str, Any]
     paused: bool = False  # the openconnectors.io/paused annotation is "true"
     reconcile_request: str | None = None  # the openconnectors.io/reconcile-requested-at value, if any
+    take_over: str | None = None  # the openconnectors.io/take-over-from value: an old object's UID
 
     @property
     def owner(self) -> Owner:
         return Owner(self.name, self.uid)
+
+    @property
+    def ref(self) -> kopf.Body:
+        return object_ref(self.namespace, self.name, self.uid)
+
+
+def object_ref(namespace: str, name: str, uid: str) -> kopf.Body:
+    """What kopf makes an Event's involvedObject of: the object's reference, not its body."""
+    return kopf.Body(
+        {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": KIND,
+            "metadata": {"namespace": namespace, "name": name, "uid": uid},
+        }
+    )
 
 
 @dataclass(eq=False, slots=True)
@@ -77,6 +105,7 @@ class Tracked:
     spec_json: str = "{}"
     generation: int = 0
     annotations: tuple[bool, str | None] = (False, None)  # (paused, reconcile request)
+    take_over: str | None = None  # the take-over-from annotation
     finalizers: tuple[str, ...] = ()
     resource_version: str = ""
     deleting: bool = False
@@ -103,6 +132,7 @@ class Tracked:
             self.spec_json = json.dumps(body.get("spec") or {}, separators=(",", ":"))
         self.generation = generation
         self.annotations = annotation_marks(meta.get("annotations"))
+        self.take_over = take_over_from(meta.get("annotations"))
         self.finalizers = tuple(meta.get("finalizers") or ())
         self.resource_version = str(meta.get("resourceVersion") or "")
         self.deleting = meta.get("deletionTimestamp") is not None
@@ -140,6 +170,16 @@ def tracked_from(body: kopf.Body, resync: float) -> Tracked:
 
 # Longer values are compared and recorded as a digest: status does not grow with an annotation.
 MAX_REQUEST_TOKEN = 256
+
+
+MAX_UID = 128  # a Kubernetes UID is 36 characters; anything longer names no object
+
+
+def take_over_from(annotations: Any) -> str | None:
+    value = annotations.get(TAKE_OVER_ANNOTATION) if isinstance(annotations, dict) else None
+    if not isinstance(value, str) or not value.strip():
+        return None
+    return value.strip()[:MAX_UID]
 
 
 def annotation_marks(annotations: Any) -> tuple[bool, str | None]:

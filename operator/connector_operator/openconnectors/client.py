@@ -17,8 +17,9 @@ treated as hostile, because `spec.apiURL` is a tenant's choice:
 - size: the body is streamed and refused past `max_response_bytes` (Content-Length is checked
   first), compressed answers are not asked for and not accepted, and a search stops after
   `max_pages` pages or at a repeated page token;
-- honesty: an instance needs an integer id and a token (`instance`), search results must carry the
-  tag searched for, and failures carry the real HTTP status;
+- honesty: an instance needs an integer id (in any JSON form: `400001.0` too, read exactly) and a
+  token (`instance`), search results must carry the tag searched for, and failures carry the real
+  HTTP status;
 - secrets: credentials that no HTTP header can carry are refused before any request, and every
   message, log line and request id is redacted (`redaction`).
 
@@ -37,6 +38,7 @@ import time
 from collections.abc import Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any, TypeVar
 
 import aiohttp
@@ -45,7 +47,7 @@ import httpx
 from connector_operator.api.names import CREDENTIAL_KEYS
 from connector_operator.openconnectors import errors
 from connector_operator.openconnectors.budget import AccountGate, Admission, succeeded
-from connector_operator.openconnectors.instance import Instance, tags_of
+from connector_operator.openconnectors.instance import Instance, instance_id_of, tags_of
 from connector_operator.openconnectors.redaction import Redactor, request_id
 from connector_operator.openconnectors.slots import Slots
 from connector_operator.openconnectors.transport import cause, timed_out, transports
@@ -114,12 +116,16 @@ class _Answer:
     request_id: str | None = None
 
     def json(self) -> Any:
+        """The body, decoded; a number with a fraction or an exponent as `Decimal`, exactly as
+        written (an id written `9007199254740993.0` is not a float's neighbour: `instance_id_of`)."""
         content, self.content = self.content, b""
         if not content:
             return None
         try:
-            return json.loads(content)
-        except (ValueError, RecursionError):  # RecursionError: nesting deeper than the parser's stack
+            return json.loads(content, parse_float=Decimal)
+        # RecursionError: nesting deeper than the parser's stack; ArithmeticError: a number beyond
+        # what Decimal holds.
+        except (ValueError, RecursionError, ArithmeticError):
             pass  # raised outside the except block: a JSONDecodeError holds the whole document
         raise errors.MalformedResponse(self.status, "the platform answered with invalid JSON")
 
@@ -228,6 +234,23 @@ class InstancesClient:
         answer = await self._call(
             "PUT", api_url, path, credentials, body, secrets=_values(body), gate=gate, namespace=namespace
         )
+        return _detached(_instance, answer)
+
+    async def retag(
+        self,
+        api_url: str,
+        credentials: Credentials,
+        instance_id: int,
+        tags: list[str],
+        *,
+        gate: AccountGate | None = None,
+        namespace: str | None = None,
+    ) -> Instance:
+        """Replace an instance's tags, and only them: a PATCH (the platform replaces `tags`
+        wholesale and keeps what the body does not name; open-connectors-api.md section 10)."""
+        path = f"/instances/{instance_id}"
+        body = {"tags": tags}
+        answer = await self._call("PATCH", api_url, path, credentials, body, gate=gate, namespace=namespace)
         return _detached(_instance, answer)
 
     async def delete(
@@ -461,7 +484,8 @@ def _kept(answer: _Answer, keep: Callable[[list[str]], bool]) -> list[Instance]:
 
 def _prefixed(answer: _Answer, prefix: str) -> list[tuple[int, list[str]]]:
     """(id, tags starting with `prefix`) of the instances of one listing page that have such a
-    tag; an integer id is required of those (the rest of the page is not looked at)."""
+    tag; an integer id (`instance_id_of`) is required of those (the rest of the page is not
+    looked at)."""
     page = answer.json()
     if not isinstance(page, list):
         raise errors.MalformedResponse(
@@ -472,8 +496,8 @@ def _prefixed(answer: _Answer, prefix: str) -> list[tuple[int, list[str]]]:
         tags = [t for t in tags_of(item) if t.startswith(prefix)] if isinstance(item, Mapping) else []
         if not tags:
             continue
-        instance_id = item.get("id")
-        if not isinstance(instance_id, int) or isinstance(instance_id, bool):
+        instance_id = instance_id_of(item.get("id"))
+        if instance_id is None:
             problem = "the platform listed an instance without an integer id"
             raise errors.MalformedResponse(answer.status, problem)
         found.append((instance_id, tags))
@@ -497,6 +521,8 @@ def _api_error(answer: _Answer) -> errors.APIError:
 
 
 def _text(value: Any) -> str | None:
+    if isinstance(value, Decimal):
+        value = float(value)  # as it read before numbers were decoded as Decimal
     if isinstance(value, bool) or not isinstance(value, str | int | float):
         return None
     return str(value)

@@ -1,16 +1,20 @@
 """`Instance`: the parts of a platform ElementInstance the operator uses, checked before it is used.
 
 An answer becomes an Instance only with an integer `id` and a non-empty string `token`: anything
-else would become a Ready object with an empty token Secret. Each object keeps its Instance in
-memory and its facts reach the object's status, so the platform-supplied strings are bounded (a
-token of at most `MAX_TOKEN` characters, facts redacted and cut to `MAX_FACT`, at most `MAX_TAGS`
-tags); a failure carries the real HTTP status.
+else would become a Ready object with an empty token Secret. An integer in any JSON form is one
+(`400001`, `400001.0`, `4.00001e5`): `instance_id_of` is the rule for every id the client reads,
+and the client decodes the numbers written with a fraction or an exponent as `Decimal`, so that
+it is exact past 2**53 too, where a float would read `9007199254740993.0` as another instance's
+id. Each object keeps its Instance in memory and its facts reach the object's status, so the
+platform-supplied strings are bounded (a token of at most `MAX_TOKEN` characters, facts redacted
+and cut to `MAX_FACT`, at most `MAX_TAGS` tags); a failure carries the real HTTP status.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 from connector_operator.openconnectors import errors
@@ -27,6 +31,7 @@ MAX_COMPARED = 1024
 MAX_CONFIGURATION_KEYS = 256
 MAX_CONFIGURATION_VALUE = 64 * 1024
 MAX_ID = 2**63 - 1  # status.instanceID is an int64
+EXACT_FLOAT = 2**53  # below this a float is exactly the integer written; from it on, maybe a neighbour
 
 
 @dataclass(frozen=True)
@@ -53,12 +58,8 @@ class Instance:
         if not isinstance(data, Mapping):
             what = "an empty body" if data is None else "something that is not an instance"
             raise errors.MalformedResponse(status, f"the platform answered with {what}")
-        instance_id, token = data.get("id"), data.get("token")
-        if (
-            not isinstance(instance_id, int)
-            or isinstance(instance_id, bool)
-            or not 0 <= instance_id <= MAX_ID
-        ):
+        instance_id, token = instance_id_of(data.get("id")), data.get("token")
+        if instance_id is None:
             raise errors.MalformedResponse(
                 status, "the platform answered with an instance without an integer id"
             )
@@ -89,6 +90,27 @@ class Instance:
         )
 
 
+def instance_id_of(value: Any) -> int | None:
+    """The instance ID a decoded JSON value stands for, or None: an integral number in any JSON
+    form (`400001`, `400001.0`, `4.00001e5`, as int or `Decimal`) from 0 to `MAX_ID`. Not a
+    boolean, a string, a fraction, NaN or infinity. A float (the client decodes none but NaN and
+    infinity) counts only below 2**53: from there on it may be a neighbour's id, rounded."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value if 0 <= value <= MAX_ID else None
+    if isinstance(value, Decimal):
+        # Bounds first: int() of `1e999999999` would build a number of a billion digits.
+        if not value.is_finite() or not 0 <= value <= MAX_ID or value != value.to_integral_value():
+            return None
+        return int(value)
+    if isinstance(value, float):
+        if not value.is_integer() or not 0 <= value < EXACT_FLOAT:  # NaN and infinity are not
+            return None
+        return int(value)
+    return None
+
+
 def tags_of(data: Mapping[str, Any]) -> list[str]:
     """The string tags of a raw instance (a search filters on these before parsing)."""
     tags = data.get("tags")
@@ -103,6 +125,8 @@ def _configuration(raw: Any) -> tuple[tuple[str, str], ...]:
     for key, value in list(raw.items())[:MAX_CONFIGURATION_KEYS]:
         if isinstance(value, bool):
             text = "true" if value else "false"
+        elif isinstance(value, Decimal):
+            text = str(float(value))  # as a float decoder would have it: `1.50` is `1.5`
         elif isinstance(value, int | float | str):
             text = str(value)
         else:

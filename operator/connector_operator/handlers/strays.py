@@ -1,0 +1,77 @@
+"""Stray instances: reported, never deleted.
+
+A stray is a remote instance that carries this operator's marks (a UID or claim tag) but belongs
+to no live object it watches: left by a cluster rebuilt without a cluster name, by a finalizer
+removed by hand, or by another cluster of the same name. The per-endpoint listing that one-POST
+creates already take (handlers/creations.py) shows them for free. They are reported where a
+platform team looks: the account's status (`strayInstances`, `strayInstanceIDs`), a metric for
+endpoints without an account, and one Warning Event per stray. Deleting them is a person's call:
+one may hold the only copy of an OAuth consent, or be the instance another cluster still uses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+import kopf
+
+from connector_operator import metrics
+from connector_operator.api.account import AccountKind
+from connector_operator.api.names import ACCOUNT_KIND, CLUSTER_ACCOUNT_KIND, GROUP, VERSION
+from connector_operator.domain.accounts import AccountKey
+from connector_operator.handlers.accountstate import Accounts, waiter
+from connector_operator.handlers.wakeups import Key
+
+MAX_EVENTED = 10_000  # stray ids remembered per endpoint as already reported (a flood is not)
+
+
+@dataclass
+class StrayReports:
+    _evented: dict[str, set[int]] = field(default_factory=dict)  # endpoint -> ids with an Event
+    _by_host: dict[str, dict[str, int]] = field(default_factory=dict)  # host -> endpoint -> count
+
+    def report(
+        self,
+        found: list[int],
+        *,
+        endpoint: str,
+        host: str,
+        account: AccountKey | None,
+        accounts: Accounts,
+        wake: Callable[[Key], None],
+        ref: kopf.Body,
+    ) -> None:
+        """Record what one listing found. `ref`: the object whose create took the listing, for the
+        Events of an endpoint without an account."""
+        if account is not None:
+            state = accounts.state(account)
+            if state.strays != tuple(found):
+                state.strays = tuple(found)
+                wake(waiter(account))  # its daemon writes the status
+            ref = account_ref(account)
+        else:
+            counts = self._by_host.setdefault(host, {})
+            counts[endpoint] = len(found)
+            metrics.STRAY_INSTANCES.labels(host).set(sum(counts.values()))
+        evented = self._evented.setdefault(endpoint, set())
+        for instance_id in found:
+            if instance_id in evented or len(evented) >= MAX_EVENTED:
+                continue
+            evented.add(instance_id)
+            kopf.warn(
+                ref,
+                reason="StrayInstance",
+                message=f"Remote instance {instance_id} carries this operator's identity or claim tags "
+                "but belongs to no ConnectorInstance it watches; it is left in place. Adopt it "
+                "(spec.instanceID, with openconnectors.io/take-over-from) or delete it on the platform",
+            )
+
+
+def account_ref(key: AccountKey) -> kopf.Body:
+    kind = ACCOUNT_KIND if key.kind is AccountKind.CONNECTOR_ACCOUNT else CLUSTER_ACCOUNT_KIND
+    raw: dict[str, Any] = {"apiVersion": f"{GROUP}/{VERSION}", "kind": kind, "metadata": {"name": key.name}}
+    if key.namespace:
+        raw["metadata"]["namespace"] = key.namespace
+    return kopf.Body(cast(kopf.RawBody, raw))

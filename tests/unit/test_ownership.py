@@ -1,0 +1,395 @@
+"""Ownership (issue 18): whose a remote instance is, proven on the platform and never read from status.
+
+These run the real `RemotePass`, `reconcile` and deletion code in process, against a platform
+double that keeps instances with their tags and logs every call: the lowest tier that shows which
+calls a forged status, a take-over, a rebuild or an observed instance lead to. The same rules on
+the real API server, the simulator and the operator as a process: tests/integration/test_ownership.py
+and test_rebuild.py.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+import kopf
+import pytest
+
+from connector_operator.api.spec import parse_spec
+from connector_operator.domain.desired import Keyed, desired_instance
+from connector_operator.domain.ownership import Identity, claim_tag, identity_tag, is_cluster_name, strays
+from connector_operator.domain.transition import Facts, parse_status
+from connector_operator.handlers import deletion
+from connector_operator.handlers.remote import RemotePass
+from connector_operator.handlers.runtime import Runtime
+from connector_operator.handlers.state import ObjectState, Target
+from connector_operator.openconnectors import errors
+from connector_operator.openconnectors.client import Credentials, Instance
+from connector_operator.settings import Settings
+
+URL = "https://api.openconnectors.us2.ext.hana.ondemand.com/elements/api-v2"
+ME, VICTIM, OLD = "aaaaaaaa-0000-0000-0000-000000000001", "bbbbbbbb-0000-0000-0000-000000000002", "old-uid"
+SPEC = {"connectorKey": "closeio", "credentialsSecretRef": {"name": "acct"}}
+
+
+# --- the tags -------------------------------------------------------------------------------------
+
+
+def test_an_instance_is_owned_by_its_uid_tag_or_its_claim_and_nothing_else() -> None:
+    me = Identity(ME, "team-a", "crm", cluster="prod")
+    assert me.tags() == [identity_tag(ME), "k8s-object:team-a/crm", "k8s-claim:prod/team-a/crm"]
+    assert me.owns([identity_tag(ME)])
+    assert me.owns([identity_tag(OLD), claim_tag("prod", "team-a", "crm")])  # the object before a rebuild
+    assert not me.owns(["k8s-object:team-a/crm"])  # a label for humans, never proof
+    assert not me.owns([claim_tag("staging", "team-a", "crm")])
+    assert not Identity(ME, "team-a", "crm").owns([claim_tag("prod", "team-a", "crm")])  # no cluster name
+
+
+def test_other_objects_marks_are_foreign_unless_the_claim_is_ours() -> None:
+    me = Identity(ME, "team-a", "crm", cluster="prod")
+    assert me.foreign([identity_tag(ME), identity_tag(VICTIM), "crm"]) == [identity_tag(VICTIM)]
+    assert me.foreign([identity_tag(OLD), claim_tag("prod", "team-a", "crm")]) == []
+    assert me.foreign([claim_tag("prod", "team-b", "crm")]) == [claim_tag("prod", "team-b", "crm")]
+    # The platform may answer tags HTML-escaped: compared unescaped.
+    assert Identity(ME, "a", "b").owns([identity_tag(ME).replace("-", "&#45;")])
+
+
+def test_orphan_removes_exactly_this_objects_marks() -> None:
+    me = Identity(ME, "team-a", "crm", cluster="prod")
+    assert me.released(["crm", *me.tags(), identity_tag(VICTIM)]) == ["crm", identity_tag(VICTIM)]
+
+
+def test_a_cluster_name_is_a_dns_label() -> None:
+    assert is_cluster_name("prod-eu-1")
+    for bad in ("", "Prod", "a/b", "-a", "a" * 64, "a.b"):
+        assert not is_cluster_name(bad)
+
+
+def test_strays_are_marked_instances_of_no_live_object() -> None:
+    live_uids, live_objects = {ME}, {("team-a", "crm")}
+    listed = [
+        (1, [identity_tag(ME)]),  # live
+        (2, [identity_tag(OLD)]),  # stray: no object has this UID
+        (3, [identity_tag(OLD), claim_tag("prod", "team-a", "crm")]),  # claimed by a live object
+        (4, [identity_tag(OLD), claim_tag("prod", "team-a", "gone")]),  # stray
+        (5, [identity_tag(OLD), claim_tag("other", "team-a", "gone")]),  # another cluster's
+        (6, ["crm"]),  # no marks: not this operator's
+    ]
+    found = strays(listed, live_uids.__contains__, lambda ns, n: (ns, n) in live_objects, "prod")
+    assert found == [2, 4]
+    # Without a cluster name a claimed instance cannot be judged.
+    assert strays(listed, live_uids.__contains__, lambda ns, n: False, None) == [2]
+
+
+# --- the passes ---------------------------------------------------------------------------------
+
+
+class Platform:
+    """The platform as the client shows it: instances with tags, and a log of every call."""
+
+    def __init__(self, *instances: Instance) -> None:
+        self.store = {i.id: i for i in instances}
+        self.calls: list[tuple[str, int | str]] = []
+        self.next_id = 500
+
+    def on_success(self, _: Any) -> None:
+        pass
+
+    async def get(self, url: str, credentials: Any, instance_id: int, **_: Any) -> Instance:
+        self.calls.append(("GET", instance_id))
+        if instance_id not in self.store:
+            raise errors.NotFound(404, "no such instance")
+        return self.store[instance_id]
+
+    async def find_by_tag(self, url: str, credentials: Any, tag: str, **_: Any) -> list[Instance]:
+        self.calls.append(("search", tag))
+        return [i for i in self.store.values() if tag in i.tags]
+
+    async def find_tagged_with_prefix(self, *_: Any, **__: Any) -> list[tuple[int, list[str]]]:
+        self.calls.append(("listing", ""))
+        return [(i.id, [t for t in i.tags if t.startswith("k8s-")]) for i in self.store.values()]
+
+    async def create(self, url: str, credentials: Any, body: dict[str, Any], **_: Any) -> Instance:
+        self.calls.append(("POST", self.next_id))
+        self.store[self.next_id] = Instance(self.next_id, f"token-{self.next_id}", tags=tuple(body["tags"]))
+        self.next_id += 1
+        return self.store[self.next_id - 1]
+
+    async def update(
+        self, url: str, credentials: Any, instance_id: int, body: dict[str, Any], **_: Any
+    ) -> Instance:
+        self.calls.append(("PUT", instance_id))
+        self.store[instance_id] = replace(
+            self.store[instance_id], tags=tuple(body["tags"]), name=body["name"]
+        )
+        return self.store[instance_id]
+
+    async def retag(
+        self, url: str, credentials: Any, instance_id: int, tags: list[str], **_: Any
+    ) -> Instance:
+        self.calls.append(("PATCH", instance_id))
+        self.store[instance_id] = replace(self.store[instance_id], tags=tuple(tags))
+        return self.store[instance_id]
+
+    async def delete(self, url: str, credentials: Any, instance_id: int, **_: Any) -> None:
+        self.calls.append(("DELETE", instance_id))
+        self.store.pop(instance_id, None)
+
+    def writes(self, instance_id: int) -> list[str]:
+        return [m for m, i in self.calls if i == instance_id and m in ("PUT", "PATCH", "DELETE")]
+
+
+class Live:
+    """`handlers.liveobjects.LiveObjects` over plain data."""
+
+    def __init__(
+        self, uids: dict[str, tuple[str, str]], users: dict[int, list[tuple[str, str]]] | None = None
+    ):
+        self.uids, self._users = uids, users or {}
+
+    def by_uid(self, uid: str) -> tuple[str, str] | None:
+        return self.uids.get(uid)
+
+    def has_uid(self, uid: str) -> bool:
+        return uid in self.uids
+
+    def has_object(self, namespace: str, name: str) -> bool:
+        return (namespace, name) in self.uids.values()
+
+    def users(self, instance_id: int, api_url: str, besides: str) -> list[tuple[str, str]]:
+        return self._users.get(instance_id, [])
+
+
+class Secrets:
+    """The token Secrets written, as (name, token)."""
+
+    def __init__(self) -> None:
+        self.written: list[tuple[str, str]] = []
+
+    async def read(self, *_: Any) -> None:
+        return None
+
+    async def write_token(self, namespace: str, name: str, owner: Any, data: dict[str, str], *_: Any) -> bool:
+        self.written.append((name, data["token"]))
+        return True
+
+
+class Status:
+    async def patch(self, *_: Any, **__: Any) -> bool:
+        return True
+
+
+def runtime(platform: Platform, live: Live, cluster: str | None = None) -> Runtime:
+    rt = Runtime(
+        settings=Settings(cluster_name=cluster),
+        instances=platform,  # type: ignore[arg-type]
+        secrets=Secrets(),  # type: ignore[arg-type]
+        status=Status(),  # type: ignore[arg-type]
+        digest_key=b"k" * 32,
+    )
+    rt.live = live  # type: ignore[assignment]
+    return rt
+
+
+def remote_pass(
+    rt: Runtime, spec: dict[str, Any], status: dict[str, Any], *, uid: str = ME, take_over: str | None = None
+) -> RemotePass:
+    parsed = parse_spec(spec)
+    target = Target("team-a", "crm", uid, 1, spec, take_over=take_over)
+    desired = desired_instance(
+        parsed, namespace="team-a", name="crm", uid=uid, configuration={}, cluster=rt.settings.cluster_name
+    )
+    return RemotePass(
+        rt=rt,
+        target=target,
+        spec=parsed,
+        state=ObjectState(status=parse_status(status)),
+        cache={},
+        api_url=URL,
+        credentials=Credentials("u", "o"),
+        desired=desired,
+        keyed=Keyed(b"k" * 32, uid),
+        digest="new-digest",
+        attempt="a",
+        facts=Facts(),
+    )
+
+
+def victim() -> Instance:
+    return Instance(
+        1001, "victim-token", name="team-b-crm", tags=(identity_tag(VICTIM), "k8s-object:team-b/crm")
+    )
+
+
+async def test_a_forged_status_after_a_restart_puts_nothing_and_exports_nothing() -> None:
+    # The critical finding: status.instanceID set to another team's instance, then a restart.
+    platform = Platform(victim())
+    rt = runtime(platform, Live({ME: ("team-a", "crm"), VICTIM: ("team-b", "crm")}))
+    forged = {"instanceID": 1001, "appliedDigest": "v2:hmac-sha256:junk", "apiURL": URL}
+    remote = remote_pass(rt, SPEC, forged)
+    outcome = await remote.run(remote_due=False)
+    assert outcome.reason == "AdoptionConflict"
+    assert "1001" in outcome.message
+    assert platform.writes(1001) == []
+    assert platform.store[1001] == victim()
+    assert remote.state.instance is None  # nothing to export from
+    assert rt.secrets.written == []  # type: ignore[attr-defined]
+
+
+async def test_a_forged_status_without_an_applied_digest_is_not_adopted_either() -> None:
+    platform = Platform(Instance(1001, "ui-token", tags=()))  # untagged: a UI-made instance
+    rt = runtime(platform, Live({ME: ("team-a", "crm")}))
+    outcome = await remote_pass(rt, SPEC, {"instanceID": 1001, "apiURL": URL}).run(remote_due=True)
+    assert outcome.reason == "AdoptionConflict"
+    assert platform.writes(1001) == []
+
+
+async def test_an_id_from_status_that_carries_the_identity_is_updated_after_one_get() -> None:
+    own = Instance(7, "tok", tags=(identity_tag(ME),))
+    platform = Platform(own)
+    rt = runtime(platform, Live({ME: ("team-a", "crm")}))
+    remote = remote_pass(rt, SPEC, {"instanceID": 7, "appliedDigest": "v2:hmac-sha256:old", "apiURL": URL})
+    await remote.run(remote_due=False)
+    assert [m for m, _ in platform.calls] == ["GET", "PUT"]
+    assert remote.state.verified == 7
+    # What `finish` records of the pass: the request is applied.
+    remote.state.status = remote.state.status.model_copy(
+        update={"applied_digest": remote.facts.applied_digest}
+    )
+    await remote.run(remote_due=True)  # verified now: the periodic check is one GET again
+    assert [m for m, _ in platform.calls] == ["GET", "PUT", "GET"]
+
+
+async def test_a_take_over_is_refused_while_the_old_object_lives_and_accepted_after() -> None:
+    old = Instance(1001, "tok", tags=(identity_tag(OLD), "k8s-object:old/crm", "crm"))
+    platform = Platform(old)
+    spec = {**SPEC, "instanceID": 1001}
+    live = Live({ME: ("team-a", "crm"), OLD: ("old", "crm")})
+    refused = await remote_pass(runtime(platform, live), spec, {}, take_over=OLD).run(remote_due=False)
+    assert (refused.reason, "still exists (old/crm)" in refused.message) == ("AdoptionConflict", True)
+    del live.uids[OLD]
+    without = await remote_pass(runtime(platform, live), spec, {}).run(remote_due=False)
+    assert without.reason == "AdoptionConflict"  # the tag is still there: no annotation, no take-over
+    wrong = await remote_pass(runtime(platform, live), spec, {}, take_over=VICTIM).run(remote_due=False)
+    assert wrong.reason == "AdoptionConflict"  # names another UID than the one on the instance
+    assert platform.writes(1001) == []
+    taking = remote_pass(runtime(platform, live), spec, {}, take_over=OLD)
+    assert (await taking.run(remote_due=False)).reason == "Available"
+    assert platform.writes(1001) == ["PUT"]
+    assert identity_tag(ME) in platform.store[1001].tags
+    assert identity_tag(OLD) not in platform.store[1001].tags
+    assert [e[1] for e in taking.state.events] == ["TakenOver"]
+    assert OLD in taking.state.events[0][2]
+    assert ME in taking.state.events[0][2]
+
+
+async def test_an_instance_another_object_observes_is_not_adopted() -> None:
+    platform = Platform(Instance(1001, "ui-token", tags=()))  # observing leaves no mark
+    live = Live({ME: ("team-a", "crm")}, users={1001: [("team-b", "watcher")]})
+    outcome = await remote_pass(runtime(platform, live), {**SPEC, "instanceID": 1001}, {}).run(
+        remote_due=False
+    )
+    assert outcome.reason == "AdoptionConflict"
+    assert "team-b/watcher" in outcome.message
+    assert platform.writes(1001) == []
+
+
+async def test_a_rebuilt_object_reclaims_its_instance_by_its_claim_with_one_put() -> None:
+    before = Instance(
+        1001,
+        "the-token",
+        tags=(identity_tag(OLD), "k8s-object:team-a/crm", claim_tag("prod", "team-a", "crm")),
+    )
+    platform = Platform(before)
+    rt = runtime(platform, Live({ME: ("team-a", "crm")}), cluster="prod")
+    remote = remote_pass(rt, SPEC, {})
+    assert (await remote.run(remote_due=False)).reason == "Available"
+    assert [m for m, _ in platform.calls] == ["listing", "PUT"]
+    assert rt.secrets.written == [("crm-token", "the-token")]  # type: ignore[attr-defined]
+    assert set(platform.store[1001].tags) == set(Identity(ME, "team-a", "crm", "prod").tags())
+    assert [e[1] for e in remote.state.events] == ["Reclaimed"]
+
+
+async def test_without_a_cluster_name_a_rebuild_creates_and_the_old_instance_is_a_stray() -> None:
+    before = Instance(1001, "the-token", tags=(identity_tag(OLD),))
+    platform = Platform(before)
+    rt = runtime(platform, Live({ME: ("team-a", "crm")}))
+    posted: list[Any] = []
+    kopf_warn, kopf.warn = kopf.warn, lambda *a, **k: posted.append(k)  # type: ignore[assignment]
+    try:
+        await remote_pass(rt, SPEC, {}).run(remote_due=False)
+    finally:
+        kopf.warn = kopf_warn  # type: ignore[assignment]
+    assert [m for m, _ in platform.calls] == ["listing", "POST"]
+    assert [p["reason"] for p in posted] == ["StrayInstance"]
+    assert "1001" in posted[0]["message"]
+
+
+# --- deletion -----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def events(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
+    posted: list[tuple[str, str]] = []
+    monkeypatch.setattr(kopf, "warn", lambda body, reason, message: posted.append((reason, message)))
+    monkeypatch.setattr(kopf, "info", lambda body, reason, message: posted.append((reason, message)))
+    return posted
+
+
+def deleting(status: dict[str, Any]) -> kopf.Body:
+    meta = {"namespace": "team-a", "name": "crm", "uid": ME, "generation": 1, "deletionTimestamp": "now"}
+    return kopf.Body({"metadata": meta, "spec": SPEC, "status": status})
+
+
+async def account(rt: Runtime, monkeypatch: pytest.MonkeyPatch) -> None:
+    async def found(*_: Any) -> tuple[Credentials, None]:
+        return Credentials("u", "o"), None
+
+    monkeypatch.setattr(deletion, "_account_secrets", found)
+
+
+async def test_a_deletion_deletes_what_carries_the_identity_and_not_a_forged_status_id(
+    monkeypatch: pytest.MonkeyPatch, events: list[tuple[str, str]]
+) -> None:
+    own = Instance(1002, "tok", tags=(identity_tag(ME),))
+    platform = Platform(victim(), own)
+    rt = runtime(platform, Live({ME: ("team-a", "crm")}))
+    await account(rt, monkeypatch)
+    forged = {
+        "instanceID": 1001,
+        "apiURL": "https://api.openconnectors.ext.hana.ondemand.com/elements/api-v2",
+    }
+    await deletion.delete_remote(rt, deleting(forged), parse_spec(SPEC), parse_status(forged), {})  # type: ignore[arg-type]
+    assert platform.writes(1001) == []
+    assert platform.writes(1002) == ["DELETE"]
+    assert [r for r, _ in events] == ["NotOwned", "Deleted"]
+    assert "1001" in events[0][1]
+
+
+async def test_orphan_removes_the_identity_with_one_patch_and_keeps_the_users_tags(
+    monkeypatch: pytest.MonkeyPatch, events: list[tuple[str, str]]
+) -> None:
+    own = Instance(1002, "tok", tags=("crm", identity_tag(ME), "k8s-object:team-a/crm"))
+    platform = Platform(own)
+    rt = runtime(platform, Live({ME: ("team-a", "crm")}))
+    await account(rt, monkeypatch)
+    await deletion.release_remote(rt, deleting({}), parse_spec({**SPEC, "deletionPolicy": "Orphan"}), {})  # type: ignore[arg-type]
+    assert platform.writes(1002) == ["PATCH"]
+    assert platform.store[1002].tags == ("crm",)
+    assert [r for r, _ in events] == ["Released"]
+
+
+async def test_orphan_without_an_answer_still_releases_and_names_the_tag_left(
+    monkeypatch: pytest.MonkeyPatch, events: list[tuple[str, str]]
+) -> None:
+    platform = Platform()
+
+    async def down(*_: Any, **__: Any) -> list[Instance]:
+        raise errors.ServerError(503, "Service Unavailable")
+
+    platform.find_by_tag = down  # type: ignore[method-assign]
+    rt = runtime(platform, Live({ME: ("team-a", "crm")}))
+    await account(rt, monkeypatch)
+    await deletion.release_remote(rt, deleting({}), parse_spec(SPEC), {})  # type: ignore[arg-type]
+    assert [r for r, _ in events] == ["Orphaned"]
+    assert identity_tag(ME) in events[0][1]
