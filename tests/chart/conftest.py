@@ -41,10 +41,14 @@ def fresh_namespace(core: client.CoreV1Api, prefix: str) -> str:
     return name
 
 
-def impersonating(control_plane: ControlPlane, user: str) -> client.ApiClient:
-    """An API client that acts as `user` (no groups beyond system:authenticated)."""
+def impersonating(control_plane: ControlPlane, user: str, group: str | None = None) -> client.ApiClient:
+    """An API client that acts as `user`, in `group` if given, and system:authenticated. A
+    ServiceAccount's username without a group gets exactly the groups of its token from the API
+    server: system:serviceaccounts, system:serviceaccounts:<namespace> and system:authenticated."""
     api = config.new_client_from_config(config_file=str(control_plane.kubeconfig))
     api.set_default_header("Impersonate-User", user)
+    if group is not None:
+        api.set_default_header("Impersonate-Group", group)
     return api
 
 

@@ -48,10 +48,19 @@ def account(kind: str, name: str, secret: dict[str, str]) -> dict[str, Any]:
 
 
 def wait_allowed(
-    api: client.ApiClient, verb: str, group: str, resource: str, name: str, namespace: str = ""
+    api: client.ApiClient,
+    verb: str,
+    group: str,
+    resource: str,
+    name: str,
+    namespace: str = "",
+    subresource: str = "",
 ) -> None:
     """RBAC reaches the authorizer through an informer: wait until it grants what a test set up."""
-    attributes = {"namespace": namespace, "verb": verb, "group": group, "resource": resource, "name": name}
+    attributes = {
+        "namespace": namespace, "verb": verb, "group": group, "resource": resource, "name": name,
+        "subresource": subresource,
+    }  # fmt: skip
     authz = client.AuthorizationV1Api(api)
     wait_until(
         lambda: (
@@ -59,7 +68,7 @@ def wait_allowed(
                 {"spec": {"resourceAttributes": attributes}}
             ).status.allowed
         ),
-        what=f"RBAC to allow {verb} {resource} {name}",
+        what=f"RBAC to allow {verb} {resource}{'/' + subresource if subresource else ''} {name}",
     )
 
 

@@ -86,10 +86,14 @@ def test_namespaced_install_reads_account_secrets_in_its_namespace_and_the_liste
             "verbs": ["get", "list", "watch"],
         },
     ]
-    # No other cluster-wide rule at all in a namespaced install.
-    assert {o["metadata"]["name"] for o in objects if o["kind"] == "ClusterRole"} == {
+    # No other cluster-wide rule at all for the operator in a namespaced install; the other
+    # ClusterRoles are the tenants' (aggregated into admin, edit and view), bound to nobody here.
+    assert {o["roleRef"]["name"] for o in objects if o["kind"] == "ClusterRoleBinding"} == {
         f"{FULLNAME}-cluster-accounts"
     }
+    assert {o["metadata"]["name"] for o in objects if o["kind"] == "ClusterRole"} == {
+        f"{FULLNAME}-cluster-accounts", f"{FULLNAME}-edit", f"{FULLNAME}-view"
+    }  # fmt: skip
     env = deployment_env(*args, "--set", "operator.defaultAccount=shared")
     assert env["OCO_DEFAULT_ACCOUNT"] == "shared"
     assert env["OCO_ACCOUNT_SECRETS_NAMESPACES"] == "oco,platform,sales"

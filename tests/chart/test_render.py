@@ -55,6 +55,8 @@ def test_helm_lint_passes() -> None:
         ("operator.allowedAPIHosts[0]=https://host/path", "allowedAPIHosts"),
         ("operator.allowInsecureHTTP=yes", "allowInsecureHTTP"),
         ("admissionPolicies.enabled=maybe", "enabled"),
+        ("admissionPolicies.statusWriters=admins", "statusWriters"),
+        ("rbac.aggregateToDefaultRoles=maybe", "aggregateToDefaultRoles"),
         ("operator.caBundle.key=a/b", "key"),
     ],
 )
@@ -68,12 +70,12 @@ def test_default_render_is_cluster_wide_secure_and_deterministic() -> None:
     objects = render()
     assert render() == objects  # nothing random, nothing looked up
     assert kinds(objects) == [
-        ("ClusterRole", None),
+        *[("ClusterRole", None)] * 3,  # the operator's; the tenants' edit and view (aggregated)
         ("ClusterRoleBinding", None),
         ("Deployment", "oco"),
         ("ServiceAccount", "oco"),
-        *[("ValidatingAdmissionPolicy", None)] * 3,
-        *[("ValidatingAdmissionPolicyBinding", None)] * 3,
+        *[("ValidatingAdmissionPolicy", None)] * 4,
+        *[("ValidatingAdmissionPolicyBinding", None)] * 4,
     ]
     [deployment] = [o for o in objects if o["kind"] == "Deployment"]
     spec = deployment["spec"]
@@ -105,6 +107,7 @@ def test_namespaced_render_has_roles_only_in_the_watched_namespaces() -> None:
     objects = render("--set", "operator.watchNamespaces={sales,support}")
     assert kinds(objects) == [
         ("ClusterRole", None),  # ClusterConnectorAccounts and the watched namespaces' labels
+        *[("ClusterRole", None)] * 2,  # the tenants' edit and view (aggregated)
         ("ClusterRoleBinding", None),
         ("Deployment", "oco"),
         ("Role", "oco"),  # the operator's own Secret in its namespace
@@ -116,21 +119,24 @@ def test_namespaced_render_has_roles_only_in_the_watched_namespaces() -> None:
         ("RoleBinding", "sales"),
         ("RoleBinding", "support"),
         ("ServiceAccount", "oco"),
-        *[("ValidatingAdmissionPolicy", None)] * 3,
-        *[("ValidatingAdmissionPolicyBinding", None)] * 3,
+        *[("ValidatingAdmissionPolicy", None)] * 4,
+        *[("ValidatingAdmissionPolicyBinding", None)] * 4,
     ]
     [deployment] = [o for o in objects if o["kind"] == "Deployment"]
     env = {e["name"]: e.get("value") for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert env["OCO_NAMESPACES"] == "sales,support"
     bindings = {o["metadata"]["name"]: o["spec"] for o in objects if o["kind"].endswith("PolicyBinding")}
-    # References are checked where this operator acts; its own writes are confined everywhere.
-    assert bindings["oco-open-connectors-operator-secret-references"]["matchResources"] == {
-        "namespaceSelector": {
-            "matchExpressions": [
-                {"key": "kubernetes.io/metadata.name", "operator": "In", "values": ["sales", "support"]}
-            ]
+    # References are checked, and status kept the operator's, where this operator acts (and on
+    # every ClusterConnectorAccount: a namespaceSelector never skips a cluster-scoped object); its
+    # own writes are confined everywhere.
+    for name in ("secret-references", "status-writes"):
+        assert bindings[f"oco-open-connectors-operator-{name}"]["matchResources"] == {
+            "namespaceSelector": {
+                "matchExpressions": [
+                    {"key": "kubernetes.io/metadata.name", "operator": "In", "values": ["sales", "support"]}
+                ]
+            }
         }
-    }
     assert "matchResources" not in bindings["oco-open-connectors-operator-secret-writes"]
     assert "matchResources" not in bindings["oco-open-connectors-operator-account-writes"]
 
@@ -203,6 +209,90 @@ def test_admission_policies_bind_the_operators_own_identity_and_can_be_turned_of
             assert policy["spec"]["validationActions"] == ["Deny"]
     off = render("--set", "admissionPolicies.enabled=false")
     assert not [o for o in off if "AdmissionPolicy" in o["kind"]]
+
+
+def test_status_is_the_operators_to_write_but_for_the_status_writers_groups() -> None:
+    """Issue 18: the status-writes policy matches the status subresources (a rule on the kinds
+    would not), lets the operator's own writes through unevaluated and the statusWriters groups
+    pass; cluster-wide it is bound everywhere."""
+
+    def status_writes(*args: str) -> tuple[dict[str, Any], dict[str, Any]]:
+        objects = render("--set", "serviceAccount.name=custom-sa", *args, namespace="platform")
+        [policy] = [o for o in objects if o["metadata"]["name"] == f"{FULLNAME}-status-writes"
+                    and o["kind"] == "ValidatingAdmissionPolicy"]  # fmt: skip
+        [binding] = [o for o in objects if o["metadata"]["name"] == f"{FULLNAME}-status-writes"
+                     and o["kind"] == "ValidatingAdmissionPolicyBinding"]  # fmt: skip
+        return policy["spec"], binding["spec"]
+
+    policy, binding = status_writes()
+    assert policy["matchConstraints"]["resourceRules"] == [
+        {
+            "apiGroups": ["openconnectors.io"],
+            "apiVersions": ["*"],
+            "resources": [
+                "connectorinstances/status", "connectoraccounts/status", "clusterconnectoraccounts/status"
+            ],
+            "operations": ["CREATE", "UPDATE"],
+        }
+    ]  # fmt: skip
+    assert policy["matchConditions"] == [
+        {
+            "name": "not-the-operator",
+            "expression": "request.userInfo.username != 'system:serviceaccount:platform:custom-sa'",
+        }
+    ]
+    [validation] = policy["validations"]
+    assert validation["expression"].endswith("request.userInfo.groups.exists(g, g in [])")
+    assert "only system:serviceaccount:platform:custom-sa may" in validation["messageExpression"]
+    assert binding == {"policyName": f"{FULLNAME}-status-writes", "validationActions": ["Deny"]}
+
+    policy, _ = status_writes("--set", "admissionPolicies.statusWriters={platform-admins,oidc:sre}")
+    [validation] = policy["validations"]
+    assert validation["expression"].endswith('g in ["platform-admins","oidc:sre"])')
+    assert (
+        "only system:serviceaccount:platform:custom-sa and members of platform-admins, oidc:sre may"
+        in validation["messageExpression"]
+    )
+
+
+def test_the_default_roles_get_the_kinds_without_status_by_aggregation() -> None:
+    """Issue 18: admin and edit manage ConnectorInstances and ConnectorAccounts, never their status
+    and never ClusterConnectorAccounts (the platform team's); view reads all three."""
+    roles = {
+        o["metadata"]["name"]: o for o in render("--set", "rbac.create=false") if o["kind"] == "ClusterRole"
+    }
+    assert set(roles) == {f"{FULLNAME}-edit", f"{FULLNAME}-view"}  # apart from rbac.create
+    aggregate = "rbac.authorization.k8s.io/aggregate-to-"
+    edit, view = roles[f"{FULLNAME}-edit"], roles[f"{FULLNAME}-view"]
+    assert {k: v for k, v in edit["metadata"]["labels"].items() if k.startswith(aggregate)} == {
+        f"{aggregate}admin": "true", f"{aggregate}edit": "true"
+    }  # fmt: skip
+    assert {k: v for k, v in view["metadata"]["labels"].items() if k.startswith(aggregate)} == {
+        f"{aggregate}view": "true"
+    }
+    assert edit["rules"] == [
+        {
+            "apiGroups": ["openconnectors.io"],
+            "resources": ["connectorinstances", "connectoraccounts"],
+            "verbs": ["get", "list", "watch", "create", "update", "patch", "delete", "deletecollection"],
+        }
+    ]
+    assert view["rules"] == [
+        {
+            "apiGroups": ["openconnectors.io"],
+            "resources": ["connectorinstances", "connectoraccounts", "clusterconnectoraccounts"],
+            "verbs": ["get", "list", "watch"],
+        },
+        {
+            "apiGroups": ["openconnectors.io"],
+            "resources": [
+                "connectorinstances/status", "connectoraccounts/status", "clusterconnectoraccounts/status"
+            ],
+            "verbs": ["get"],
+        },
+    ]  # fmt: skip
+    off = render("--set", "rbac.aggregateToDefaultRoles=false")
+    assert not [o for o in off if o["metadata"]["name"] in roles]
 
 
 @pytest.mark.parametrize("source", ["configMapName", "secretName"])
