@@ -92,6 +92,18 @@ REJECTED = [
         id="reserved-tag-capitals",
     ),
     pytest.param({"tags": [" k8s-uid:spoofed"]}, ["spec.tags[0]", "should match"], id="reserved-tag-space"),
+    # Issue 18, a hostile review: the platform strips markup and may decode entities, which would
+    # turn these into another object's identity or claim once stored.
+    pytest.param(
+        {"tags": ["<b></b>k8s-claim:prod/team-b/crm"]},
+        ["spec.tags", "may not contain '<', '>' or an HTML entity"],
+        id="tag-with-markup",
+    ),
+    pytest.param(
+        {"tags": ["&#107;8s-uid:0000"]},
+        ["spec.tags", "may not contain '<', '>' or an HTML entity"],
+        id="tag-with-entity",
+    ),
     pytest.param(
         {"events": {"enabled": False}, "configuration": [{"key": "event.vendor.type", "value": "polling"}]},
         [

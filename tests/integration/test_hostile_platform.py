@@ -480,7 +480,7 @@ def test_float_ids_and_escaped_names_and_tags_leak_nothing_and_cost_no_put(
     platform_server.on("GET", "/instances", quirky(HONEST[("GET", "/instances")], exponent=True))
     hostile_inputs(env)
     operator = start_for(env)
-    name, tags = "R&D <crm> 'eu'", ["sales & marketing", "it's", "a<b>"]
+    name, tags = "R&D <crm> 'eu'", ["sales & marketing", "it's", 'say "hi"']
     env.instances.create(
         "quirky",
         closeio_spec(apiURL=platform_server.api_url + "/", instanceName=name, tags=tags),

@@ -160,9 +160,9 @@ class Platform:
     def __init__(self) -> None:
         self.calls: list[str] = []
 
-    async def find_by_tag(self, *_: object, **__: object) -> list[Instance]:
+    async def find_by_tag(self, url: str, credentials: object, tag: str, **__: object) -> list[Instance]:
         self.calls.append("search")
-        return [Instance(400220, "tok")]
+        return [Instance(400220, "tok", tags=(tag,))]  # the client keeps only what carries the tag
 
     async def find_tagged_with_prefix(self, *_: object, **__: object) -> list[tuple[int, list[str]]]:
         self.calls.append("listing")

@@ -17,7 +17,7 @@ from connector_operator.domain.drift import differences
 
 UID = "0b5e7a36-4f7c-4d35-9a55-1f0c7f3c2a10"
 NAME = "shop & <crm> 'eu' \"main\""
-TAGS = ["sales & marketing", "it's", "a<b>c"]
+TAGS = ["sales & marketing", "it's", 'say "hi"']  # '<', '>' and entities are refused in tags
 
 
 def desired(**spec: Any) -> DesiredInstance:
@@ -39,7 +39,7 @@ def test_escaped_names_and_tags_are_no_drift() -> None:
 
 
 def test_names_and_tags_as_sent_are_no_drift_even_when_they_look_escaped() -> None:
-    wanted = desired(instanceName="R&amp;D", tags=["&lt;not-a-tag&gt;", "plain"])
+    wanted = desired(instanceName="R&amp;D", tags=["plain & simple"])
     assert differences(wanted, wanted.name, wanted.tags, {}) == []  # returned as sent
     # Escaped once more by the platform: unescaped, they are the desired ones again.
     assert differences(wanted, escaped(wanted.name), [escaped(t) for t in wanted.tags], {}) == []
@@ -53,3 +53,10 @@ def test_a_real_difference_is_still_drift_escaped_or_not() -> None:
         "tags",
     ]
     assert differences(wanted, "shop &amp;amp; crm", others, {}) == ["instanceName", "tags"]
+
+
+def test_tags_the_platform_could_turn_into_the_operators_own_are_never_sent() -> None:
+    # A hostile-tenant review: the platform strips markup and may decode entities, so these would
+    # be stored as another object's identity or claim (domain/ownership.py). The CRD refuses them.
+    forged = ["<b></b>k8s-claim:prod/team-b/crm", "&#107;8s-uid:x", "K8S-uid:x", "a<b", "crm"]
+    assert [t for t in desired(tags=forged).tags if not t.startswith("k8s-")] == ["crm"]

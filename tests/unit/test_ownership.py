@@ -50,8 +50,19 @@ def test_other_objects_marks_are_foreign_unless_the_claim_is_ours() -> None:
     assert me.foreign([identity_tag(ME), identity_tag(VICTIM), "crm"]) == [identity_tag(VICTIM)]
     assert me.foreign([identity_tag(OLD), claim_tag("prod", "team-a", "crm")]) == []
     assert me.foreign([claim_tag("prod", "team-b", "crm")]) == [claim_tag("prod", "team-b", "crm")]
-    # The platform may answer tags HTML-escaped: compared unescaped.
-    assert Identity(ME, "a", "b").owns([identity_tag(ME).replace("-", "&#45;")])
+    # Marks are compared as returned: decoding entities would turn a tenant's tag into a mark.
+    assert not Identity(ME, "a", "b").owns([identity_tag(ME).replace("-", "&#45;")])
+    # Two UIDs or two claims on one instance are never the operator's doing: nobody's.
+    assert not me.owns([identity_tag(ME), identity_tag(VICTIM)])
+    assert not me.owns(
+        [identity_tag(OLD), claim_tag("prod", "team-a", "crm"), claim_tag("prod", "team-b", "x")]
+    )
+    assert me.foreign(
+        [identity_tag(OLD), claim_tag("prod", "team-a", "crm"), claim_tag("prod", "b", "x")]
+    ) == [
+        identity_tag(OLD),
+        claim_tag("prod", "b", "x"),
+    ]
 
 
 def test_orphan_removes_exactly_this_objects_marks() -> None:
@@ -266,7 +277,7 @@ async def test_a_take_over_is_refused_while_the_old_object_lives_and_accepted_af
     spec = {**SPEC, "instanceID": 1001}
     live = Live({ME: ("team-a", "crm"), OLD: ("old", "crm")})
     refused = await remote_pass(runtime(platform, live), spec, {}, take_over=OLD).run(remote_due=False)
-    assert (refused.reason, "still exists (old/crm)" in refused.message) == ("AdoptionConflict", True)
+    assert (refused.reason, "claim of old/crm, which exists" in refused.message) == ("AdoptionConflict", True)
     del live.uids[OLD]
     without = await remote_pass(runtime(platform, live), spec, {}).run(remote_due=False)
     assert without.reason == "AdoptionConflict"  # the tag is still there: no annotation, no take-over
@@ -393,3 +404,72 @@ async def test_orphan_without_an_answer_still_releases_and_names_the_tag_left(
     await deletion.release_remote(rt, deleting({}), parse_spec(SPEC), {})  # type: ignore[arg-type]
     assert [r for r, _ in events] == ["Orphaned"]
     assert identity_tag(ME) in events[0][1]
+
+
+# --- planted marks (a hostile review of this change) ---------------------------------------------
+
+
+async def test_a_planted_claim_or_uid_never_makes_another_object_write_the_instance() -> None:
+    # Her instance also carries team-b/crm's claim (or its UID): markup the platform stripped, say.
+    hers = Identity("hers", "team-a", "x", "prod")
+    for planted in (claim_tag("prod", "team-b", "crm"), identity_tag(ME)):
+        platform = Platform(Instance(500, "her-token", tags=(planted, *hers.tags())))
+        platform.next_id = 600
+        rt = runtime(platform, Live({ME: ("team-b", "crm"), "hers": ("team-a", "x")}), cluster="prod")
+        remote = remote_pass(rt, SPEC, {})
+        remote.target = Target("team-b", "crm", ME, 1, SPEC)
+        await remote.run(remote_due=False)
+        assert platform.writes(500) == []
+        assert platform.calls[-1] == ("POST", 600)  # an instance of its own instead
+
+
+async def test_a_take_over_is_refused_while_a_live_object_of_this_cluster_claims_the_instance() -> None:
+    # After a rebuild team-b/crm exists under a new UID but has not reclaimed yet.
+    claimed = Instance(1001, "victim-token", tags=(identity_tag(OLD), claim_tag("prod", "team-b", "crm")))
+    platform = Platform(claimed)
+    live = Live({ME: ("team-a", "crm"), "new-uid": ("team-b", "crm")})
+    outcome = await remote_pass(
+        runtime(platform, live, "prod"), {**SPEC, "instanceID": 1001}, {}, take_over=OLD
+    ).run(remote_due=False)
+    assert outcome.reason == "AdoptionConflict"
+    assert "team-b/crm" in outcome.message
+    assert platform.writes(1001) == []
+
+
+def test_one_endpoint_however_its_host_is_spelled() -> None:
+    from connector_operator.handlers.creations import endpoint_key
+
+    credentials = Credentials("u", "o")
+    spellings = [URL, URL.replace("api.open", "API.Open"), URL.replace(".com/", ".com./"), URL + "/"]
+    assert len({endpoint_key(url, credentials) for url in spellings}) == 1
+    assert endpoint_key(URL.replace("https", "http"), credentials) != endpoint_key(URL, credentials)
+
+
+def test_stray_events_are_bounded_per_listing_and_in_all(monkeypatch: pytest.MonkeyPatch) -> None:
+    from connector_operator.handlers import strays as module
+
+    posted: list[str] = []
+    monkeypatch.setattr(kopf, "warn", lambda body, reason, message: posted.append(message))
+    monkeypatch.setattr(module, "MAX_EVENTED", 50)
+    reports, accounts = module.StrayReports(), Runtime.__dataclass_fields__["accounts"].default_factory()  # type: ignore[misc]
+    ref = Target("team-a", "crm", ME, 1, {}).ref
+    report = {"host": "h", "account": None, "accounts": accounts, "wake": lambda key: None, "ref": ref}
+    reports.report(list(range(30)), endpoint="e1", **report)  # type: ignore[arg-type]
+    assert len(posted) == module.EVENTS_PER_LISTING + 1  # 20 named, one summary
+    reports.report(list(range(30)), endpoint="e1", **report)  # type: ignore[arg-type]
+    assert len(posted) == module.EVENTS_PER_LISTING + 1  # once per stray
+    reports.report(list(range(100, 200)), endpoint="e2", **report)  # type: ignore[arg-type]
+    assert sum(map(len, reports._evented.values())) == 50  # no more remembered than the bound
+
+
+async def test_orphan_sends_the_users_tags_back_as_they_were_written(
+    monkeypatch: pytest.MonkeyPatch, events: list[tuple[str, str]]
+) -> None:
+    own = Instance(
+        1002, "tok", tags=("R&amp;D", identity_tag(ME), "k8s-object:team-a/crm")
+    )  # escaped by the platform
+    platform = Platform(own)
+    rt = runtime(platform, Live({ME: ("team-a", "crm")}))
+    await account(rt, monkeypatch)
+    await deletion.release_remote(rt, deleting({}), parse_spec(SPEC), {})  # type: ignore[arg-type]
+    assert platform.store[1002].tags == ("R&D",)

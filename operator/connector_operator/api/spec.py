@@ -316,6 +316,16 @@ class ConnectorInstanceSpec(Model):
                     fieldPath=".tags",
                 ),
                 cel(
+                    # The platform strips markup from what it stores and may decode entities:
+                    # "<b></b>k8s-uid:…" or "&#107;8s-uid:…" would become one of the operator's
+                    # marks once stored, which prove ownership (domain/ownership.py).
+                    "!has(self.tags) || "
+                    "self.tags.all(t, !t.matches('[<>]') && !t.matches('&[#A-Za-z0-9]+;'))",
+                    "tags may not contain '<', '>' or an HTML entity (such as '&#107;'): the platform "
+                    "rewrites them, and could turn a tag into one of the operator's reserved tags",
+                    fieldPath=".tags",
+                ),
+                cel(
                     "!has(self.accountRef) || (!has(self.credentialsSecretRef) && !has(self.apiURL))",
                     ACCOUNT_EXCLUSIVE,
                     fieldPath=".accountRef",
@@ -382,7 +392,8 @@ class ConnectorInstanceSpec(Model):
         | None,
         Field(
             description="Tags of the remote instance. The operator adds its own identity tags "
-            f"(prefixed `{IDENTITY_TAG_PREFIX}`), which may not be set here.",
+            f"(prefixed `{IDENTITY_TAG_PREFIX}`), which may not be set here; nor '<', '>' or HTML "
+            "entities, which the platform rewrites.",
             max_length=50,
             json_schema_extra={"x-kubernetes-list-type": "set"},
         ),

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import html
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -99,12 +101,24 @@ def desired_instance(
 ) -> DesiredInstance:
     """`cluster`: the operator's cluster name, if it has one: the instance carries a claim too."""
     # The CRD refuses these already; dropping them here too keeps a spec built in code honest.
-    user_tags = [t for t in spec.tags or [] if not t.strip().lower().startswith(IDENTITY_TAG_PREFIX)]
+    user_tags = [t for t in spec.tags or [] if not reserved(t)]
     return DesiredInstance(
         name=effective_instance_name(spec, namespace, name),
         connector_key=spec.connector_key,
         tags=tuple(sorted(set(user_tags))) + tuple(Identity(uid, namespace, name, cluster).tags()),
         configuration={**configuration, **typed_configuration(spec)},
+    )
+
+
+_MARKUP = re.compile(r"<[^>]*>")
+
+
+def reserved(tag: str) -> bool:
+    """A tag that is, or could become once the platform stores it, one of the operator's own: in
+    any case, with any space around it, with markup stripped or entities decoded."""
+    forms = {tag, _MARKUP.sub("", tag), html.unescape(tag), html.unescape(_MARKUP.sub("", tag))}
+    return any(f.strip().lower().startswith(IDENTITY_TAG_PREFIX) for f in forms) or bool(
+        {"<", ">"} & set(tag)
     )
 
 

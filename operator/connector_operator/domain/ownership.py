@@ -7,8 +7,12 @@ status (anyone who may write the status subresource can set it), not the object-
 label for humans browsing the platform). The claim survives a rebuild from Git, where every
 object gets a new UID: within one cluster a (namespace, name) pair names one object at a time.
 
-Tags come back from the platform as it stores them, sometimes HTML-escaped (`&amp;`): they are
-compared unescaped, here and in the drift check.
+The marks are made of characters the platform never escapes (hex, letters, digits, `-`, `:`,
+`/`), so they are compared exactly as the platform returns them: decoding entities here would let
+a tenant's `&#107;8s-uid:...` tag become a mark. An instance carrying more than one UID tag or
+more than one claim is nobody's (`ambiguous`): the operator never writes one, so a tenant planted
+it. Tags the operator sends back (an Orphan's release) are unescaped, as the platform returns user
+tags HTML-escaped (`&amp;`).
 """
 
 from __future__ import annotations
@@ -50,6 +54,13 @@ def unescaped(tags: Iterable[str]) -> list[str]:
     return [html.unescape(t) for t in tags]
 
 
+def ambiguous(tags: Iterable[str]) -> bool:
+    """More than one UID tag, or more than one claim: never the operator's doing."""
+    found = marks(tags)
+    uids = sum(1 for t in found if t.startswith(IDENTITY_UID_PREFIX))
+    return uids > 1 or len(found) - uids > 1
+
+
 def uid_of(tag: str) -> str | None:
     return tag.removeprefix(IDENTITY_UID_PREFIX) if tag.startswith(IDENTITY_UID_PREFIX) else None
 
@@ -77,15 +88,17 @@ class Identity:
         return [*own, self.claim] if self.claim else own
 
     def owns(self, tags: Iterable[str]) -> bool:
-        """Whether an instance with these tags is this object's: its UID tag, or its claim."""
-        found = set(unescaped(tags))
-        return self.uid_tag in found or (self.claim is not None and self.claim in found)
+        """Whether an instance with these tags is this object's: its UID tag, or its claim (and
+        no second mark of the same kind beside it)."""
+        found = set(tags)
+        mine = self.uid_tag in found or (self.claim is not None and self.claim in found)
+        return mine and not ambiguous(found)
 
     def foreign(self, tags: Iterable[str]) -> list[str]:
         """The marks of other objects on an instance: it is theirs, never to be shared. An old UID
         beside this object's own claim is not foreign: it is this object before a rebuild."""
-        found = unescaped(tags)
-        claimed = self.claim is not None and self.claim in found
+        found = list(tags)
+        claimed = self.claim is not None and self.claim in found and not ambiguous(found)
         return [
             t
             for t in found
@@ -94,16 +107,17 @@ class Identity:
         ]
 
     def released(self, tags: Iterable[str]) -> list[str]:
-        """The tags with this object's own marks removed (Orphan hands the instance over)."""
+        """The tags with this object's own marks removed (Orphan hands the instance over), the
+        others as they were sent: unescaped."""
         mine = {self.uid_tag, object_tag(self.namespace, self.name)}
         if self.claim is not None:
             mine.add(self.claim)
-        return [t for t in tags if html.unescape(t) not in mine]
+        return [html.unescape(t) for t in tags if t not in mine]
 
 
 def marks(tags: Iterable[str]) -> list[str]:
     """The operator's marks among tags (UID and claim tags): what the listing keeps."""
-    return [t for t in unescaped(tags) if t.startswith((IDENTITY_UID_PREFIX, CLAIM_PREFIX))]
+    return [t for t in tags if t.startswith((IDENTITY_UID_PREFIX, CLAIM_PREFIX))]
 
 
 def claimed_object(tag: str, cluster: str) -> tuple[str, str] | None:
@@ -127,6 +141,8 @@ def strays(
     found: list[int] = []
     for instance_id, tags in listed:
         own = marks(tags)
+        if ambiguous(own):
+            continue  # planted marks: not this operator's to report
         uids = [u for u in map(uid_of, own) if u is not None]
         claims = [t for t in own if t.startswith(CLAIM_PREFIX)]
         objects = [o for o in (claimed_object(t, cluster) for t in claims) if o] if cluster else []

@@ -30,8 +30,9 @@ import hashlib
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit, urlunsplit
 
-from connector_operator.domain.ownership import CLAIM_PREFIX, IDENTITY_UID_PREFIX, marks
+from connector_operator.domain.ownership import CLAIM_PREFIX, IDENTITY_UID_PREFIX, ambiguous, marks
 from connector_operator.openconnectors import errors
 from connector_operator.openconnectors.client import Credentials
 
@@ -57,8 +58,13 @@ class ListingTooLarge(errors.MalformedResponse):
 
 def endpoint_key(api_url: str, credentials: Credentials) -> str:
     """An endpoint: a platform URL and the account its credentials open (a digest, never the
-    secrets themselves, so the key may sit in memory for the operator's lifetime)."""
-    material = "\0".join((api_url, credentials.user_secret, credentials.organization_secret))
+    secrets themselves, so the key may sit in memory for the operator's lifetime). The host is
+    compared as the allowlist compares it: one endpoint however its name is spelled."""
+    parts = urlsplit(api_url)
+    host = (parts.hostname or "").rstrip(".")
+    port = f":{parts.port}" if parts.port not in (None, 443 if parts.scheme == "https" else 80) else ""
+    url = urlunsplit((parts.scheme.lower(), f"{host}{port}", parts.path.rstrip("/"), "", ""))
+    material = "\0".join((url, credentials.user_secret, credentials.organization_secret))
     return hashlib.sha256(material.encode()).hexdigest()
 
 
@@ -68,6 +74,8 @@ def owned_by_uid(listed: Listed) -> Owned:
     owned: Owned = {}
     for instance_id, tags in listed:
         found = marks(tags)
+        if ambiguous(found):
+            continue  # two UIDs or two claims: planted by someone, nobody's (domain/ownership.py)
         uid = next(
             (t.removeprefix(IDENTITY_UID_PREFIX) for t in found if t.startswith(IDENTITY_UID_PREFIX)), None
         )

@@ -164,7 +164,7 @@ async def delete_remote(
                     body,
                     reason="NotOwned",
                     message=f"Remote instance {recorded} (status.instanceID) does not carry this "
-                    f"object's identity ({identity.uid_tag}): not deleted",
+                    f"object's identity ({identity.uid_tag}): not deleted, left on the platform",
                 )
         for instance_id in ids:
             await runtime.instances.delete(api_url, credentials, instance_id, gate=gate, namespace=namespace)

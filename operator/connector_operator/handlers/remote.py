@@ -40,7 +40,7 @@ from connector_operator.domain.desired import (
 from connector_operator.domain.drift import differences, planned_action
 from connector_operator.domain.inputs import Resolved
 from connector_operator.domain.outcome import Outcome
-from connector_operator.domain.ownership import Identity, identity_tag, strays, unescaped
+from connector_operator.domain.ownership import CLAIM_PREFIX, Identity, claimed_object, identity_tag, strays
 from connector_operator.domain.tokensecret import TokenSecretSpec
 from connector_operator.domain.transition import Facts, Observed
 from connector_operator.handlers.creations import NOT_CREATED, endpoint_key
@@ -239,13 +239,19 @@ class RemotePass:
         if old is None or uids != [identity_tag(old)]:
             return False
         live = self.rt.live.by_uid(old) if self.rt.live is not None else ("?", "?")
+        cluster, index = self.rt.settings.cluster_name, self.rt.live
+        if live is None and cluster is not None and index is not None:
+            for claim in (t for t in foreign if t.startswith(CLAIM_PREFIX)):
+                claimed = claimed_object(claim, cluster)
+                if claimed is not None and index.has_object(*claimed):
+                    live = claimed  # this cluster's object, rebuilt: it reclaims the instance itself
         if live is not None:
             raise Refused(
                 outcomes.stalled(
                     Reason.ADOPTION_CONFLICT,
-                    f"Remote instance {instance_id} carries the identity of object UID {old}, which "
-                    f"still exists ({'/'.join(live)}): it is not taken over while that object lives. "
-                    "Delete it first (its deletionPolicy applies), then request a reconcile",
+                    f"Remote instance {instance_id} carries the identity of object UID {old} or the "
+                    f"claim of {'/'.join(live)}, which exists: it is not taken over while that object "
+                    "lives. Delete it first (its deletionPolicy applies), then request a reconcile",
                 )
             )
         return True
@@ -256,7 +262,7 @@ class RemotePass:
         users = (
             self.rt.live.users(instance_id, self.api_url, besides=self.target.uid)
             if self.rt.live is not None
-            else []
+            else [("?", "? (the operator has not listed its objects yet)")]
         )
         if users:
             raise Refused(
@@ -278,7 +284,8 @@ class RemotePass:
                     Reason.ADOPTION_CONFLICT,
                     f"Remote instance {instance_id} (status.instanceID) does not carry this object's "
                     f"identity ({self.identity.uid_tag}): nothing is written to it or exported from it. "
-                    "To adopt an existing instance, create an object with spec.instanceID",
+                    "If it is this object's and the tag was removed on the platform, put the tag back; "
+                    "to adopt an existing instance, create an object with spec.instanceID",
                 )
             )
         self._own(instance, adopting=False)
@@ -344,7 +351,8 @@ class RemotePass:
                     url, credentials, tag, gate=self.gate, namespace=namespace
                 )
                 creations.searched(uid)
-                known = [(i.id, identity.uid_tag not in unescaped(i.tags)) for i in found]
+                mine = [i for i in found if identity.owns(i.tags) and not identity.foreign(i.tags)]
+                known = [(i.id, identity.uid_tag not in i.tags) for i in mine]
             if not known:
                 try:
                     instance = await instances.create(

@@ -24,7 +24,8 @@ from connector_operator.domain.accounts import AccountKey
 from connector_operator.handlers.accountstate import Accounts, waiter
 from connector_operator.handlers.wakeups import Key
 
-MAX_EVENTED = 10_000  # stray ids remembered per endpoint as already reported (a flood is not)
+MAX_EVENTED = 100_000  # stray ids remembered as reported, over all endpoints (then no more Events)
+EVENTS_PER_LISTING = 20  # beyond these, one summary Event: a listing never floods the event queue
 
 
 @dataclass
@@ -53,13 +54,17 @@ class StrayReports:
             ref = account_ref(account)
         else:
             counts = self._by_host.setdefault(host, {})
-            counts[endpoint] = len(found)
+            if found:
+                counts[endpoint] = len(found)
+            else:
+                counts.pop(endpoint, None)
             metrics.STRAY_INSTANCES.labels(host).set(sum(counts.values()))
         evented = self._evented.setdefault(endpoint, set())
-        for instance_id in found:
-            if instance_id in evented or len(evented) >= MAX_EVENTED:
-                continue
-            evented.add(instance_id)
+        evented &= set(found)  # one that is no stray any more is reported again if it becomes one
+        room = MAX_EVENTED - sum(map(len, self._evented.values()))
+        new = [i for i in found if i not in evented][: max(0, room)]
+        evented.update(new)
+        for instance_id in new[:EVENTS_PER_LISTING]:
             kopf.warn(
                 ref,
                 reason="StrayInstance",
@@ -67,6 +72,15 @@ class StrayReports:
                 "but belongs to no ConnectorInstance it watches; it is left in place. Adopt it "
                 "(spec.instanceID, with openconnectors.io/take-over-from) or delete it on the platform",
             )
+        if len(new) > EVENTS_PER_LISTING:
+            kopf.warn(
+                ref,
+                reason="StrayInstance",
+                message=f"{len(new) - EVENTS_PER_LISTING} more stray remote instances at {host} (see the "
+                "account's status.strayInstanceIDs, or oco_stray_instances): left in place",
+            )
+        if not evented:
+            del self._evented[endpoint]
 
 
 def account_ref(key: AccountKey) -> kopf.Body:
