@@ -9,6 +9,12 @@ For `--chaos-seconds` (default 120), all at once:
   the instance, the caller never hears of it); with the latency, a SIGKILL also lands between a
   call the platform completes and its answer;
 - the API server is restarted once (etcd keeps running);
+- the cluster is rebuilt once (issue 18; `--no-rebuild` leaves it out): the operator is SIGKILLed,
+  the control plane wiped (etcd's data deleted, both started again empty) and the manifests applied
+  again, as Git holds them at that moment (namespaces, Secrets, accounts, the live
+  ConnectorInstances, without status, so every object gets a new UID); the operator, run with
+  `--cluster-name` (default `chaos`), starts while the objects are applied and must reclaim every
+  instance by its claim tag;
 - specs (tags) change, shared config Secrets and account Secrets change, objects are created and
   deleted (some with `deletionPolicy: Orphan`).
 
@@ -22,13 +28,22 @@ zero (converged) or `--converge-timeout` passes:
 
 | check | counts |
 |---|---|
-| duplicates | object UIDs with more than one remote instance carrying their identity tag |
+| duplicates | live objects with more than one remote instance |
 | leaked | remote instances whose object is gone (and was not `Orphan`) |
 | missing | live objects with no remote instance |
 | lost_tokens | live objects whose token Secret is missing or differs from the remote token |
 | not_ready | live objects not `Ready=True` at their current generation |
 | stale_config | live objects whose remote `username` or user tags differ from the spec and its Secret |
+| stale_identity | live objects whose remote instance does not carry exactly their current UID tag |
 | stuck_finalizers | objects being deleted that are not gone |
+
+Whose an instance is: with a cluster name, the object its claim tag names
+(`k8s-claim:<cluster>/<namespace>/<name>`), which survives the rebuild's new UIDs; an instance
+without a claim, and every instance without a cluster name, the object whose UID tag it carries
+(`k8s-uid:<uid>`). Two kinds of object leave a stray that the operator reports and never
+deletes, counted apart (`strays_left_by_rebuild`), not as leaked: one deleted before the rebuild
+whose remote deletion the wipe cut short, and one applied again by the rebuild and deleted (by
+churn) before the operator took it on (before its finalizer was there).
 
 Target: all zero within 60 s of the faults stopping. Results: `bench/results/chaos-n<N>.json` and
 `.md`; logs in `bench/.work/chaos/`.
@@ -60,7 +75,7 @@ import yaml
 from bench.kube import CI_API, KubeClient, KubeError, ci_path, secret_path
 from bench.processes import ORGANIZATION_SECRET, USER_SECRET, Operator, start_operator, start_simulator
 from bench.workload import bounded
-from connector_operator.api.names import GROUP, IDENTITY_TAG_PREFIX, KIND, PLURAL, VERSION
+from connector_operator.api.names import FINALIZER, GROUP, IDENTITY_TAG_PREFIX, KIND, PLURAL, VERSION
 from hack.controlplane import cluster
 from open_connectors_simulator.control import AsyncSimulatorControl
 
@@ -78,6 +93,18 @@ OWN_CREDENTIALS = "oc-account"
 SHARED_CONFIG = "closeio-api"
 MODES = ("own", "cluster", "namespaced", "default")
 UID_TAG = f"{IDENTITY_TAG_PREFIX}uid:"
+CLAIM_TAG = f"{IDENTITY_TAG_PREFIX}claim:"  # k8s-claim:<cluster>/<namespace>/<name> (issue 18)
+CHECKS = (
+    "duplicates",
+    "leaked",
+    "missing",
+    "lost_tokens",
+    "not_ready",
+    "stale_config",
+    "stale_identity",
+    "stuck_finalizers",
+)
+REBUILD_AT = 0.7  # of the chaos window: after the API server's restart (0.4)
 TARGET_SECONDS = 60.0
 T = TypeVar("T")
 STARTED = time.monotonic()
@@ -100,10 +127,15 @@ class Obj:
     orphan: bool = False
     tag_revision: int = 0
     deleting: bool = False
+    reapplied: bool = False  # applied again by the rebuild (a new UID, no status)
 
     @property
     def config_secret(self) -> str:
         return f"cfg-{self.name}" if self.own_config else SHARED_CONFIG
+
+    @property
+    def key(self) -> str:
+        return f"{self.namespace}/{self.name}"
 
     def body(self) -> dict[str, Any]:
         spec: dict[str, Any] = {
@@ -144,13 +176,26 @@ class Chaos:
     rng: random.Random
     operator: Operator | None = None
     objects: dict[str, Obj] = field(default_factory=dict)  # by namespace/name, live or deleting
+    # The Secrets as the driver last wrote them (namespace, name) -> data: what Git holds.
+    secrets: dict[tuple[str, str], dict[str, str]] = field(default_factory=dict)
     orphaned_uids: set[str] = field(default_factory=set)
+    orphaned_keys: set[str] = field(default_factory=set)  # namespace/name, for the claims
+    stranded_keys: set[str] = field(default_factory=set)  # deleting when wiped: names and UIDs
     events: dict[str, float] = field(default_factory=dict)
+    # namespace/name -> what the driver did to it, with the time: shown for the leaked ones.
+    history: dict[str, list[str]] = field(default_factory=dict)
     next_index: int = 0
     api_down: bool = False
+    # Held by each churn tick and each operator kill-and-start; the rebuild takes it to have the
+    # cluster to itself. `plane` keeps the API server's restart and the wipe apart.
+    exclusive: asyncio.Lock = field(default_factory=asyncio.Lock)
+    plane_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     def count(self, what: str, n: int = 1) -> None:
         self.events[what] = self.events.get(what, 0) + n
+
+    def note(self, obj: Obj, what: str) -> None:
+        self.history.setdefault(obj.key, []).append(f"{time.monotonic() - STARTED:.1f}s {what}")
 
     def new_object(self, namespace: str | None = None) -> Obj:
         i = self.next_index
@@ -175,7 +220,17 @@ class Chaos:
 
     # -- kube helpers --
 
+    async def post(self, what: str, path: str, resource: str, body: dict[str, Any]) -> None:
+        """Create `body`, or find it there already, through a restarting or rebuilt API server."""
+        await self.retrying(
+            what, lambda: self.kube.call("POST", path, ("POST", resource), body=body, allowed=(201, 409))
+        )
+
     async def secret(self, namespace: str, name: str, data: dict[str, str]) -> None:
+        self.secrets[(namespace, name)] = dict(data)
+        await self.apply_secret(namespace, name, data)
+
+    async def apply_secret(self, namespace: str, name: str, data: dict[str, str]) -> None:
         await self.retrying(
             f"secret {namespace}/{name}",
             lambda: self.kube.call(
@@ -191,18 +246,23 @@ class Chaos:
         await self.retrying(
             f"patch {namespace}/{name}", lambda: self.kube.patch_secret_data(namespace, name, data)
         )
+        self.secrets.setdefault((namespace, name), {}).update(data)
 
     async def create(self, obj: Obj) -> None:
         if obj.own_config:
             await self.secret(obj.namespace, obj.config_secret, {"apiKey": f"k{obj.index}-0"})
-        self.objects[f"{obj.namespace}/{obj.name}"] = obj
+        self.objects[obj.key] = obj
+        await self.apply_object(obj)
+        self.note(obj, "created")
+        self.count("created")
+
+    async def apply_object(self, obj: Obj) -> None:
         await self.retrying(
             f"create {obj.name}",
             lambda: self.kube.call(
                 "POST", ci_path(obj.namespace), ("POST", PLURAL), body=obj.body(), allowed=(201, 409)
             ),
         )
-        self.count("created")
 
     async def delete(self, obj: Obj) -> None:
         current = await self.retrying(
@@ -211,9 +271,17 @@ class Chaos:
                 "GET", ci_path(obj.namespace, obj.name), ("GET", PLURAL), allowed=(200, 404)
             ),
         )
-        uid = (current.get("metadata") or {}).get("uid")
+        meta = current.get("metadata") or {}
+        uid = meta.get("uid")
         if uid and obj.orphan:
             self.orphaned_uids.add(uid)
+            self.orphaned_keys.add(obj.key)
+        self.note(obj, f"deleted ({'taken on' if taken_on(meta) else 'not taken on'})")
+        if obj.reapplied and not taken_on(meta):
+            # Applied again by the rebuild and deleted before the operator ever took it on: nothing
+            # deletes the instance it had before, which carries its claim. A stray, reported.
+            self.stranded_keys.add(obj.key)
+            self.count("rebuild_deleted_before_taken_on")
         await self.retrying(
             f"delete {obj.name}",
             lambda: self.kube.call(
@@ -248,6 +316,7 @@ class Chaos:
                 f"--operator-namespace={OPERATOR_NAMESPACE}",
                 f"--default-account={DEFAULT_ACCOUNT}",
                 "--log-format=json",
+                *([f"--cluster-name={self.args.cluster_name}"] if self.args.cluster_name else []),
                 *self.args.operator_arg,
             ],
             label="chaos",
@@ -261,9 +330,7 @@ async def install_crds(chaos: Chaos) -> None:
     path = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
     for file in sorted(CRD_DIR.glob("*.yaml")):
         body = yaml.safe_load(file.read_text())
-        await chaos.kube.call(
-            "POST", path, ("POST", "customresourcedefinitions"), body=body, allowed=(201, 409)
-        )
+        await chaos.post(f"CRD {file.name}", path, "customresourcedefinitions", body)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
@@ -276,20 +343,34 @@ async def install_crds(chaos: Chaos) -> None:
 
 
 async def prepare(chaos: Chaos) -> None:
-    kube = chaos.kube
-    await kube.create_namespace(OPERATOR_NAMESPACE)
+    """The first apply: the Secrets recorded as Git holds them, then everything but the objects."""
     credentials = {"userSecret": USER_SECRET, "organizationSecret": ORGANIZATION_SECRET}
-    await chaos.secret(OPERATOR_NAMESPACE, PLATFORM_SECRET, credentials)
+    chaos.secrets[(OPERATOR_NAMESPACE, PLATFORM_SECRET)] = dict(credentials)
+    for namespace in chaos.namespaces:
+        chaos.secrets[(namespace, OWN_CREDENTIALS)] = dict(credentials)
+        chaos.secrets[(namespace, PLATFORM_SECRET)] = dict(credentials)
+        chaos.secrets[(namespace, SHARED_CONFIG)] = {"apiKey": "shared-0"}
+    await apply_base(chaos)
+
+
+async def apply_base(chaos: Chaos) -> None:
+    """Namespaces, the Secrets as the driver last wrote them, and the accounts: what Git holds
+    besides the ConnectorInstances. Every call retried: after a wipe the API server is new."""
+    await chaos.retrying("namespace", lambda: chaos.kube.create_namespace(OPERATOR_NAMESPACE))
     for namespace in chaos.namespaces:
         body = {
             "apiVersion": "v1",
             "kind": "Namespace",
             "metadata": {"name": namespace, "labels": {TEAM_LABEL: "chaos"}},
         }
-        await kube.call("POST", "/api/v1/namespaces", ("POST", "namespaces"), body=body, allowed=(201, 409))
-        await chaos.secret(namespace, OWN_CREDENTIALS, credentials)
-        await chaos.secret(namespace, PLATFORM_SECRET, credentials)
-        await chaos.secret(namespace, SHARED_CONFIG, {"apiKey": "shared-0"})
+        await chaos.post(f"namespace {namespace}", "/api/v1/namespaces", "namespaces", body)
+
+    async def secret(item: tuple[tuple[str, str], dict[str, str]]) -> None:
+        (namespace, name), data = item
+        await chaos.apply_secret(namespace, name, data)
+
+    await bounded(16, list(chaos.secrets.items()), secret)
+    for namespace in chaos.namespaces:
         account = {
             "apiVersion": f"{GROUP}/{VERSION}",
             "kind": "ConnectorAccount",
@@ -299,13 +380,8 @@ async def prepare(chaos: Chaos) -> None:
                 "requestBudget": {"requestsPerSecond": 20, "burst": 40, "maxInFlight": 8},
             },
         }
-        await kube.call(
-            "POST",
-            f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/connectoraccounts",
-            ("POST", "accounts"),
-            body=account,
-            allowed=(201, 409),
-        )
+        path = f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/connectoraccounts"
+        await chaos.post(f"account {namespace}/{NAMESPACED_ACCOUNT}", path, "accounts", account)
     for name in (CLUSTER_ACCOUNT, DEFAULT_ACCOUNT):
         account = {
             "apiVersion": f"{GROUP}/{VERSION}",
@@ -317,13 +393,8 @@ async def prepare(chaos: Chaos) -> None:
                 "namespaceSelector": {"matchLabels": {TEAM_LABEL: "chaos"}},
             },
         }
-        await kube.call(
-            "POST",
-            f"/apis/{GROUP}/{VERSION}/clusterconnectoraccounts",
-            ("POST", "accounts"),
-            body=account,
-            allowed=(201, 409),
-        )
+        path = f"/apis/{GROUP}/{VERSION}/clusterconnectoraccounts"
+        await chaos.post(f"account {name}", path, "accounts", account)
 
 
 # -- the fault schedule ------------------------------------------------------------------------------
@@ -335,10 +406,11 @@ async def operator_killer(chaos: Chaos, stop: asyncio.Event) -> None:
             await asyncio.wait_for(stop.wait(), chaos.rng.uniform(5, 15))  # the schedule's pace
         if stop.is_set():
             return
-        if chaos.operator is not None:
-            await asyncio.to_thread(chaos.operator.child.kill)
-            chaos.count("operator_sigkills")
-        await chaos.start_operator()
+        async with chaos.exclusive:
+            if chaos.operator is not None:
+                await asyncio.to_thread(chaos.operator.child.kill)
+                chaos.count("operator_sigkills")
+            await chaos.start_operator()
 
 
 async def platform_faults(chaos: Chaos, stop: asyncio.Event) -> None:
@@ -369,9 +441,10 @@ async def api_server_restart(chaos: Chaos, stop: asyncio.Event, at: float) -> No
     if stop.is_set():
         return
     say("restarting kube-apiserver (etcd keeps running)")
-    chaos.api_down = True
-    down = await asyncio.to_thread(chaos.plane.restart_api_server)
-    chaos.api_down = False
+    async with chaos.plane_lock:
+        chaos.api_down = True
+        down = await asyncio.to_thread(chaos.plane.restart_api_server)
+        chaos.api_down = False
     chaos.events["api_server_down_seconds"] = round(down, 1)
     chaos.count("api_server_restarts")
     say(f"kube-apiserver back after {down:.1f}s")
@@ -382,31 +455,81 @@ async def churn(chaos: Chaos, stop: asyncio.Event) -> None:
     tick = 0
     while not stop.is_set():
         tick += 1
-        live = [o for o in chaos.objects.values() if not o.deleting]
-        for obj in chaos.rng.sample(live, min(3, len(live))):
-            await chaos.patch_tags(obj)
-        if tick % 3 == 0 and live:
-            victim = chaos.rng.choice(live)
-            victim.deleting = True
-            await chaos.delete(victim)
-            await chaos.create(chaos.new_object())
-        if tick % 4 == 0:
-            own = [o for o in live if o.own_config]
-            for obj in chaos.rng.sample(own, min(3, len(own))):
-                await chaos.patch_secret(obj.namespace, obj.config_secret, {"apiKey": f"k{obj.index}-{tick}"})
-                chaos.count("own_secret_changes")
-        if tick % 10 == 0:
-            namespace = chaos.rng.choice(chaos.namespaces)
-            await chaos.patch_secret(namespace, SHARED_CONFIG, {"apiKey": f"shared-{tick}"})
-            chaos.count("shared_secret_changes")
-            # The accounts' Secrets change too (an extra key: the simulator has one account, so
-            # the credentials themselves stay valid).
-            await chaos.patch_secret(OPERATOR_NAMESPACE, PLATFORM_SECRET, {"revision": str(tick)})
-            await chaos.patch_secret(namespace, PLATFORM_SECRET, {"revision": str(tick)})
-            await chaos.patch_secret(namespace, OWN_CREDENTIALS, {"revision": str(tick)})
-            chaos.count("account_secret_changes", 3)
+        async with chaos.exclusive:
+            live = [o for o in chaos.objects.values() if not o.deleting]
+            for obj in chaos.rng.sample(live, min(3, len(live))):
+                await chaos.patch_tags(obj)
+            if tick % 3 == 0 and live:
+                victim = chaos.rng.choice(live)
+                victim.deleting = True
+                await chaos.delete(victim)
+                await chaos.create(chaos.new_object())
+            if tick % 4 == 0:
+                own = [o for o in live if o.own_config]
+                for obj in chaos.rng.sample(own, min(3, len(own))):
+                    await chaos.patch_secret(
+                        obj.namespace, obj.config_secret, {"apiKey": f"k{obj.index}-{tick}"}
+                    )
+                    chaos.count("own_secret_changes")
+            if tick % 10 == 0:
+                namespace = chaos.rng.choice(chaos.namespaces)
+                await chaos.patch_secret(namespace, SHARED_CONFIG, {"apiKey": f"shared-{tick}"})
+                chaos.count("shared_secret_changes")
+                # The accounts' Secrets change too (an extra key: the simulator has one account, so
+                # the credentials themselves stay valid).
+                await chaos.patch_secret(OPERATOR_NAMESPACE, PLATFORM_SECRET, {"revision": str(tick)})
+                await chaos.patch_secret(namespace, PLATFORM_SECRET, {"revision": str(tick)})
+                await chaos.patch_secret(namespace, OWN_CREDENTIALS, {"revision": str(tick)})
+                chaos.count("account_secret_changes", 3)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), 1.0)
+
+
+async def rebuild(chaos: Chaos, stop: asyncio.Event, delay: float) -> None:
+    """The cluster lost and rebuilt from Git once: the operator dies with it, the control plane is
+    wiped, and the manifests are applied again as the driver last wrote them (the live objects
+    without status: new UIDs). The operator starts while the objects are applied, as a GitOps
+    tool applies a chart and its objects together. Churn and the operator's killer wait meanwhile;
+    the platform's faults go on. It happens in every run that asks for it: if the window ends
+    first (a short window, a slow API server restart holding the plane), at its end, before the
+    faults are cleared."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), delay)
+    async with chaos.plane_lock, chaos.exclusive:
+        started = time.monotonic()
+        say("rebuilding the cluster: operator killed, control plane wiped, manifests applied again")
+        if chaos.operator is not None:
+            await asyncio.to_thread(chaos.operator.child.kill)
+            chaos.operator = None
+        # Objects whose deletion was asked for and is not done: Git no longer has them, and the
+        # wipe cuts their remote deletion short. Their instances stay as strays.
+        listing = await chaos.retrying(
+            "list before the wipe",
+            lambda: chaos.kube.call(
+                "GET", f"{CI_API}/{PLURAL}", ("LIST", PLURAL), params={"labelSelector": f"{SET_LABEL}={SET}"}
+            ),
+        )
+        present = {f"{i['metadata']['namespace']}/{i['metadata']['name']}": i for i in listing["items"]}
+        stranded = {o.key for o in chaos.objects.values() if o.deleting and o.key in present}
+        # By name (their claims) and by UID (an instance without a claim).
+        chaos.stranded_keys |= stranded | {present[key]["metadata"]["uid"] for key in stranded}
+        wiped = await asyncio.to_thread(chaos.plane.wipe)
+        await install_crds(chaos)
+        await apply_base(chaos)
+        await chaos.start_operator()
+        live = [o for o in chaos.objects.values() if not o.deleting]
+        for obj in live:
+            obj.reapplied = True
+            chaos.note(obj, "applied again")
+        for key in stranded:
+            chaos.note(chaos.objects[key], "its deletion cut short by the wipe")
+        await bounded(16, live, chaos.apply_object)
+        chaos.count("rebuilds")
+        chaos.count("rebuild_objects_applied", len(live))
+        chaos.count("rebuild_deletions_cut_short", len(stranded))
+        chaos.events["rebuild_wipe_seconds"] = round(wiped, 1)
+        chaos.events["rebuild_seconds"] = round(time.monotonic() - started, 1)
+        say(f"rebuilt in {time.monotonic() - started:.1f}s: {len(live)} objects applied again")
 
 
 # -- the checks ----------------------------------------------------------------------------------------
@@ -415,6 +538,103 @@ async def churn(chaos: Chaos, stop: asyncio.Event) -> None:
 def _decode(secret: dict[str, Any], key: str) -> str | None:
     value = (secret.get("data") or {}).get(key)
     return base64.b64decode(value).decode() if value is not None else None
+
+
+def taken_on(meta: dict[str, Any]) -> bool:
+    """Whether the operator has taken the object on (its finalizer is there): only then does its
+    deletion reach the platform. An object deleted before that never had a pass."""
+    return FINALIZER in (meta.get("finalizers") or [])
+
+
+def owners(tags: list[str], cluster: str | None) -> list[str]:
+    """Whose an instance is, by its tags: with a cluster name, the `namespace/name` its claim names
+    (one: the first); otherwise, and for an instance without a claim, the UIDs of its UID tags. A
+    UID holds no `/`, so the two never collide."""
+    if cluster:
+        prefix = f"{CLAIM_TAG}{cluster}/"
+        claims = [t[len(prefix) :] for t in tags if t.startswith(prefix)]
+        if claims:
+            return claims[:1]
+    return [t[len(UID_TAG) :] for t in tags if t.startswith(UID_TAG)]
+
+
+def assess(
+    items: list[dict[str, Any]],
+    secrets: dict[tuple[str, str], dict[str, Any]],
+    instances: list[dict[str, Any]],
+    *,
+    cluster: str | None,
+    orphaned: set[str],
+    stranded: set[str],
+) -> dict[str, Any]:
+    """The checks, from the objects the API server lists, their namespaces' Secrets and the
+    simulator's instances. `orphaned`: UIDs and `namespace/name`s of objects deleted with
+    `deletionPolicy: Orphan` (their instances stay by design); `stranded`: `namespace/name`s whose
+    remote deletion a rebuild cut short (their instances stay as strays, counted apart)."""
+    by_owner: dict[str, list[dict[str, Any]]] = {}
+    untagged = 0
+    for instance in instances:
+        found = owners(instance.get("tags") or [], cluster)
+        if not found:
+            untagged += 1
+        for owner in found:
+            by_owner.setdefault(owner, []).append(instance)
+
+    problems: dict[str, list[str]] = {k: [] for k in CHECKS}
+    existing: set[str] = set()
+    for item in items:
+        meta, spec, status = item["metadata"], item["spec"], item.get("status") or {}
+        key, uid = f"{meta['namespace']}/{meta['name']}", meta["uid"]
+        uid_tag = f"{UID_TAG}{uid}"
+        existing |= {key, uid}
+        remote = by_owner.get(uid, []) + (by_owner.get(key, []) if cluster else [])
+        if len(remote) > 1:
+            problems["duplicates"].append(key)
+        if meta.get("deletionTimestamp"):
+            problems["stuck_finalizers"].append(key)
+            continue
+        ready: dict[str, Any] = next(
+            (c for c in status.get("conditions") or [] if c.get("type") == "Ready"), {}
+        )
+        if ready.get("status") != "True" or status.get("observedGeneration") != meta.get("generation"):
+            problems["not_ready"].append(f"{key} ({ready.get('reason')})")
+        if not remote:
+            problems["missing"].append(key)
+            continue
+        # With duplicates, the one the object uses: its status's, else the one with its UID tag.
+        instance = min(
+            remote, key=lambda i: (i["id"] != status.get("instanceID"), uid_tag not in (i.get("tags") or []))
+        )
+        token_secret = secrets.get((meta["namespace"], f"{meta['name']}-token"))
+        if token_secret is None or _decode(token_secret, "token") != instance.get("token"):
+            problems["lost_tokens"].append(key)
+        ref = spec["configuration"][0]["valueFrom"]["secretKeyRef"]
+        config_secret = secrets.get((meta["namespace"], ref["name"]))
+        wanted = _decode(config_secret, ref["key"]) if config_secret else None
+        tags = instance.get("tags") or []
+        user_tags = sorted(t for t in tags if not t.startswith(IDENTITY_TAG_PREFIX))
+        if (instance.get("configuration") or {}).get("username") != wanted or user_tags != sorted(
+            spec.get("tags") or []
+        ):
+            problems["stale_config"].append(key)
+        if [t for t in tags if t.startswith(UID_TAG)] != [uid_tag]:
+            problems["stale_identity"].append(key)
+    strays = 0
+    for owner, owned in by_owner.items():
+        if owner in existing or owner in orphaned:
+            continue
+        if owner in stranded:
+            strays += len(owned)
+            continue
+        problems["leaked"].extend(f"{i['id']} ({owner})" for i in owned)
+    return {
+        "counts": {k: len(v) for k, v in problems.items()},
+        "objects": len(items),
+        "remote_instances": len(instances),
+        "untagged_remote_instances": untagged,
+        "strays_left_by_rebuild": strays,
+        "examples": {k: v[:10] for k, v in problems.items() if v},
+    }
 
 
 async def measure(chaos: Chaos) -> dict[str, Any]:
@@ -426,69 +646,17 @@ async def measure(chaos: Chaos) -> dict[str, Any]:
     for namespace in chaos.namespaces:
         for item in (await kube.call("GET", secret_path(namespace), ("LIST", "secrets")))["items"]:
             secrets[(namespace, item["metadata"]["name"])] = item
-    remote_by_uid: dict[str, list[dict[str, Any]]] = {}
-    untagged = 0
-    for instance in await chaos.sim.instances():
-        uids = [t[len(UID_TAG) :] for t in instance.get("tags") or [] if t.startswith(UID_TAG)]
-        if not uids:
-            untagged += 1
-        for uid in uids:
-            remote_by_uid.setdefault(uid, []).append(instance)
-
-    problems: dict[str, list[str]] = {
-        k: []
-        for k in (
-            "duplicates",
-            "leaked",
-            "missing",
-            "lost_tokens",
-            "not_ready",
-            "stale_config",
-            "stuck_finalizers",
-        )
-    }
-    existing: set[str] = set()
-    for item in listing["items"]:
-        meta, spec, status = item["metadata"], item["spec"], item.get("status") or {}
-        key, uid = f"{meta['namespace']}/{meta['name']}", meta["uid"]
-        existing.add(uid)
-        if len(remote_by_uid.get(uid, [])) > 1:
-            problems["duplicates"].append(key)
-        if meta.get("deletionTimestamp"):
-            problems["stuck_finalizers"].append(key)
-            continue
-        remote = remote_by_uid.get(uid, [])
-        ready: dict[str, Any] = next(
-            (c for c in status.get("conditions") or [] if c.get("type") == "Ready"), {}
-        )
-        if ready.get("status") != "True" or status.get("observedGeneration") != meta.get("generation"):
-            problems["not_ready"].append(f"{key} ({ready.get('reason')})")
-        if not remote:
-            problems["missing"].append(key)
-            continue
-        instance = remote[0]
-        token_secret = secrets.get((meta["namespace"], f"{meta['name']}-token"))
-        if token_secret is None or _decode(token_secret, "token") != instance.get("token"):
-            problems["lost_tokens"].append(key)
-        ref = spec["configuration"][0]["valueFrom"]["secretKeyRef"]
-        config_secret = secrets.get((meta["namespace"], ref["name"]))
-        wanted = _decode(config_secret, ref["key"]) if config_secret else None
-        user_tags = sorted(t for t in instance.get("tags") or [] if not t.startswith(IDENTITY_TAG_PREFIX))
-        if (instance.get("configuration") or {}).get("username") != wanted or user_tags != sorted(
-            spec.get("tags") or []
-        ):
-            problems["stale_config"].append(key)
-    for uid, instances in remote_by_uid.items():
-        if uid not in existing and uid not in chaos.orphaned_uids:
-            problems["leaked"].extend(f"{i['id']} (uid {uid})" for i in instances)
-    counts = {k: len(v) for k, v in problems.items()}
-    return {
-        "counts": counts,
-        "objects": len(listing["items"]),
-        "remote_instances": sum(len(v) for v in remote_by_uid.values()) + untagged,
-        "untagged_remote_instances": untagged,
-        "examples": {k: v[:10] for k, v in problems.items() if v},
-    }
+    result = assess(
+        listing["items"],
+        secrets,
+        await chaos.sim.instances(),
+        cluster=chaos.args.cluster_name or None,
+        orphaned=chaos.orphaned_uids | chaos.orphaned_keys,
+        stranded=chaos.stranded_keys,
+    )
+    leaked = {e.split(" (")[-1].rstrip(")") for e in result["examples"].get("leaked", [])}
+    result["history_of_leaked"] = {k: chaos.history[k] for k in sorted(leaked) if k in chaos.history}
+    return result
 
 
 # -- the run -----------------------------------------------------------------------------------------
@@ -521,6 +689,9 @@ async def run(
         await bounded(16, initial, chaos.create)
         say(f"{args.n} objects created")
         tasks.append(asyncio.create_task(churn(chaos, stop)))
+        if args.rebuild:
+            at = args.chaos_seconds * REBUILD_AT - (time.monotonic() - faults_started)
+            tasks.append(asyncio.create_task(rebuild(chaos, stop, max(0.0, at))))
         remaining = args.chaos_seconds - (time.monotonic() - faults_started)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(asyncio.shield(asyncio.gather(*tasks)), max(0.0, remaining))
@@ -580,12 +751,21 @@ def render(result: dict[str, Any]) -> str:
         f"| time to converge | {converge} | ≤ {TARGET_SECONDS:.0f} s |",
         "",
         f"**Target {verdict}.** Objects at the end: {final.get('objects')}, "
-        f"remote instances: {final.get('remote_instances')}.",
+        f"remote instances: {final.get('remote_instances')}"
+        + (
+            f", of which strays the rebuild left (reported, never deleted): "
+            f"{final['strays_left_by_rebuild']}."
+            if final.get("strays_left_by_rebuild")
+            else "."
+        ),
         "",
         "Faults during the chaos window: " + json.dumps((result.get("chaos") or {}).get("events", {})),
     ]
     if final.get("examples"):
         lines += ["", "Examples:", "", "```", json.dumps(final["examples"], indent=1), "```"]
+    if final.get("history_of_leaked"):
+        history = json.dumps(final["history_of_leaked"], indent=1)
+        lines += ["", "What the driver did to the leaked ones:", "", "```", history, "```"]
     if result.get("error"):
         lines += ["", "Error:", "", "```", result["error"], "```"]
     return "\n".join(lines) + "\n"
@@ -600,11 +780,25 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--error-rate", type=float, default=0.2)
     parser.add_argument("--seed", type=int, default=10)
     parser.add_argument(
+        "--cluster-name",
+        default="chaos",
+        help="the operator's --cluster-name (its claim tags); empty: none, and no rebuild",
+    )
+    parser.add_argument(
+        "--no-rebuild",
+        dest="rebuild",
+        action="store_false",
+        help="leave out the cluster rebuild (control plane wiped, manifests applied again)",
+    )
+    parser.add_argument(
         "--operator-arg", action="append", default=[], help="extra operator flag (write it with =)"
     )
     parser.add_argument("--results-dir", type=Path, default=ROOT / "bench" / "results")
     parser.add_argument("--work-dir", type=Path, default=ROOT / "bench" / ".work" / "chaos")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.rebuild and not args.cluster_name:
+        parser.error("the rebuild needs a --cluster-name (without one it makes duplicates); or --no-rebuild")
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -38,6 +38,7 @@ from cryptography.x509.oid import NameOID
 from hack.controlplane.build import ensure_built
 
 READY_TIMEOUT = 90.0
+ETCD_DATA = "etcd"  # etcd's data directory, under the state directory
 
 
 def free_port() -> int:
@@ -64,6 +65,7 @@ class ControlPlane:
     admin_token: str
     nobody_token: str
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    detached: bool = False  # started for `make cluster-up`: its children outlive this process
 
     @property
     def server(self) -> str:
@@ -125,12 +127,40 @@ class ControlPlane:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(old.pid, signal.SIGKILL)
             old.wait(timeout=5)
-        assert isinstance(old.args, list), "started by _spawn with a list"
-        command = [str(arg) for arg in old.args]
-        self.processes[-1] = _spawn(command, self.state_dir / "kube-apiserver.log", detached=False)
+        self.processes[-1] = _spawn(_command(old), self.state_dir / "kube-apiserver.log", detached=False)
         (self.state_dir / "pids").write_text(" ".join(str(p.pid) for p in self.processes))
         _wait_ready(self, time.monotonic() + READY_TIMEOUT)
         return time.monotonic() - started
+
+    def wipe(self) -> float:
+        """Lose the cluster and get an empty one at the same address: kube-apiserver and etcd are
+        SIGKILLed (what they hold is thrown away, so there is nothing to flush), etcd's data
+        directory is deleted, and both start again with the same flags, ports, certificates and
+        tokens. A kubeconfig or client of this plane keeps working; every object is gone, CRDs
+        included (the caller applies them again). Returns the seconds until /readyz answered 200.
+        For the rebuild-from-Git tests and `make chaos` (issue 18)."""
+        started = time.monotonic()
+        commands = [_command(process) for process in self.processes]
+        for process in reversed(self.processes):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=10)
+        self.processes.clear()
+        shutil.rmtree(self.state_dir / ETCD_DATA)
+        try:
+            for command, log in zip(commands, ("etcd.log", "kube-apiserver.log"), strict=True):
+                self.processes.append(_spawn(command, self.state_dir / log, detached=self.detached))
+            (self.state_dir / "pids").write_text(" ".join(str(p.pid) for p in self.processes))
+            _wait_ready(self, time.monotonic() + READY_TIMEOUT)
+        except BaseException:
+            self.stop()
+            raise
+        return time.monotonic() - started
+
+
+def _command(process: subprocess.Popen[bytes]) -> list[str]:
+    assert isinstance(process.args, list), "started by _spawn with a list"
+    return [str(arg) for arg in process.args]
 
 
 def _write_pki(state: Path) -> None:
@@ -211,7 +241,7 @@ def _wait_ready(plane: ControlPlane, deadline: float) -> None:
         for process in plane.processes:
             if process.poll() is not None:
                 raise RuntimeError(
-                    f"{process.args[0]} exited with {process.returncode}; see {plane.state_dir}/*.log"
+                    f"{_command(process)[0]} exited with {process.returncode}; see {plane.state_dir}/*.log"
                 )
         try:
             with urllib.request.urlopen(request, context=context, timeout=2) as response:  # noqa: S310
@@ -234,13 +264,13 @@ def start(state_dir: Path, *, detached: bool = False) -> ControlPlane:
         f'{admin_token},admin,admin-uid,"system:masters"\n{nobody_token},nobody,nobody-uid\n'
     )
     etcd_port, peer_port, api_port = free_port(), free_port(), free_port()
-    plane = ControlPlane(state_dir, api_port, admin_token, nobody_token)
+    plane = ControlPlane(state_dir, api_port, admin_token, nobody_token, detached=detached)
     try:
         plane.processes.append(
             _spawn(
                 [
                     str(binaries / "etcd"),
-                    f"--data-dir={state_dir / 'etcd'}",
+                    f"--data-dir={state_dir / ETCD_DATA}",
                     f"--listen-client-urls=http://127.0.0.1:{etcd_port}",
                     f"--advertise-client-urls=http://127.0.0.1:{etcd_port}",
                     f"--listen-peer-urls=http://127.0.0.1:{peer_port}",
