@@ -473,3 +473,35 @@ async def test_orphan_sends_the_users_tags_back_as_they_were_written(
     await account(rt, monkeypatch)
     await deletion.release_remote(rt, deleting({}), parse_spec(SPEC), {})  # type: ignore[arg-type]
     assert platform.store[1002].tags == ("R&D",)
+
+
+async def test_an_instance_reclaimed_after_the_listing_is_no_stray_any_more() -> None:
+    # A GitOps rebuild applies objects one after another: the first create lists while team-a/y is
+    # not there yet, and its instance is reported; once y reclaims it, the report says so.
+    from connector_operator.api.account import AccountKind
+    from connector_operator.domain.accounts import AccountKey
+
+    key = AccountKey(AccountKind.CLUSTER_CONNECTOR_ACCOUNT, "", "shared")
+    later = Instance(1001, "y-token", tags=(identity_tag(OLD), claim_tag("prod", "team-a", "y")))
+    platform = Platform(later)
+    platform.next_id = 600
+    live = Live({ME: ("team-a", "crm")})
+    rt = runtime(platform, live, cluster="prod")
+    first = remote_pass(rt, SPEC, {})
+    first.account = key
+    kopf_warn, kopf.warn = kopf.warn, lambda *a, **k: None  # type: ignore[assignment]
+    try:
+        await first.run(remote_due=False)
+        assert rt.accounts.state(key).strays == (1001,)
+        live.uids["new-y"] = ("team-a", "y")
+        second = remote_pass(rt, SPEC, {}, uid="new-y")
+        second.target = Target("team-a", "y", "new-y", 1, SPEC)
+        second.desired = desired_instance(
+            parse_spec(SPEC), namespace="team-a", name="y", uid="new-y", configuration={}, cluster="prod"
+        )
+        second.account = key
+        await second.run(remote_due=False)
+    finally:
+        kopf.warn = kopf_warn  # type: ignore[assignment]
+    assert [e[1] for e in second.state.events] == ["Reclaimed"]
+    assert rt.accounts.state(key).strays == ()

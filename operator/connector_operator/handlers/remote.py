@@ -324,6 +324,7 @@ class RemotePass:
         self._own(found, adopting=True)
         self._shared(instance_id)
         adopted = await self._put(instance_id)
+        self._taken(instance_id)
         foreign = self.identity.foreign(found.tags)
         if foreign and self.target.take_over is not None:
             self._event(
@@ -383,6 +384,7 @@ class RemotePass:
             except errors.NotFound:
                 creations.gone(uid, endpoint, keep)
                 continue
+            self._taken(keep)
             if reclaimed:
                 self._event(
                     "Normal",
@@ -396,6 +398,16 @@ class RemotePass:
                 )
             return adopted
         raise errors.MalformedResponse(404, "the platform lists an instance of this object, then finds none")
+
+    def _taken(self, instance_id: int) -> None:
+        self.rt.strays.taken(
+            instance_id,
+            endpoint=endpoint_key(self.api_url, self.credentials),
+            host=host_of(self.api_url),
+            account=self.account,
+            accounts=self.rt.accounts,
+            wake=self.rt.wakeups.wake,
+        )
 
     async def _list_owned(self) -> list[tuple[int, list[str]]]:
         """The endpoint's instances with the operator's marks; the strays among them reported."""

@@ -31,7 +31,7 @@ EVENTS_PER_LISTING = 20  # beyond these, one summary Event: a listing never floo
 @dataclass
 class StrayReports:
     _evented: dict[str, set[int]] = field(default_factory=dict)  # endpoint -> ids with an Event
-    _by_host: dict[str, dict[str, int]] = field(default_factory=dict)  # host -> endpoint -> count
+    _by_host: dict[str, dict[str, set[int]]] = field(default_factory=dict)  # host -> endpoint -> ids
 
     def report(
         self,
@@ -53,12 +53,7 @@ class StrayReports:
                 wake(waiter(account))  # its daemon writes the status
             ref = account_ref(account)
         else:
-            counts = self._by_host.setdefault(host, {})
-            if found:
-                counts[endpoint] = len(found)
-            else:
-                counts.pop(endpoint, None)
-            metrics.STRAY_INSTANCES.labels(host).set(sum(counts.values()))
+            self._set(host, endpoint, set(found))
         evented = self._evented.setdefault(endpoint, set())
         evented &= set(found)  # one that is no stray any more is reported again if it becomes one
         room = MAX_EVENTED - sum(map(len, self._evented.values()))
@@ -81,6 +76,41 @@ class StrayReports:
             )
         if not evented:
             del self._evented[endpoint]
+
+    def taken(
+        self,
+        instance_id: int,
+        *,
+        endpoint: str,
+        host: str,
+        account: AccountKey | None,
+        accounts: Accounts,
+        wake: Callable[[Key], None],
+    ) -> None:
+        """An object adopted or reclaimed `instance_id`: no stray any more, whatever the last listing
+        said (a GitOps rebuild applies objects while the first ones already list)."""
+        if account is not None:
+            state = accounts.state(account)
+            if state.strays is not None and instance_id in state.strays:
+                state.strays = tuple(i for i in state.strays if i != instance_id)
+                wake(waiter(account))
+        else:
+            ids = self._by_host.get(host, {}).get(endpoint)
+            if ids is not None and instance_id in ids:
+                self._set(host, endpoint, ids - {instance_id})
+        evented = self._evented.get(endpoint)
+        if evented is not None:
+            evented.discard(instance_id)
+
+    def _set(self, host: str, endpoint: str, ids: set[int]) -> None:
+        by_endpoint = self._by_host.setdefault(host, {})
+        if ids:
+            by_endpoint[endpoint] = ids
+        else:
+            by_endpoint.pop(endpoint, None)
+        metrics.STRAY_INSTANCES.labels(host).set(sum(map(len, by_endpoint.values())))
+        if not by_endpoint:
+            del self._by_host[host]
 
 
 def account_ref(key: AccountKey) -> kopf.Body:
