@@ -17,10 +17,13 @@ from connector_operator.api.spec import parse_spec
 from connector_operator.domain.desired import Keyed, desired_instance
 from connector_operator.domain.transition import Facts, parse_status
 from connector_operator.handlers import creations as creations_module
+from connector_operator.handlers.accountstate import Accounts
 from connector_operator.handlers.creations import Creations, endpoint_key, owned_by_uid
 from connector_operator.handlers.remote import RemotePass
 from connector_operator.handlers.runtime import Runtime
 from connector_operator.handlers.state import ObjectState, Target
+from connector_operator.handlers.strays import StrayReports
+from connector_operator.handlers.wakeups import Wakeups
 from connector_operator.openconnectors import errors
 from connector_operator.openconnectors.client import Credentials, Instance
 from connector_operator.settings import Settings
@@ -181,6 +184,15 @@ class Platform:
         return Instance(400221, "tok2")
 
 
+def stand_in(platform: object, creations: Creations) -> Runtime:
+    """The parts of a Runtime `_create_or_adopt` reads (a real one needs a whole operator)."""
+    parts = {"instances": platform, "creations": creations, "settings": Settings(), "live": None}
+    return cast(
+        Runtime,
+        type("Rt", (), {**parts, "strays": StrayReports(), "accounts": Accounts(), "wakeups": Wakeups()})(),
+    )
+
+
 async def test_a_found_instance_is_not_forgotten_when_its_adoption_put_fails() -> None:
     # Found by `make chaos`: a lost POST, then a search found the instance, then the adoption PUT
     # failed; the next pass trusted a listing older than the instance and POSTed a second one.
@@ -189,12 +201,7 @@ async def test_a_found_instance_is_not_forgotten_when_its_adoption_put_fails() -
     uid = "6907d5ce-0bd2-485f-95a5-6f3ab73b9095"
     creations.uncertain.add(uid)  # the POST's answer was lost
     spec = parse_spec({"connectorKey": "closeio", "credentialsSecretRef": {"name": "a"}})
-    rt = cast(
-        Runtime,
-        type(
-            "Rt", (), {"instances": platform, "creations": creations, "settings": Settings(), "live": None}
-        )(),
-    )
+    rt = stand_in(platform, creations)
     remote = RemotePass(
         rt=rt,
         target=Target("chaos-2", "ci-00222", uid, 1, {}),
@@ -241,8 +248,7 @@ async def test_a_refused_create_answer_makes_the_object_uncertain_so_the_next_at
     platform, creations = RefusedAnswerPlatform(), Creations()
     uid = "0d1b5a64-2f0e-4d8e-8f5e-3c1f4f1b7a21"
     spec = parse_spec({"connectorKey": "closeio", "credentialsSecretRef": {"name": "a"}})
-    runtime = {"instances": platform, "creations": creations, "settings": Settings(), "live": None}
-    rt = cast(Runtime, type("Rt", (), runtime)())
+    rt = stand_in(platform, creations)
     remote = RemotePass(
         rt=rt,
         target=Target("ns", "crm", uid, 1, {}),

@@ -231,12 +231,15 @@ async def release_remote(
             message=f"{left} ({classify(error, ready=False, creating=False).message})",
         )
         return
-    released = ", ".join(str(i.id) for i in owned) or "none found"
+    if not owned:
+        kopf.info(body, reason="Released", message="deletionPolicy is Orphan: no remote instance carries "
+                  "this object's identity, nothing to release")  # fmt: skip
+        return
     kopf.info(
         body,
         reason="Released",
-        message=f"deletionPolicy is Orphan: remote instance(s) {released} left in place without this "
-        "object's identity tags; any object may adopt them with spec.instanceID",
+        message=f"deletionPolicy is Orphan: remote instance(s) {', '.join(str(i.id) for i in owned)} left "
+        "in place without this object's identity tags; any object may adopt them with spec.instanceID",
     )
 
 
