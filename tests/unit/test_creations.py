@@ -184,13 +184,30 @@ class Platform:
         return Instance(400221, "tok2")
 
 
+def creating(platform: object, creations: Creations, namespace: str, name: str, uid: str) -> RemotePass:
+    """A pass of a new object (no status) with a stand-in runtime, at `_create_or_adopt`."""
+    spec = parse_spec({"connectorKey": "closeio", "credentialsSecretRef": {"name": "a"}})
+    return RemotePass(
+        rt=stand_in(platform, creations),
+        target=Target(namespace, name, uid, 1, {}),
+        spec=spec,
+        state=ObjectState(status=parse_status({})),
+        cache={},
+        api_url="https://api.example/elements/api-v2",
+        credentials=Credentials("u", "o"),
+        desired=desired_instance(spec, namespace=namespace, name=name, uid=uid, configuration={}),
+        keyed=Keyed(b"k" * 32, uid),
+        digest="d",
+        attempt="a",
+        facts=Facts(),
+    )
+
+
 def stand_in(platform: object, creations: Creations) -> Runtime:
     """The parts of a Runtime `_create_or_adopt` reads (a real one needs a whole operator)."""
     parts = {"instances": platform, "creations": creations, "settings": Settings(), "live": None}
-    return cast(
-        Runtime,
-        type("Rt", (), {**parts, "strays": StrayReports(), "accounts": Accounts(), "wakeups": Wakeups()})(),
-    )
+    memory = {"strays": StrayReports(Accounts(), Wakeups().wake)}
+    return cast(Runtime, type("Rt", (), {**parts, **memory})())
 
 
 async def test_a_found_instance_is_not_forgotten_when_its_adoption_put_fails() -> None:
@@ -200,22 +217,7 @@ async def test_a_found_instance_is_not_forgotten_when_its_adoption_put_fails() -
     creations = Creations()
     uid = "6907d5ce-0bd2-485f-95a5-6f3ab73b9095"
     creations.uncertain.add(uid)  # the POST's answer was lost
-    spec = parse_spec({"connectorKey": "closeio", "credentialsSecretRef": {"name": "a"}})
-    rt = stand_in(platform, creations)
-    remote = RemotePass(
-        rt=rt,
-        target=Target("chaos-2", "ci-00222", uid, 1, {}),
-        spec=spec,
-        state=ObjectState(status=parse_status({})),
-        cache={},
-        api_url="https://api.example/elements/api-v2",
-        credentials=Credentials("u", "o"),
-        desired=desired_instance(spec, namespace="chaos-2", name="ci-00222", uid=uid, configuration={}),
-        keyed=Keyed(b"k" * 32, uid),
-        digest="d",
-        attempt="a",
-        facts=Facts(),
-    )
+    remote = creating(platform, creations, "chaos-2", "ci-00222", uid)
     with pytest.raises(errors.ServerError):
         await remote._create_or_adopt()
     adopted = await remote._create_or_adopt()  # the next pass
@@ -247,22 +249,7 @@ def test_an_answer_the_client_refuses_may_follow_a_create(refused: type[errors.A
 async def test_a_refused_create_answer_makes_the_object_uncertain_so_the_next_attempt_searches() -> None:
     platform, creations = RefusedAnswerPlatform(), Creations()
     uid = "0d1b5a64-2f0e-4d8e-8f5e-3c1f4f1b7a21"
-    spec = parse_spec({"connectorKey": "closeio", "credentialsSecretRef": {"name": "a"}})
-    rt = stand_in(platform, creations)
-    remote = RemotePass(
-        rt=rt,
-        target=Target("ns", "crm", uid, 1, {}),
-        spec=spec,
-        state=ObjectState(status=parse_status({})),
-        cache={},
-        api_url="https://api.example/elements/api-v2",
-        credentials=Credentials("u", "o"),
-        desired=desired_instance(spec, namespace="ns", name="crm", uid=uid, configuration={}),
-        keyed=Keyed(b"k" * 32, uid),
-        digest="d",
-        attempt="a",
-        facts=Facts(),
-    )
+    remote = creating(platform, creations, "ns", "crm", uid)
     with pytest.raises(errors.MalformedResponse):
         await remote._create_or_adopt()
     assert uid in creations.uncertain

@@ -20,6 +20,7 @@ from connector_operator.domain.desired import Keyed, desired_instance
 from connector_operator.domain.ownership import Identity, claim_tag, identity_tag, is_cluster_name, strays
 from connector_operator.domain.transition import Facts, parse_status
 from connector_operator.handlers import deletion
+from connector_operator.handlers.accountstate import Accounts
 from connector_operator.handlers.remote import RemotePass
 from connector_operator.handlers.runtime import Runtime
 from connector_operator.handlers.state import ObjectState, Target
@@ -451,14 +452,13 @@ def test_stray_events_are_bounded_per_listing_and_in_all(monkeypatch: pytest.Mon
     posted: list[str] = []
     monkeypatch.setattr(kopf, "warn", lambda body, reason, message: posted.append(message))
     monkeypatch.setattr(module, "MAX_EVENTED", 50)
-    reports, accounts = module.StrayReports(), Runtime.__dataclass_fields__["accounts"].default_factory()  # type: ignore[misc]
+    reports = module.StrayReports(Accounts(), lambda key: None)
     ref = Target("team-a", "crm", ME, 1, {}).ref
-    report = {"host": "h", "account": None, "accounts": accounts, "wake": lambda key: None, "ref": ref}
-    reports.report(list(range(30)), endpoint="e1", **report)  # type: ignore[arg-type]
+    reports.report(list(range(30)), module.Scope("e1", "h", None), ref)
     assert len(posted) == module.EVENTS_PER_LISTING + 1  # 20 named, one summary
-    reports.report(list(range(30)), endpoint="e1", **report)  # type: ignore[arg-type]
+    reports.report(list(range(30)), module.Scope("e1", "h", None), ref)
     assert len(posted) == module.EVENTS_PER_LISTING + 1  # once per stray
-    reports.report(list(range(100, 200)), endpoint="e2", **report)  # type: ignore[arg-type]
+    reports.report(list(range(100, 200)), module.Scope("e2", "h", None), ref)
     assert sum(map(len, reports._evented.values())) == 50  # no more remembered than the bound
 
 

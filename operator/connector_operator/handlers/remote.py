@@ -47,6 +47,7 @@ from connector_operator.handlers.creations import NOT_CREATED, endpoint_key
 from connector_operator.handlers.refusals import Refused
 from connector_operator.handlers.runtime import Key, Runtime
 from connector_operator.handlers.state import ObjectState, Target
+from connector_operator.handlers.strays import Scope
 from connector_operator.handlers.tokenexport import TokenExport
 from connector_operator.kube.secrets import SecretMeta
 from connector_operator.openconnectors import errors
@@ -399,15 +400,12 @@ class RemotePass:
             return adopted
         raise errors.MalformedResponse(404, "the platform lists an instance of this object, then finds none")
 
+    @property
+    def _scope(self) -> Scope:
+        return Scope(endpoint_key(self.api_url, self.credentials), host_of(self.api_url), self.account)
+
     def _taken(self, instance_id: int) -> None:
-        self.rt.strays.taken(
-            instance_id,
-            endpoint=endpoint_key(self.api_url, self.credentials),
-            host=host_of(self.api_url),
-            account=self.account,
-            accounts=self.rt.accounts,
-            wake=self.rt.wakeups.wake,
-        )
+        self.rt.strays.taken(instance_id, self._scope)
 
     async def _list_owned(self) -> list[tuple[int, list[str]]]:
         """The endpoint's instances with the operator's marks; the strays among them reported."""
@@ -421,15 +419,7 @@ class RemotePass:
         live = self.rt.live
         if live is not None:
             unowned = strays(listed, live.has_uid, live.has_object, self.rt.settings.cluster_name)
-            self.rt.strays.report(
-                unowned,
-                endpoint=endpoint_key(self.api_url, self.credentials),
-                host=host_of(self.api_url),
-                account=self.account,
-                accounts=self.rt.accounts,
-                wake=self.rt.wakeups.wake,
-                ref=self.target.ref,
-            )
+            self.rt.strays.report(unowned, self._scope, self.target.ref)
         return listed
 
     async def _update(self, instance_id: int) -> Instance:

@@ -61,12 +61,13 @@ class Runtime:
     secret_index: Mapping[Key, SecretMeta] | None = None
     # kopf's index of ConnectorInstances (which exist, which instances they name); likewise.
     live: LiveObjects | None = None
-    strays: StrayReports = field(default_factory=StrayReports)  # what the listings found unowned
+    strays: StrayReports = field(init=False)  # what the listings found unowned
 
     def __post_init__(self) -> None:
         # After a pass raised (a bug, not an outcome): kopf's own retry delay for a failed handler.
         self.scheduler = Scheduler(self._pass, failure_delay=min(60.0, self.settings.backoff_cap))
         self.wakeups.fallback = self.scheduler.wake
+        self.strays = StrayReports(self.accounts, self.wakeups.wake)
         # A platform that answers again ends the wait of the deletions that failed on it.
         self.instances.on_success(
             lambda host, credentials: self.delete_retries.platform_answered(self.status, (host, credentials))

@@ -28,29 +28,31 @@ MAX_EVENTED = 100_000  # stray ids remembered as reported, over all endpoints (t
 EVENTS_PER_LISTING = 20  # beyond these, one summary Event: a listing never floods the event queue
 
 
+@dataclass(frozen=True)
+class Scope:
+    """Where a listing was taken: the endpoint (creations.endpoint_key), its host, its account."""
+
+    endpoint: str
+    host: str
+    account: AccountKey | None  # None: an object's own credentials Secret
+
+
 @dataclass
 class StrayReports:
+    accounts: Accounts  # an account's strays are its daemon's to write into its status
+    wake: Callable[[Key], None]
     _evented: dict[str, set[int]] = field(default_factory=dict)  # endpoint -> ids with an Event
     _by_host: dict[str, dict[str, set[int]]] = field(default_factory=dict)  # host -> endpoint -> ids
 
-    def report(
-        self,
-        found: list[int],
-        *,
-        endpoint: str,
-        host: str,
-        account: AccountKey | None,
-        accounts: Accounts,
-        wake: Callable[[Key], None],
-        ref: kopf.Body,
-    ) -> None:
+    def report(self, found: list[int], scope: Scope, ref: kopf.Body) -> None:
         """Record what one listing found. `ref`: the object whose create took the listing, for the
         Events of an endpoint without an account."""
+        endpoint, host, account = scope.endpoint, scope.host, scope.account
         if account is not None:
-            state = accounts.state(account)
+            state = self.accounts.state(account)
             if state.strays != tuple(found):
                 state.strays = tuple(found)
-                wake(waiter(account))  # its daemon writes the status
+                self.wake(waiter(account))  # its daemon writes the status
             ref = account_ref(account)
         else:
             self._set(host, endpoint, set(found))
@@ -77,28 +79,19 @@ class StrayReports:
         if not evented:
             del self._evented[endpoint]
 
-    def taken(
-        self,
-        instance_id: int,
-        *,
-        endpoint: str,
-        host: str,
-        account: AccountKey | None,
-        accounts: Accounts,
-        wake: Callable[[Key], None],
-    ) -> None:
+    def taken(self, instance_id: int, scope: Scope) -> None:
         """An object adopted or reclaimed `instance_id`: no stray any more, whatever the last listing
         said (a GitOps rebuild applies objects while the first ones already list)."""
-        if account is not None:
-            state = accounts.state(account)
+        if scope.account is not None:
+            state = self.accounts.state(scope.account)
             if state.strays is not None and instance_id in state.strays:
                 state.strays = tuple(i for i in state.strays if i != instance_id)
-                wake(waiter(account))
+                self.wake(waiter(scope.account))
         else:
-            ids = self._by_host.get(host, {}).get(endpoint)
+            ids = self._by_host.get(scope.host, {}).get(scope.endpoint)
             if ids is not None and instance_id in ids:
-                self._set(host, endpoint, ids - {instance_id})
-        evented = self._evented.get(endpoint)
+                self._set(scope.host, scope.endpoint, ids - {instance_id})
+        evented = self._evented.get(scope.endpoint)
         if evented is not None:
             evented.discard(instance_id)
 
