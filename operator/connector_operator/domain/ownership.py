@@ -50,10 +50,6 @@ def claim_tag(cluster: str, namespace: str, name: str) -> str:
     return f"{CLAIM_PREFIX}{cluster}/{namespace}/{name}"
 
 
-def unescaped(tags: Iterable[str]) -> list[str]:
-    return [html.unescape(t) for t in tags]
-
-
 def ambiguous(tags: Iterable[str]) -> bool:
     """More than one UID tag, or more than one claim: never the operator's doing."""
     found = marks(tags)

@@ -17,7 +17,6 @@ import kopf
 
 from connector_operator.api.names import GROUP, PLURAL, VERSION
 
-IndexKey = tuple[str, ...] | tuple[str, int]
 # ("uid", uid) -> (namespace, name); ("object", namespace, name) -> uid;
 # ("id", instance id) -> (uid, the platform URL it is at, if known)
 Refs = dict[Any, Any]

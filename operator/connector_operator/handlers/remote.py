@@ -40,9 +40,10 @@ from connector_operator.domain.desired import (
 from connector_operator.domain.drift import differences, planned_action
 from connector_operator.domain.inputs import Resolved
 from connector_operator.domain.outcome import Outcome
-from connector_operator.domain.ownership import CLAIM_PREFIX, Identity, claimed_object, identity_tag, strays
+from connector_operator.domain.ownership import Identity, strays
 from connector_operator.domain.tokensecret import TokenSecretSpec
 from connector_operator.domain.transition import Facts, Observed
+from connector_operator.handlers.claims import Claims
 from connector_operator.handlers.creations import NOT_CREATED, endpoint_key
 from connector_operator.handlers.refusals import Refused
 from connector_operator.handlers.runtime import Key, Runtime
@@ -191,7 +192,7 @@ class RemotePass:
                     "managementPolicy ObserveOnly it is not created. Checked again at the next resync",
                 )
             ) from None
-        self._own(instance, adopting=True)
+        self._claims.own(instance, adopting=True)
         self.facts.planned_action = self._plan(instance)
         return instance
 
@@ -209,87 +210,17 @@ class RemotePass:
         kept = self.state.normalized.get(self.digest, frozenset())
         return [f for f in found if f not in kept]
 
-    def _own(self, instance: Instance, *, adopting: bool) -> None:
-        """Refuse an instance that is another object's, or of another connector than the spec's.
-        A take-over (adopting, with the annotation) may replace the identity it names."""
-        foreign = self.identity.foreign(instance.tags)
-        if foreign and not (adopting and self._taking_over(instance.id, foreign)):
-            raise Refused(
-                outcomes.stalled(
-                    Reason.ADOPTION_CONFLICT,
-                    f"Remote instance {instance.id} is tagged as another ConnectorInstance's: an instance "
-                    "is never shared. Name another instance, or delete the other object first (if it is "
-                    "gone with its cluster, annotate this object with openconnectors.io/take-over-from: "
-                    "<its UID>)",
-                )
-            )
-        if adopting and instance.element_key not in (None, self.spec.connector_key):
-            raise Refused(
-                outcomes.stalled(
-                    Reason.INVALID_SPEC,
-                    f"Invalid spec: remote instance {instance.id} is an instance of connector "
-                    f"{instance.element_key!r}, not of spec.connectorKey {self.spec.connector_key!r}",
-                )
-            )
-
-    def _taking_over(self, instance_id: int, foreign: list[str]) -> bool:
-        """Whether the take-over annotation names the one identity on the instance, and its
-        object is gone from every namespace this operator watches."""
-        old = self.target.take_over
-        uids = [t for t in foreign if t.startswith(identity_tag(""))]
-        if old is None or uids != [identity_tag(old)]:
-            return False
-        live = self.rt.live.by_uid(old) if self.rt.live is not None else ("?", "?")
-        cluster, index = self.rt.settings.cluster_name, self.rt.live
-        if live is None and cluster is not None and index is not None:
-            for claim in (t for t in foreign if t.startswith(CLAIM_PREFIX)):
-                claimed = claimed_object(claim, cluster)
-                if claimed is not None and index.has_object(*claimed):
-                    live = claimed  # this cluster's object, rebuilt: it reclaims the instance itself
-        if live is not None:
-            raise Refused(
-                outcomes.stalled(
-                    Reason.ADOPTION_CONFLICT,
-                    f"Remote instance {instance_id} carries the identity of object UID {old} or the "
-                    f"claim of {'/'.join(live)}, which exists: it is not taken over while that object "
-                    "lives. Delete it first (its deletionPolicy applies), then request a reconcile",
-                )
-            )
-        return True
-
-    def _shared(self, instance_id: int) -> None:
-        """Refuse to adopt an instance another live object manages or observes: observing leaves
-        no mark on the instance, so only the cluster can tell."""
-        users = (
-            self.rt.live.users(instance_id, self.api_url, besides=self.target.uid)
-            if self.rt.live is not None
-            else [("?", "? (the operator has not listed its objects yet)")]
+    @property
+    def _claims(self) -> Claims:
+        return Claims(
+            self.identity, self.rt.live, self.target.take_over, self.spec.connector_key, self.api_url
         )
-        if users:
-            raise Refused(
-                outcomes.stalled(
-                    Reason.ADOPTION_CONFLICT,
-                    f"Remote instance {instance_id} is managed or observed by ConnectorInstance "
-                    f"{'/'.join(users[0])}: an instance is never shared. Name another instance, or "
-                    "delete that object first",
-                )
-            )
 
     async def _verify(self, instance_id: int) -> Instance:
         """The instance an ID from status names, shown to be this object's by its identity or
         claim; refused (nothing written, nothing exported) when it is not."""
         instance = await self._get(instance_id)
-        if not self.identity.owns(instance.tags):
-            raise Refused(
-                outcomes.stalled(
-                    Reason.ADOPTION_CONFLICT,
-                    f"Remote instance {instance_id} (status.instanceID) does not carry this object's "
-                    f"identity ({self.identity.uid_tag}): nothing is written to it or exported from it. "
-                    "If it is this object's and the tag was removed on the platform, put the tag back; "
-                    "to adopt an existing instance, create an object with spec.instanceID",
-                )
-            )
-        self._own(instance, adopting=False)
+        self._claims.proven(instance)
         self.state.verified = instance_id
         return instance
 
@@ -322,8 +253,8 @@ class RemotePass:
                     "adopted. Checked again at the next resync",
                 )
             ) from None
-        self._own(found, adopting=True)
-        self._shared(instance_id)
+        self._claims.own(found, adopting=True)
+        self._claims.shared(instance_id)
         adopted = await self._put(instance_id)
         self._taken(instance_id)
         foreign = self.identity.foreign(found.tags)
@@ -443,7 +374,7 @@ class RemotePass:
             self.facts.applied_digest = self.digest
             self.state.verified = instance.id
             return instance
-        self._own(instance, adopting=False)
+        self._claims.own(instance, adopting=False)
         drift = self._drift(instance)
         if not drift:
             return instance

@@ -5,7 +5,8 @@ to no live object it watches: left by a cluster rebuilt without a cluster name, 
 removed by hand, or by another cluster of the same name. The per-endpoint listing that one-POST
 creates already take (handlers/creations.py) shows them for free. They are reported where a
 platform team looks: the account's status (`strayInstances`, `strayInstanceIDs`), a metric for
-endpoints without an account, and one Warning Event per stray. Deleting them is a person's call:
+endpoints without an account, and one Warning Event per stray (at most `EVENTS_PER_LISTING` a
+listing, then one that sums up the rest). Deleting them is a person's call:
 one may hold the only copy of an OAuth consent, or be the instance another cluster still uses.
 """
 
