@@ -17,7 +17,6 @@ import hashlib
 import hmac
 import html
 import json
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -110,16 +109,13 @@ def desired_instance(
     )
 
 
-_MARKUP = re.compile(r"<[^>]*>")
-
-
 def reserved(tag: str) -> bool:
     """A tag that is, or could become once the platform stores it, one of the operator's own: in
-    any case, with any space around it, with markup stripped or entities decoded."""
-    forms = {tag, _MARKUP.sub("", tag), html.unescape(tag), html.unescape(_MARKUP.sub("", tag))}
-    return any(f.strip().lower().startswith(IDENTITY_TAG_PREFIX) for f in forms) or bool(
-        {"<", ">"} & set(tag)
-    )
+    any case, with any space around it, or once entities are decoded; and any tag with markup
+    (`<`, `>`), which the platform strips (as the CRD refuses them)."""
+    if "<" in tag or ">" in tag:
+        return True
+    return any(f.strip().lower().startswith(IDENTITY_TAG_PREFIX) for f in (tag, html.unescape(tag)))
 
 
 def attempt_digest(request_digest: str, user_secret: str, organization_secret: str, keyed: Keyed) -> str:

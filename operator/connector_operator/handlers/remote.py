@@ -160,7 +160,7 @@ class RemotePass:
             instance = await self._adopt(instance_id)
         elif instance_id is None:
             instance = await self._create_or_adopt()
-        elif self.state.status.applied_digest is None or not self._applied():
+        elif not self._applied():  # no applied digest (a status not written by this object) too
             instance = await self._update(instance_id)
         elif remote_due or not self._token_known():
             return await self._check(instance_id)
