@@ -20,7 +20,7 @@ from typing import Any
 # (label, substrings of "function (file:line)" frames): a sample belongs to a category when any
 # frame of its stack matches. Shares overlap (reconcile includes its HTTP calls).
 CATEGORIES: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("operator: reconcile pass (all it calls)", ("handlers/reconcile.py",)),
+    ("operator: reconcile pass (all it calls)", ("reconciler/reconcile.py",)),
     ("httpx/httpcore (Open Connectors calls)", ("httpx/", "httpcore/")),
     ("operator's Kubernetes calls (kube/api.py: Secrets, status)", ("kube/api.py",)),
     ("aiohttp (kopf's and kube/api.py's HTTP)", ("aiohttp/",)),

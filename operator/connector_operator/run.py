@@ -191,7 +191,7 @@ def _quiet_watch_handlers(record: logging.LogRecord) -> bool:
     "ClusterKopfPeering; created if missing). A second copy of the operator with the same name "
     "pauses while the first runs and takes over when it stops. Empty: standalone.",
 )
-def run_command(
+def run_command(  # noqa: PLR0913  (click passes each command-line option as an argument)
     namespaces: tuple[str, ...],
     default_api_url: str,
     allowed_api_hosts: tuple[str, ...],

@@ -4,6 +4,8 @@ A contract that passes whatever the code does is worse than none (the old "simul
 independent" contract kept passing with the simulator importing the operator's client). So each
 case here plants one forbidden import into a temporary copy of the tree, runs `lint-imports` on
 that copy, and expects the named contract to break; the unmodified copy must keep every contract.
+A plant into a module that exists is appended to it (a cycle needs an existing module to close
+it), and the module is restored afterwards.
 """
 
 from __future__ import annotations
@@ -23,7 +25,10 @@ LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
 PACKAGES = ("operator", "simulator", "tests", "bench", "hack")
 
 LAYERS = "Operator layers"
-BELOW_HANDLERS = "Below the handlers nothing reads settings"
+RECONCILER_LAYERS = "Inside the reconciler"
+ACYCLIC = "No import cycles anywhere in the operator"
+ONLY_HANDLERS_KOPF = "Only the handlers speak kopf"
+BELOW_RECONCILER = "Below the reconciler nothing reads settings"
 PURE = "The domain and the API types are pure"
 NO_DEV_CODE = "The operator imports no simulator, test, benchmark or dev tooling code"
 SIMULATOR_APART = "The simulator stands in for a third-party service"
@@ -63,7 +68,7 @@ PLANTED = {
     ),
     "domain reaches up into the handlers": (
         "operator/connector_operator/domain/planted.py",
-        "import connector_operator.handlers.runtime",
+        "import connector_operator.reconciler.runtime",
         LAYERS,
     ),
     "kube uses the platform client (siblings)": (
@@ -84,7 +89,47 @@ PLANTED = {
     "the platform client reads the metrics": (
         "operator/connector_operator/openconnectors/planted.py",
         "import connector_operator.metrics",
-        BELOW_HANDLERS,
+        BELOW_RECONCILER,
+    ),
+    "the engine reads the settings": (
+        "operator/connector_operator/engine/planted.py",
+        "import connector_operator.settings",
+        BELOW_RECONCILER,
+    ),
+    "the engine reaches up into the reconciler": (
+        "operator/connector_operator/engine/objects.py",
+        "import connector_operator.reconciler.runtime",
+        LAYERS,
+    ),
+    "the remote part reaches up into the instance pass": (
+        "operator/connector_operator/reconciler/remote.py",
+        "import connector_operator.reconciler.instance",
+        RECONCILER_LAYERS,
+    ),
+    "a cycle between two engine modules": (
+        "operator/connector_operator/engine/wakeups.py",
+        "import connector_operator.engine.scheduler",  # the scheduler imports wakeups
+        ACYCLIC,
+    ),
+    "a cycle closed by a function-level import": (
+        "operator/connector_operator/engine/wakeups.py",
+        "def _planted() -> None:\n    import connector_operator.engine.secretwaits",
+        ACYCLIC,
+    ),
+    "a cycle closed by a TYPE_CHECKING import (the old secretholds <-> secretreads)": (
+        "operator/connector_operator/engine/secretholds.py",
+        "if TYPE_CHECKING:\n    import connector_operator.engine.secretreads",
+        ACYCLIC,
+    ),
+    "the reconciler imports kopf": (
+        "operator/connector_operator/reconciler/remote.py",
+        "import kopf",
+        ONLY_HANDLERS_KOPF,
+    ),
+    "the engine imports kopf": (
+        "operator/connector_operator/engine/planted.py",
+        "import kopf",
+        ONLY_HANDLERS_KOPF,
     ),
     "the domain imports kopf": ("operator/connector_operator/domain/planted.py", "import kopf", PURE),
     "the API types import httpx": ("operator/connector_operator/api/planted.py", "import httpx", PURE),
@@ -117,11 +162,16 @@ def lint_imports(tree: Path) -> subprocess.CompletedProcess[str]:
 
 @pytest.fixture
 def plant(tree: Path) -> Iterator[Path]:
-    """Yields the tree; removes whatever was planted in it afterwards."""
+    """Yields the tree; removes whatever was planted in it afterwards, and restores every module
+    a plant was appended to."""
     before = set(tree.rglob("planted*.py"))
+    originals = {path: path.read_text() for path in tree.rglob("*.py") if "operator" in path.parts}
     yield tree
     for planted in set(tree.rglob("planted*.py")) - before:
         planted.unlink()
+    for path, text in originals.items():
+        if path.read_text() != text:
+            path.write_text(text)
 
 
 def test_the_tree_as_it_is_keeps_every_contract(tree: Path) -> None:
@@ -135,11 +185,24 @@ def test_the_tree_as_it_is_keeps_every_contract(tree: Path) -> None:
 @pytest.mark.parametrize("case", PLANTED)
 def test_a_planted_import_breaks_its_contract(plant: Path, case: str) -> None:
     where, statement, contract = PLANTED[case]
-    (plant / where).write_text(f'"""Planted by {__name__}."""\n\n{statement}\n')
+    target = plant / where
+    if target.exists():  # appended: a TYPE_CHECKING plant finds the module's own import of it
+        header = "" if "TYPE_CHECKING" not in statement else "from typing import TYPE_CHECKING\n"
+        target.write_text(f"{target.read_text()}\n{header}# planted\n{statement}\n")
+    else:
+        target.write_text(f'"""Planted by {__name__}."""\n\n{statement}\n')
     result = lint_imports(plant)
     assert result.returncode != 0, f"{case}: lint-imports kept every contract\n{result.stdout}"
     verdict = re.search(re.escape(contract) + r".*?\b(KEPT|BROKEN)\b", " ".join(result.stdout.split()))
     assert verdict is not None, result.stdout
     assert verdict.group(1) == "BROKEN", f"{case}: {contract!r} was kept\n{result.stdout}"
-    # The planted module is what broke it (proves the copy, not the installed tree, was read).
-    assert "planted" in result.stdout, result.stdout
+    # The planted import is what broke it (proves the copy, not the installed tree, was read).
+    assert "planted" in result.stdout or any(name in result.stdout for name in names(statement)), (
+        result.stdout
+    )
+
+
+def names(statement: str) -> tuple[str, str]:
+    """The planted import's module, in full and as lint-imports names it in a cycle (relative)."""
+    module = statement.split("import ")[-1].split()[0]
+    return f"-> {module}", "." + module.rsplit(".", 1)[-1]

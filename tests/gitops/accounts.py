@@ -19,8 +19,8 @@ from typing import Any
 from connector_operator.api.names import ACCOUNT_KIND, CLUSTER_ACCOUNT_KIND, FINALIZER, GROUP, VERSION
 from connector_operator.api.status import Condition, Reason
 from connector_operator.domain.outcome import Outcome, conditions, retrying, success
-from connector_operator.handlers.errors import classify
 from connector_operator.openconnectors import errors
+from connector_operator.reconciler.outcomes import classify
 
 Object = dict[str, Any]
 

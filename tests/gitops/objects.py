@@ -1,7 +1,7 @@
 """ConnectorInstance objects in every state the operator writes, shared by the GitOps health tests.
 
 Outcomes come from the operator itself: `success()`, `retrying()` and `stalled()` as the handlers
-call them, and `handlers.errors.classify()` for platform failures; messages for missing Secrets
+call them, and `reconciler.outcomes.classify()` for platform failures; messages for missing Secrets
 come from `domain.inputs.resolve()`. Status is the operator's own transition,
 `domain.transition.status_after()` (test_objects.py checks that the operator's writers write it):
 
@@ -27,9 +27,9 @@ from connector_operator.api.status import Reason
 from connector_operator.domain.inputs import Missing, resolve
 from connector_operator.domain.outcome import Outcome, paused, retrying, stalled, success
 from connector_operator.domain.transition import Facts, parse_status, status_after, stored
-from connector_operator.handlers.deletion import release_command
-from connector_operator.handlers.errors import classify
 from connector_operator.openconnectors import errors
+from connector_operator.reconciler.deletion import release_command
+from connector_operator.reconciler.outcomes import classify
 
 Object = dict[str, Any]
 

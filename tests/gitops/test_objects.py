@@ -2,7 +2,7 @@
 
 tests/gitops/objects.py builds its objects with the operator's own transition,
 `domain.transition.status_after()`. This checks the other half: that the operator's writers,
-`handlers.reconcile.finish` (a pass) and `handlers.deletion.report` (a failed deletion), write that
+`reconciler.reconcile.finish` (a pass) and `reconciler.deletion.report` (a failed deletion), write that
 transition as a merge patch that leaves the stored status equal to the fixture's, and that the
 deletion handler's patch carries the conditions only. They run with a stand-in status client that
 applies each merge patch to a stored copy, and a fixed clock.
@@ -11,15 +11,15 @@ applies each merge patch to a stored copy, and a fixed clock.
 from __future__ import annotations
 
 import copy
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
 from connector_operator.domain.outcome import Outcome, success
 from connector_operator.domain.transition import Facts, parse_status
-from connector_operator.handlers import deletion, reconcile
-from connector_operator.handlers.state import ObjectState, Target
+from connector_operator.engine.objects import ObjectState, Target
+from connector_operator.reconciler import deletion, reconcile
+from tests.fixtures.runtime import build_runtime
 from tests.gitops import objects
 
 NOW = "2026-03-02T11:11:11Z"
@@ -53,7 +53,7 @@ class StoredStatus:
 
 
 def runtime_for(obj: objects.Object) -> Any:
-    return SimpleNamespace(status=StoredStatus(obj.get("status") or {}), clock=lambda: NOW)
+    return build_runtime(status=StoredStatus(obj.get("status") or {}), clock=lambda: NOW)
 
 
 async def operator_pass(obj: objects.Object, outcome: Outcome) -> dict[str, Any]:

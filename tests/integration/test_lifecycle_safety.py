@@ -180,9 +180,9 @@ async def test_a_release_racing_a_new_reader_leaves_the_secret_held(
 ) -> None:
     """The race the per-Secret lock closes: a release decided (no object in kopf's index) while a
     new object starts reading the Secret, with the watch cache still showing it held."""
-    from connector_operator.handlers.secretholds import SecretHolds
-    from connector_operator.handlers.secretreads import SecretReads
-    from connector_operator.handlers.wakeups import Wakeups
+    from connector_operator.engine.secretholds import SecretHolds
+    from connector_operator.engine.secretreads import SecretReads
+    from connector_operator.engine.wakeups import Wakeups
     from connector_operator.kube.api import KubeAPI
     from connector_operator.kube.secrets import Secrets
 
@@ -194,7 +194,7 @@ async def test_a_release_racing_a_new_reader_leaves_the_secret_held(
     api = KubeAPI(lambda: info)
     try:
         reads = SecretReads()
-        holds = SecretHolds(Secrets(api), reads)
+        holds = SecretHolds(Secrets(api), reads.copies)
         held = await reads.read(holds.secrets, Wakeups(), holds, {}, namespace, ACCOUNT)
         assert held is not None
         assert held.held

@@ -1,7 +1,7 @@
 """One Secret with huge metadata does not stop the shared watch that wakes waiting objects (issue 9
 review, finding 3).
 
-Objects waiting for a Secret share one metadata-only watch per namespace (handlers/secretwaits.py).
+Objects waiting for a Secret share one metadata-only watch per namespace (engine/secretwaits.py).
 A Secret with 4,500 labels makes one watch event of about 580 KiB, one JSON line; aiohttp's line
 reader raised LineTooLong on it, which the watch loop did not catch: the watch task died, stayed
 registered while anyone waited, and every waiting object heard of its Secret only at its next
@@ -23,8 +23,8 @@ import pytest
 from kubernetes import client
 from prometheus_client.parser import text_string_to_metric_families
 
-from connector_operator.handlers.secretwaits import SecretWaits
-from connector_operator.handlers.wakeups import Wakeups
+from connector_operator.engine.secretwaits import SecretWaits
+from connector_operator.engine.wakeups import Wakeups
 from connector_operator.kube.api import KubeAPI
 from connector_operator.kube.secrets import Secrets
 from hack.controlplane.cluster import ControlPlane

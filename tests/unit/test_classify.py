@@ -1,12 +1,12 @@
-"""`handlers.errors.classify` for what an account's gate raises: nothing was sent, so both are
+"""`reconciler.outcomes.classify` for what an account's gate raises: nothing was sent, so both are
 retried after the gate's own estimate, and an open circuit reads as the account being unavailable."""
 
 from __future__ import annotations
 
 from connector_operator.api.status import Reason
 from connector_operator.domain.outcome import Kind
-from connector_operator.handlers.errors import classify
 from connector_operator.openconnectors import errors
+from connector_operator.reconciler.outcomes import classify
 
 
 def test_an_open_circuit_is_account_unavailable_retried_when_the_probe_may_go() -> None:

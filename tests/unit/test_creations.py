@@ -1,4 +1,4 @@
-"""`handlers.creations.Creations`: what stands for the search before each create (issue 13).
+"""`engine.creations.Creations`: what stands for the search before each create (issue 13).
 
 A create needs a search only when its answer may have been lost; otherwise what this process
 POSTed, and one listing per endpoint, say whether the object has an instance already. The real
@@ -16,17 +16,14 @@ import pytest
 from connector_operator.api.spec import parse_spec
 from connector_operator.domain.desired import Keyed, desired_instance
 from connector_operator.domain.transition import Facts, parse_status
-from connector_operator.handlers import creations as creations_module
-from connector_operator.handlers.accountstate import Accounts
-from connector_operator.handlers.creations import Creations, endpoint_key, owned_by_uid
-from connector_operator.handlers.remote import RemotePass
-from connector_operator.handlers.runtime import Runtime
-from connector_operator.handlers.state import ObjectState, Target
-from connector_operator.handlers.strays import StrayReports
-from connector_operator.handlers.wakeups import Wakeups
+from connector_operator.engine import creations as creations_module
+from connector_operator.engine.creations import Creations, endpoint_key, owned_by_uid
+from connector_operator.engine.objects import ObjectState, Target
 from connector_operator.openconnectors import errors
-from connector_operator.openconnectors.client import Credentials, Instance
-from connector_operator.settings import Settings
+from connector_operator.openconnectors.client import Credentials, Instance, InstancesClient
+from connector_operator.reconciler.remote import RemotePass
+from connector_operator.reconciler.runtime import Runtime
+from tests.fixtures.runtime import build_runtime
 
 
 def instance(id_: int, *tags: str) -> tuple[int, list[str]]:
@@ -205,9 +202,7 @@ def creating(platform: object, creations: Creations, namespace: str, name: str, 
 
 def stand_in(platform: object, creations: Creations) -> Runtime:
     """The parts of a Runtime `_create_or_adopt` reads (a real one needs a whole operator)."""
-    parts = {"instances": platform, "creations": creations, "settings": Settings(), "live": None}
-    memory = {"strays": StrayReports(Accounts(), Wakeups().wake)}
-    return cast(Runtime, type("Rt", (), {**parts, **memory})())
+    return build_runtime(instances=cast(InstancesClient, platform), creations=creations)
 
 
 async def test_a_found_instance_is_not_forgotten_when_its_adoption_put_fails() -> None:

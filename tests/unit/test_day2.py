@@ -15,13 +15,13 @@ from connector_operator.api.spec import parse_spec
 from connector_operator.domain.desired import Keyed, desired_instance
 from connector_operator.domain.drift import MASK, differences, planned_action
 from connector_operator.domain.transition import Effective, Facts, parse_status
-from connector_operator.handlers.reconcile import _moved
-from connector_operator.handlers.remote import RemotePass
-from connector_operator.handlers.runtime import Runtime
-from connector_operator.handlers.state import ObjectState, Target
-from connector_operator.handlers.watch import trim_instance
+from connector_operator.engine.objects import ObjectState, Target
+from connector_operator.handlers.secrets import trim_instance
 from connector_operator.kube.secrets import SecretView
 from connector_operator.openconnectors.client import Credentials, Instance
+from connector_operator.reconciler.reconcile import _moved
+from connector_operator.reconciler.remote import RemotePass
+from tests.fixtures.runtime import build_runtime
 
 UID = "0b5e7a36-4f7c-4d35-9a55-1f0c7f3c2a10"
 SPEC = {
@@ -55,7 +55,7 @@ def remote_pass(spec: dict[str, Any]) -> RemotePass:
     parsed = parse_spec(spec)
     configuration = {e.key: e.value for e in parsed.configuration or [] if e.value is not None}
     return RemotePass(
-        rt=cast(Runtime, None),
+        rt=build_runtime(),
         target=Target("sales", "crm", UID, 1, spec),
         spec=parsed,
         state=ObjectState(status=parse_status({})),

@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from typing import cast
 
 import pytest
 
@@ -33,12 +32,12 @@ from connector_operator.domain.desired import (
 )
 from connector_operator.domain.outcome import success
 from connector_operator.domain.transition import Facts, parse_status, status_after
-from connector_operator.handlers.remote import RemotePass
-from connector_operator.handlers.runtime import Runtime
-from connector_operator.handlers.state import ObjectState, Target
-from connector_operator.handlers.watch import secret_meta
+from connector_operator.engine.objects import ObjectState, Target
+from connector_operator.engine.secretindex import secret_meta
 from connector_operator.kube.secrets import encode
 from connector_operator.openconnectors.client import Credentials
+from connector_operator.reconciler.remote import RemotePass
+from tests.fixtures.runtime import build_runtime
 
 UID = "0b5e7a36-4f7c-4d35-9a55-1f0c7f3c2a10"
 KEY = bytes(range(32))
@@ -127,7 +126,7 @@ def remote_pass(
     )
     spec = parse_spec({"connectorKey": "closeio", "credentialsSecretRef": {"name": "account"}})
     return RemotePass(
-        rt=cast(Runtime, None),
+        rt=build_runtime(),
         target=Target("sales", "crm", UID, 1, {}),
         spec=spec,
         state=ObjectState(status=status),

@@ -14,10 +14,12 @@ from typing import Any, cast
 import kopf
 
 from connector_operator.api.names import FINALIZER
-from connector_operator.handlers.instances import FINALIZER_GRACE, _finalized
-from connector_operator.handlers.runtime import Runtime
-from connector_operator.handlers.state import Tracked, tracked_from
-from connector_operator.kube.api import MERGE_PATCH
+from connector_operator.engine.objects import Tracked, tracked_from
+from connector_operator.kube.api import MERGE_PATCH, KubeAPI
+from connector_operator.reconciler.instance import FINALIZER_GRACE, _finalized
+from connector_operator.reconciler.runtime import Runtime
+from connector_operator.settings import Settings
+from tests.fixtures.runtime import build_runtime
 
 
 class RecordingAPI:
@@ -54,7 +56,7 @@ def body(finalizers: list[str], deleting: bool = False) -> kopf.Body:
 
 
 def runtime(api: RecordingAPI) -> Runtime:
-    return cast(Runtime, type("Rt", (), {"kube": api, "settings": type("S", (), {"backoff_base": 2.0})()})())
+    return build_runtime(Settings(backoff_base=2.0), api=cast(KubeAPI, api))
 
 
 async def test_present_or_deleting_needs_nothing() -> None:

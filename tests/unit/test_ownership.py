@@ -12,21 +12,22 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-import kopf
 import pytest
 
+from connector_operator.api.meta import Meta
 from connector_operator.api.spec import parse_spec
 from connector_operator.domain.desired import Keyed, desired_instance
 from connector_operator.domain.ownership import Identity, claim_tag, identity_tag, is_cluster_name, strays
 from connector_operator.domain.transition import Facts, parse_status
-from connector_operator.handlers import deletion
-from connector_operator.handlers.accountstate import Accounts
-from connector_operator.handlers.remote import RemotePass
-from connector_operator.handlers.runtime import Runtime
-from connector_operator.handlers.state import ObjectState, Target
+from connector_operator.engine.accounts import Accounts
+from connector_operator.engine.objects import ObjectState, Target
 from connector_operator.openconnectors import errors
 from connector_operator.openconnectors.client import Credentials, Instance
+from connector_operator.reconciler import deletion
+from connector_operator.reconciler.remote import RemotePass
+from connector_operator.reconciler.runtime import Runtime
 from connector_operator.settings import Settings
+from tests.fixtures.runtime import Events, build_runtime
 
 URL = "https://api.openconnectors.us2.ext.hana.ondemand.com/elements/api-v2"
 ME, VICTIM, OLD = "aaaaaaaa-0000-0000-0000-000000000001", "bbbbbbbb-0000-0000-0000-000000000002", "old-uid"
@@ -152,7 +153,7 @@ class Platform:
 
 
 class Live:
-    """`handlers.liveobjects.LiveObjects` over plain data."""
+    """`engine.liveobjects.LiveObjects` over plain data."""
 
     def __init__(
         self, uids: dict[str, tuple[str, str]], users: dict[int, list[tuple[str, str]]] | None = None
@@ -192,15 +193,20 @@ class Status:
 
 
 def runtime(platform: Platform, live: Live, cluster: str | None = None) -> Runtime:
-    rt = Runtime(
-        settings=Settings(cluster_name=cluster),
-        instances=platform,  # type: ignore[arg-type]
-        secrets=Secrets(),  # type: ignore[arg-type]
-        status=Status(),  # type: ignore[arg-type]
-        digest_key=b"k" * 32,
+    return build_runtime(
+        Settings(cluster_name=cluster),
+        events=Events(),
+        instances=platform,
+        secrets=Secrets(),
+        status=Status(),
+        live=live,
     )
-    rt.live = live  # type: ignore[assignment]
-    return rt
+
+
+def posted(rt: Runtime) -> Events:
+    """What the pass had the kopf shell post (the test's sink)."""
+    assert isinstance(rt.events, Events)
+    return rt.events
 
 
 def remote_pass(
@@ -326,31 +332,22 @@ async def test_without_a_cluster_name_a_rebuild_creates_and_the_old_instance_is_
     before = Instance(1001, "the-token", tags=(identity_tag(OLD),))
     platform = Platform(before)
     rt = runtime(platform, Live({ME: ("team-a", "crm")}))
-    posted: list[Any] = []
-    kopf_warn, kopf.warn = kopf.warn, lambda *a, **k: posted.append(k)  # type: ignore[assignment]
-    try:
-        await remote_pass(rt, SPEC, {}).run(remote_due=False)
-    finally:
-        kopf.warn = kopf_warn  # type: ignore[assignment]
+    await remote_pass(rt, SPEC, {}).run(remote_due=False)
     assert [m for m, _ in platform.calls] == ["listing", "POST"]
-    assert [p["reason"] for p in posted] == ["StrayInstance"]
-    assert "1001" in posted[0]["message"]
+    assert posted(rt).reasons() == ["StrayInstance"]
+    assert "1001" in posted(rt)[0][1][2]
 
 
 # --- deletion -----------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def events(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
-    posted: list[tuple[str, str]] = []
-    monkeypatch.setattr(kopf, "warn", lambda body, reason, message: posted.append((reason, message)))
-    monkeypatch.setattr(kopf, "info", lambda body, reason, message: posted.append((reason, message)))
-    return posted
+DELETING = Meta("team-a", "crm", ME, generation=1, deleting=True)
 
 
-def deleting(status: dict[str, Any]) -> kopf.Body:
-    meta = {"namespace": "team-a", "name": "crm", "uid": ME, "generation": 1, "deletionTimestamp": "now"}
-    return kopf.Body({"metadata": meta, "spec": SPEC, "status": status})
+def events(verdict: deletion.Verdict) -> list[tuple[str, str]]:
+    """(reason, message) of the Events a deletion's verdict asks the kopf shell to post."""
+    assert not isinstance(verdict, deletion.Wait)
+    return [(reason, message) for _, reason, message in verdict.events]
 
 
 async def account(rt: Runtime, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -361,7 +358,7 @@ async def account(rt: Runtime, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 async def test_a_deletion_deletes_what_carries_the_identity_and_not_a_forged_status_id(
-    monkeypatch: pytest.MonkeyPatch, events: list[tuple[str, str]]
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     own = Instance(1002, "tok", tags=(identity_tag(ME),))
     platform = Platform(victim(), own)
@@ -371,28 +368,30 @@ async def test_a_deletion_deletes_what_carries_the_identity_and_not_a_forged_sta
         "instanceID": 1001,
         "apiURL": "https://api.openconnectors.ext.hana.ondemand.com/elements/api-v2",
     }
-    await deletion.delete_remote(rt, deleting(forged), parse_spec(SPEC), parse_status(forged), {})  # type: ignore[arg-type]
+    verdict = await deletion.delete_remote(rt, DELETING, parse_spec(SPEC), parse_status(forged), {})
     assert platform.writes(1001) == []
     assert platform.writes(1002) == ["DELETE"]
-    assert [r for r, _ in events] == ["NotOwned", "Deleted"]
-    assert "1001" in events[0][1]
+    assert [r for r, _ in events(verdict)] == ["NotOwned", "Deleted"]
+    assert "1001" in events(verdict)[0][1]
 
 
 async def test_orphan_removes_the_identity_with_one_patch_and_keeps_the_users_tags(
-    monkeypatch: pytest.MonkeyPatch, events: list[tuple[str, str]]
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     own = Instance(1002, "tok", tags=("crm", identity_tag(ME), "k8s-object:team-a/crm"))
     platform = Platform(own)
     rt = runtime(platform, Live({ME: ("team-a", "crm")}))
     await account(rt, monkeypatch)
-    await deletion.release_remote(rt, deleting({}), parse_spec({**SPEC, "deletionPolicy": "Orphan"}), {})  # type: ignore[arg-type]
+    verdict = await deletion.release_remote(
+        rt, DELETING, parse_spec({**SPEC, "deletionPolicy": "Orphan"}), {}
+    )
     assert platform.writes(1002) == ["PATCH"]
     assert platform.store[1002].tags == ("crm",)
-    assert [r for r, _ in events] == ["Released"]
+    assert [r for r, _ in events(verdict)] == ["Released"]
 
 
 async def test_orphan_without_an_answer_still_releases_and_names_the_tag_left(
-    monkeypatch: pytest.MonkeyPatch, events: list[tuple[str, str]]
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     platform = Platform()
 
@@ -402,9 +401,9 @@ async def test_orphan_without_an_answer_still_releases_and_names_the_tag_left(
     platform.find_by_tag = down  # type: ignore[method-assign]
     rt = runtime(platform, Live({ME: ("team-a", "crm")}))
     await account(rt, monkeypatch)
-    await deletion.release_remote(rt, deleting({}), parse_spec(SPEC), {})  # type: ignore[arg-type]
-    assert [r for r, _ in events] == ["Orphaned"]
-    assert identity_tag(ME) in events[0][1]
+    verdict = await deletion.release_remote(rt, DELETING, parse_spec(SPEC), {})
+    assert [r for r, _ in events(verdict)] == ["Orphaned"]
+    assert identity_tag(ME) in events(verdict)[0][1]
 
 
 # --- planted marks (a hostile review of this change) ---------------------------------------------
@@ -438,7 +437,7 @@ async def test_a_take_over_is_refused_while_a_live_object_of_this_cluster_claims
 
 
 def test_one_endpoint_however_its_host_is_spelled() -> None:
-    from connector_operator.handlers.creations import endpoint_key
+    from connector_operator.engine.creations import endpoint_key
 
     credentials = Credentials("u", "o")
     spellings = [URL, URL.replace("api.open", "API.Open"), URL.replace(".com/", ".com./"), URL + "/"]
@@ -447,12 +446,11 @@ def test_one_endpoint_however_its_host_is_spelled() -> None:
 
 
 def test_stray_events_are_bounded_per_listing_and_in_all(monkeypatch: pytest.MonkeyPatch) -> None:
-    from connector_operator.handlers import strays as module
+    from connector_operator.reconciler import strays as module
 
-    posted: list[str] = []
-    monkeypatch.setattr(kopf, "warn", lambda body, reason, message: posted.append(message))
+    posted = Events()
     monkeypatch.setattr(module, "MAX_EVENTED", 50)
-    reports = module.StrayReports(Accounts(), lambda key: None)
+    reports = module.StrayReports(Accounts(), lambda key: None, posted)
     ref = Target("team-a", "crm", ME, 1, {}).ref
     reports.report(list(range(30)), module.Scope("e1", "h", None), ref)
     assert len(posted) == module.EVENTS_PER_LISTING + 1  # 20 named, one summary
@@ -463,7 +461,7 @@ def test_stray_events_are_bounded_per_listing_and_in_all(monkeypatch: pytest.Mon
 
 
 async def test_orphan_sends_the_users_tags_back_as_they_were_written(
-    monkeypatch: pytest.MonkeyPatch, events: list[tuple[str, str]]
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     own = Instance(
         1002, "tok", tags=("R&amp;D", identity_tag(ME), "k8s-object:team-a/crm")
@@ -471,7 +469,7 @@ async def test_orphan_sends_the_users_tags_back_as_they_were_written(
     platform = Platform(own)
     rt = runtime(platform, Live({ME: ("team-a", "crm")}))
     await account(rt, monkeypatch)
-    await deletion.release_remote(rt, deleting({}), parse_spec(SPEC), {})  # type: ignore[arg-type]
+    await deletion.release_remote(rt, DELETING, parse_spec(SPEC), {})
     assert platform.store[1002].tags == ("R&D",)
 
 
@@ -489,19 +487,15 @@ async def test_an_instance_reclaimed_after_the_listing_is_no_stray_any_more() ->
     rt = runtime(platform, live, cluster="prod")
     first = remote_pass(rt, SPEC, {})
     first.account = key
-    kopf_warn, kopf.warn = kopf.warn, lambda *a, **k: None  # type: ignore[assignment]
-    try:
-        await first.run(remote_due=False)
-        assert rt.accounts.state(key).strays == (1001,)
-        live.uids["new-y"] = ("team-a", "y")
-        second = remote_pass(rt, SPEC, {}, uid="new-y")
-        second.target = Target("team-a", "y", "new-y", 1, SPEC)
-        second.desired = desired_instance(
-            parse_spec(SPEC), namespace="team-a", name="y", uid="new-y", configuration={}, cluster="prod"
-        )
-        second.account = key
-        await second.run(remote_due=False)
-    finally:
-        kopf.warn = kopf_warn  # type: ignore[assignment]
+    await first.run(remote_due=False)
+    assert rt.accounts.state(key).strays == (1001,)
+    live.uids["new-y"] = ("team-a", "y")
+    second = remote_pass(rt, SPEC, {}, uid="new-y")
+    second.target = Target("team-a", "y", "new-y", 1, SPEC)
+    second.desired = desired_instance(
+        parse_spec(SPEC), namespace="team-a", name="y", uid="new-y", configuration={}, cluster="prod"
+    )
+    second.account = key
+    await second.run(remote_due=False)
     assert [e[1] for e in second.state.events] == ["Reclaimed"]
     assert rt.accounts.state(key).strays == ()

@@ -1,4 +1,4 @@
-"""The scheduler of passes (handlers/scheduler.py): one pass per object at a time, no wake-up lost,
+"""The scheduler of passes (engine/scheduler.py): one pass per object at a time, no wake-up lost,
 timers, deletion, peering pauses and the stop. Real asyncio; each test waits on what the passes
 signal, never on the clock."""
 
@@ -10,7 +10,7 @@ import math
 
 import pytest
 
-from connector_operator.handlers.scheduler import Scheduler
+from connector_operator.engine.scheduler import Scheduler
 
 A = ("team-a", "crm")
 B = ("team-b", "erp")

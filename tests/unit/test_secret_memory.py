@@ -20,16 +20,16 @@ import kopf
 from connector_operator.api.spec import parse_spec
 from connector_operator.domain.desired import Keyed, desired_instance, legacy_token_digest, token_digest
 from connector_operator.domain.transition import Facts, parse_status
-from connector_operator.handlers import watch
-from connector_operator.handlers.remote import RemotePass
-from connector_operator.handlers.runtime import Runtime
-from connector_operator.handlers.secretholds import SecretHolds
-from connector_operator.handlers.secretreads import FETCHES, SecretCopies, SecretReads
-from connector_operator.handlers.state import ObjectState, Target
-from connector_operator.handlers.wakeups import Wakeups
+from connector_operator.engine.objects import ObjectState, Target
+from connector_operator.engine.secretholds import SecretHolds
+from connector_operator.engine.secretreads import FETCHES, SecretCopies, SecretReads
+from connector_operator.engine.wakeups import Wakeups
+from connector_operator.handlers import secrets as watch
 from connector_operator.kube.secrets import SecretMeta, Secrets, SecretView, encode
 from connector_operator.openconnectors.client import Credentials
 from connector_operator.openconnectors.instance import Instance
+from connector_operator.reconciler.remote import RemotePass
+from tests.fixtures.runtime import build_runtime
 
 NS = "tenant"
 UID = "0b5e7a36-4f7c-4d35-9a55-1f0c7f3c2a10"
@@ -204,7 +204,7 @@ class FakeSecrets:
 
 def reader(fake: FakeSecrets) -> tuple[SecretReads, SecretHolds]:
     reads = SecretReads()
-    return reads, SecretHolds(cast(Secrets, fake), reads)
+    return reads, SecretHolds(cast(Secrets, fake), reads.copies)
 
 
 async def read(reads: SecretReads, holds: SecretHolds, cache: Mapping[Any, SecretMeta], name: str) -> Any:
@@ -314,7 +314,7 @@ class TokenSecrets:
 def token_pass(token_secret: SecretMeta | None, secrets: TokenSecrets) -> RemotePass:
     spec = parse_spec({"connectorKey": "closeio", "credentialsSecretRef": {"name": "account"}})
     keyed = Keyed(KEY, UID)
-    rt = cast(Runtime, type("Rt", (), {"secrets": secrets})())
+    rt = build_runtime(secrets=secrets)
     return RemotePass(
         rt=rt,
         target=Target(NS, "crm", UID, 1, {}),

@@ -1,4 +1,4 @@
-"""`handlers.secretwaits.SecretWaits`: the shared watch that wakes objects waiting for a Secret
+"""`engine.secretwaits.SecretWaits`: the shared watch that wakes objects waiting for a Secret
 never stays dead while someone waits (issue 9 review, finding 3).
 
 A fake `Secrets` stands for the API server (the real one is in
@@ -19,9 +19,9 @@ from typing import Any
 import aiohttp
 import pytest
 
-from connector_operator.handlers import secretwaits
-from connector_operator.handlers.secretwaits import SecretWaits
-from connector_operator.handlers.wakeups import Wakeups
+from connector_operator.engine import secretwaits
+from connector_operator.engine.secretwaits import SecretWaits
+from connector_operator.engine.wakeups import Wakeups
 
 UNREAD = ("*", "*")  # kube.secrets.UNREAD: an event too large to read
 

@@ -1,4 +1,5 @@
-"""`domain.template`: the sandboxed templates of a Secret's extra keys, with real Jinja.
+"""`domain.sandbox` (and the limits of `domain.template`): the sandboxed templates of a Secret's
+extra keys, with real Jinja.
 
 Covers: the two documented examples rendered exactly; tojson keeping JSON valid (quotes,
 `</script>`); b64encode, the string filters, `default`, `is defined`, if/elif/else, comparisons and
@@ -17,15 +18,14 @@ import json
 
 import pytest
 
+from connector_operator.domain.sandbox import SandboxedTemplate, compile_templates
 from connector_operator.domain.template import (
     ACCOUNT_VARIABLES,
     MAX_KEYS,
     MAX_RENDERED,
     MAX_TEMPLATE,
     VARIABLES,
-    SecretTemplate,
     TemplateError,
-    compile_templates,
 )
 
 VALUES = {
@@ -158,7 +158,7 @@ def test_the_same_spec_compiles_to_an_equal_template() -> None:
     data = {"a": "{{ token }}", "b": "{{ apiURL | tojson }}"}
     first = compile_templates(data, include_account_secrets=False)
     assert compile_templates(dict(data), include_account_secrets=False) == first
-    assert isinstance(first, SecretTemplate)
+    assert isinstance(first, SandboxedTemplate)
     assert first != compile_templates(data, include_account_secrets=True)
 
 

@@ -35,34 +35,52 @@ Schema = dict[str, Any]
 KOPF_STATUS_FIELD = "kopf"
 
 
+# Keys a structural schema does without: titles are pydantic's noise, `$defs` are inlined where
+# they are used, and there are no schema defaults (the API server would write them, and GitOps
+# tools see drift).
+_DROPPED = frozenset({"title", "$defs", "default"})
+
+
 def _inline(node: Any, defs: dict[str, Schema]) -> Any:
     if isinstance(node, list):
         return [_inline(item, defs) for item in node]
     if not isinstance(node, dict):
         return node
     if "$ref" in node:
-        target = _inline(defs[node["$ref"].rsplit("/", 1)[-1]], defs)
-        extra = {k: v for k, v in node.items() if k != "$ref"}
-        return _inline({**target, **extra}, defs)
+        return _inline(_dereferenced(node, defs), defs)
     if "anyOf" in node:
-        options = [option for option in node["anyOf"] if option.get("type") != "null"]
-        if len(options) != 1:
-            raise ValueError(f"cannot express a union in a structural schema: {node['anyOf']}")
-        merged = {**_inline(options[0], defs), **{k: v for k, v in node.items() if k != "anyOf"}}
-        return _inline(merged, defs)
+        return _inline(_not_null(node, defs), defs)
+    return _inline_keys(node, defs)
+
+
+def _dereferenced(node: Schema, defs: dict[str, Schema]) -> Schema:
+    """The definition a `$ref` names, with the keys beside the `$ref` (a description) on top."""
+    target = _inline(defs[node["$ref"].rsplit("/", 1)[-1]], defs)
+    extra = {k: v for k, v in node.items() if k != "$ref"}
+    return {**target, **extra}
+
+
+def _not_null(node: Schema, defs: dict[str, Schema]) -> Schema:
+    """An optional's `anyOf` (the type or null) as the type alone: in a structural schema, absence
+    is what makes a field optional. Any other union cannot be expressed."""
+    options = [option for option in node["anyOf"] if option.get("type") != "null"]
+    if len(options) != 1:
+        raise ValueError(f"cannot express a union in a structural schema: {node['anyOf']}")
+    return {**_inline(options[0], defs), **{k: v for k, v in node.items() if k != "anyOf"}}
+
+
+def _inline_keys(node: Schema, defs: dict[str, Schema]) -> Schema:
+    """An object schema without references or unions, each value inlined in turn."""
     result: Schema = {}
     for key, value in node.items():
-        if key in ("title", "$defs"):
+        if key in _DROPPED:
             continue
-        if key == "default":
-            continue  # no schema defaults: the API server would write them, and GitOps tools see drift
         if key == "additionalProperties" and "properties" in node:
             continue  # mutually exclusive with properties; unknown fields are pruned anyway
         if key == "exclusiveMinimum" and not isinstance(value, bool):
             # JSON Schema 2020-12 (pydantic) gives the bound; OpenAPI 3.0 (Kubernetes) a flag.
             result["minimum"], result["exclusiveMinimum"] = value, True
-            continue
-        if key == "properties":
+        elif key == "properties":
             result[key] = {name: _inline(prop, defs) for name, prop in value.items()}
         else:
             result[key] = _inline(value, defs)
@@ -158,7 +176,7 @@ def _unchanged_url(field: str) -> str:
 # (its platform, connector or account changes, and the old instance is never addressed again).
 # Rotating credentials changes the Secret's content, not its name.
 # Refused on the API server, before anything is lost; the operator refuses it too
-# (handlers/reconcile.py), for objects written before this rule.
+# (reconciler/reconcile.py), for objects written before this rule.
 PINNED = (
     cel(
         "!has(oldSelf.status) || !has(oldSelf.status.instanceID) || ("

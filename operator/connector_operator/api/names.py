@@ -27,7 +27,7 @@ MANAGED_BY_VALUE: Final = "open-connectors-operator"
 # A referenced input Secret gets this label so that one server-side label selector finds every
 # Secret the operator must watch, and memory does not grow with unrelated Secrets.
 WATCH_LABEL: Final = f"{GROUP}/watch"
-# Held on an input Secret while a ConnectorInstance references it (handlers/secretholds.py), so
+# Held on an input Secret while a ConnectorInstance references it (engine/secretholds.py), so
 # that deleting the Secret, or its namespace, cannot strand an object that still needs it.
 IN_USE_FINALIZER: Final = f"{GROUP}/in-use"
 CREDENTIAL_KEYS: Final = ("userSecret", "organizationSecret")

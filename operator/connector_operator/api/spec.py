@@ -1,9 +1,12 @@
-"""The desired state a user writes: `ConnectorInstance.spec`.
+"""The desired state a user writes: `ConnectorInstance.spec`, and the defaults read from it.
 
 Field descriptions are the reference manual (`kubectl explain` prints them), and the schema
 carries every check the API server can run before the operator sees the object: patterns,
 enums and CEL rules. There are no schema defaults on optional fields: a default written by the
-API server shows as drift in Argo CD, so defaults are applied in code and reported in status.
+API server shows as drift in Argo CD, so defaults are applied in code (`effective_*`) and reported
+in status. This module owns the spec as a whole, its policies and durations; its parts have their
+own modules: the instance's configuration and events (api/configuration.py) and the token
+Secret's shape (api/tokensecret.py).
 """
 
 from __future__ import annotations
@@ -13,31 +16,48 @@ from enum import StrEnum
 from typing import Annotated, Any
 
 from pydantic import ConfigDict, Field, model_validator
-from pydantic.config import JsonDict
 
 from connector_operator.api.account import AccountRef
+from connector_operator.api.configuration import (
+    EVENT_KEYS,
+    FILTER_NULLS_KEY,
+    ConfigurationEntry,
+    Events,
+    LocalObjectReference,
+)
 from connector_operator.api.fields import (
     API_URL_PATTERN,
     API_URL_SHAPE,
     CONNECTOR_KEY_PATTERN,
-    DNS_SUBDOMAIN,
     NOT_SPACE,
     Model,
-    SecretName,
     cel,
 )
-from connector_operator.api.names import IDENTITY_TAG_PREFIX, RESERVED_PREFIX
+from connector_operator.api.names import IDENTITY_TAG_PREFIX
+from connector_operator.api.tokensecret import TokenSecret
 
-HTTP_URL = r"^https?://[^ \t\n\r\f\v/?#]+" + NOT_SPACE + "*$"
+__all__ = [
+    "ACCOUNT_EXCLUSIVE",
+    "DURATION",
+    "INSTANCE_ID_FIXED",
+    "MAX_RESYNC",
+    "MIN_RESYNC",
+    "OBSERVE_NEEDS_ID",
+    "ConnectorInstanceSpec",
+    "DeletionPolicy",
+    "LocalObjectReference",  # re-exported (api/configuration.py's)
+    "ManagementPolicy",
+    "effective_deletion_policy",
+    "effective_instance_name",
+    "effective_management_policy",
+    "effective_token_secret",
+    "observe_only",
+    "parse_duration",
+    "parse_spec",
+    "referenced_secrets",
+    "related_secrets",
+]
 
-# Configuration keys that have a typed field; setting them in both places is ambiguous.
-EVENT_KEYS = (
-    "event.notification.enabled",
-    "event.vendor.type",
-    "event.notification.callback.url",
-    "event.poller.refresh_interval",
-)
-FILTER_NULLS_KEY = "filter.response.nulls"
 OBSERVE_NEEDS_ID = "managementPolicy ObserveOnly requires instanceID: the instance to observe"
 INSTANCE_ID_FIXED = (
     "instanceID is set when the object is created and never added, changed or removed later: "
@@ -51,119 +71,6 @@ ACCOUNT_EXCLUSIVE = (
 )
 
 
-class LocalObjectReference(Model):
-    name: SecretName
-
-
-class SecretKeySelector(Model):
-    name: SecretName
-    key: Annotated[
-        str,
-        Field(
-            description="Key within the Secret's data whose value is used.",
-            min_length=1,
-            max_length=253,
-            pattern=r"^[-._a-zA-Z0-9]+$",
-        ),
-    ]
-
-
-class ValueSource(Model):
-    secret_key_ref: Annotated[
-        SecretKeySelector,
-        Field(alias="secretKeyRef", description="Takes the value from a key of a Secret in this namespace."),
-    ]
-
-
-class ConfigurationEntry(Model):
-    model_config = ConfigDict(
-        json_schema_extra={
-            "x-kubernetes-validations": [
-                cel(
-                    "has(self.value) != has(self.valueFrom)",
-                    "exactly one of value and valueFrom must be set",
-                )
-            ]
-        }
-    )
-
-    key: Annotated[
-        str,
-        Field(
-            description=(
-                "Configuration key of the connector, as the Open Connectors API names it "
-                "(for Close.io: `username` holds the API key)."
-            ),
-            min_length=1,
-            max_length=200,
-            pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$",
-        ),
-    ]
-    value: Annotated[
-        str | None,
-        Field(
-            description="Literal value. Use valueFrom for anything secret: literal values are visible to "
-            "anyone who can read the ConnectorInstance.",
-            max_length=4096,
-        ),
-    ] = None
-    value_from: Annotated[
-        ValueSource | None,
-        Field(alias="valueFrom", description="Takes the value from a Secret in the same namespace."),
-    ] = None
-
-
-class VendorType(StrEnum):
-    WEBHOOK = "webhook"
-    POLLING = "polling"
-
-
-class Events(Model):
-    model_config = ConfigDict(
-        json_schema_extra={
-            "x-kubernetes-validations": [
-                cel(
-                    "!self.enabled || !has(self.vendorType) || self.vendorType != 'webhook' "
-                    "|| has(self.callbackURL)",
-                    "callbackURL is required when events are enabled with webhook notification",
-                    fieldPath=".callbackURL",
-                    reason="FieldValueRequired",
-                )
-            ]
-        }
-    )
-
-    enabled: Annotated[
-        bool, Field(description="Turns event notification on or off (`event.notification.enabled`).")
-    ]
-    vendor_type: Annotated[
-        VendorType | None,
-        Field(
-            alias="vendorType",
-            description="How the platform learns of changes at the vendor: `webhook` or `polling` "
-            "(`event.vendor.type`). The connector's own default applies when omitted.",
-        ),
-    ] = None
-    callback_url: Annotated[
-        str | None,
-        Field(
-            alias="callbackURL",
-            description="HTTP(S) URL the platform posts events to (`event.notification.callback.url`).",
-            max_length=2048,
-            pattern=HTTP_URL,
-        ),
-    ] = None
-    polling_interval_minutes: Annotated[
-        int | None,
-        Field(
-            alias="pollingIntervalMinutes",
-            description="Minutes between polls when vendorType is polling (`event.poller.refresh_interval`).",
-            ge=1,
-            le=1440,
-        ),
-    ] = None
-
-
 class DeletionPolicy(StrEnum):
     DELETE = "Delete"
     ORPHAN = "Orphan"
@@ -172,122 +79,6 @@ class DeletionPolicy(StrEnum):
 class ManagementPolicy(StrEnum):
     FULL = "Full"
     OBSERVE_ONLY = "ObserveOnly"
-
-
-# Keys the operator writes into the token Secret itself; a template may not reuse them.
-TOKEN_SECRET_KEYS = ("token", "instanceID", "apiURL")
-DATA_KEY = r"^[-._a-zA-Z0-9]+$"
-# A label or annotation key: an optional DNS-subdomain prefix and a name of at most 63 characters.
-METADATA_KEY = (
-    r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
-    r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
-)
-LABEL_VALUE = r"^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$"
-# Secret types the operator writes: Opaque, or a Service Binding type (servicebinding.io/<type>).
-# An allowlist: other types mean something to someone (kubernetes.io/service-account-token makes
-# the API server mint a token; helm.sh/release.v1 is a Helm release record that a platform
-# team's next `helm upgrade` would act on).
-SECRET_TYPE = r"^(Opaque|servicebinding[.]io/[-._a-zA-Z0-9]{1,63})$"
-
-
-def _metadata_keys(field: str, what: str) -> JsonDict:
-    return cel(
-        f"self.all(k, size(k) <= 317 && k.matches('{METADATA_KEY}') && !k.startsWith('{RESERVED_PREFIX}'))",
-        f"{what} keys must be valid Kubernetes {what} keys and not start with {RESERVED_PREFIX!r} "
-        "(reserved for the operator's own)",
-    )
-
-
-class TokenSecretTemplate(Model):
-    include_account_secrets: Annotated[
-        bool | None,
-        Field(
-            alias="includeAccountSecrets",
-            description="Lets the templates use `userSecret` and `organizationSecret`, the account's "
-            "secrets. Anyone who can read the token Secret can then read them: leave it off unless the "
-            "workload needs the whole Authorization header.",
-        ),
-    ] = None
-    data: Annotated[
-        dict[str, Annotated[str, Field(max_length=4096)]],
-        Field(
-            description="Extra keys of the token Secret, each rendered from a Jinja template over "
-            "`token`, `instanceID`, `apiURL`, `connectorKey`, `instanceName` (and, with "
-            "includeAccountSecrets, `userSecret` and `organizationSecret`). Only output, `if`, `~` and "
-            "the filters `tojson`, `b64encode`, `upper`, `lower`, `trim`, `default` and `urlencode` are "
-            "allowed: no loops, calls or attribute access. Example: "
-            '`OC_AUTHORIZATION: "User {{ userSecret }}, Organization {{ organizationSecret }}, Element '
-            '{{ token }}"`. A template the operator cannot render stalls the object with `InvalidSpec`.',
-            min_length=1,
-            max_length=16,
-            json_schema_extra={
-                "x-kubernetes-validations": [
-                    cel(
-                        f"self.all(k, size(k) <= 253 && k.matches('{DATA_KEY}') && "
-                        f"!(k in {list(TOKEN_SECRET_KEYS)!r}))".replace('"', "'"),
-                        "template keys must be valid Secret keys other than " + ", ".join(TOKEN_SECRET_KEYS),
-                    )
-                ]
-            },
-        ),
-    ]
-
-
-class TokenSecret(Model):
-    name: Annotated[
-        str | None,
-        Field(
-            description="Name of the Secret, in this namespace. Defaults to `<name>-token`.",
-            min_length=1,
-            max_length=253,
-            pattern=DNS_SUBDOMAIN,
-        ),
-    ] = None
-    type: Annotated[
-        str | None,
-        Field(
-            description="Type of the Secret: `Opaque` (the default) or a Service Binding type, "
-            "`servicebinding.io/<type>`. Changing it replaces the Secret (a Secret's type cannot "
-            "change). Setting type, labels, annotations or template needs an author who may create "
-            "Secrets in the namespace (the chart's admission policy).",
-            max_length=253,
-            pattern=SECRET_TYPE,
-        ),
-    ] = None
-    labels: Annotated[
-        dict[str, Annotated[str, Field(max_length=63, pattern=LABEL_VALUE)]] | None,
-        Field(
-            description="Labels of the Secret, besides the operator's own.",
-            max_length=32,
-            json_schema_extra={"x-kubernetes-validations": [_metadata_keys("labels", "label")]},
-        ),
-    ] = None
-    annotations: Annotated[
-        dict[str, Annotated[str, Field(max_length=4096)]] | None,
-        Field(
-            description="Annotations of the Secret, besides the operator's own (`openconnectors.io/"
-            "token-digest` changes whenever the token does: a checksum for rolling workloads).",
-            max_length=32,
-            json_schema_extra={"x-kubernetes-validations": [_metadata_keys("annotations", "annotation")]},
-        ),
-    ] = None
-    template: Annotated[
-        TokenSecretTemplate | None,
-        Field(description="Extra keys rendered from templates, for a workload that reads the Secret as is."),
-    ] = None
-
-    @model_validator(mode="after")
-    def _nothing_reserved(self) -> TokenSecret:
-        # Mirrors the CEL rules: a spec built in code must not take the operator's own marks either.
-        if self.type is not None and re.fullmatch(SECRET_TYPE, self.type) is None:
-            raise ValueError(f"type {self.type[:80]!r} is not written: Opaque or servicebinding.io/<type>")
-        for key in [*(self.labels or {}), *(self.annotations or {})]:
-            if key.startswith(RESERVED_PREFIX) or re.fullmatch(METADATA_KEY, key) is None:
-                raise ValueError(f"label or annotation key {key[:80]!r} is not allowed")
-        for key in self.template.data if self.template else ():
-            if key in TOKEN_SECRET_KEYS or re.fullmatch(DATA_KEY, key) is None:
-                raise ValueError(f"template key {key[:80]!r} is not allowed")
-        return self
 
 
 class ConnectorInstanceSpec(Model):

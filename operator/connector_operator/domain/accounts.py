@@ -22,6 +22,7 @@ from connector_operator.api.account import (
     RequestBudget,
     SelectorOperator,
 )
+from connector_operator.api.names import ACCOUNT_PLURAL, CLUSTER_ACCOUNT_PLURAL
 from connector_operator.api.spec import ConnectorInstanceSpec
 from connector_operator.api.status import Reason
 
@@ -36,6 +37,11 @@ class AccountKey:
 
     def __str__(self) -> str:
         return f"{self.kind} {self.namespace}/{self.name}" if self.namespace else f"{self.kind} {self.name}"
+
+    @property
+    def plural(self) -> str:
+        """The account's resource in API paths."""
+        return ACCOUNT_PLURAL if self.kind is AccountKind.CONNECTOR_ACCOUNT else CLUSTER_ACCOUNT_PLURAL
 
 
 @dataclass(frozen=True)

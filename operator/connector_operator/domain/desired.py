@@ -21,12 +21,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from connector_operator.api.configuration import FILTER_NULLS_KEY
 from connector_operator.api.names import IDENTITY_TAG_PREFIX
-from connector_operator.api.spec import (
-    FILTER_NULLS_KEY,
-    ConnectorInstanceSpec,
-    effective_instance_name,
-)
+from connector_operator.api.spec import ConnectorInstanceSpec, effective_instance_name
 from connector_operator.domain.ownership import Identity
 
 DIGEST_PREFIX = "v2:hmac-sha256:"

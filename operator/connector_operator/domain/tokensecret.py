@@ -2,13 +2,14 @@
 
 `spec.tokenSecret` shapes the Secret for the workload that reads it (issue 11): a type such as
 `servicebinding.io/...`, labels and annotations for tools like Reloader, and extra keys rendered
-from templates (domain/template.py). The operator's own marks come on top: the token digest
-annotation, which changes exactly when the token does (so a checksum or Reloader rolls the
-workload), and the shape digest, which says what the Secret was written for, so that a change of
-type, labels, annotations or templates is seen from the watch's metadata without reading the
-Secret. Both digests are HMACs keyed like every other digest the operator stores: no value, and
-no guess of one, can be tested against them. `TemplateError` lives here, not beside the renderer,
-so that the handlers catch it without importing Jinja.
+from templates (domain/template.py says what they may say, domain/sandbox.py renders them). The
+operator's own marks come on top: the token digest annotation, which changes exactly when the
+token does (so a checksum or Reloader rolls the workload), and the shape digest, which says what
+the Secret was written for, so that a change of type, labels, annotations or templates is seen
+from the watch's metadata without reading the Secret. Both digests are HMACs keyed like every
+other digest the operator stores: no value, and no guess of one, can be tested against them.
+`TemplateError` is domain/template.py's, which imports no Jinja; it is re-exported here, where the
+handlers catch it.
 """
 
 from __future__ import annotations
@@ -16,22 +17,21 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from connector_operator.api.names import SHAPE_ANNOTATION, TOKEN_DIGEST_ANNOTATION
 from connector_operator.api.spec import ConnectorInstanceSpec
 from connector_operator.domain.desired import Keyed, token_digest
+from connector_operator.domain.template import SecretTemplate, TemplateError
 
-if TYPE_CHECKING:
-    from connector_operator.domain.template import SecretTemplate
-
-
-class TemplateError(Exception):
-    """A template refused when compiled or when rendered. `message` never contains a value."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
+__all__ = [
+    "TemplateError",  # re-exported: the handlers catch it from here
+    "TokenSecretSpec",
+    "Values",
+    "data",
+    "secret_annotations",
+    "shape_digest",
+    "token_secret_spec",
+]
 
 
 @dataclass(frozen=True)
@@ -58,7 +58,7 @@ def token_secret_spec(spec: ConnectorInstanceSpec) -> TokenSecretSpec:
     if template is not None:
         # Imported when a spec first has a template: Jinja costs 9 MiB of RSS that an operator
         # whose objects use none does not pay.
-        from connector_operator.domain.template import compile_templates
+        from connector_operator.domain.sandbox import compile_templates
     return TokenSecretSpec(
         type=wanted.type or "Opaque",
         labels=dict(wanted.labels or {}),

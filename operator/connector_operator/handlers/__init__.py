@@ -1,5 +1,6 @@
-"""kopf handlers: thin orchestration of the layers below. Importing the package registers them."""
+"""The kopf shell: registrations, kopf's errors and Events, start-up. The only package that speaks
+kopf; the passes are reconciler/'s. Importing the package registers the handlers."""
 
-from connector_operator.handlers import accounts, instances, liveobjects, setup, watch
+from connector_operator.handlers import accounts, instances, liveobjects, secrets, setup
 
-__all__ = ["accounts", "instances", "liveobjects", "setup", "watch"]
+__all__ = ["accounts", "instances", "liveobjects", "secrets", "setup"]

@@ -21,16 +21,13 @@ import kopf
 
 from connector_operator import metrics
 from connector_operator.api.names import FINALIZER, MANAGED_BY_VALUE, WATCH_LABEL
-from connector_operator.handlers import accounts
-from connector_operator.handlers.deleteretry import PROGRESS_FIELD
-from connector_operator.handlers.runtime import Runtime
-from connector_operator.handlers.watch import LIST_CHUNK, SECRETS
+from connector_operator.engine.deleteretry import PROGRESS_FIELD
+from connector_operator.handlers import instances
+from connector_operator.handlers.secrets import LIST_CHUNK, SECRETS
 from connector_operator.kube import digestkey, incluster, keepalive, peering
 from connector_operator.kube.api import KubeAPI, KubeError
-from connector_operator.kube.namespaces import Namespaces
-from connector_operator.kube.secrets import Secrets
-from connector_operator.kube.status import StatusWriter
-from connector_operator.openconnectors.client import InstancesClient
+from connector_operator.reconciler.assemble import assemble
+from connector_operator.reconciler.runtime import Runtime
 from connector_operator.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -68,7 +65,7 @@ def configure_kopf(settings: kopf.OperatorSettings) -> None:
     # Handler failures are ours to schedule (see handlers.instances); kopf's default is a flat 60 s.
     settings.execution.default_backoff = 5
     # A per-object worker of kopf's holds the object's last event while it idles; nothing of ours
-    # needs it once handled (passes keep what they read: handlers/state.py).
+    # needs it once handled (passes keep what they read: engine/objects.py).
     settings.queueing.idle_timeout = WORKER_IDLE_SECONDS
 
 
@@ -114,28 +111,14 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
                     judged=lambda outranked: peering_judged(memo, outranked),
                 )
             )
-    memo["runtime"] = Runtime(
-        settings=ours,
+    memo["runtime"] = assemble(
+        ours,
+        api,
         digest_key=key,
-        instances=InstancesClient(
-            timeout=ours.request_timeout,
-            max_in_flight=ours.max_in_flight,
-            max_in_flight_per_host=min(ours.max_in_flight_per_host, ours.max_in_flight),
-            observer=metrics.observe_api_call,
-        ),
-        secrets=Secrets(api),
-        status=StatusWriter(api),
-        namespaces=Namespaces(api),
         home=home,
-        kube=api,
+        events=instances.post_events,
+        stop=memo.get(STOP_KEY),
     )
-    runtime: Runtime = memo["runtime"]
-    runtime.gates.on_recovery(lambda key: accounts.recovered(runtime, key))
-    stop: asyncio.Future[Any] | None = memo.get(STOP_KEY)
-    if stop is not None:
-        # Asked to stop: start no pass from here on. The peering record is withdrawn at once
-        # (kube/keepalive.py), and the next copy may start working before this one has exited.
-        stop.add_done_callback(lambda _: runtime.scheduler.halt())
     if ours.metrics_port:
         metrics.serve(ours.metrics_port)
     logger.info(
@@ -156,7 +139,7 @@ def peering_judged(memo: kopf.Memo, outranked: bool) -> None:
         # What the other copy creates meanwhile, this copy's listings do not show: list again.
         runtime.creations.forget_listings()
         # Nor does what the passes remember show the status it writes: kopf lists every object
-        # again when it resumes, and that status is taken as it is (handlers/state.py).
+        # again when it resumes, and that status is taken as it is (engine/objects.py).
         for tracked in runtime.tracked.values():
             tracked.reseed = True
     elif not outranked and runtime.scheduler.paused:

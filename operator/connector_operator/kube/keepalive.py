@@ -10,7 +10,7 @@ record back within 15 seconds.
 
 Each refresh also reads the other copies' records, as kopf does, and tells `judged` whether this
 copy is outranked (an alive record of equal or higher priority: kopf pauses then). kopf pauses its
-watches itself; the passes (handlers/scheduler.py) are ours and pause on that judgement.
+watches itself; the passes (engine/scheduler.py) are ours and pause on that judgement.
 
 The record has kopf's own shape, under kopf's identity for this copy. Refreshing stops as soon as
 the operator is asked to stop, and the record is withdrawn then, as kopf withdraws it: a refresh
@@ -25,7 +25,7 @@ import datetime
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 from connector_operator.kube.api import MERGE_PATCH, KubeAPI, KubeError
 from connector_operator.kube.peering import collection_path
@@ -52,18 +52,27 @@ def record(peer: Peer, now: datetime.datetime, lifetime: int = LIFETIME) -> dict
     return {"status": {peer.identity: value if lifetime > 0 else None}}
 
 
+class Rounds(TypedDict, total=False):
+    """How `keep_alive` runs its rounds, by keyword: both optional."""
+
+    refresh: float
+    """Seconds between rounds; `REFRESH` unless given."""
+    judged: Callable[[bool], None] | None
+    """Told after each round whether this copy is outranked; nobody unless given."""
+
+
 async def keep_alive(
     api: KubeAPI,
     name: str,
     namespaces: tuple[str, ...],
     peer: Peer,
     stopping: asyncio.Future[Any],
-    refresh: float = REFRESH,
-    judged: Callable[[bool], None] | None = None,
+    **rounds: Unpack[Rounds],
 ) -> None:
     """Refresh this copy's record in each peering object until `stopping` is done; then withdraw it.
     After each round, `judged(outranked)` if any peering object could be read."""
     paths = [f"{collection_path(namespace)}/{name}" for namespace in namespaces or (None,)]
+    refresh, judged = rounds.get("refresh", REFRESH), rounds.get("judged")
     try:
         while not stopping.done():
             now = datetime.datetime.now(datetime.UTC)

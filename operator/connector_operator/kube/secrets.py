@@ -3,7 +3,7 @@
 Two rules shape this module. An input Secret that the operator reads gets the watch label, so
 that the operator's single, server-side-filtered Secret watch sees its later changes (and
 nothing else: memory and traffic do not grow with unrelated Secrets), and the in-use finalizer,
-so that it outlives every object that depends on it (handlers/secretholds.py). And the token
+so that it outlives every object that depends on it (engine/secretholds.py). And the token
 Secret is written only when it is ours: created by us, or labelled managed-by us and owned by
 this very object; anything else is a conflict the user must resolve, never an overwrite.
 
@@ -22,6 +22,7 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from connector_operator.api.meta import Meta
 from connector_operator.api.names import (
     GROUP,
     IN_USE_FINALIZER,
@@ -110,8 +111,8 @@ class SecretMeta:
             labels=labels,
             owner_uid=owner_uid,
             held=IN_USE_FINALIZER in (meta.get("finalizers") or ()),
-            deleting=meta.get("deletionTimestamp") is not None,
-            resource_version=str(meta.get("resourceVersion") or ""),
+            deleting=Meta.of(raw).deleting,
+            resource_version=Meta.of(raw).resource_version,
             fingerprint=fingerprint(data),
             token=token,
             type=str(raw.get("type") or "Opaque")[:MAX_TOKEN_FIELD],
@@ -128,7 +129,7 @@ def _short(value: Any) -> str | None:
 @dataclass(frozen=True)
 class SecretView(SecretMeta):
     """A Secret as read from the API: its metadata and its decoded data. Held only for the pass
-    that reads it, and in the bounded cache of recent reads (handlers/secretreads.py)."""
+    that reads it, and in the bounded cache of recent reads (engine/secretreads.py)."""
 
     data: Mapping[str, str | None] = field(default_factory=dict, repr=False)  # None: not UTF-8 text
     all_labels: Mapping[str, str] = field(default_factory=dict)  # `labels` keeps only ours

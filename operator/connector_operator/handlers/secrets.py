@@ -5,12 +5,12 @@ carry the watch label (inputs the operator reads, token Secrets it writes, and w
 labels herself) ever reach this process. kopf keeps two indexes for us: those Secrets by
 (namespace, name), and which ConnectorInstances reference which Secret. A Secret event wakes
 exactly its referencing objects (a pass each), and releases a held input Secret that no object
-references any more (handlers/secretholds.py).
+references any more (engine/secretholds.py).
 
 The Secret index keeps metadata and a fingerprint of the content, never the values
 (`kube.secrets.SecretMeta`): anyone who may create Secrets can label them for this watch, so
 what the index costs must not depend on what is in them. The values of held input Secrets go to
-the bounded cache of handlers/secretreads.py; for a token Secret the index keeps digests of the
+the bounded cache of engine/secretreads.py; for a token Secret the index keeps digests of the
 token (compared after a restart, and before a write). Once indexed, the values are dropped from
 the body kopf holds too (`drop_values`): kopf keeps each event's body while the object's worker
 idles, and at start-up every listed body until all are indexed.
@@ -21,7 +21,6 @@ pool, and that hand-off cost more than the handlers themselves at 1,000 objects 
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
 from typing import Any
 
 import kopf
@@ -29,9 +28,9 @@ from pydantic import ValidationError
 
 from connector_operator.api.names import GROUP, PLURAL, VERSION
 from connector_operator.api.spec import parse_spec, related_secrets
-from connector_operator.domain.desired import Keyed, legacy_token_digest, token_digest
-from connector_operator.handlers.runtime import Runtime
+from connector_operator.engine.secretindex import indexed, secret_meta
 from connector_operator.kube.secrets import OUR_LABELS, SecretMeta
+from connector_operator.reconciler.runtime import Runtime
 
 SECRETS = ("v1", "secrets")
 
@@ -54,17 +53,6 @@ async def secret_cache(
         runtime.reads.watched(meta, body.get("data") or {})
     drop_values(body)
     return {(namespace, name): meta}
-
-
-def secret_meta(raw: Mapping[str, Any], digest_key: bytes | None) -> SecretMeta:
-    """What the index keeps of a Secret; with the operator's digest key, a token Secret's token
-    digest is the one status.tokenDigest holds (without it only the legacy one can be compared)."""
-
-    def digests(token: str, owner_uid: str) -> tuple[str | None, str]:
-        keyed = token_digest(token, Keyed(digest_key, owner_uid)) if digest_key is not None else None
-        return keyed, legacy_token_digest(token, owner_uid)
-
-    return SecretMeta.from_raw(raw, digests)
 
 
 # Metadata nobody here reads, and the bulk of a stored object: the field managers' sets (rewritten
@@ -117,8 +105,6 @@ async def secret_users(
 
 @kopf.on.event(*SECRETS)  # type: ignore[arg-type]
 async def secret_changed(
-    namespace: str,
-    name: str,
     type: str | None,
     body: kopf.Body,
     memo: kopf.Memo,
@@ -127,7 +113,8 @@ async def secret_changed(
     **_: Any,
 ) -> None:
     runtime: Runtime = memo["runtime"]
-    key = (namespace, name)
+    namespace = body.metadata.namespace or ""
+    key = (namespace, body.metadata.name or "")
     if type == "DELETED":  # not indexed: its values are dropped here
         drop_values(body)
         runtime.reads.forget(key)
@@ -141,38 +128,3 @@ async def secret_changed(
         return
     for user in secret_users.get(key, []):
         runtime.wakeups.wake((namespace, user))
-
-
-def indexed(
-    index: kopf.Index[tuple[str, str], SecretMeta], key: tuple[str, str], body: kopf.Body
-) -> SecretMeta:
-    """What the index made of this very event (the index handler ran first, and dropped the
-    values from `body`); made from `body` only if indexing failed (and so left the values)."""
-    version = str(body.get("metadata", {}).get("resourceVersion") or "")
-    store = index.get(key)
-    found = next((m for m in store if m.resource_version == version), None) if store is not None else None
-    return found if found is not None else secret_meta(body, None)
-
-
-class _IndexView(Mapping[tuple[str, str], SecretMeta]):
-    """A plain Mapping over kopf's index, whose values are stores of one SecretMeta each."""
-
-    def __init__(self, index: kopf.Index[tuple[str, str], SecretMeta]) -> None:
-        self._index = index
-
-    def __getitem__(self, key: tuple[str, str]) -> SecretMeta:
-        return next(iter(self._index[key]))
-
-    def get(self, key: tuple[str, str], default: Any = None) -> Any:
-        store = self._index.get(key)
-        return next(iter(store), default) if store is not None else default
-
-    def __iter__(self) -> Iterator[tuple[str, str]]:
-        return iter(self._index)
-
-    def __len__(self) -> int:
-        return len(self._index)
-
-
-def secret_view_cache(index: kopf.Index[tuple[str, str], SecretMeta]) -> Mapping[tuple[str, str], SecretMeta]:
-    return _IndexView(index)

@@ -3,7 +3,7 @@
 A stray is a remote instance that carries this operator's marks (a UID or claim tag) but belongs
 to no live object it watches: left by a cluster rebuilt without a cluster name, by a finalizer
 removed by hand, or by another cluster of the same name. The per-endpoint listing that one-POST
-creates already take (handlers/creations.py) shows them for free. They are reported where a
+creates already take (engine/creations.py) shows them for free. They are reported where a
 platform team looks: the account's status (`strayInstances`, `strayInstanceIDs`), a metric for
 endpoints without an account, and one Warning Event per stray (at most `EVENTS_PER_LISTING` a
 listing, then one that sums up the rest). Deleting them is a person's call:
@@ -14,16 +14,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, cast
-
-import kopf
+from typing import Any
 
 from connector_operator import metrics
 from connector_operator.api.account import AccountKind
 from connector_operator.api.names import ACCOUNT_KIND, CLUSTER_ACCOUNT_KIND, GROUP, VERSION
 from connector_operator.domain.accounts import AccountKey
-from connector_operator.handlers.accountstate import Accounts, waiter
-from connector_operator.handlers.wakeups import Key
+from connector_operator.engine.accounts import Accounts, waiter
+from connector_operator.engine.objects import EventSink, Ref
+from connector_operator.engine.wakeups import Key
 
 MAX_EVENTED = 100_000  # stray ids remembered as reported, over all endpoints (then no more Events)
 EVENTS_PER_LISTING = 20  # beyond these, one summary Event: a listing never floods the event queue
@@ -42,10 +41,11 @@ class Scope:
 class StrayReports:
     accounts: Accounts  # an account's strays are its daemon's to write into its status
     wake: Callable[[Key], None]
+    events: EventSink
     _evented: dict[str, set[int]] = field(default_factory=dict)  # endpoint -> ids with an Event
     _by_host: dict[str, dict[str, set[int]]] = field(default_factory=dict)  # host -> endpoint -> ids
 
-    def report(self, found: list[int], scope: Scope, ref: kopf.Body) -> None:
+    def report(self, found: list[int], scope: Scope, ref: Ref) -> None:
         """Record what one listing found. `ref`: the object whose create took the listing, for the
         Events of an endpoint without an account."""
         endpoint, host, account = scope.endpoint, scope.host, scope.account
@@ -62,21 +62,27 @@ class StrayReports:
         room = MAX_EVENTED - sum(map(len, self._evented.values()))
         new = [i for i in found if i not in evented][: max(0, room)]
         evented.update(new)
-        for instance_id in new[:EVENTS_PER_LISTING]:
-            kopf.warn(
-                ref,
-                reason="StrayInstance",
-                message=f"Remote instance {instance_id} carries this operator's identity or claim tags "
+        posted = [
+            (
+                "Warning",
+                "StrayInstance",
+                f"Remote instance {instance_id} carries this operator's identity or claim tags "
                 "but belongs to no ConnectorInstance it watches; it is left in place. Adopt it "
                 "(spec.instanceID, with openconnectors.io/take-over-from) or delete it on the platform",
             )
+            for instance_id in new[:EVENTS_PER_LISTING]
+        ]
         if len(new) > EVENTS_PER_LISTING:
-            kopf.warn(
-                ref,
-                reason="StrayInstance",
-                message=f"{len(new) - EVENTS_PER_LISTING} more stray remote instances at {host} (see the "
-                "account's status.strayInstanceIDs, or oco_stray_instances): left in place",
+            posted.append(
+                (
+                    "Warning",
+                    "StrayInstance",
+                    f"{len(new) - EVENTS_PER_LISTING} more stray remote instances at {host} (see the "
+                    "account's status.strayInstanceIDs, or oco_stray_instances): left in place",
+                )
             )
+        if posted:
+            self.events(ref, posted)
         if not evented:
             del self._evented[endpoint]
 
@@ -107,9 +113,9 @@ class StrayReports:
             del self._by_host[host]
 
 
-def account_ref(key: AccountKey) -> kopf.Body:
+def account_ref(key: AccountKey) -> Ref:
     kind = ACCOUNT_KIND if key.kind is AccountKind.CONNECTOR_ACCOUNT else CLUSTER_ACCOUNT_KIND
     raw: dict[str, Any] = {"apiVersion": f"{GROUP}/{VERSION}", "kind": kind, "metadata": {"name": key.name}}
     if key.namespace:
         raw["metadata"]["namespace"] = key.namespace
-    return kopf.Body(cast(kopf.RawBody, raw))
+    return raw

@@ -1,6 +1,6 @@
 """Reading a referenced Secret: its values come from a small, bounded cache of copies, or from the API.
 
-The Secret watch keeps metadata and a fingerprint only (handlers/watch.py): what tenants put into
+The Secret watch keeps metadata and a fingerprint only (handlers/secrets.py): what tenants put into
 Secrets, and they can label any Secret of theirs for the watch, must not decide how much memory
 the operator needs. The values live here, in `SecretCopies`: at most `BUDGET` bytes in all,
 least recently used first out, and no Secret larger than `MAX_KEPT` (a Secret bigger than a whole
@@ -10,7 +10,7 @@ A copy serves a read while the watch confirms it: the watch shows the Secret hel
 being deleted) at the very resourceVersion of the copy. Copies come from our own reads, and from
 the watch events of held input Secrets (so a restart, and a rotation, cost no read). A Secret the
 watch has not shown yet, or shows without the in-use finalizer, is fetched and held (labelled and
-finalized, one patch: handlers/secretholds.py) once, however many objects ask at the same moment
+finalized, one patch: engine/secretholds.py) once, however many objects ask at the same moment
 (a thousand objects sharing one account Secret start together), and that fetched copy serves for
 the few seconds until the watch delivers it. Only Secrets that exist are remembered: a missing one
 must be looked for again when its watch-by-name says it appeared. At most `FETCHES` reads are in
@@ -20,92 +20,20 @@ flight at once, so a burst of objects referencing big Secrets holds a bounded nu
 from __future__ import annotations
 
 import asyncio
-import sys
-import time
-from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from connector_operator.api.names import WATCH_LABEL
-from connector_operator.domain.inputs import MAX_CONFIGURATION_BYTES
-from connector_operator.handlers.secretholds import SecretHolds
-from connector_operator.handlers.wakeups import Key, Wakeups
+from connector_operator.engine.secretcopies import SecretCopies
+from connector_operator.engine.secretholds import SecretHolds
+from connector_operator.engine.wakeups import Key, Wakeups
 from connector_operator.kube.secrets import INPUT_ROLE, SecretMeta, Secrets, SecretView
 
 # Long enough for the watch to deliver a freshly labelled Secret, short enough that a Secret
 # deleted in between is not believed for long.
 FETCHED_TTL = 10.0
-# The values of every kept copy together: thousands of ordinary Secrets (a few hundred bytes to a
-# few KiB each) fit many times over.
-BUDGET = 32 * 1024 * 1024
-# A Secret larger than the whole configuration of an object may be is not kept (read when needed).
-MAX_KEPT = MAX_CONFIGURATION_BYTES
 FETCHES = 8  # Secret reads in flight at once
-_ENTRY_OVERHEAD = 256  # the entry, the view and its dict, roughly
-
-
-def size_of(view: SecretView) -> int:
-    """The memory a copy's values take (Python strings, as allocated), plus a little per entry."""
-    return _ENTRY_OVERHEAD + sum(sys.getsizeof(k) + sys.getsizeof(v) for k, v in view.data.items())
-
-
-@dataclass
-class _Copy:
-    view: SecretView
-    size: int
-    fetched_at: float | None  # monotonic, for our own reads (which held the Secret); None: the watch's
-
-
-@dataclass
-class SecretCopies:
-    """Recently read Secrets with their values, bounded in bytes, least recently used out first."""
-
-    budget: int = BUDGET
-    max_kept: int = MAX_KEPT
-    entries: OrderedDict[Key, _Copy] = field(default_factory=OrderedDict)
-    used: int = 0
-
-    def current(self, key: Key, resource_version: str) -> SecretView | None:
-        """The copy at exactly this resourceVersion (what the watch shows now), if kept."""
-        entry = self.entries.get(key)
-        if entry is None or not resource_version or entry.view.resource_version != resource_version:
-            return None
-        self.entries.move_to_end(key)
-        return entry.view
-
-    def recent(self, key: Key, ttl: float) -> SecretView | None:
-        """Our own read of the Secret, if at most `ttl` seconds old (it held the Secret)."""
-        entry = self.entries.get(key)
-        if entry is None or entry.fetched_at is None or time.monotonic() - entry.fetched_at >= ttl:
-            return None
-        self.entries.move_to_end(key)
-        return entry.view
-
-    def keep(self, view: SecretView, *, fetched: bool) -> None:
-        """Remember a copy read from the API (`fetched`), making room for it."""
-        key = (view.namespace, view.name)
-        self.forget(key)
-        size = size_of(view)
-        if size > self.max_kept or size > self.budget:
-            return
-        while self.used + size > self.budget:
-            _, oldest = self.entries.popitem(last=False)
-            self.used -= oldest.size
-        self.entries[key] = _Copy(view, size, time.monotonic() if fetched else None)
-        self.used += size
-
-    def offer(self, view: SecretView, *, new: bool) -> None:
-        """A copy the watch delivered: it replaces the copy of that Secret, if one is kept, and
-        is otherwise kept (`new`) only where there is room: the watch's copies push out no other."""
-        key = (view.namespace, view.name)
-        if key in self.entries or (new and self.used + size_of(view) <= self.budget):
-            self.keep(view, fetched=False)
-
-    def forget(self, key: Key) -> None:
-        entry = self.entries.pop(key, None)
-        if entry is not None:
-            self.used -= entry.size
 
 
 @dataclass
@@ -163,7 +91,7 @@ class SecretReads:
     ) -> SecretView | None:
         key = (namespace, name)
         # Under the Secret's lock: a release decided before this read has been written by now,
-        # and one decided after it sees this object in kopf's index (handlers/secretholds.py).
+        # and one decided after it sees this object in kopf's index (engine/secretholds.py).
         async with holds.lock(key), self.fetches:
             view = await secrets.read(namespace, name)
             if view is not None and needs_hold(view):

@@ -19,9 +19,9 @@ from connector_operator.domain.ownership import (
     claimed_object,
     identity_tag,
 )
-from connector_operator.handlers.liveobjects import LiveObjects
-from connector_operator.handlers.refusals import Refused
+from connector_operator.engine.liveobjects import LiveObjects
 from connector_operator.openconnectors.client import Instance
+from connector_operator.reconciler.outcomes import Refused
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ another object may adopt it (`spec.instanceID`). When that cannot be done (no cr
 platform does not answer) the object is released all the same, and an Event names the tag left.
 
 The account Secret cannot vanish under an object that used it: it carries the in-use
-finalizer (handlers/secretholds.py), so a namespace deletion leaves it readable until the object
+finalizer (engine/secretholds.py), so a namespace deletion leaves it readable until the object
 is gone. An object whose account Secret never existed (a typo) made no platform write and is
 released without one. When the account secrets are unusable all the same (a key removed), the
 object says so in `Stalled` with the one command that releases it, instead of hanging without a word.
@@ -21,29 +21,67 @@ object says so in `Stalled` with the one command that releases it, instead of ha
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-import kopf
 from pydantic import ValidationError
 
-from connector_operator.api.account import AccountKind
-from connector_operator.api.names import ACCOUNT_PLURAL, CLUSTER_ACCOUNT_PLURAL, GROUP, PLURAL, VERSION
-from connector_operator.api.spec import ConnectorInstanceSpec, DeletionPolicy, LocalObjectReference
+from connector_operator.api.meta import Meta
+from connector_operator.api.names import GROUP, PLURAL, VERSION
+from connector_operator.api.spec import (
+    ConnectorInstanceSpec,
+    DeletionPolicy,
+    LocalObjectReference,
+    effective_token_secret,
+    observe_only,
+    parse_spec,
+)
 from connector_operator.api.status import ConnectorInstanceStatus, Reason
+from connector_operator.api.validation import describe
 from connector_operator.domain import outcome as outcomes
 from connector_operator.domain.accounts import AccountKey, Endpoint, Refused, account_key
 from connector_operator.domain.inputs import Missing, account_secrets
-from connector_operator.domain.outcome import Backoff, Outcome
+from connector_operator.domain.outcome import Outcome
 from connector_operator.domain.ownership import Identity
-from connector_operator.domain.transition import Facts, status_after
-from connector_operator.handlers.errors import classify, to_kopf
-from connector_operator.handlers.reconcile import locate
-from connector_operator.handlers.runtime import Key, Runtime
-from connector_operator.handlers.watch import secret_view_cache
+from connector_operator.domain.transition import Facts, parse_status, status_after
+from connector_operator.engine.objects import Event
+from connector_operator.kube.secrets import SecretMeta
 from connector_operator.openconnectors import errors
 from connector_operator.openconnectors.budget import AccountGate
 from connector_operator.openconnectors.client import Credentials, Instance, host_of
+from connector_operator.reconciler.locate import locate
+from connector_operator.reconciler.outcomes import classify
+from connector_operator.reconciler.runtime import Key, Runtime
+
+# How long the delete handler waits for a running pass (a create: its POST) before it retries.
+PASS_WAIT = 35.0
+
+
+@dataclass(frozen=True)
+class Deleted:
+    """The remote side is done with (deleted, released, or never written): the object may go."""
+
+    events: list[Event] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Retry:
+    """The deletion failed or is blocked: `outcome` says why (written to the conditions)."""
+
+    outcome: Outcome
+    delay: float
+    events: list[Event] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Wait:
+    """Not now, and not a failure: a pass is running, or this process has not loaded the account."""
+
+    what: str
+    delay: float
+
+
+Verdict = Deleted | Retry | Wait
 
 
 def release_command(namespace: str, name: str) -> str:
@@ -53,58 +91,97 @@ def release_command(namespace: str, name: str) -> str:
     )
 
 
+async def delete(runtime: Runtime, body: Mapping[str, Any], cache: Mapping[Key, SecretMeta]) -> Verdict:
+    """Everything the deletion of a ConnectorInstance does on the platform and with its token
+    Secret; the kopf shell turns the verdict into Events and retries."""
+    meta = Meta.of(body)
+    key = (meta.namespace, meta.name)
+    # A pass may be in the middle of a create: let it finish, or its instance could escape us.
+    runtime.scheduler.close(key)  # also when kopf calls this before our event handler
+    if not await runtime.scheduler.wait_idle(key, timeout=PASS_WAIT):
+        return Wait("waiting for the reconcile pass to end", delay=1)
+    status = parse_status(body.get("status"))
+    try:
+        spec = parse_spec(body.get("spec") or {})
+    except ValidationError as error:
+        verdict, token_secret = await delete_unparsed(runtime, meta, body.get("spec"), status, error)
+    else:
+        token_secret = effective_token_secret(spec, meta.name)
+        verdict = await _delete_parsed(runtime, meta, spec, status, cache)
+    if isinstance(verdict, Deleted) and token_secret is not None:
+        await runtime.secrets.delete_token(meta.namespace, token_secret, meta.uid)
+    return verdict
+
+
+async def _delete_parsed(
+    runtime: Runtime,
+    meta: Meta,
+    spec: ConnectorInstanceSpec,
+    status: ConnectorInstanceStatus,
+    cache: Mapping[Key, SecretMeta],
+) -> Verdict:
+    if observe_only(spec):
+        message = "managementPolicy is ObserveOnly: the remote instance is never deleted from here"
+        return Deleted([("Normal", "Orphaned", message)])
+    if (spec.deletion_policy or DeletionPolicy.DELETE) is DeletionPolicy.ORPHAN:
+        return await release_remote(runtime, meta, spec, cache)
+    return await delete_remote(runtime, meta, spec, status, cache)
+
+
 async def delete_unparsed(
-    runtime: Runtime, body: kopf.Body, status: ConnectorInstanceStatus, error: ValidationError
-) -> str:
+    runtime: Runtime, meta: Meta, raw: Any, status: ConnectorInstanceStatus, error: ValidationError
+) -> tuple[Verdict, str | None]:
     """The deletion of an object whose spec does not parse (admitted by an earlier CRD, or read
     differently by the API server than here): raising the ValidationError made kopf retry every few
     seconds forever, so the object, and a namespace deleting it, never went. Only the raw
-    `deletionPolicy` is read. `Orphan` releases the object: returns its token Secret's name.
+    `deletionPolicy` is read. `Orphan` releases the object, with its token Secret's name.
     Anything else needs the spec (which account, which URL): `Stalled`, reason `InvalidSpec`, with
     the release command, retried with the deletion's backoff; a spec change (a fix, or `Orphan`)
-    runs it again at once (handlers/deleteretry.py)."""
-    namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
-    raw = body.get("spec")
+    runs it again at once (engine/deleteretry.py)."""
+    namespace, name = meta.namespace, meta.name
     raw = raw if isinstance(raw, Mapping) else {}
     if raw.get("deletionPolicy") == DeletionPolicy.ORPHAN:
-        kopf.info(
-            body,
-            reason="Orphaned",
-            message="deletionPolicy is Orphan: the remote instance is left in place (the rest of the "
-            "spec does not parse)",
-        )
+        released = Deleted([("Normal", "Orphaned", "deletionPolicy is Orphan: the remote instance is left in "
+                             "place (the rest of the spec does not parse)")])  # fmt: skip
         try:
-            return LocalObjectReference.model_validate(raw.get("tokenSecret")).name
+            return released, LocalObjectReference.model_validate(raw.get("tokenSecret")).name
         except ValidationError:
-            return f"{name}-token"  # as effective_token_secret; deleted only if this object owns it
-    problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors()[:5])
+            return released, f"{name}-token"  # as effective_token_secret; deleted only if this object owns it
     outcome = outcomes.stalled(
         Reason.INVALID_SPEC,
-        f"Cannot delete the remote instance: the spec does not parse ({problems}). Correct the spec, "
-        f"or release this object and leave the remote instance in place with: "
+        f"Cannot delete the remote instance: the spec does not parse ({describe(error)}). Correct the "
+        f"spec, or release this object and leave the remote instance in place with: "
         f"{release_command(namespace, name)}",
     )
-    key, generation = (namespace, name), int(body["metadata"].get("generation") or 0)
-    runtime.delete_retries.attempting(key)
-    await report(runtime, namespace, name, generation, status, outcome)
-    backoff = Backoff(runtime.settings.backoff_base, runtime.settings.backoff_cap)
-    raise to_kopf(outcome, delay=runtime.delete_retries.failed(key, outcome, backoff))
+    runtime.delete_retries.attempting((namespace, name))
+    return await _failed(runtime, meta, status, outcome), None
+
+
+async def _failed(
+    runtime: Runtime,
+    meta: Meta,
+    status: ConnectorInstanceStatus,
+    outcome: Outcome,
+    platform: tuple[str, Credentials] | None = None,
+    events: list[Event] | None = None,
+) -> Retry:
+    """Say why the deletion waits (the conditions only), and when it runs again."""
+    await report(runtime, meta.namespace, meta.name, meta.generation, status, outcome)
+    delay = runtime.delete_retries.failed((meta.namespace, meta.name), outcome, platform)
+    return Retry(outcome, delay, events or [])
 
 
 async def delete_remote(
     runtime: Runtime,
-    body: kopf.Body,
+    meta: Meta,
     spec: ConnectorInstanceSpec,
     status: ConnectorInstanceStatus,
-    secret_cache: kopf.Index[tuple[str, str], Any],
-) -> None:
-    namespace, name, uid = body["metadata"]["namespace"], body["metadata"]["name"], body["metadata"]["uid"]
-    # The delays come from our own count, not kopf's `retry` (see handlers/deleteretry.py).
-    key, retries = (namespace, name), runtime.delete_retries
-    retries.attempting(key)
-    generation = int(body["metadata"].get("generation") or 0)
+    cache: Mapping[Key, SecretMeta],
+) -> Verdict:
+    namespace, name = meta.namespace, meta.name
+    # The delays come from our own count, not kopf's `retry` (see engine/deleteretry.py).
+    runtime.delete_retries.attempting((namespace, name))
     api_url = await _endpoint_url(runtime, spec, namespace)  # never status.apiURL: status is no proof
-    backoff = Backoff(runtime.settings.backoff_base, runtime.settings.backoff_cap)
     refusal = runtime.hosts.refusal(api_url)
     if refusal is not None:
         outcome = outcomes.stalled(
@@ -113,14 +190,13 @@ async def delete_remote(
             f"release this object and leave the remote instance in place with: "
             f"{release_command(namespace, name)}",
         )
-        await report(runtime, namespace, name, generation, status, outcome)
-        raise to_kopf(outcome, delay=retries.failed(key, outcome, backoff))
-    found = await _account_secrets(runtime, spec, namespace, secret_cache)
-    never_wrote = status.instance_id is None and status.applied_digest is None
-    if isinstance(found, NotYet):
+        return await _failed(runtime, meta, status, outcome)
+    found = await _account_secrets(runtime, spec, namespace, cache)
+    if isinstance(found, Unloaded):
         # A fresh process has not loaded the account yet: its absence proves nothing (chaos found
         # a release right after a restart that left the remote instance behind). Soon again.
-        raise kopf.TemporaryError(found.what, delay=2)
+        return Wait(found.what, delay=2)
+    never_wrote = status.instance_id is None and status.applied_digest is None
     if never_wrote and isinstance(found, Absent | Refused):
         # No platform write was ever made: every write records instanceID or appliedDigest, and a
         # write whose status update was lost (a crash right after a create) read this Secret first,
@@ -132,13 +208,11 @@ async def delete_remote(
         # deleted: its finalizer waits for its instances), or one that refuses this object: no
         # write was made through it.
         # A Secret that exists but lacks a key is no proof of anything: blocked below.
-        kopf.info(
-            body,
-            reason="DeletedWithoutPlatformCall",
-            message=f"{found.what if isinstance(found, Absent) else found.message}: no platform write "
-            "was ever made for this object, released without calling the platform",
+        what = found.what if isinstance(found, Absent) else found.message
+        message = (
+            f"{what}: no platform write was ever made for this object, released without calling the platform"
         )
-        return
+        return Deleted([("Normal", "DeletedWithoutPlatformCall", message)])
     if not isinstance(found, tuple):
         problem = found.message if not isinstance(found, Absent) else found.what
         outcome = outcomes.stalled(
@@ -147,10 +221,23 @@ async def delete_remote(
             f"object and leave the remote instance in place with: {release_command(namespace, name)}",
             ready=False,
         )
-        await report(runtime, namespace, name, generation, status, outcome)
-        raise to_kopf(outcome, delay=retries.failed(key, outcome, backoff))
+        return await _failed(runtime, meta, status, outcome)
+    return await _delete_owned(runtime, meta, status, api_url, found)
+
+
+async def _delete_owned(
+    runtime: Runtime,
+    meta: Meta,
+    status: ConnectorInstanceStatus,
+    api_url: str,
+    found: tuple[Credentials, AccountGate | None],
+) -> Verdict:
+    """Delete every instance that carries the object's identity, and the one status names if the
+    platform shows it is the object's."""
     credentials, gate = found
-    identity = Identity(uid, namespace, name, runtime.settings.cluster_name)
+    namespace, name = meta.namespace, meta.name
+    identity = Identity(meta.uid, namespace, name, runtime.settings.cluster_name)
+    events: list[Event] = []
     try:
         owned = await _owned(runtime, api_url, credentials, gate, identity)
         ids = sorted(owned)
@@ -160,12 +247,9 @@ async def delete_remote(
             if await _proven(runtime, api_url, credentials, gate, identity, recorded):
                 ids.append(recorded)
             else:
-                kopf.warn(
-                    body,
-                    reason="NotOwned",
-                    message=f"Remote instance {recorded} (status.instanceID) does not carry this "
-                    f"object's identity ({identity.uid_tag}): not deleted, left on the platform",
-                )
+                events.append(("Warning", "NotOwned", f"Remote instance {recorded} (status.instanceID) "
+                               f"does not carry this object's identity ({identity.uid_tag}): not deleted, "
+                               "left on the platform"))  # fmt: skip
         for instance_id in ids:
             await runtime.instances.delete(api_url, credentials, instance_id, gate=gate, namespace=namespace)
     except errors.OpenConnectorsError as error:
@@ -176,37 +260,31 @@ async def delete_remote(
                 f"{outcome.message}. To release this object without deleting the remote "
                 f"instance: {release_command(namespace, name)}",
             )
-        await report(runtime, namespace, name, generation, status, outcome)
         platform = (host_of(api_url), credentials)  # waits for it to answer again, when transient
-        raise to_kopf(outcome, delay=retries.failed(key, outcome, backoff, platform)) from None
-    retries.succeeded(key)
+        return await _failed(runtime, meta, status, outcome, platform, events)
+    runtime.delete_retries.succeeded((namespace, name))
     if ids:
-        kopf.info(
-            body, reason="Deleted", message=f"Deleted remote instance(s) {', '.join(map(str, sorted(ids)))}"
-        )
+        events.append(("Normal", "Deleted", f"Deleted remote instance(s) {', '.join(map(str, sorted(ids)))}"))
+    return Deleted(events)
 
 
 async def release_remote(
-    runtime: Runtime,
-    body: kopf.Body,
-    spec: ConnectorInstanceSpec,
-    secret_cache: kopf.Index[tuple[str, str], Any],
-) -> None:
+    runtime: Runtime, meta: Meta, spec: ConnectorInstanceSpec, cache: Mapping[Key, SecretMeta]
+) -> Verdict:
     """`deletionPolicy: Orphan`: remove the object's identity tags from its instance, so that any
     object may adopt it, and release the object whatever happens (an Event says what was left)."""
-    namespace, name, uid = body["metadata"]["namespace"], body["metadata"]["name"], body["metadata"]["uid"]
+    namespace, name, uid = meta.namespace, meta.name, meta.uid
     identity = Identity(uid, namespace, name, runtime.settings.cluster_name)
     left = (
         f"deletionPolicy is Orphan: the remote instance is left in place, still tagged "
         f"{identity.uid_tag}; remove that tag on the platform before another object adopts it"
     )
     api_url = await _endpoint_url(runtime, spec, namespace)
-    found = await _account_secrets(runtime, spec, namespace, secret_cache)
-    if isinstance(found, NotYet):
-        raise kopf.TemporaryError(found.what, delay=2)  # a fresh process: loaded in a moment
+    found = await _account_secrets(runtime, spec, namespace, cache)
+    if isinstance(found, Unloaded):
+        return Wait(found.what, delay=2)  # a fresh process: loaded in a moment
     if runtime.hosts.refusal(api_url) is not None or not isinstance(found, tuple):
-        kopf.warn(body, reason="Orphaned", message=f"{left} (the platform cannot be called)")
-        return
+        return Deleted([("Warning", "Orphaned", f"{left} (the platform cannot be called)")])
     credentials, gate = found
     try:
         remembered = _remembered(runtime, (namespace, name), uid)
@@ -225,22 +303,16 @@ async def release_remote(
                 namespace=namespace,
             )
     except errors.OpenConnectorsError as error:
-        kopf.warn(
-            body,
-            reason="Orphaned",
-            message=f"{left} ({classify(error, ready=False, creating=False).message})",
-        )
-        return
+        message = f"{left} ({classify(error, ready=False, creating=False).message})"
+        return Deleted([("Warning", "Orphaned", message)])
     if not owned:
-        kopf.info(body, reason="Released", message="deletionPolicy is Orphan: no remote instance carries "
-                  "this object's identity, nothing to release")  # fmt: skip
-        return
-    kopf.info(
-        body,
-        reason="Released",
-        message=f"deletionPolicy is Orphan: remote instance(s) {', '.join(str(i.id) for i in owned)} left "
-        "in place without this object's identity tags; any object may adopt them with spec.instanceID",
+        return Deleted([("Normal", "Released", "deletionPolicy is Orphan: no remote instance carries "
+                         "this object's identity, nothing to release")])  # fmt: skip
+    message = (
+        f"deletionPolicy is Orphan: remote instance(s) {', '.join(str(i.id) for i in owned)} left "
+        "in place without this object's identity tags; any object may adopt them with spec.instanceID"
     )
+    return Deleted([("Normal", "Released", message)])
 
 
 async def _endpoint_url(runtime: Runtime, spec: ConnectorInstanceSpec, namespace: str) -> str:
@@ -314,7 +386,7 @@ class Absent:
 
 
 @dataclass(frozen=True)
-class NotYet:
+class Unloaded:
     what: str  # the account exists, but this process has not read it (or its Secret) yet
 
 
@@ -322,8 +394,8 @@ async def _account_secrets(
     runtime: Runtime,
     spec: ConnectorInstanceSpec,
     namespace: str,
-    secret_cache: kopf.Index[tuple[str, str], Any],
-) -> tuple[Credentials, AccountGate | None] | Missing | Refused | Absent | NotYet:
+    cache: Mapping[Key, SecretMeta],
+) -> tuple[Credentials, AccountGate | None] | Missing | Refused | Absent | Unloaded:
     """The credentials to delete with (and the account's gate); `Absent` when their Secret, or the
     account, does not exist; otherwise what is wrong. Configuration Secrets are not needed."""
     located, account = await locate(runtime, spec, namespace)
@@ -332,18 +404,18 @@ async def _account_secrets(
             return located
         key = account_key(spec, namespace, runtime.settings.default_account)
         if key is not None and await account_exists(runtime, key):
-            return NotYet(f"{key} is not loaded yet")
+            return Unloaded(f"{key} is not loaded yet")
         return Absent(located.message)
     if account is not None:
         if not account.loaded:
-            return NotYet(f"{located.account}: its Secret is not read yet")
+            return Unloaded(f"{located.account}: its Secret is not read yet")
         if account.data is None:
             # Not held by our finalizer (the account daemon reads it): its absence proves nothing.
             return Missing(f"Secret {account.secret_label!r} ({located.account}) does not exist", "")
         found = account_secrets(account.secrets(), account.secret_label)
         gate = runtime.gates.for_account(located.account, located.budget, str(located.account))
     else:
-        view = await runtime.read_secret(secret_view_cache(secret_cache), namespace, located.secret_name)
+        view = await runtime.read_secret(cache, namespace, located.secret_name)
         if view is None:
             return Absent(f"Secret {located.secret_name!r} does not exist")
         found = account_secrets({located.secret_name: view.data}, located.secret_name)
@@ -355,7 +427,7 @@ async def account_exists(runtime: Runtime, key: AccountKey) -> bool:
     """Whether the API server has the account (a fresh process may not have loaded it yet)."""
     if runtime.kube is None:
         return True  # cannot tell: assume it does, and wait
-    plural = ACCOUNT_PLURAL if key.kind is AccountKind.CONNECTOR_ACCOUNT else CLUSTER_ACCOUNT_PLURAL
+    plural = key.plural
     scope = f"namespaces/{key.namespace}/" if key.namespace else ""
     return (
         await runtime.kube.request("GET", f"/apis/{GROUP}/{VERSION}/{scope}{plural}/{key.name}") is not None

@@ -24,11 +24,11 @@ from connector_operator.domain.tokensecret import (
     secret_annotations,
     shape_digest,
 )
-from connector_operator.handlers.refusals import Refused, TokenSecretConflict
-from connector_operator.handlers.runtime import Key, Runtime
-from connector_operator.handlers.state import Target
+from connector_operator.engine.objects import Target
 from connector_operator.kube.secrets import SecretConflict, SecretMeta, SecretShape, encode, fingerprint
 from connector_operator.openconnectors.client import Credentials, Instance
+from connector_operator.reconciler.outcomes import Refused, TokenSecretConflict
+from connector_operator.reconciler.runtime import Key, Runtime
 
 logger = logging.getLogger(__name__)
 

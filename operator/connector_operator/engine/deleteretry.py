@@ -24,7 +24,7 @@ The same patch serves three more cases:
   the platform asked (an outcome with `retry_after`) does not increase, and a success forgets.
 - **The platform answers again.** A deletion that failed on the platform (5xx, timeout, network)
   waits for its host and credentials. The client tells of every call answered with success
-  (`InstancesClient.on_success`, registered in handlers/runtime.py); the deletions waiting for
+  (`InstancesClient.on_success`, registered in reconciler/assemble.py); the deletions waiting for
   that host and credentials run now instead of waiting out their delay. An early run that fails
   again does not wait for the platform a second time, only its delay: one extra attempt per
   backoff period at most, so an instance that alone keeps failing (while other calls succeed)
@@ -42,8 +42,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from connector_operator.domain.outcome import Backoff, Kind, Outcome
-from connector_operator.handlers.wakeups import Key
+from connector_operator.api.meta import Meta
+from connector_operator.domain.outcome import Kind, Outcome
+from connector_operator.engine.retries import Retries
+from connector_operator.engine.wakeups import Key
 from connector_operator.kube.api import KubeError
 from connector_operator.kube.status import StatusWriter
 from connector_operator.openconnectors.client import Credentials
@@ -60,10 +62,10 @@ Platform = tuple[str, Credentials]  # (host as client.host_of gives it, the acco
 
 @dataclass
 class DeleteRetries:
+    # Per object: failures counted for the backoff, by the one rule (engine/retries.py).
+    retries: Retries[Key]
     # Per object being deleted: the last generation seen (in this process).
     seen: dict[Key, int] = field(default_factory=dict)
-    # Per object: failures counted for the backoff (see the module docstring).
-    attempts: dict[Key, int] = field(default_factory=dict)
     # Deletions that failed on the platform, by the host and credentials they wait for.
     waiting: dict[Platform, set[Key]] = field(default_factory=dict)
     # Deletions run early because their platform answered, until that run's outcome.
@@ -78,7 +80,7 @@ class DeleteRetries:
         """For an event of an object being deleted: wake its delete handler when the spec changed
         since the handler last judged it, or when this process sees it waiting for the first time.
         True when it did."""
-        generation = int((body.get("metadata") or {}).get("generation") or 0)
+        generation = Meta.of(body).generation
         first = key not in self.seen
         # At first sight (deletion just started, or the operator restarted): the generation the
         # delete handler last reported on, which its conditions carry.
@@ -106,14 +108,11 @@ class DeleteRetries:
             if not self.waiting[platform]:
                 del self.waiting[platform]
 
-    def failed(self, key: Key, outcome: Outcome, backoff: Backoff, platform: Platform | None = None) -> float:
-        """The delay before the next attempt. An outcome the platform asked to wait out
-        (`retry_after`) does not count as a failure. A transient failure on `platform` also waits
-        for it to answer, unless this attempt was already an early one."""
-        attempt = self.attempts.get(key, 0)
-        delay = backoff.next_delay(outcome, attempt)
-        if outcome.retry_after is None:
-            self.attempts[key] = attempt + 1
+    def failed(self, key: Key, outcome: Outcome, platform: Platform | None = None) -> float:
+        """The delay before the next attempt (engine/retries.py: a wait the platform asked for is
+        no failure). A transient failure on `platform` also waits for it to answer, unless this
+        attempt was already an early one."""
+        delay = self.retries.failed(key, outcome)
         was_early = key in self.early
         self.early.discard(key)
         if (
@@ -126,7 +125,7 @@ class DeleteRetries:
         return delay
 
     def succeeded(self, key: Key) -> None:
-        self.attempts.pop(key, None)
+        self.retries.succeeded(key)
         self.early.discard(key)
         self.attempting(key)
 
@@ -145,7 +144,7 @@ def judged_generation(body: Mapping[str, Any]) -> int:
     """The newest generation the conditions describe; the current one when there are none."""
     status = body.get("status") or {}
     generations = [int(c.get("observedGeneration") or 0) for c in status.get("conditions") or []]
-    return max(generations, default=int((body.get("metadata") or {}).get("generation") or 0))
+    return max(generations, default=Meta.of(body).generation)
 
 
 def delayed(body: Mapping[str, Any]) -> bool:

@@ -32,7 +32,7 @@ import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from connector_operator.handlers.wakeups import Key, Wakeups
+from connector_operator.engine.wakeups import Key, Wakeups
 from connector_operator.kube.api import MAX_LINE, KubeError
 from connector_operator.kube.secrets import UNREAD, Secrets
 

@@ -1,4 +1,5 @@
-"""The one place where failures become outcomes (and, for kopf's delete handler, kopf errors).
+"""The one place where failures become outcomes, and the exceptions a pass stops with (`Refused`,
+`TokenSecretConflict`): raised deep in the remote work, caught by the pass.
 
 Retryable: the platform unreachable, 5xx, 429, an account's open circuit breaker or exhausted
 request budget, Kubernetes API hiccups. Terminal for the current
@@ -9,10 +10,8 @@ platform messages, and Kubernetes errors are reduced to their status and reason.
 
 from __future__ import annotations
 
-import kopf
-
 from connector_operator.api.status import Reason
-from connector_operator.domain.outcome import Backoff, Kind, Outcome, retrying, stalled
+from connector_operator.domain.outcome import Backoff, Outcome, retrying, stalled
 from connector_operator.kube.api import KubeError
 from connector_operator.openconnectors import errors
 
@@ -85,8 +84,17 @@ def classify(error: BaseException, *, ready: bool, creating: bool) -> Outcome:
             )
 
 
-def to_kopf(outcome: Outcome, delay: float) -> kopf.TemporaryError:
-    """kopf retries the delete handler on TemporaryError; terminal outcomes retry slowly, never stop."""
-    if outcome.kind is Kind.SUCCESS:
-        raise ValueError("a successful outcome is not an error")
-    return kopf.TemporaryError(outcome.message, delay=delay)
+class Refused(Exception):
+    """The pass cannot go on for a reason a human must see: the outcome says which."""
+
+    def __init__(self, outcome: Outcome) -> None:
+        super().__init__(outcome.message)
+        self.outcome = outcome
+
+
+class TokenSecretConflict(Exception):
+    """The token Secret's name is taken by a Secret that is not this object's."""
+
+    def __init__(self, secret: str, message: str) -> None:
+        super().__init__(message)
+        self.secret, self.message = secret, message

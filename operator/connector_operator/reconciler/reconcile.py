@@ -2,7 +2,7 @@
 
 The pass is level-based and idempotent: it compares what should be with what was last applied
 and calls the platform only for a real difference, or when a periodic check is due (the remote
-work is `handlers.remote`). Every pass ends in `finish`, which writes the status transition of
+work is reconciler/remote.py). Every pass ends in `finish`, which writes the status transition of
 `domain.transition` and nothing when nothing changed.
 """
 
@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from pydantic import ValidationError
 
-from connector_operator.api.account import AccountKind
 from connector_operator.api.spec import (
     ConnectorInstanceSpec,
     effective_deletion_policy,
@@ -25,21 +24,23 @@ from connector_operator.api.spec import (
     referenced_secrets,
 )
 from connector_operator.api.status import ConditionType, Reason
+from connector_operator.api.validation import describe
 from connector_operator.domain import outcome as outcomes
-from connector_operator.domain.accounts import Endpoint, Refused, account_key, endpoint, feature_refusal
+from connector_operator.domain.accounts import Endpoint, Refused, feature_refusal
 from connector_operator.domain.inputs import Missing, SecretData, TooLarge, resolve
 from connector_operator.domain.outcome import Outcome
-from connector_operator.domain.tokensecret import TemplateError, token_secret_spec
+from connector_operator.domain.tokensecret import TemplateError, TokenSecretSpec, token_secret_spec
 from connector_operator.domain.transition import Effective, Facts, merge_patch, status_after, stored
-from connector_operator.handlers.accountstate import ROTATION_GRACE, AccountState
-from connector_operator.handlers.errors import classify
-from connector_operator.handlers.refusals import TokenSecretConflict
-from connector_operator.handlers.remote import RemotePass
-from connector_operator.handlers.runtime import Key, Runtime
-from connector_operator.handlers.state import ObjectState, Target
+from connector_operator.engine.accounts import ROTATION_GRACE, AccountState
+from connector_operator.engine.objects import ObjectState, Target
 from connector_operator.kube.api import KubeError
 from connector_operator.kube.secrets import SecretMeta
 from connector_operator.openconnectors import errors
+from connector_operator.reconciler.locate import locate
+from connector_operator.reconciler.outcomes import TokenSecretConflict, classify
+from connector_operator.reconciler.remote import RemotePass
+from connector_operator.reconciler.request import Request, remote_pass
+from connector_operator.reconciler.runtime import Key, Runtime
 
 logger = logging.getLogger(__name__)
 
@@ -69,6 +70,31 @@ class Result:
     awaited: Awaited | None = None
 
 
+@dataclass(frozen=True)
+class Ended:
+    """The pass ends before the platform: this outcome, these facts, maybe a Secret to wait for."""
+
+    outcome: Outcome
+    facts: Facts = field(default_factory=Facts)
+    awaited: Awaited | None = None
+
+
+@dataclass(frozen=True)
+class Admitted:
+    """What the pass may go on with: a valid spec, an allowed endpoint, the effective settings."""
+
+    spec: ConnectorInstanceSpec
+    secret: TokenSecretSpec
+    located: Endpoint
+    account: AccountState | None
+    facts: Facts
+
+    @property
+    def settings(self) -> Effective:
+        assert self.facts.effective is not None
+        return self.facts.effective
+
+
 async def reconcile(
     rt: Runtime,
     target: Target,
@@ -78,126 +104,133 @@ async def reconcile(
     remote_due: bool,
 ) -> Result:
     """Run one pass, write the status if it changed, and say what happened."""
+    valid = _admit_spec(target, state)
+    admitted = valid if isinstance(valid, Ended) else await _admit_endpoint(rt, target, state, *valid)
+    if isinstance(admitted, Ended):
+        return Result(await finish(rt, target, state, admitted.outcome, admitted.facts), admitted.awaited)
+    remote: RemotePass | None = None
+    try:
+        prepared = await _prepare(rt, target, state, cache, admitted)
+        if isinstance(prepared, Ended):
+            return Result(await finish(rt, target, state, prepared.outcome, prepared.facts), prepared.awaited)
+        remote = prepared
+        requested = target.reconcile_request not in (None, state.status.last_handled_reconcile_at)
+        if state.stalled_on == (target.generation, remote.attempt) and not requested:
+            return Result(state_outcome(state))  # nothing changed since it was judged impossible
+        outcome = await remote.run(remote_due=remote_due)
+        # Handled: the pass got as far as the platform (a failure there is retried, and asks again).
+        admitted.facts.handled_request = target.reconcile_request
+        awaited = None
+    except Exception as error:
+        outcome, awaited = _failed(rt, target, state, admitted, error)
+    terminal = outcome.kind is outcomes.Kind.STALLED and outcome.reason in TERMINAL_UNTIL_CHANGED
+    state.stalled_on = (target.generation, remote.attempt) if terminal and remote is not None else None
+    return Result(await finish(rt, target, state, outcome, admitted.facts), awaited)
+
+
+def _admit_spec(target: Target, state: ObjectState) -> tuple[ConnectorInstanceSpec, TokenSecretSpec] | Ended:
+    """The spec, and the token Secret it asks for, or why the pass ends here."""
     try:
         spec = parse_spec(target.spec)
     except ValidationError as error:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors()[:5])
-        invalid = outcomes.stalled(Reason.INVALID_SPEC, f"Invalid spec: {problems}")
-        return Result(await finish(rt, target, state, invalid, Facts()))
+        return Ended(outcomes.stalled(Reason.INVALID_SPEC, f"Invalid spec: {describe(error)}"))
     if target.paused:
         # Nothing is read, called or written but the conditions; deletion is another handler's.
-        return Result(await finish(rt, target, state, outcomes.paused(ready=state.ready), Facts()))
+        return Ended(outcomes.paused(ready=state.ready))
     try:
         secret = token_secret_spec(spec)  # its templates are checked before anything is called
     except TemplateError as error:
-        template = outcomes.stalled(
-            Reason.INVALID_SPEC, f"Invalid spec: spec.tokenSecret.template: {error.message}"
+        return Ended(
+            outcomes.stalled(Reason.INVALID_SPEC, f"Invalid spec: spec.tokenSecret.template: {error.message}")
         )
-        return Result(await finish(rt, target, state, template, Facts()))
+    return spec, secret
+
+
+async def _admit_endpoint(
+    rt: Runtime, target: Target, state: ObjectState, spec: ConnectorInstanceSpec, secret: TokenSecretSpec
+) -> Admitted | Ended:
+    """Where the calls go and as whom, if the account, the operator's hosts and the instance this
+    object already has allow it."""
     located, account = await locate(rt, spec, target.namespace)
     if account is not None and account.spec is not None and isinstance(located, Endpoint) and located.account:
         # Checked here, not in `endpoint`: a deletion must still find the account's secrets.
         located = feature_refusal(spec, located.account, account.spec) or located
     if isinstance(located, Refused):
-        ready = state.ready
-        refused_by_account = (
-            outcomes.retrying(located.reason, located.message, ready=ready)
-            if located.waiting
-            else outcomes.stalled(located.reason, located.message, ready=ready)
-        )
-        return Result(await finish(rt, target, state, refused_by_account, Facts()))
+        refused = outcomes.retrying if located.waiting else outcomes.stalled
+        return Ended(refused(located.reason, located.message, ready=state.ready))
     settings = effective(rt, target, spec, located.api_url, _whose(located))
     moved = _moved(state, spec, settings)
     if moved is not None:
         # Without effective settings: status keeps where the instance lives (deletion reads it).
-        return Result(await finish(rt, target, state, outcomes.stalled(Reason.INVALID_SPEC, moved), Facts()))
+        return Ended(outcomes.stalled(Reason.INVALID_SPEC, moved))
     facts = Facts(effective=settings, observing=observe_only(spec))
     refusal = rt.hosts.refusal(settings.api_url)
     if refusal is not None:
         # Before any Secret is read or labelled: nothing of this object reaches a host not allowed.
-        refused = outcomes.stalled(Reason.API_HOST_NOT_ALLOWED, host_refused_message(refusal))
-        return Result(await finish(rt, target, state, refused, facts))
-    awaited: Awaited | None = None
-    remote: RemotePass | None = None
-    try:
-        secrets = {n: await rt.read_secret(cache, target.namespace, n) for n in referenced_secrets(spec)}
-        known: dict[str, SecretData | None] = {n: (v.data if v else None) for n, v in secrets.items()}
-        if account is not None:
-            # The account daemon reads and watches the account's Secret; its instances use its copy.
-            known.update(account.secrets())
-            credentials_secret = account.secret_label
-        else:
-            credentials_secret = located.secret_name
-        inputs = resolve(spec, known, credentials_secret)
-        if isinstance(inputs, Missing):
-            if inputs.secret_name in secrets and secrets[inputs.secret_name] is None:
-                awaited = Awaited(inputs.secret_name, existed=False)
-            waiting = outcomes.retrying(Reason.WAITING_FOR_SECRET, inputs.message, ready=state.ready)
-            return Result(await finish(rt, target, state, waiting, facts), awaited)
-        if isinstance(inputs, TooLarge):
-            too_large = outcomes.stalled(Reason.INVALID_SPEC, f"Invalid spec: {inputs.message}")
-            return Result(await finish(rt, target, state, too_large, facts))
-        gate = (
-            rt.gates.for_account(located.account, located.budget, str(located.account))
-            if located.account
-            else None
-        )
-        remote = RemotePass.prepare(
-            rt, target, spec, state, cache, settings.api_url, inputs, facts, gate, secret, located.account
-        )
-        requested = target.reconcile_request not in (None, state.status.last_handled_reconcile_at)
-        if state.stalled_on == (target.generation, remote.attempt) and not requested:
-            return Result(state_outcome(state))  # nothing changed since it was judged impossible
-        del secrets, known  # whole Secrets, maybe big: not held while the pass waits for the platform
-        outcome = await remote.run(remote_due=remote_due)
-        # Handled: the pass got as far as the platform (a failure there is retried, and asks again).
-        facts.handled_request = target.reconcile_request
-    except TokenSecretConflict as conflict:
-        outcome = outcomes.stalled(Reason.SECRET_CONFLICT, conflict.message)
-        awaited = Awaited(conflict.secret, existed=True)
-    except errors.OpenConnectorsError as error:
-        creating = facts.observed is None and state.status.instance_id is None
-        outcome = classify(error, ready=state.ready, creating=creating)
-        if isinstance(error, errors.Unauthorized | errors.Forbidden) and _rotated(
-            rt, target, located, account
-        ):
-            # The platform's secret reset is a hard cut-over: the new secrets may reach us a moment
-            # after the old ones stopped working. Retried, not Stalled, for a grace period.
-            outcome = outcomes.retrying(
-                outcome.reason,
-                f"{outcome.message}; the account secrets just changed, retrying",
-                ready=state.ready,
-            )
-    except KubeError as error:
-        outcome = classify(error, ready=state.ready, creating=False)
-    except Exception as error:
-        # A bug of ours: the traceback helps, and our own exceptions carry no secret values.
-        logger.exception("reconcile of %s/%s failed", target.namespace, target.name)
-        outcome = classify(error, ready=state.ready, creating=False)
-    terminal = outcome.kind is outcomes.Kind.STALLED and outcome.reason in TERMINAL_UNTIL_CHANGED
-    state.stalled_on = (target.generation, remote.attempt) if terminal and remote is not None else None
-    return Result(await finish(rt, target, state, outcome, facts), awaited)
+        return Ended(outcomes.stalled(Reason.API_HOST_NOT_ALLOWED, host_refused_message(refusal)), facts)
+    return Admitted(spec, secret, located, account, facts)
 
 
-async def locate(
-    rt: Runtime, spec: ConnectorInstanceSpec, namespace: str
-) -> tuple[Endpoint | Refused, AccountState | None]:
-    """Where the object's calls go and as whom: its own Secret, or its account (with the account's
-    state as the account's daemon keeps it: spec and credentials)."""
-    key = account_key(spec, namespace, rt.settings.default_account)
-    account = rt.accounts.states.get(key) if key is not None else None
-    labels = None
-    if key is not None and key.kind is AccountKind.CLUSTER_CONNECTOR_ACCOUNT and rt.namespaces is not None:
-        labels = await rt.namespaces.labels(namespace)
-    located = endpoint(
-        spec,
-        namespace,
-        key=key,
-        account=account.spec if account is not None else None,
-        namespace_labels=labels,
-        default_api_url=rt.settings.default_api_url,
+async def _prepare(
+    rt: Runtime, target: Target, state: ObjectState, cache: Mapping[Key, SecretMeta], admitted: Admitted
+) -> RemotePass | Ended:
+    """Read the inputs and resolve the request; the remote part of the pass, ready to run."""
+    spec, account, located = admitted.spec, admitted.account, admitted.located
+    secrets = {n: await rt.read_secret(cache, target.namespace, n) for n in referenced_secrets(spec)}
+    known: dict[str, SecretData | None] = {n: (v.data if v else None) for n, v in secrets.items()}
+    if account is not None:
+        # The account daemon reads and watches the account's Secret; its instances use its copy.
+        known.update(account.secrets())
+        credentials_secret = account.secret_label
+    else:
+        credentials_secret = located.secret_name
+    inputs = resolve(spec, known, credentials_secret)
+    if isinstance(inputs, Missing):
+        unseen = inputs.secret_name in secrets and secrets[inputs.secret_name] is None
+        waiting = outcomes.retrying(Reason.WAITING_FOR_SECRET, inputs.message, ready=state.ready)
+        return Ended(waiting, admitted.facts, Awaited(inputs.secret_name, existed=False) if unseen else None)
+    if isinstance(inputs, TooLarge):
+        return Ended(outcomes.stalled(Reason.INVALID_SPEC, f"Invalid spec: {inputs.message}"), admitted.facts)
+    gate = (
+        rt.gates.for_account(located.account, located.budget, str(located.account))
+        if located.account
+        else None
     )
-    return located, account if isinstance(located, Endpoint) and located.account is not None else None
+    # Whole Secrets, maybe big, are not held while the pass waits for the platform: only `inputs`.
+    request = Request(
+        spec, inputs, admitted.facts, admitted.settings.api_url, admitted.secret, gate, located.account
+    )
+    return remote_pass(rt, target, state, cache, request)
+
+
+def _failed(
+    rt: Runtime, target: Target, state: ObjectState, admitted: Admitted, error: Exception
+) -> tuple[Outcome, Awaited | None]:
+    """What a failure of the pass's inputs or remote part means for the object."""
+    match error:
+        case TokenSecretConflict():
+            outcome = outcomes.stalled(Reason.SECRET_CONFLICT, error.message)
+            return outcome, Awaited(error.secret, existed=True)
+        case errors.OpenConnectorsError():
+            creating = admitted.facts.observed is None and state.status.instance_id is None
+            outcome = classify(error, ready=state.ready, creating=creating)
+            if isinstance(error, errors.Unauthorized | errors.Forbidden) and _rotated(
+                rt, target, admitted.located, admitted.account
+            ):
+                # The platform's secret reset is a hard cut-over: the new secrets may reach us a
+                # moment after the old ones stopped working. Retried, not Stalled, for a grace period.
+                outcome = outcomes.retrying(
+                    outcome.reason,
+                    f"{outcome.message}; the account secrets just changed, retrying",
+                    ready=state.ready,
+                )
+            return outcome, None
+        case KubeError():
+            return classify(error, ready=state.ready, creating=False), None
+        case _:
+            # A bug of ours: the traceback helps, and our own exceptions carry no secret values.
+            logger.exception("reconcile of %s/%s failed", target.namespace, target.name)
+            return classify(error, ready=state.ready, creating=False), None
 
 
 def _moved(state: ObjectState, spec: ConnectorInstanceSpec, now: Effective) -> str | None:

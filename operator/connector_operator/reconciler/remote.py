@@ -32,28 +32,25 @@ from connector_operator.domain.accounts import AccountKey
 from connector_operator.domain.desired import (
     DesiredInstance,
     Keyed,
-    attempt_digest,
-    desired_instance,
     is_legacy,
     token_digest,
 )
 from connector_operator.domain.drift import differences, planned_action
-from connector_operator.domain.inputs import Resolved
 from connector_operator.domain.outcome import Outcome
 from connector_operator.domain.ownership import Identity, strays
 from connector_operator.domain.tokensecret import TokenSecretSpec
 from connector_operator.domain.transition import Facts, Observed
-from connector_operator.handlers.claims import Claims
-from connector_operator.handlers.creations import NOT_CREATED, endpoint_key
-from connector_operator.handlers.refusals import Refused
-from connector_operator.handlers.runtime import Key, Runtime
-from connector_operator.handlers.state import ObjectState, Target
-from connector_operator.handlers.strays import Scope
-from connector_operator.handlers.tokenexport import TokenExport
+from connector_operator.engine.creations import NOT_CREATED, endpoint_key
+from connector_operator.engine.objects import ObjectState, Target
 from connector_operator.kube.secrets import SecretMeta
 from connector_operator.openconnectors import errors
 from connector_operator.openconnectors.budget import AccountGate
 from connector_operator.openconnectors.client import Credentials, Instance, host_of
+from connector_operator.reconciler.claims import Claims
+from connector_operator.reconciler.outcomes import Refused
+from connector_operator.reconciler.runtime import Key, Runtime
+from connector_operator.reconciler.strays import Scope
+from connector_operator.reconciler.tokenexport import TokenExport
 
 logger = logging.getLogger(__name__)
 
@@ -75,49 +72,6 @@ class RemotePass:
     gate: AccountGate | None = None  # the account's budget and circuit; None without an account
     secret: TokenSecretSpec = field(default_factory=TokenSecretSpec)  # what the token Secret should be
     account: AccountKey | None = None  # None: the object's own credentials Secret
-
-    @classmethod
-    def prepare(
-        cls,
-        rt: Runtime,
-        target: Target,
-        spec: ConnectorInstanceSpec,
-        state: ObjectState,
-        cache: Mapping[Key, SecretMeta],
-        api_url: str,
-        inputs: Resolved,
-        facts: Facts,
-        gate: AccountGate | None = None,
-        secret: TokenSecretSpec | None = None,
-        account: AccountKey | None = None,
-    ) -> RemotePass:
-        desired = desired_instance(
-            spec,
-            namespace=target.namespace,
-            name=target.name,
-            uid=target.uid,
-            configuration=inputs.configuration,
-            cluster=rt.settings.cluster_name,
-        )
-        keyed = Keyed(rt.digest_key, target.uid)
-        digest = desired.digest(keyed, api_url)
-        return cls(
-            rt,
-            target,
-            spec,
-            state,
-            cache,
-            api_url,
-            Credentials(inputs.user_secret, inputs.organization_secret),
-            desired,
-            keyed,
-            digest,
-            attempt_digest(digest, inputs.user_secret, inputs.organization_secret, keyed),
-            facts,
-            gate,
-            secret or TokenSecretSpec(),
-            account,
-        )
 
     @property
     def token_secret(self) -> str:

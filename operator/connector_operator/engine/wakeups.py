@@ -1,4 +1,4 @@
-"""Cutting a wait short: a pass now for a ConnectorInstance (handlers/scheduler.py), or the
+"""Cutting a wait short: a pass now for a ConnectorInstance (engine/scheduler.py), or the
 asyncio.Event of an account's daemon, set by the watches.
 
 Passes run on a schedule we choose; a spec change or a Secret change must not wait for it. The

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from connector_operator.domain.accounts import AccountKey, AccountSpec
 from connector_operator.domain.inputs import SecretData
-from connector_operator.handlers.wakeups import Key
+from connector_operator.engine.wakeups import Key
 
 # A 401 this soon after the credentials changed is the platform's hard cut-over at work (the old
 # secrets stop at once, the new ones may reach us a moment later): retried, not Stalled.

@@ -9,12 +9,11 @@ import json
 import pickle
 import random
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import kopf
-
+from connector_operator.api.meta import Meta
 from connector_operator.api.names import (
     GROUP,
     KIND,
@@ -47,7 +46,7 @@ class ObjectState:
     # The instance this process has proven to be the object's own: its own POST's answer, a PUT it
     # sent after checking, or a GET that showed the object's identity. An ID read from status is
     # not proof (anyone who may write the status subresource can set it): until it is verified,
-    # nothing is written to it or exported from it (handlers/remote.py).
+    # nothing is written to it or exported from it (reconciler/remote.py).
     verified: int | None = None
     written: ConnectorInstanceStatus = field(init=False)  # what the API server last accepted
 
@@ -75,19 +74,23 @@ class Target:
         return Owner(self.name, self.uid)
 
     @property
-    def ref(self) -> kopf.Body:
+    def ref(self) -> Ref:
         return object_ref(self.namespace, self.name, self.uid)
 
 
-def object_ref(namespace: str, name: str, uid: str) -> kopf.Body:
-    """What kopf makes an Event's involvedObject of: the object's reference, not its body."""
-    return kopf.Body(
-        {
-            "apiVersion": f"{GROUP}/{VERSION}",
-            "kind": KIND,
-            "metadata": {"namespace": namespace, "name": name, "uid": uid},
-        }
-    )
+Ref = Mapping[str, Any]  # what an Event is about: an object's reference (apiVersion, kind, metadata)
+Event = tuple[str, str, str]  # (type, reason, message)
+# Posts Events about an object: the kopf shell's `post_events` (handlers/instances.py).
+EventSink = Callable[[Ref, Sequence[Event]], None]
+
+
+def object_ref(namespace: str, name: str, uid: str) -> Ref:
+    """An Event's involvedObject: the object's reference, not its body."""
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": KIND,
+        "metadata": {"namespace": namespace, "name": name, "uid": uid},
+    }
 
 
 @dataclass(eq=False, slots=True)
@@ -112,7 +115,7 @@ class Tracked:
     next_check: float = 0.0  # monotonic: when the next platform check is due
     born: float = field(default_factory=time.monotonic)
     # While the last pass waits for an input Secret that nothing watches yet: its interest
-    # (handlers/secretwaits.py), held until the next pass.
+    # (engine/secretwaits.py), held until the next pass.
     waiting: contextlib.ExitStack | None = None
     # Another copy of the operator may have written status while this one was paused (peering):
     # the next event's status replaces what the passes remembered.
@@ -125,17 +128,16 @@ class Tracked:
         parsed: dict[str, Any] = json.loads(self.spec_json)
         return parsed
 
-    def observe(self, body: kopf.Body) -> None:
-        meta = body.get("metadata", {})
-        generation = int(meta.get("generation") or 0)
-        if generation != self.generation or self.spec_json == "{}":  # a spec change bumps it
+    def observe(self, body: Mapping[str, Any]) -> None:
+        meta = Meta.of(body)
+        if meta.generation != self.generation or self.spec_json == "{}":  # a spec change bumps it
             self.spec_json = json.dumps(body.get("spec") or {}, separators=(",", ":"))
-        self.generation = generation
-        self.annotations = annotation_marks(meta.get("annotations"))
-        self.take_over = take_over_from(meta.get("annotations"))
-        self.finalizers = tuple(meta.get("finalizers") or ())
-        self.resource_version = str(meta.get("resourceVersion") or "")
-        self.deleting = meta.get("deletionTimestamp") is not None
+        self.generation = meta.generation
+        self.annotations = annotation_marks(meta.annotations)
+        self.take_over = take_over_from(meta.annotations)
+        self.finalizers = meta.finalizers
+        self.resource_version = meta.resource_version
+        self.deleting = meta.deleting
 
     def seed(self, status: ConnectorInstanceStatus) -> None:
         """Start the passes' memory afresh from a stored status."""
@@ -156,9 +158,9 @@ class Tracked:
             self._state = None
 
 
-def tracked_from(body: kopf.Body, resync: float) -> Tracked:
+def tracked_from(body: Mapping[str, Any], resync: float) -> Tracked:
     status = parse_status(body.get("status"))
-    tracked = Tracked(uid=str(body.get("metadata", {}).get("uid", "")))
+    tracked = Tracked(uid=Meta.of(body).uid)
     tracked.seed(status)
     # Spread the first platform check of already-created objects over the resync window:
     # a restarting operator must not fire a thousand GETs at once (and needs none to be correct).
@@ -176,7 +178,7 @@ MAX_UID = 128  # a Kubernetes UID is 36 characters; anything longer names no obj
 
 
 def take_over_from(annotations: Any) -> str | None:
-    value = annotations.get(TAKE_OVER_ANNOTATION) if isinstance(annotations, dict) else None
+    value = annotations.get(TAKE_OVER_ANNOTATION) if isinstance(annotations, Mapping) else None
     if not isinstance(value, str) or not value.strip():
         return None
     return value.strip()[:MAX_UID]
@@ -184,7 +186,7 @@ def take_over_from(annotations: Any) -> str | None:
 
 def annotation_marks(annotations: Any) -> tuple[bool, str | None]:
     """(paused, reconcile request) from an object's annotations."""
-    if not isinstance(annotations, dict):
+    if not isinstance(annotations, Mapping):
         return False, None
     paused = annotations.get(PAUSED_ANNOTATION) == "true"
     request = annotations.get(RECONCILE_REQUEST_ANNOTATION)

@@ -25,7 +25,7 @@ import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from connector_operator.handlers.wakeups import Key
+from connector_operator.engine.wakeups import Key
 
 logger = logging.getLogger(__name__)
 

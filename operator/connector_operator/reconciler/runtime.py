@@ -1,4 +1,9 @@
-"""What the handlers share for the operator's lifetime, kept in kopf's `memo`."""
+"""The services the passes share for the operator's lifetime (kept in kopf's `memo`).
+
+`Runtime` is built and wired in one place, reconciler/assemble.py: its constructor makes what
+depends on the settings alone, and `assemble` sets what needs a callback (the scheduler and its
+pass, the Events sink, the stray reports). Nothing here calls anything back.
+"""
 
 from __future__ import annotations
 
@@ -6,29 +11,31 @@ import datetime
 import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from connector_operator.domain.hosts import HostPolicy
 from connector_operator.domain.outcome import Backoff
-from connector_operator.handlers.accountstate import Accounts
-from connector_operator.handlers.creations import Creations
-from connector_operator.handlers.deleteretry import DeleteRetries
-from connector_operator.handlers.liveobjects import LiveObjects
-from connector_operator.handlers.scheduler import Scheduler
-from connector_operator.handlers.secretholds import SecretHolds
-from connector_operator.handlers.secretreads import SecretReads
-from connector_operator.handlers.secretwaits import SecretWaits
-from connector_operator.handlers.state import Tracked
-from connector_operator.handlers.strays import StrayReports
-from connector_operator.handlers.wakeups import Key, Wakeups
+from connector_operator.engine.accounts import Accounts
+from connector_operator.engine.creations import Creations
+from connector_operator.engine.deleteretry import DeleteRetries
+from connector_operator.engine.liveobjects import LiveObjects
+from connector_operator.engine.objects import Event, EventSink, Tracked
+from connector_operator.engine.retries import Retries
+from connector_operator.engine.scheduler import Scheduler
+from connector_operator.engine.secretholds import SecretHolds
+from connector_operator.engine.secretreads import SecretReads
+from connector_operator.engine.secretwaits import SecretWaits
+from connector_operator.engine.wakeups import Key, Wakeups
 from connector_operator.kube.api import KubeAPI
 from connector_operator.kube.namespaces import Namespaces
 from connector_operator.kube.secrets import SecretMeta, Secrets, SecretView
 from connector_operator.kube.status import StatusWriter
 from connector_operator.openconnectors.budget import Gates
 from connector_operator.openconnectors.client import InstancesClient
+from connector_operator.reconciler.strays import StrayReports
 from connector_operator.settings import Settings
 
-__all__ = ["Key", "Runtime", "utcnow"]
+__all__ = ["Event", "EventSink", "Key", "Runtime", "utcnow"]
 
 
 def utcnow() -> str:
@@ -46,7 +53,6 @@ class Runtime:
     digest_key: bytes = field(repr=False)
     wakeups: Wakeups = field(default_factory=Wakeups)
     reads: SecretReads = field(default_factory=SecretReads)
-    delete_retries: DeleteRetries = field(default_factory=DeleteRetries)
     namespaces: Namespaces | None = None  # namespace labels, for cluster accounts' selectors
     kube: KubeAPI | None = None  # for the odd direct read (does an account exist?)
     home: str = "default"  # the operator's own namespace (its digest key; cluster accounts' Secrets)
@@ -54,33 +60,25 @@ class Runtime:
     gates: Gates = field(default_factory=Gates)  # each account's request budget and circuit
     creations: Creations = field(default_factory=Creations)  # what is known of instances being created
     clock: Callable[[], str] = utcnow  # the only source of status timestamps
-    # The ConnectorInstances the watch reported, and when their passes run (handlers/instances.py).
+    # The ConnectorInstances the watch reported, and when their passes run (reconciler/instance.py).
     tracked: dict[Key, Tracked] = field(default_factory=dict)
-    scheduler: Scheduler = field(init=False)
     # kopf's Secret index, as the passes read it: known from the first ConnectorInstance event on.
     secret_index: Mapping[Key, SecretMeta] | None = None
     # kopf's index of ConnectorInstances (which exist, which instances they name); likewise.
     live: LiveObjects | None = None
+    # Made from the settings alone:
+    backoff: Backoff = field(init=False)
+    retries: Retries[Any] = field(init=False)  # passes of instances and accounts: one rule
+    delete_retries: DeleteRetries = field(init=False)
+    # Set by reconciler/assemble.py, the one place that wires callbacks:
+    scheduler: Scheduler = field(init=False)
     strays: StrayReports = field(init=False)  # what the listings found unowned
+    events: EventSink = field(init=False)
 
     def __post_init__(self) -> None:
-        # After a pass raised (a bug, not an outcome): kopf's own retry delay for a failed handler.
-        self.scheduler = Scheduler(self._pass, failure_delay=min(60.0, self.settings.backoff_cap))
-        self.wakeups.fallback = self.scheduler.wake
-        self.strays = StrayReports(self.accounts, self.wakeups.wake)
-        # A platform that answers again ends the wait of the deletions that failed on it.
-        self.instances.on_success(
-            lambda host, credentials: self.delete_retries.platform_answered(self.status, (host, credentials))
-        )
-
-    async def _pass(self, key: Key) -> float:
-        from connector_operator.handlers.instances import run_pass  # the handlers import this module
-
-        return await run_pass(self, key)
-
-    @functools.cached_property
-    def backoff(self) -> Backoff:
-        return Backoff(self.settings.backoff_base, self.settings.backoff_cap)
+        self.backoff = Backoff(self.settings.backoff_base, self.settings.backoff_cap)
+        self.retries = Retries(self.backoff)
+        self.delete_retries = DeleteRetries(Retries(self.backoff))
 
     @functools.cached_property
     def hosts(self) -> HostPolicy:
@@ -94,7 +92,7 @@ class Runtime:
     @functools.cached_property
     def holds(self) -> SecretHolds:
         """The in-use finalizer on input Secrets: who holds what, and releasing."""
-        return SecretHolds(self.secrets, self.reads)
+        return SecretHolds(self.secrets, self.reads.copies)
 
     async def read_secret(
         self, cache: Mapping[Key, SecretMeta], namespace: str, name: str

@@ -6,7 +6,7 @@ an object then has no credentials to delete its remote instance with, and nobody
 them in a terminating namespace. Held, a Secret being deleted stays (Terminating, readable) until
 no object references it, the way a PersistentVolumeClaim in use by a Pod does.
 
-Holding: the first read of an input Secret (handlers/secretreads.py) adds the finalizer together
+Holding: the first read of an input Secret (engine/secretreads.py) adds the finalizer together
 with the watch label, in one patch; a Secret already held costs nothing more, however many objects
 share it. The token Secret is no input (owned through ownerReferences, deleted by the operator)
 and is never held; a Secret already being deleted cannot get a new finalizer and is read as is.
@@ -14,7 +14,7 @@ and is never held; a Secret already being deleted cannot get a new finalizer and
 Releasing: one patch removes both marks once no ConnectorInstance of the namespace references the
 Secret, as kopf's `secret_users` index tells. Two moments ask: an object that stopped referencing
 it (a spec change, or the object gone: `references_changed`), and every event of a held Secret
-(handlers/watch.py). The second also covers whatever changed while the operator was down (the
+(handlers/secrets.py). The second also covers whatever changed while the operator was down (the
 Secret watch's initial listing replays every held Secret, and kopf indexes every object before
 any handler runs), and retries a failed release at the latest when someone deletes the Secret.
 
@@ -31,31 +31,30 @@ from __future__ import annotations
 import asyncio
 import logging
 import weakref
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-import kopf
 from pydantic import ValidationError
 
+from connector_operator.api.meta import Meta
 from connector_operator.api.names import WATCH_LABEL
 from connector_operator.api.spec import parse_spec, referenced_secrets
-from connector_operator.handlers.wakeups import Key
+from connector_operator.engine.secretcopies import SecretCopies
+from connector_operator.engine.wakeups import Key
 from connector_operator.kube.api import KubeError
 from connector_operator.kube.secrets import INPUT_ROLE, SecretMeta, Secrets
 
-if TYPE_CHECKING:  # secretreads uses this module; only the type is needed here
-    from connector_operator.handlers.secretreads import SecretReads
-
 logger = logging.getLogger(__name__)
 
-Users = kopf.Index[tuple[str, str], str]
+# kopf's `secret_users` index: (namespace, Secret name) -> the names of the objects using it.
+Users = Mapping[Key, Collection[str]]
 
 
 @dataclass
 class SecretHolds:
     secrets: Secrets
-    reads: SecretReads  # whose copies a release makes stale
+    copies: SecretCopies  # the values kept, which a release makes stale
     locks: weakref.WeakValueDictionary[Key, asyncio.Lock] = field(default_factory=weakref.WeakValueDictionary)
     # Secrets whose release was decided; the watch cache's copy of them is stale until the watch
     # shows them without the finalizer (or gone).
@@ -93,7 +92,7 @@ class SecretHolds:
         them, or once the object is gone. kopf has already re-indexed (or forgotten) the object.
         Only a new generation is parsed: status writes and kopf's bookkeeping cost nothing here."""
         namespace = key[0]
-        generation = int((body.get("metadata") or {}).get("generation") or 0)
+        generation = Meta.of(body).generation
         if event_type == "DELETED":
             dropped = self.references.pop(key, (0, frozenset()))[1]
         else:
@@ -118,7 +117,7 @@ class SecretHolds:
             if store is not None and len(store) > 0:
                 return False
             self.releasing.add(key)  # no await since the index was read: no reader slipped in
-            self.reads.forget(key)
+            self.copies.forget(key)
             try:
                 await self.secrets.release_input(*key)
             except KubeError as error:
