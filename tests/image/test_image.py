@@ -28,7 +28,8 @@ from tests.image.support import ChartPod, Container, example_of_kind, examples, 
 from tests.integration.support import secret_data
 
 # The first run on a fresh machine installs podman, builds the stand-in base and the image.
-pytestmark = pytest.mark.timeout(1800)
+# One worker runs them all (`make test` runs the suite on several): the image is built once.
+pytestmark = [pytest.mark.timeout(1800), pytest.mark.xdist_group("image")]
 
 EXAMPLE = example_of_kind("ConnectorInstance")
 PEERING_NAME = "open-connectors-operator"  # the chart's peering.name default
@@ -160,6 +161,7 @@ def test_runs_as_the_charts_pod_and_stops_on_sigterm_mid_request(
     assert "Signal SIGTERM is received" in container.logs()
 
 
+@pytest.mark.slow
 def test_a_second_copy_pauses_and_takes_over_when_the_first_stops(
     chart_pod: ChartPod, api_client: client.ApiClient
 ) -> None:

@@ -14,12 +14,6 @@ from tests.fixtures.simulator import SimulatorHandle
 from tests.integration.support import Env
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line(
-        "markers", "manual_operator: the test starts (and restarts) the operator itself, with its own flags"
-    )
-
-
 @pytest.fixture
 def env(
     request: pytest.FixtureRequest,

@@ -59,6 +59,7 @@ def ready_count(env: Env, names: list[str]) -> int:
 
 
 @pytest.mark.manual_operator
+@pytest.mark.slow
 def test_an_account_budget_of_5_per_second_holds_under_a_burst_of_100_creates(
     env: Env, custom: client.CustomObjectsApi
 ) -> None:
@@ -89,6 +90,7 @@ def retries(env: Env, reason: str) -> float:
     return 0.0
 
 
+@pytest.mark.slow
 def test_the_account_circuit_opens_under_503s_and_closes_after_recovery(
     env: Env, custom: client.CustomObjectsApi
 ) -> None:

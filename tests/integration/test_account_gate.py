@@ -43,6 +43,7 @@ def arrivals(simulator: SimulatorHandle, method: str) -> list[float]:
     return sorted(r["at"] for r in simulator.control.requests() if r["method"] == method)
 
 
+@pytest.mark.slow
 async def test_a_budget_of_5_per_second_holds_under_a_burst_of_100_creates(
     simulator: SimulatorHandle, client: InstancesClient
 ) -> None:

@@ -273,6 +273,7 @@ def test_a_reconcile_request_checks_the_platform_within_seconds(env: Env) -> Non
 
 
 @pytest.mark.manual_operator
+@pytest.mark.slow
 def test_a_hand_edit_on_the_platform_is_repaired_within_one_resync(
     env: Env, simulator_client: httpx.Client
 ) -> None:
@@ -423,6 +424,7 @@ def test_an_observed_instance_is_never_adopted_by_another_object_but_its_observe
 
 
 @pytest.mark.manual_operator
+@pytest.mark.slow
 def test_a_field_the_platform_rewrites_is_repaired_once_not_at_every_resync(env: Env) -> None:
     env.start_operator("--resync-interval", "5")
     # The platform strips markup from names: what it stores is never what was sent.

@@ -180,6 +180,7 @@ def trickle_everything(platform: HostilePlatform) -> None:
     platform.on("GET", "/instances", on_listing(none_found, trickle(interval=3.0)))
 
 
+@pytest.mark.slow
 def test_a_listing_that_never_answers_holds_the_creates_only_for_the_request_deadline(
     env: Env, platform_server: HostilePlatform
 ) -> None:

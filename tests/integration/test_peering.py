@@ -17,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import kopf
+import pytest
 from kubernetes import client
 
 from connector_operator.kube.api import KubeAPI
@@ -59,6 +60,7 @@ def stays(predicate: Callable[[], bool], seconds: float, what: str) -> None:
         time.sleep(0.05)  # polling interval within the window
 
 
+@pytest.mark.slow
 def test_a_second_copy_pauses_while_the_first_runs_and_takes_over_when_it_stops(
     control_plane: ControlPlane,
     api_client: client.ApiClient,

@@ -300,6 +300,7 @@ def manifests_for(namespace: str) -> Callable[..., Manifests]:
 
 
 @pytest.mark.manual_operator
+@pytest.mark.slow
 def test_a_cluster_rebuilt_from_git_reclaims_every_instance(
     env: Env,
     control_plane: cluster.ControlPlane,

@@ -57,6 +57,7 @@ def delay_deletion(env: Env, name: str, seconds: float) -> None:
     assert pending_retry(env, name) > seconds - 30
 
 
+@pytest.mark.slow
 def test_a_deletion_after_waited_out_429s_and_a_503_ends_within_seconds_of_recovery(env: Env) -> None:
     """The reproduction of issue 10: 189 s before, because kopf's retry count (which counts the
     429s) made the 503's delay 150-300 s."""

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from kubernetes import client
 
 from tests.fixtures.operator import wait_until
@@ -63,6 +64,7 @@ def delivered(env: Env, instance_id: int, value: str) -> None:
     )
 
 
+@pytest.mark.slow
 def test_tenant_secrets_do_not_grow_the_operator_memory(env: Env) -> None:
     assert env.operator is not None
     assert env.operator.process is not None

@@ -129,6 +129,7 @@ def retries_waiting_for_a_secret(env: Env) -> float:
     return 0.0
 
 
+@pytest.mark.slow
 def test_an_object_waiting_for_a_secret_is_ready_within_seconds_after_a_huge_secret(env: Env) -> None:
     env.ready_inputs()
     # Another object keeps the namespace's watch wanted all along (a dead one was never replaced

@@ -1,0 +1,242 @@
+"""The operator's kopf shell and passes in this process, with the test playing kopf.
+
+What kopf does for the operator (list the objects and the labelled Secrets, keep its indexes with
+the operator's own index handlers, hand each event to the event handler, add and remove the
+finalizer, run the delete handler) is done here, on demand, against the real API server; the
+passes run when the test says so (`run`), not on the scheduler's clock. The Runtime is the one
+`assemble` builds for the operator, with an Events sink that records. What needs a process
+boundary (signals, restarts, peering, the image, the CLI) stays in tests/integration. A restart
+with other settings (flags) is `restart`: a new Runtime, as a new process would have.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import kopf
+import pytest
+from kubernetes import client
+
+from connector_operator.api.names import FINALIZER, GROUP, PLURAL, VERSION, WATCH_LABEL
+from connector_operator.engine.wakeups import Key
+from connector_operator.handlers import accounts, instances, liveobjects, secrets
+from connector_operator.reconciler import instance
+from connector_operator.reconciler.runtime import Runtime
+from tests.fixtures.operator import Instances
+from tests.fixtures.runtime import Events
+from tests.fixtures.simulator import SimulatorHandle
+from tests.integration.support import closeio_spec, ready_inputs
+
+Index = dict[Any, list[Any]]
+
+
+@dataclass
+class Indexes:
+    """kopf's indexes: one dict each for the operator's lifetime, refilled in place."""
+
+    secret_cache: Index = field(default_factory=dict)
+    secret_users: Index = field(default_factory=dict)
+    instance_refs: Index = field(default_factory=dict)
+    account_users: Index = field(default_factory=dict)
+
+    def kwargs(self) -> dict[str, Index]:
+        return {
+            "secret_cache": self.secret_cache,
+            "secret_users": self.secret_users,
+            "instance_refs": self.instance_refs,
+            "account_users": self.account_users,
+        }
+
+
+@dataclass
+class Operator:
+    runtime: Runtime
+    events: Events
+    instances: Instances
+    core: client.CoreV1Api
+    namespace: str
+    simulator: SimulatorHandle
+    boot: Callable[..., Runtime]  # the Runtime `assemble` builds with these settings, scheduler paused
+    indexes: Indexes = field(default_factory=Indexes)
+    deleted: dict[str, dict[str, Any]] = field(default_factory=dict)  # last bodies, for DELETED
+
+    @property
+    def memo(self) -> dict[str, Any]:
+        return {"runtime": self.runtime}
+
+    async def _list(self, path: str) -> list[dict[str, Any]]:
+        assert self.runtime.kube is not None
+        listed = await self.runtime.kube.request("GET", path)
+        return list((listed or {}).get("items") or [])
+
+    async def index(self) -> None:
+        """List and index as kopf does before it hands out an event: the labelled Secrets (the
+        watch's label selector) and every ConnectorInstance of the namespace."""
+        ns = self.namespace
+        found = await self._list(f"/api/v1/namespaces/{ns}/secrets?labelSelector={WATCH_LABEL}")
+        objects = await self._list(f"/apis/{GROUP}/{VERSION}/namespaces/{ns}/{PLURAL}")
+        cache: Index = {}
+        for raw in found:
+            meta = raw["metadata"]
+            entry = await secrets.secret_cache(
+                namespace=ns, name=meta["name"], body=kopf.Body(raw), memo=self.memo
+            )
+            _add(cache, entry)
+        users: Index = {}
+        refs: Index = {}
+        account_users: Index = {}
+        for raw in objects:
+            body, meta = kopf.Body(raw), raw["metadata"]
+            name, uid = meta["name"], meta["uid"]
+            _add(users, await secrets.secret_users(namespace=ns, name=name, spec=body.spec, body=body))
+            _add(refs, await liveobjects.instance_refs(namespace=ns, name=name, uid=uid, body=body))
+            _add(
+                account_users,
+                await accounts.account_users(
+                    namespace=ns, name=name, spec=body.spec, body=body, memo=self.memo
+                ),
+            )
+        for kept, fresh in (
+            (self.indexes.secret_cache, cache),
+            (self.indexes.secret_users, users),
+            (self.indexes.instance_refs, refs),
+            (self.indexes.account_users, account_users),
+        ):
+            kept.clear()
+            kept.update(fresh)
+
+    async def event(self, name: str) -> dict[str, Any] | None:
+        """The object's latest event, as kopf delivers it: the finalizer added at first sight, the
+        indexes up to date, then the event handler. DELETED once the object is gone."""
+        body = self.instances.get(name)
+        meta = body["metadata"] if body is not None else {}
+        unseen = FINALIZER not in meta.get("finalizers", []) and "deletionTimestamp" not in meta
+        if body is not None and unseen:
+            finalizers = [*meta.get("finalizers", []), FINALIZER]
+            self.instances.custom.patch_namespaced_custom_object(
+                GROUP, VERSION, self.namespace, PLURAL, name, {"metadata": {"finalizers": finalizers}}
+            )
+            body = self.instances.get(name)
+        await self.index()
+        kind = "MODIFIED" if body is not None else "DELETED"
+        raw = body if body is not None else self.deleted.get(name)
+        if raw is None:
+            return None
+        if body is not None:
+            self.deleted[name] = body
+        await instances.instance_changed(
+            type=kind, body=kopf.Body(raw), memo=self.memo, **self.indexes.kwargs()
+        )
+        return body
+
+    async def late_deleted(self, body: dict[str, Any]) -> None:
+        """The DELETED event of an object already gone, delivered now: kopf handles each uid on a
+        worker of its own, so the end of an object deleted and made again under its name may come
+        after the new one's first events. `body` is the old object's last (`deleted[name]`)."""
+        await self.index()
+        await instances.instance_changed(
+            type="DELETED", body=kopf.Body(body), memo=self.memo, **self.indexes.kwargs()
+        )
+
+    async def run(self, name: str) -> float:
+        """One pass over the object after its latest event; the seconds until the next is due."""
+        await self.event(name)
+        return await instance.run_pass(self.runtime, (self.namespace, name))
+
+    async def until(
+        self, name: str, check: Callable[[dict[str, Any]], bool], *, passes: int = 5, what: str = "that"
+    ) -> dict[str, Any]:
+        """Passes until the stored object satisfies `check` (each pass after the latest event)."""
+        obj: dict[str, Any] | None = None
+        for _ in range(passes):
+            await self.run(name)
+            obj = self.instances.get(name)
+            if obj is not None and check(obj):
+                return obj
+        pytest.fail(f"{name}: not {what} after {passes} passes; status: {(obj or {}).get('status')}")
+
+    async def condition(
+        self, name: str, type_: str, status: str, *, reason: str | None = None, passes: int = 5
+    ) -> dict[str, Any]:
+        def matches(obj: dict[str, Any]) -> bool:
+            found = _condition(obj, type_)
+            return found is not None and found["status"] == status and reason in (None, found.get("reason"))
+
+        obj = await self.until(name, matches, passes=passes, what=f"{type_}={status} ({reason})")
+        found = _condition(obj, type_)
+        assert found is not None
+        return found
+
+    async def ready(self, name: str, *, passes: int = 5) -> dict[str, Any]:
+        await self.condition(name, "Ready", "True", passes=passes)
+        obj = self.instances.get(name)
+        assert obj is not None
+        return obj
+
+    async def delete(self, name: str) -> kopf.TemporaryError | None:
+        """`kubectl delete` and kopf's delete handler once: the finalizer is removed when the
+        handler returns; its TemporaryError (kopf would retry) is returned."""
+        body = await self.event(name)
+        assert body is not None, f"{name} does not exist"
+        self.instances.delete(name)
+        return await self.retry_delete(name)
+
+    async def retry_delete(self, name: str) -> kopf.TemporaryError | None:
+        """kopf running the delete handler of an object being deleted (again)."""
+        body = await self.event(name)
+        assert body is not None, f"{name} is gone"
+        meta = body["metadata"]
+        try:
+            await instances.delete_instance(
+                namespace=self.namespace,
+                name=name,
+                uid=meta["uid"],
+                body=kopf.Body(body),
+                memo=self.memo,
+                secret_cache=self.indexes.secret_cache,
+            )
+        except kopf.TemporaryError as error:
+            return error
+        finalizers = [f for f in meta.get("finalizers", []) if f != FINALIZER]
+        self.instances.custom.patch_namespaced_custom_object(
+            GROUP, VERSION, self.namespace, PLURAL, name, {"metadata": {"finalizers": finalizers}}
+        )
+        await self.event(name)  # DELETED
+        return None
+
+    async def create_ready(self, **spec: Any) -> dict[str, Any]:
+        """The inputs, a Close.io ConnectorInstance named `crm`, and the object once its first pass
+        made it Ready (the integration tests' `Env.create_ready`)."""
+        ready_inputs(self.core, self.namespace, self.simulator)
+        self.instances.create("crm", closeio_spec(**spec))
+        return await self.ready("crm", passes=1)
+
+    async def stop(self) -> None:
+        """What the operator's shutdown closes of its Runtime: the Secret waits, the platform client."""
+        await self.runtime.waits.close()
+        await self.runtime.instances.aclose()
+
+    async def restart(self, **settings: object) -> None:
+        """The operator stopped and started again with these settings (as `start_operator(flags)`:
+        over the tier's defaults; the `settings` marker's were the first start's only). Nothing of
+        the old process stays: a new Runtime, kopf's indexes and last bodies gone; the cluster and
+        the platform keep what they hold."""
+        await self.stop()
+        self.runtime = self.boot(**settings)
+        self.indexes = Indexes()
+        self.deleted.clear()
+
+    def key(self, name: str) -> Key:
+        return (self.namespace, name)
+
+
+def _add(index: Index, entry: dict[Any, Any]) -> None:
+    for key, value in entry.items():
+        index.setdefault(key, []).append(value)
+
+
+def _condition(obj: dict[str, Any], type_: str) -> dict[str, Any] | None:
+    conditions = (obj.get("status") or {}).get("conditions") or []
+    return next((c for c in conditions if c.get("type") == type_), None)
