@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import pytest
@@ -10,6 +9,7 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from connector_operator.api import crd
+from tests.fixtures.waiting import wait_until
 
 ESTABLISH_TIMEOUT = 30.0
 
@@ -21,13 +21,12 @@ def install(ext: client.ApiextensionsV1Api, definition: dict[str, Any]) -> None:
     except ApiException as error:
         if error.status != 409:
             raise
-    deadline = time.monotonic() + ESTABLISH_TIMEOUT
-    while time.monotonic() < deadline:
+
+    def established() -> bool:
         current = ext.read_custom_resource_definition(definition["metadata"]["name"])
-        if any(c.type == "Established" and c.status == "True" for c in current.status.conditions or []):
-            return
-        time.sleep(0.1)  # polling the Established condition against a deadline
-    pytest.fail(f"CRD {definition['metadata']['name']} was not Established within {ESTABLISH_TIMEOUT}s")
+        return any(c.type == "Established" and c.status == "True" for c in current.status.conditions or [])
+
+    wait_until(established, ESTABLISH_TIMEOUT, f"CRD {definition['metadata']['name']} to be Established")
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,6 @@ CEL validation in a CRD, status-subresource semantics and TokenRequest-issued id
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import pytest
@@ -17,6 +16,7 @@ from kubernetes.client.rest import ApiException
 from hack.controlplane import build
 from hack.controlplane.cluster import ControlPlane
 from tests.fixtures.kubernetes import api_client_for
+from tests.fixtures.waiting import wait_until
 
 GROUP = "test.openconnectors.io"
 WIDGET_CRD = {
@@ -58,14 +58,12 @@ WIDGET_CRD = {
 def widget_crd(api_client: client.ApiClient) -> None:
     ext = client.ApiextensionsV1Api(api_client)
     ext.create_custom_resource_definition(WIDGET_CRD)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
+
+    def established() -> bool:
         crd = ext.read_custom_resource_definition(f"widgets.{GROUP}")
-        conditions = {c.type: c.status for c in (crd.status.conditions or [])}
-        if conditions.get("Established") == "True":
-            return
-        time.sleep(0.1)  # polling the Established condition with a deadline
-    pytest.fail("Widget CRD never became Established")
+        return {c.type: c.status for c in (crd.status.conditions or [])}.get("Established") == "True"
+
+    wait_until(established, 30, "the Widget CRD to be Established")
 
 
 def test_server_reports_the_pinned_version(api_client: client.ApiClient) -> None:

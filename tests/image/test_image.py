@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import time
 import urllib.request
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -24,6 +23,7 @@ from hack.image.podman import Podman
 from open_connectors_simulator.control import SimulatorControl
 from tests.fixtures.hostile_platform import HostilePlatform
 from tests.fixtures.operator import Instances, wait_until
+from tests.fixtures.waiting import stays
 from tests.image.support import ChartPod, Container, example_of_kind, examples, probe_passes
 from tests.integration.support import secret_data
 
@@ -75,14 +75,6 @@ def peers(custom: client.CustomObjectsApi, namespace: str) -> set[str]:
             return set()
         raise
     return set((body.get("status") or {}).keys())
-
-
-def stays(predicate: Callable[[], bool], seconds: float, what: str) -> None:
-    """`predicate` holds for `seconds` (an observation window: what must not happen has no event)."""
-    ends = time.monotonic() + seconds
-    while time.monotonic() < ends:
-        assert predicate(), f"{what} stopped holding"
-        time.sleep(0.1)  # polling interval within the window
 
 
 def test_the_image_carries_the_operator_and_nothing_else(podman: Podman, operator_image: str) -> None:

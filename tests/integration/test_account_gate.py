@@ -21,6 +21,7 @@ from connector_operator.openconnectors.budget import AccountGate, Budget
 from connector_operator.openconnectors.circuit import Circuit, CircuitState
 from connector_operator.openconnectors.client import Credentials, InstancesClient
 from tests.fixtures.simulator import SimulatorHandle
+from tests.fixtures.waiting import eventually
 from tests.integration.support import densest_window_excess
 from tests.simulator.support import closeio_body
 
@@ -72,9 +73,8 @@ async def test_a_restart_adds_no_burst(simulator: SimulatorHandle, client: Insta
     budget = Budget(requests_per_second=5, burst=10, max_in_flight=20)
     before = AccountGate("a", budget)
     await _one_call(before, client, simulator, "warm-up")  # starts the bucket (empty)
-    async with asyncio.timeout(5):  # it fills up, as it would while an operator is idle
-        while before.snapshot().available < budget.burst - 0.5:  # noqa: ASYNC110 (polled state)
-            await asyncio.sleep(0.05)
+    # It fills up, as it would while an operator is idle.
+    await eventually(lambda: before.snapshot().available >= budget.burst - 0.5, 5, "the bucket to fill")
     simulator.control.reset_counters()
     await asyncio.gather(*(_one_call(before, client, simulator, f"before-{n}") for n in range(10)))
     after = AccountGate("a", budget)  # the restarted operator's gate

@@ -20,7 +20,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable
 from typing import Any
 from urllib.parse import quote, quote_plus
 
@@ -42,6 +42,7 @@ from tests.fixtures.hostile_platform import (
     respond,
     trickle,
 )
+from tests.fixtures.waiting import eventually
 
 USER_SECRET = "hostile-User-Secret-4f9a1c"
 ORGANIZATION_SECRET = "hostile-Org-Secret-7b2e55"
@@ -73,14 +74,6 @@ async def within(seconds: float, call: Awaitable[Any], what: str) -> Any:
         pytest.fail(f"{what} did not end within {seconds:g}s")
 
 
-async def until(predicate: Callable[[], bool], seconds: float, what: str) -> None:
-    deadline = time.monotonic() + seconds
-    while not predicate():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {seconds:g}s waiting for {what}")
-        await asyncio.sleep(0.02)  # polling interval; the deadline is the synchronisation
-
-
 # Finding 3: time and concurrency
 
 
@@ -105,7 +98,9 @@ async def test_a_saturated_host_leaves_other_hosts_their_slots(
         # More trickling calls than --max-in-flight: before issue 9 they held every global slot.
         stuck = [asyncio.create_task(client.get(platform_server.api_url, CREDENTIALS, i)) for i in range(40)]
         try:
-            await until(lambda: platform_server.count() >= 8, 10, "the hostile host to hold its slots")
+            await eventually(
+                lambda: platform_server.count() >= 8, 10, "the hostile host to hold its slots", 0.02
+            )
             started = time.monotonic()
             await within(PROMPT, client.delete(other.api_url, CREDENTIALS, 1), "a call to another host")
             assert time.monotonic() - started < PROMPT

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -273,22 +272,22 @@ def event_on(
 ) -> Any:
     """The Event of `type_` (and `reason`, unless None) on the object whose message names every one
     of `mentions` (Events are posted a moment after the pass that made them)."""
-    deadline = time.monotonic() + timeout
-    while True:
+
+    def named() -> Any:
         found = events_of(core, namespace, name)
-        for event in found:
-            if (
-                event.type == type_
+        return next(
+            (
+                event
+                for event in found
+                if event.type == type_
                 and reason in (None, event.reason)
                 and all(m in (event.message or "") for m in mentions)
-            ):
-                return event
-        if time.monotonic() > deadline:
-            seen = [f"{e.type} {e.reason}: {e.message}" for e in found]
-            pytest.fail(
-                f"no {type_} Event {reason} naming {mentions} on {namespace}/{name}; its Events: {seen}"
-            )
-        time.sleep(0.1)  # polling interval; the deadline is the synchronisation
+            ),
+            None,
+        )
+
+    what = f"a {type_} Event {reason} naming {mentions} on {namespace}/{name}"
+    return wait_until(named, timeout, what)
 
 
 def token_of(core: client.CoreV1Api, namespace: str, secret: str) -> str | None:

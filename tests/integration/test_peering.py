@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import kopf
@@ -26,6 +25,7 @@ from hack.controlplane.cluster import ControlPlane
 from hack.processes import Operator, OperatorLauncher
 from tests.fixtures.hostile_platform import HostilePlatform, hang
 from tests.fixtures.operator import Instances, wait_until
+from tests.fixtures.waiting import eventually, stays
 from tests.integration.support import ACCOUNT, CLOSEIO_SECRET, closeio_spec, put_secret
 
 PEERING = "oco-peering-test"
@@ -50,14 +50,6 @@ def copy(
 def peers(custom: client.CustomObjectsApi, namespace: str) -> set[str]:
     body = custom.get_namespaced_custom_object("kopf.dev", "v1", namespace, "kopfpeerings", PEERING)
     return set((body.get("status") or {}).keys())
-
-
-def stays(predicate: Callable[[], bool], seconds: float, what: str) -> None:
-    """`predicate` holds for `seconds`: an observation window (what must not happen has no event)."""
-    ends = time.monotonic() + seconds
-    while time.monotonic() < ends:
-        assert predicate(), f"{what} stopped holding"
-        time.sleep(0.05)  # polling interval within the window
 
 
 @pytest.mark.slow
@@ -130,11 +122,13 @@ async def test_the_record_is_refreshed_well_within_its_lifetime_and_withdrawn_on
         return None if record is None else str(record["lastseen"])
 
     seen: set[str] = set()
-    async with asyncio.timeout(30):
-        while len(seen) < 3:  # three refreshes, each seen as it lands (0.2 s apart here, 15 s live)
-            if (value := await lastseen()) is not None:
-                seen.add(value)
-            await asyncio.sleep(0.05)  # polling interval; the timeout is the synchronisation
+
+    async def refreshed_three_times() -> bool:  # each refresh seen as it lands (0.2 s apart here, 15 s live)
+        if (value := await lastseen()) is not None:
+            seen.add(value)
+        return len(seen) >= 3
+
+    await eventually(refreshed_three_times, 30, "three refreshes of the peering record")
     stopping.set_result(None)
     await asyncio.wait_for(task, timeout=10)
     assert await lastseen() is None

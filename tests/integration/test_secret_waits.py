@@ -15,8 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
-from typing import Any
+from collections.abc import AsyncIterator
 
 import kopf
 import pytest
@@ -29,6 +28,7 @@ from connector_operator.kube.api import KubeAPI
 from connector_operator.kube.secrets import Secrets
 from hack.controlplane.cluster import ControlPlane
 from tests.fixtures.operator import wait_until
+from tests.fixtures.waiting import eventually
 from tests.integration.support import CLOSEIO_API_KEY, Env, closeio_spec, put_secret
 
 # 4,500 labels of 60-character keys and values: about 580 KiB of metadata, one watch line.
@@ -54,14 +54,6 @@ async def kube(control_plane: ControlPlane, monkeypatch: pytest.MonkeyPatch) -> 
     await api.aclose()
 
 
-async def until(predicate: Callable[[], Any], seconds: float, what: str) -> None:
-    deadline = time.monotonic() + seconds
-    while not predicate():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {seconds:g}s waiting for {what}")
-        await asyncio.sleep(0.05)  # polling interval; the deadline is the synchronisation
-
-
 async def test_the_watch_skips_an_event_too_large_to_read_and_goes_on(
     kube: KubeAPI, core: client.CoreV1Api, namespace: str
 ) -> None:
@@ -73,10 +65,10 @@ async def test_the_watch_skips_an_event_too_large_to_read_and_goes_on(
 
     task = asyncio.create_task(watch())
     try:
-        await until(lambda: seen, 10, "the watch's starting point")  # later changes are all reported
+        await eventually(lambda: seen, 10, "the watch's starting point")  # later changes are all reported
         await asyncio.to_thread(huge_secret, core, namespace)
         await asyncio.to_thread(put_secret, core, namespace, "small", {"x": "y"})
-        await until(lambda: (namespace, "small") in seen or task.done(), 10, "the small Secret's event")
+        await eventually(lambda: (namespace, "small") in seen or task.done(), 10, "the small Secret's event")
         assert not task.done(), task.exception()
         assert (namespace, "noise") not in seen  # skipped, never parsed
     finally:
@@ -104,10 +96,7 @@ async def test_waiters_are_woken_by_a_huge_event_and_still_hear_of_their_secret(
                 await asyncio.to_thread(put_secret, core, namespace, "ping", {"n": str(next(pings))})
                 return woken[pinger].is_set()
 
-            deadline = time.monotonic() + 10
-            while not await pinged():
-                assert time.monotonic() < deadline, "the shared watch never started"
-                await asyncio.sleep(0.2)  # polling interval; the deadline is the synchronisation
+            await eventually(pinged, 10, "the shared watch to start", interval=0.2)
             woken[waiter].clear()
             woken[forever].clear()
 

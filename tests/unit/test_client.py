@@ -36,6 +36,7 @@ from connector_operator.openconnectors import errors
 from connector_operator.openconnectors.client import Credentials, Instance, InstancesClient, host_of
 from connector_operator.openconnectors.instance import MAX_TAGS
 from connector_operator.openconnectors.redaction import MASK
+from tests.fixtures.waiting import eventually
 
 API = "https://platform.test/elements/api-v2"
 USER_SECRET = "user-Secret-0123456789"
@@ -680,7 +681,6 @@ async def test_deeply_nested_json_is_invalid_json(make_client: MakeClient, depth
 
 
 async def test_a_trickling_body_ends_at_the_overall_deadline(make_client: MakeClient) -> None:
-    import time
 
     def handler(request: httpx.Request) -> httpx.Response:
         async def body() -> AsyncIterator[bytes]:
@@ -749,10 +749,7 @@ def in_flight_counter(slow: Callable[[httpx.Request], bool]) -> tuple[Any, dict[
 async def settle(client: InstancesClient, count: dict[str, int], expected: int) -> None:
     """Until `expected` slow calls are in flight (polled against a deadline), then time for any
     queued call that could enter too to enter: a call to another host completes."""
-    deadline = time.monotonic() + 5
-    while count["now"] < expected:
-        assert time.monotonic() < deadline, f"{count['now']} calls in flight, not {expected}"
-        await asyncio.sleep(0.01)  # polling interval; the deadline is the synchronisation
+    await eventually(lambda: count["now"] >= expected, 5, f"{expected} calls in flight", interval=0.01)
     await client.get("https://elsewhere.test/api", CREDENTIALS, 1)
 
 

@@ -2,7 +2,8 @@
 their platform answers again (once per backoff period), and the first sight after a restart.
 
 The status writer here only records the patches: what a patch does to kopf is covered by the
-integration tests (test_deletion.py, test_lifecycle_safety.py) on a real API server.
+integration tests (test_lifecycle_safety.py, test_recovery.py) on a real API server, and the delete
+handler's attempts by tests/reconciler/test_deletion.py.
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
 """The passes' guard for a finalizer kopf lost (kube/finalizers.py, handlers/instances.py).
 
-kopf's own patch failing is hard to provoke on purpose (tests/integration/test_unparseable_spec.py
-meets it now and then, when the API server rebuilds a CRD's storage); here the decision is
-checked against a stand-in for the API that records the patch it would send.
+kopf's own patch failing is hard to provoke on purpose (an operator process met it now and then
+in the test of an unparseable spec, now tests/reconciler/test_unparseable_spec.py, when the API
+server rebuilt a CRD's storage); here the decision is checked against a stand-in for the API that
+records the patch it would send.
 """
 
 from __future__ import annotations

@@ -12,7 +12,6 @@ wakes everyone; cancellation still ends it.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -22,6 +21,7 @@ import pytest
 from connector_operator.engine import secretwaits
 from connector_operator.engine.secretwaits import SecretWaits
 from connector_operator.engine.wakeups import Wakeups
+from tests.fixtures.waiting import eventually
 
 UNREAD = ("*", "*")  # kube.secrets.UNREAD: an event too large to read
 
@@ -63,10 +63,7 @@ async def woken(event: asyncio.Event) -> None:
 
 
 async def until(predicate: Callable[[], bool]) -> None:
-    deadline = time.monotonic() + 5
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out"
-        await asyncio.sleep(0.01)  # polling interval; the deadline is the synchronisation
+    await eventually(predicate, 5, "the watch's state", interval=0.01)
 
 
 @pytest.mark.parametrize(
