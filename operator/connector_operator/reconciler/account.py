@@ -129,7 +129,7 @@ async def account_pass(
     try:
         view = await rt.secrets.read(*state.secret)
     except KubeError as error:
-        return classify(error, ready=False, creating=False)
+        return classify(error, ready=False, creating=False, backoff=rt.backoff)
     if _read(state, view):
         known = None  # new credentials are verified at once
     state.spec, state.loaded = spec, True
@@ -200,9 +200,9 @@ async def _verify(
                 "a moment to reach everyone: retrying",
                 ready=False,
             )
-        return classify(error, ready=False, creating=False)
+        return classify(error, ready=False, creating=False, backoff=rt.backoff)
     except errors.OpenConnectorsError as error:
-        return classify(error, ready=False, creating=False)
+        return classify(error, ready=False, creating=False, backoff=rt.backoff)
     return outcomes.success(VERIFIED)
 
 

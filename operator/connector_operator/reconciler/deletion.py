@@ -253,7 +253,7 @@ async def _delete_owned(
         for instance_id in ids:
             await runtime.instances.delete(api_url, credentials, instance_id, gate=gate, namespace=namespace)
     except errors.OpenConnectorsError as error:
-        outcome = classify(error, ready=False, creating=False)
+        outcome = classify(error, ready=False, creating=False, backoff=runtime.backoff)
         if outcome.kind is outcomes.Kind.STALLED:
             outcome = outcomes.stalled(
                 outcome.reason,
@@ -303,7 +303,7 @@ async def release_remote(
                 namespace=namespace,
             )
     except errors.OpenConnectorsError as error:
-        message = f"{left} ({classify(error, ready=False, creating=False).message})"
+        message = f"{left} ({classify(error, ready=False, creating=False, backoff=runtime.backoff).message})"
         return Deleted([("Warning", "Orphaned", message)])
     if not owned:
         return Deleted([("Normal", "Released", "deletionPolicy is Orphan: no remote instance carries "

@@ -15,8 +15,13 @@ from connector_operator.domain.outcome import Backoff, Outcome, retrying, stalle
 from connector_operator.kube.api import KubeError
 from connector_operator.openconnectors import errors
 
+DEFAULT_BACKOFF = Backoff()
 
-def classify(error: BaseException, *, ready: bool, creating: bool) -> Outcome:
+
+def classify(
+    error: BaseException, *, ready: bool, creating: bool, backoff: Backoff = DEFAULT_BACKOFF
+) -> Outcome:
+    """The outcome of a failure; `backoff`: the operator's bounds, which a 429's wait is kept in."""
     match error:
         case errors.BadRequest():
             return stalled(
@@ -43,9 +48,8 @@ def classify(error: BaseException, *, ready: bool, creating: bool) -> Outcome:
             )
         case errors.RateLimited():
             # The wait the scheduler will really make: Backoff.next_delay keeps Retry-After in bounds.
-            bounds = Backoff()
             wait = (
-                f"; retrying after {min(max(error.retry_after, bounds.base), bounds.cap):g}s"
+                f"; retrying after {min(max(error.retry_after, backoff.base), backoff.cap):g}s"
                 if error.retry_after is not None
                 else ""
             )

@@ -213,7 +213,7 @@ def _failed(
             return outcome, Awaited(error.secret, existed=True)
         case errors.OpenConnectorsError():
             creating = admitted.facts.observed is None and state.status.instance_id is None
-            outcome = classify(error, ready=state.ready, creating=creating)
+            outcome = classify(error, ready=state.ready, creating=creating, backoff=rt.backoff)
             if isinstance(error, errors.Unauthorized | errors.Forbidden) and _rotated(
                 rt, target, admitted.located, admitted.account
             ):
@@ -226,11 +226,11 @@ def _failed(
                 )
             return outcome, None
         case KubeError():
-            return classify(error, ready=state.ready, creating=False), None
+            return classify(error, ready=state.ready, creating=False, backoff=rt.backoff), None
         case _:
             # A bug of ours: the traceback helps, and our own exceptions carry no secret values.
             logger.exception("reconcile of %s/%s failed", target.namespace, target.name)
-            return classify(error, ready=state.ready, creating=False), None
+            return classify(error, ready=state.ready, creating=False, backoff=rt.backoff), None
 
 
 def _moved(state: ObjectState, spec: ConnectorInstanceSpec, now: Effective) -> str | None:
