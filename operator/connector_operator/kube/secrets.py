@@ -94,7 +94,7 @@ class SecretMeta:
 
     @classmethod
     def from_raw(cls, raw: Mapping[str, Any], token_digests: TokenDigests | None = None) -> SecretMeta:
-        meta = raw.get("metadata") or {}
+        meta, common = raw.get("metadata") or {}, Meta.of(raw)
         labels = {k: v for k, v in (meta.get("labels") or {}).items() if k in OUR_LABELS}
         owner_uid = _owner_uid(meta)
         data = raw.get("data") or {}
@@ -106,17 +106,17 @@ class SecretMeta:
         ):
             token = _token_facts(data, owner_uid, token_digests)
         return cls(
-            name=meta.get("name", ""),
-            namespace=meta.get("namespace", ""),
+            name=common.name,
+            namespace=common.namespace,
             labels=labels,
             owner_uid=owner_uid,
-            held=IN_USE_FINALIZER in (meta.get("finalizers") or ()),
-            deleting=Meta.of(raw).deleting,
-            resource_version=Meta.of(raw).resource_version,
+            held=IN_USE_FINALIZER in common.finalizers,
+            deleting=common.deleting,
+            resource_version=common.resource_version,
             fingerprint=fingerprint(data),
             token=token,
             type=str(raw.get("type") or "Opaque")[:MAX_TOKEN_FIELD],
-            shape=_short((meta.get("annotations") or {}).get(SHAPE_ANNOTATION)),
+            shape=_short(common.annotations.get(SHAPE_ANNOTATION)),
             keys=tuple(sorted(data))[:MAX_KEYS] if token is not None else (),
         )
 
@@ -421,9 +421,9 @@ class Secrets:
                 kind, obj = event.get("type"), event.get("object") or {}
                 if kind == "ERROR":
                     raise KubeError(int(obj.get("code") or 0), str(obj.get("reason") or "watch error"))
-                meta = obj.get("metadata") or {}
-                version = str(meta.get("resourceVersion") or since)
+                meta = Meta.of(obj)
+                version = meta.resource_version or since
                 if kind == "BOOKMARK":
                     yield version, None
                 elif kind in ("ADDED", "MODIFIED", "DELETED"):
-                    yield version, (str(meta.get("namespace", "")), str(meta.get("name", "")))
+                    yield version, (meta.namespace, meta.name)

@@ -399,7 +399,7 @@ class RemotePass:
     @property
     def _token(self) -> TokenExport:
         return TokenExport(
-            self.rt,
+            self.rt.secrets,
             self.target,
             self.cache,
             self.token_secret,

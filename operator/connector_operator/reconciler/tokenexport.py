@@ -25,17 +25,24 @@ from connector_operator.domain.tokensecret import (
     shape_digest,
 )
 from connector_operator.engine.objects import Target
-from connector_operator.kube.secrets import SecretConflict, SecretMeta, SecretShape, encode, fingerprint
+from connector_operator.engine.wakeups import Key
+from connector_operator.kube.secrets import (
+    SecretConflict,
+    SecretMeta,
+    Secrets,
+    SecretShape,
+    encode,
+    fingerprint,
+)
 from connector_operator.openconnectors.client import Credentials, Instance
 from connector_operator.reconciler.outcomes import Refused, TokenSecretConflict
-from connector_operator.reconciler.runtime import Key, Runtime
 
 logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class TokenExport:
-    rt: Runtime
+    secrets: Secrets  # the one service it uses: it writes the token Secret, nothing else
     target: Target
     cache: Mapping[Key, SecretMeta]  # the watch's metadata of Secrets, no values
     name: str  # of the token Secret
@@ -103,7 +110,7 @@ class TokenExport:
             return  # the watch shows it holds exactly this: no request at all
         try:
             owner = self.target.owner
-            if await self.rt.secrets.write_token(namespace, self.name, owner, content, existing, shape):
+            if await self.secrets.write_token(namespace, self.name, owner, content, existing, shape):
                 logger.info("wrote token Secret %s/%s", namespace, self.name)
         except SecretConflict as conflict:
             raise TokenSecretConflict(self.name, str(conflict)) from None
