@@ -26,6 +26,7 @@ from connector_operator.handlers import instances
 from connector_operator.handlers.secrets import LIST_CHUNK, SECRETS
 from connector_operator.kube import digestkey, incluster, keepalive, peering
 from connector_operator.kube.api import KubeAPI, KubeError
+from connector_operator.reconciler import instance as passes
 from connector_operator.reconciler.assemble import assemble
 from connector_operator.reconciler.runtime import Runtime
 from connector_operator.settings import Settings
@@ -131,20 +132,8 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
 def peering_judged(memo: kopf.Memo, outranked: bool) -> None:
     """Pause the passes while another copy outranks this one, as kopf pauses its watches."""
     runtime: Runtime | None = memo.get("runtime")
-    if runtime is None:
-        return
-    if outranked and not runtime.scheduler.paused:
-        logger.info("another copy of the operator outranks this one: passes paused")
-        runtime.scheduler.pause()
-        # What the other copy creates meanwhile, this copy's listings do not show: list again.
-        runtime.creations.forget_listings()
-        # Nor does what the passes remember show the status it writes: kopf lists every object
-        # again when it resumes, and that status is taken as it is (engine/objects.py).
-        for tracked in runtime.tracked.values():
-            tracked.reseed = True
-    elif not outranked and runtime.scheduler.paused:
-        logger.info("no copy of the operator outranks this one: passes resumed")
-        runtime.scheduler.resume()
+    if runtime is not None:
+        passes.outranked(runtime, outranked)
 
 
 async def operator_namespace(ours: Settings, settings: kopf.OperatorSettings) -> str:

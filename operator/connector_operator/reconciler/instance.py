@@ -108,6 +108,23 @@ def forget(runtime: Runtime, key: Key) -> None:
     metrics.OBJECTS.forget(key)
 
 
+def outranked(runtime: Runtime, yes: bool) -> None:
+    """Another copy of the operator outranks this one (peering), or no longer does: pause the
+    passes, or resume them."""
+    if yes and not runtime.scheduler.paused:
+        logger.info("another copy of the operator outranks this one: passes paused")
+        runtime.scheduler.pause()
+        # What the other copy creates meanwhile, this copy's listings do not show: list again.
+        runtime.creations.forget_listings()
+        # Nor does what the passes remember show the status it writes: kopf lists every object
+        # again when it resumes, and that status is taken as it is (engine/objects.py).
+        for tracked in runtime.tracked.values():
+            tracked.reseed = True
+    elif not yes and runtime.scheduler.paused:
+        logger.info("no copy of the operator outranks this one: passes resumed")
+        runtime.scheduler.resume()
+
+
 async def run_pass(runtime: Runtime, key: Key) -> float:
     """One pass over the object `key`; the seconds until the next one is due."""
     tracked = runtime.tracked.get(key)
