@@ -11,15 +11,17 @@ with other settings (flags) is `restart`: a new Runtime, as a new process would 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import datetime
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import kopf
 import pytest
 from kubernetes import client
 
 from connector_operator.api.names import FINALIZER, GROUP, PLURAL, VERSION, WATCH_LABEL
+from connector_operator.engine.deleteretry import DELETE_HANDLER, PROGRESS_FIELD
 from connector_operator.engine.wakeups import Key
 from connector_operator.handlers import accounts, instances, liveobjects, secrets
 from connector_operator.reconciler import instance
@@ -30,6 +32,9 @@ from tests.fixtures.simulator import SimulatorHandle
 from tests.integration.support import closeio_spec, ready_inputs
 
 Index = dict[Any, list[Any]]
+# kopf's decorators retype each handler as kopf's callback protocol, every keyword kopf may pass
+# required; like kopf, the stand-in passes by name the ones the handler takes (`_call`).
+Handler = Callable[..., Awaitable[Any]]
 
 
 @dataclass
@@ -80,22 +85,22 @@ class Operator:
         cache: Index = {}
         for raw in found:
             meta = raw["metadata"]
-            entry = await secrets.secret_cache(
-                namespace=ns, name=meta["name"], body=kopf.Body(raw), memo=self.memo
+            entry = await _call(
+                secrets.secret_cache, namespace=ns, name=meta["name"], body=_body(raw), memo=self.memo
             )
             _add(cache, entry)
         users: Index = {}
         refs: Index = {}
         account_users: Index = {}
         for raw in objects:
-            body, meta = kopf.Body(raw), raw["metadata"]
+            body, meta = _body(raw), raw["metadata"]
             name, uid = meta["name"], meta["uid"]
-            _add(users, await secrets.secret_users(namespace=ns, name=name, spec=body.spec, body=body))
-            _add(refs, await liveobjects.instance_refs(namespace=ns, name=name, uid=uid, body=body))
+            _add(users, await _call(secrets.secret_users, namespace=ns, name=name, spec=body.spec, body=body))
+            _add(refs, await _call(liveobjects.instance_refs, namespace=ns, name=name, uid=uid, body=body))
             _add(
                 account_users,
-                await accounts.account_users(
-                    namespace=ns, name=name, spec=body.spec, body=body, memo=self.memo
+                await _call(
+                    accounts.account_users, namespace=ns, name=name, spec=body.spec, body=body, memo=self.memo
                 ),
             )
         for kept, fresh in (
@@ -126,19 +131,20 @@ class Operator:
             return None
         if body is not None:
             self.deleted[name] = body
-        await instances.instance_changed(
-            type=kind, body=kopf.Body(raw), memo=self.memo, **self.indexes.kwargs()
-        )
+        await self._deliver(kind, raw)
         return body
+
+    async def _deliver(self, kind: str, raw: dict[str, Any]) -> None:
+        await _call(
+            instances.instance_changed, type=kind, body=_body(raw), memo=self.memo, **self.indexes.kwargs()
+        )
 
     async def late_deleted(self, body: dict[str, Any]) -> None:
         """The DELETED event of an object already gone, delivered now: kopf handles each uid on a
         worker of its own, so the end of an object deleted and made again under its name may come
         after the new one's first events. `body` is the old object's last (`deleted[name]`)."""
         await self.index()
-        await instances.instance_changed(
-            type="DELETED", body=kopf.Body(body), memo=self.memo, **self.indexes.kwargs()
-        )
+        await self._deliver("DELETED", body)
 
     async def run(self, name: str) -> float:
         """One pass over the object after its latest event; the seconds until the next is due."""
@@ -184,20 +190,23 @@ class Operator:
         return await self.retry_delete(name)
 
     async def retry_delete(self, name: str) -> kopf.TemporaryError | None:
-        """kopf running the delete handler of an object being deleted (again)."""
+        """kopf running the delete handler of an object being deleted (again); a TemporaryError
+        is recorded in the handler's progress as kopf does (`delete_waits`)."""
         body = await self.event(name)
         assert body is not None, f"{name} is gone"
         meta = body["metadata"]
         try:
-            await instances.delete_instance(
+            await _call(
+                instances.delete_instance,
                 namespace=self.namespace,
                 name=name,
                 uid=meta["uid"],
-                body=kopf.Body(body),
+                body=_body(body),
                 memo=self.memo,
                 secret_cache=self.indexes.secret_cache,
             )
         except kopf.TemporaryError as error:
+            self._record_delay(name, _progress(body), error)
             return error
         finalizers = [f for f in meta.get("finalizers", []) if f != FINALIZER]
         self.instances.custom.patch_namespaced_custom_object(
@@ -205,6 +214,35 @@ class Operator:
         )
         await self.event(name)  # DELETED
         return None
+
+    def _record_delay(self, name: str, record: dict[str, Any], error: kopf.TemporaryError) -> None:
+        """kopf's record of a handler that asked to be retried, `status.kopf.progress.<id>`: the
+        message, the retry count, and `delayed`, when it runs again. The operator ends the delay
+        early by removing `delayed` (engine/deleteretry.py), which kopf's next cycle honours."""
+        now = datetime.datetime.now(datetime.UTC)
+        delayed = now + datetime.timedelta(seconds=error.delay or 0)
+        entry = {
+            "started": record.get("started") or now.isoformat(timespec="microseconds"),
+            "delayed": delayed.isoformat(timespec="microseconds"),
+            "purpose": "delete",
+            "retries": int(record.get("retries") or 0) + 1,
+            "message": str(error),
+        }
+        patch: dict[str, Any] = {DELETE_HANDLER: entry}
+        for part in reversed(PROGRESS_FIELD):
+            patch = {part: patch}
+        self.instances.custom.patch_namespaced_custom_object_status(
+            GROUP, VERSION, self.namespace, PLURAL, name, patch
+        )
+
+    def delete_progress(self, name: str) -> dict[str, Any]:
+        """kopf's progress record of the object's delete handler ({} when there is none)."""
+        return _progress(self.instances.get(name) or {})
+
+    def delete_waits(self, name: str) -> bool:
+        """Whether kopf still waits out the delete handler's delay before running it again (the
+        record's `delayed`; present until the delay ends or the operator ends it)."""
+        return bool(self.delete_progress(name).get("delayed"))
 
     async def create_ready(self, **spec: Any) -> dict[str, Any]:
         """The inputs, a Close.io ConnectorInstance named `crm`, and the object once its first pass
@@ -232,9 +270,24 @@ class Operator:
         return (self.namespace, name)
 
 
+async def _call(handler: object, **kwargs: Any) -> Any:
+    return await cast(Handler, handler)(**kwargs)
+
+
+def _body(raw: dict[str, Any]) -> kopf.Body:
+    return kopf.Body(cast(kopf.RawBody, raw))
+
+
 def _add(index: Index, entry: dict[Any, Any]) -> None:
     for key, value in entry.items():
         index.setdefault(key, []).append(value)
+
+
+def _progress(obj: dict[str, Any]) -> dict[str, Any]:
+    record: Any = obj
+    for part in (*PROGRESS_FIELD, DELETE_HANDLER):
+        record = record.get(part) if isinstance(record, dict) else None
+    return record if isinstance(record, dict) else {}
 
 
 def _condition(obj: dict[str, Any], type_: str) -> dict[str, Any] | None:

@@ -1,5 +1,6 @@
 """The API host allowlist (issue 9, findings 1 and 2): no request, and no Secret, leaves the operator
-for a host the platform team did not allow.
+for a host the platform team did not allow (moved here from tests/integration: the passes and the
+delete handler in-process, with the operator's settings where the process had its flags).
 
 A tenant who may manage ConnectorInstances points `spec.apiURL` at her own server and references
 Secrets in `configuration`. Her server must receive nothing (no account secrets, no values), the
@@ -17,8 +18,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from tests.fixtures.operator import wait_until
-from tests.integration.support import ACCOUNT, Env, account_secret, closeio_spec, put_secret
+from tests.integration.support import ACCOUNT, account_secret, closeio_spec, put_secret, ready_inputs
+from tests.reconciler.kopfstandin import Operator
 
 DB_SECRET = "db-password"
 
@@ -61,66 +62,63 @@ def her_server() -> Iterator[Recorder]:
     server.server_close()
 
 
-def simulator_host(env: Env) -> str:
-    return str(urlsplit(env.simulator.api_url).netloc)
+def simulator_host(op: Operator) -> str:
+    return str(urlsplit(op.simulator.api_url).netloc)
 
 
-@pytest.mark.manual_operator
-def test_a_host_outside_the_allowlist_gets_nothing(env: Env, her_server: Recorder) -> None:
-    env.start_operator("--allowed-api-hosts", simulator_host(env))
-    account_secret(env.core, env.namespace, env.simulator)
-    put_secret(env.core, env.namespace, DB_SECRET, {"password": "db-pa55word-not-hers"})
+async def test_a_host_outside_the_allowlist_gets_nothing(operator: Operator, her_server: Recorder) -> None:
+    op = operator
+    await op.restart(allowed_api_hosts=(simulator_host(op),))  # her server's port is not allowed
+    account_secret(op.core, op.namespace, op.simulator)
+    put_secret(op.core, op.namespace, DB_SECRET, {"password": "db-pa55word-not-hers"})
     spec = closeio_spec(
         apiURL=her_server.api_url,
         configuration=[
             {"key": "username", "valueFrom": {"secretKeyRef": {"name": DB_SECRET, "key": "password"}}}
         ],
     )
-    env.instances.create("exfil", spec)
+    op.instances.create("exfil", spec)
 
-    stalled = env.instances.wait_condition("exfil", "Stalled", "True", reason="APIHostNotAllowed")
+    stalled = await op.condition("exfil", "Stalled", "True", reason="APIHostNotAllowed", passes=1)
     assert "not in the operator's allowed API hosts" in stalled["message"]
     assert "--allowed-api-hosts" in stalled["message"]
-    assert env.instances.condition("exfil", "Ready")["status"] == "False"
+    assert op.instances.condition("exfil", "Ready")["status"] == "False"
+    await op.run("exfil")  # stalled: another pass sends nothing either
     assert her_server.requests == []
     # Nothing was read for her: the referenced Secrets carry no mark of the operator.
     for name in (ACCOUNT, DB_SECRET):
-        labels = env.core.read_namespaced_secret(name, env.namespace).metadata.labels or {}
+        labels = op.core.read_namespaced_secret(name, op.namespace).metadata.labels or {}
         assert "openconnectors.io/watch" not in labels, name
 
     # An allowed URL in the same operator works as usual: the refusal is about the host only.
-    put_secret(env.core, env.namespace, "closeio-api", {"apiKey": "k"})
-    env.instances.create("fine", closeio_spec(apiURL=env.simulator.api_url))
-    env.instances.wait_ready("fine")
+    put_secret(op.core, op.namespace, "closeio-api", {"apiKey": "k"})
+    op.instances.create("fine", closeio_spec(apiURL=op.simulator.api_url))
+    await op.ready("fine", passes=1)
     assert her_server.requests == []
 
 
-@pytest.mark.manual_operator
-def test_plain_http_is_refused_unless_allowed(env: Env) -> None:
-    env.start_operator("--allowed-api-hosts", simulator_host(env), "--no-allow-insecure-http")
-    env.ready_inputs()
-    env.instances.create("crm", closeio_spec())
-    stalled = env.instances.wait_condition("crm", "Stalled", "True", reason="APIHostNotAllowed")
+@pytest.mark.settings(allow_insecure_http=False)  # the simulator's host allowed (127.0.0.1:*), http not
+async def test_plain_http_is_refused_unless_allowed(operator: Operator) -> None:
+    op = operator
+    ready_inputs(op.core, op.namespace, op.simulator)
+    op.instances.create("crm", closeio_spec())
+    stalled = await op.condition("crm", "Stalled", "True", reason="APIHostNotAllowed", passes=1)
     assert "plain http is not allowed" in stalled["message"]
-    assert env.simulator.control.counters().get("POST /instances", 0) == 0
+    assert op.simulator.control.counters().get("POST /instances", 0) == 0
 
 
-@pytest.mark.manual_operator
-def test_deleting_an_instance_on_a_host_no_longer_allowed_says_how_to_release_it(env: Env) -> None:
-    operator = env.start_operator()
-    env.create_ready()
-    operator.stop()
-    env.start_operator("--allowed-api-hosts", "api.openconnectors.*.ext.hana.ondemand.com")
-    env.instances.delete("crm")
-    # The daemon's last pass may say APIHostNotAllowed first; the delete handler's word comes after.
-    stalled = wait_until(
-        lambda: (
-            (c := env.instances.condition("crm", "Stalled")).get("reason") == "APIHostNotAllowed"
-            and "Cannot delete the remote instance" in c.get("message", "")
-            and c
-        ),
-        timeout=30,
-        what="the delete handler's APIHostNotAllowed",
-    )
+async def test_deleting_an_instance_on_a_host_no_longer_allowed_says_how_to_release_it(
+    operator: Operator,
+) -> None:
+    op = operator
+    await op.create_ready()
+    await op.restart(allowed_api_hosts=("api.openconnectors.*.ext.hana.ondemand.com",))
+    refused = await op.delete("crm")
+    assert refused is not None  # kopf retries; the object stays
+    # The delete handler's word (no daemon pass runs here to say APIHostNotAllowed first).
+    stalled = op.instances.condition("crm", "Stalled")
+    assert stalled.get("reason") == "APIHostNotAllowed"
+    assert "Cannot delete the remote instance" in stalled.get("message", "")
     assert "deletionPolicy" in stalled["message"]  # the one-line release
-    assert env.simulator.control.counters().get("DELETE /instances/{id}", 0) == 0
+    assert op.simulator.control.counters().get("DELETE /instances/{id}", 0) == 0
+    assert op.instances.get("crm") is not None
