@@ -24,11 +24,13 @@ from connector_operator.api.names import FINALIZER, GROUP, PLURAL, VERSION, WATC
 from connector_operator.engine.deleteretry import DELETE_HANDLER, PROGRESS_FIELD
 from connector_operator.engine.wakeups import Key
 from connector_operator.handlers import accounts, instances, liveobjects, secrets
+from connector_operator.kube.api import KubeError
 from connector_operator.reconciler import instance
 from connector_operator.reconciler.runtime import Runtime
 from tests.fixtures.operator import Instances
 from tests.fixtures.runtime import Events
 from tests.fixtures.simulator import SimulatorHandle
+from tests.fixtures.waiting import eventually
 from tests.integration.support import closeio_spec, ready_inputs
 
 Index = dict[Any, list[Any]]
@@ -72,9 +74,21 @@ class Operator:
         return {"runtime": self.runtime}
 
     async def _list(self, path: str) -> list[dict[str, Any]]:
-        assert self.runtime.kube is not None
-        listed = await self.runtime.kube.request("GET", path)
-        return list((listed or {}).get("items") or [])
+        """A LIST, retried as kopf retries its watch while the API server answers 429 (it does
+        while it rebuilds a CRD's storage after a CRD update, longer on a loaded machine)."""
+        kube = self.runtime.kube
+        assert kube is not None
+
+        async def listed() -> dict[str, Any] | None:
+            try:
+                return await kube.request("GET", path) or {"items": []}
+            except KubeError as error:
+                if error.status != 429:
+                    raise
+                return None
+
+        found = await eventually(listed, 30, f"the API server to serve {path}", interval=0.2)
+        return list(found.get("items") or [])
 
     async def index(self) -> None:
         """List and index as kopf does before it hands out an event: the labelled Secrets (the
