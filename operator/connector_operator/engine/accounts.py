@@ -1,6 +1,6 @@
 """What the operator knows of each account between passes: its spec, its credentials, its users.
 
-The account daemon (handlers/accounts.py) is the only reader of an account's credentials Secret:
+The account's loop (reconciler/account.py) is the only reader of an account's credentials Secret:
 it reads the Secret, checks the secrets with one authenticated call, and keeps them here, so a
 thousand instances of one account make no Secret reads of their own and all see a rotation at
 the same moment. Instances find their account here by `AccountKey`.

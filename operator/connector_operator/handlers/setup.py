@@ -63,7 +63,7 @@ def configure_kopf(settings: kopf.OperatorSettings) -> None:
     settings.posting.level = logging.INFO
     # `From:` in `kubectl describe` and the reporting controller of our Events (kopf's is "kopf").
     settings.posting.reporting_component = MANAGED_BY_VALUE
-    # Handler failures are ours to schedule (see handlers.instances); kopf's default is a flat 60 s.
+    # Handler failures are ours to schedule (engine/retries.py); kopf's default is a flat 60 s.
     settings.execution.default_backoff = 5
     # A per-object worker of kopf's holds the object's last event while it idles; nothing of ours
     # needs it once handled (passes keep what they read: engine/objects.py).

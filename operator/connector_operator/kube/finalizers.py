@@ -4,7 +4,7 @@ kopf adds the finalizer with one patch when it first sees an object, and does no
 until the object changes. A patch that fails, as one does while the API server rebuilds a
 CRD's storage after the CRD changed (it answers 404 for a moment), leaves an object without a
 finalizer, and its deletion would then never reach the operator: the remote instance would be
-left behind. The passes put it back (handlers/instances.py).
+left behind. The passes put it back (reconciler/instance.py).
 """
 
 from __future__ import annotations

@@ -39,7 +39,7 @@ than expected) fails the same way.
 failure count clears), the gate calls its `on_recovery` callbacks, so that objects waiting in
 backoff for the account can retry now instead of waiting out their own delay. A fresh gate has
 nothing to recover from: waking every object of every account at start-up would undo the spread of
-their first checks (handlers/instances.py), and deletions that a previous process left waiting
+their first checks (reconciler/instance.py), and deletions that a previous process left waiting
 are run once at first sight anyway (engine/deleteretry.py).
 """
 

@@ -1,7 +1,7 @@
 """The ownership rules as a pass applies them: may it keep, adopt or take over this instance?
 
 `domain/ownership.py` reads the tags; this adds what the cluster knows (kopf's index of live
-objects, handlers/liveobjects.py) and turns every "no" into the `Refused` outcome the pass
+objects, engine/liveobjects.py) and turns every "no" into the `Refused` outcome the pass
 reports: `AdoptionConflict` (another object's, shared, not proven this object's) or `InvalidSpec`
 (another connector). Nothing here calls the platform: the pass brings the instance it read.
 """

@@ -3,9 +3,9 @@ its token into the token Secret.
 
 A `RemotePass` holds what one pass decided from (object, spec, state, platform URL, credentials,
 desired request and its digest) and records what it learns in `facts` as it goes, so a failure
-half-way still reports the progress made. The token Secret's half is `handlers.tokenexport`.
+half-way still reports the progress made. The token Secret's half is reconciler/tokenexport.py's.
 Creation is one POST: what this process sent and one
-listing per endpoint say whether the object already has an instance (`handlers.creations`); a
+listing per endpoint say whether the object already has an instance (engine/creations.py); a
 lost answer makes the next attempt search by the object's identity tag, so a crash between the
 POST and the status write, or a repeated pass, never yields a second instance. Where the operator
 has a cluster name, the same listing finds the instance of an object rebuilt from Git by its claim
@@ -15,7 +15,7 @@ Ownership is proven on the platform, never read from status (domain/ownership.py
 this process did not get from its own POST, or has not seen carrying the object's identity, is
 checked with a GET before anything is written to it or exported from it (`verified`). Adopting
 an instance (`spec.instanceID`, a switch to Full, a take-over) is refused while it carries another
-object's identity, or while another live object manages or observes it (handlers/liveobjects.py).
+object's identity, or while another live object manages or observes it (engine/liveobjects.py).
 """
 
 from __future__ import annotations
