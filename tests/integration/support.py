@@ -11,6 +11,7 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 from prometheus_client.parser import text_string_to_metric_families
 
+from connector_operator.api.names import GROUP, VERSION
 from connector_operator.openconnectors.budget import Budget
 from tests.fixtures.operator import Instances, OperatorProcess
 from tests.fixtures.simulator import SimulatorHandle
@@ -18,6 +19,7 @@ from tests.fixtures.simulator import SimulatorHandle
 CLOSEIO_API_KEY = "closeio-key-7f3a9c1e5b2d4f60"
 ACCOUNT = "oc-account"
 CLOSEIO_SECRET = "closeio-api"
+ACCOUNT_SECRET = "platform-account"  # a platform team's, for its accounts (issue 10)
 
 
 def put_secret(core: client.CoreV1Api, namespace: str, name: str, data: dict[str, str]) -> None:
@@ -63,6 +65,37 @@ def closeio_spec(**overrides: Any) -> dict[str, Any]:
     }
     spec.update(overrides)
     return spec
+
+
+def instance_spec(**fields: Any) -> dict[str, Any]:
+    """A spec that names no credentials of its own: its account's (`accountRef`, or the default)."""
+    return {
+        "connectorKey": "closeio",
+        "configuration": [
+            {"key": "username", "valueFrom": {"secretKeyRef": {"name": CLOSEIO_SECRET, "key": "apiKey"}}}
+        ],
+        **fields,
+    }
+
+
+def cluster_account(
+    custom: client.CustomObjectsApi,
+    name: str,
+    secret_namespace: str,
+    selects: str,
+    secret: str = ACCOUNT_SECRET,
+) -> None:
+    """A ClusterConnectorAccount for the one namespace `selects` (the tests' fixtures delete it)."""
+    body = {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "ClusterConnectorAccount",
+        "metadata": {"name": name},
+        "spec": {
+            "credentialsSecretRef": {"name": secret, "namespace": secret_namespace},
+            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": selects}},
+        },
+    }
+    custom.create_cluster_custom_object(GROUP, VERSION, "clusterconnectoraccounts", body)
 
 
 def ready_inputs(core: client.CoreV1Api, namespace: str, simulator: SimulatorHandle) -> None:

@@ -14,11 +14,13 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
+import httpx
 import pytest
 from kubernetes import client
 
 from tests.fixtures.operator import Instances, wait_until
 from tests.integration.support import (
+    ACCOUNT_SECRET,
     CLOSEIO_API_KEY,
     CLOSEIO_SECRET,
     Env,
@@ -26,41 +28,14 @@ from tests.integration.support import (
     account_values,
     apiserver_requests,
     closeio_spec,
+    cluster_account,
+    instance_spec,
     put_secret,
     remotes_for,
+    secret_data,
 )
 
 GROUP, VERSION = "openconnectors.io", "v1alpha1"
-ACCOUNT_SECRET = "platform-account"
-
-
-def instance_spec(**fields: Any) -> dict[str, Any]:
-    return {
-        "connectorKey": "closeio",
-        "configuration": [
-            {"key": "username", "valueFrom": {"secretKeyRef": {"name": CLOSEIO_SECRET, "key": "apiKey"}}}
-        ],
-        **fields,
-    }
-
-
-def cluster_account(
-    custom: client.CustomObjectsApi,
-    name: str,
-    secret_namespace: str,
-    selects: str,
-    secret: str = ACCOUNT_SECRET,
-) -> None:
-    body = {
-        "apiVersion": f"{GROUP}/{VERSION}",
-        "kind": "ClusterConnectorAccount",
-        "metadata": {"name": name},
-        "spec": {
-            "credentialsSecretRef": {"name": secret, "namespace": secret_namespace},
-            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": selects}},
-        },
-    }
-    custom.create_cluster_custom_object(GROUP, VERSION, "clusterconnectoraccounts", body)
 
 
 def account_condition(custom: client.CustomObjectsApi, name: str, type_: str) -> dict[str, Any]:
@@ -248,3 +223,70 @@ def refused_checks(env: Env) -> int:
         for r in env.simulator.control.requests()
         if (r["method"], r["route"], r["status"]) == ("GET", "/instances", 401)
     )
+
+
+def made_by_hand(simulator_client: httpx.Client, name: str = "made-in-the-ui") -> dict[str, Any]:
+    """An instance created outside Kubernetes, as in the Open Connectors UI."""
+    response = simulator_client.post(
+        "/instances",
+        json={
+            "name": name,
+            "element": {"key": "closeio"},
+            "tags": ["by-hand"],
+            "configuration": {"username": CLOSEIO_API_KEY, "pagination.max": "50"},
+        },
+    )
+    response.raise_for_status()
+    created: dict[str, Any] = response.json()
+    return created
+
+
+def test_allowing_adoption_and_export_on_an_account_wakes_its_instances(
+    env: Env, simulator_client: httpx.Client, custom: client.CustomObjectsApi
+) -> None:
+    """The account's spec changes and its instances go on by themselves: the account's daemon
+    wakes them (the refusals themselves, pass by pass: tests/reconciler/test_day2.py)."""
+    name = f"acct-{uuid.uuid4().hex[:8]}"  # deleted after the test (tests/fixtures/kubernetes.py)
+    put_secret(env.core, env.namespace, ACCOUNT_SECRET, account_values(env.simulator))
+    put_secret(env.core, env.namespace, CLOSEIO_SECRET, {"apiKey": CLOSEIO_API_KEY})
+    cluster_account(custom, name, env.namespace, selects=env.namespace)
+    ref = {"kind": "ClusterConnectorAccount", "name": name}
+    wait_until(
+        lambda: account_condition(custom, name, "Ready").get("status") == "True", what="account verified"
+    )
+    victim = made_by_hand(simulator_client, name="another-teams-oauth-instance")
+    env.simulator.control.reset_counters()  # the account's own verification call is behind us
+
+    env.instances.create(
+        "observer",
+        {
+            "connectorKey": "closeio",
+            "accountRef": ref,
+            "instanceID": victim["id"],
+            "managementPolicy": "ObserveOnly",
+        },
+    )
+    header = {"template": {"includeAccountSecrets": True, "data": {"H": "User {{ userSecret }}"}}}
+    env.instances.create("exporter", instance_spec(accountRef=ref, tokenSecret=header))
+    observed = env.instances.wait_condition("observer", "Stalled", reason="AccountNotAllowed")
+    assert "allowAdoption" in observed["message"]
+    exported = env.instances.wait_condition("exporter", "Stalled", reason="AccountNotAllowed")
+    assert "allowSecretExport" in exported["message"]
+    assert env.simulator.control.counters() == {}  # not one platform call for either
+    assert secret_data(env.core, env.namespace, "observer-token") is None
+    assert secret_data(env.core, env.namespace, "exporter-token") is None
+
+    # The platform team allows both: the same objects go on, without a change of their own.
+    custom.patch_cluster_custom_object(
+        GROUP,
+        VERSION,
+        "clusterconnectoraccounts",
+        name,
+        {"spec": {"allowAdoption": True, "allowSecretExport": True}},
+    )
+    env.instances.wait_ready("observer")
+    env.instances.wait_ready("exporter")
+    assert (secret_data(env.core, env.namespace, "observer-token") or {})["token"] == victim["token"]
+    assert (secret_data(env.core, env.namespace, "exporter-token") or {})[
+        "H"
+    ] == f"User {env.simulator.user_secret}"

@@ -6,13 +6,15 @@ finalizer, run the delete handler) is done here, on demand, against the real API
 passes run when the test says so (`run`), not on the scheduler's clock. The Runtime is the one
 `assemble` builds for the operator, with an Events sink that records. What needs a process
 boundary (signals, restarts, peering, the image, the CLI) stays in tests/integration. A restart
-with other settings (flags) is `restart`: a new Runtime, as a new process would have.
+with other settings (flags) is `restart`: a new Runtime, as a new process would have. A user's
+annotation (pause, reconcile now) is `annotate`; an account's daemon is played by `account`, its
+verdict once.
 """
 
 from __future__ import annotations
 
 import datetime
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -20,12 +22,24 @@ import kopf
 import pytest
 from kubernetes import client
 
-from connector_operator.api.names import FINALIZER, GROUP, PLURAL, VERSION, WATCH_LABEL
+from connector_operator.api.account import AccountKind
+from connector_operator.api.names import (
+    ACCOUNT_PLURAL,
+    CLUSTER_ACCOUNT_PLURAL,
+    FINALIZER,
+    GROUP,
+    PLURAL,
+    VERSION,
+    WATCH_LABEL,
+)
+from connector_operator.domain.accounts import AccountKey
+from connector_operator.domain.outcome import Outcome
 from connector_operator.engine.deleteretry import DELETE_HANDLER, PROGRESS_FIELD
 from connector_operator.engine.wakeups import Key
 from connector_operator.handlers import accounts, instances, liveobjects, secrets
 from connector_operator.kube.api import KubeError
 from connector_operator.reconciler import instance
+from connector_operator.reconciler.account import account_pass
 from connector_operator.reconciler.runtime import Runtime
 from tests.fixtures.operator import Instances
 from tests.fixtures.runtime import Events
@@ -257,6 +271,31 @@ class Operator:
         """Whether kopf still waits out the delete handler's delay before running it again (the
         record's `delayed`; present until the delay ends or the operator ends it)."""
         return bool(self.delete_progress(name).get("delayed"))
+
+    def annotate(self, name: str, annotations: Mapping[str, str | None]) -> None:
+        """A user's change of the object's annotations (None removes one), as `kubectl annotate`
+        makes it. The pause and the reconcile request are such annotations, nothing more: the next
+        `run` delivers the change as kopf would, and its pass sees it."""
+        patch = {"metadata": {"annotations": dict(annotations)}}
+        self.instances.custom.patch_namespaced_custom_object(
+            GROUP, VERSION, self.namespace, PLURAL, name, patch
+        )
+
+    async def account(self, name: str, kind: AccountKind = AccountKind.CLUSTER_CONNECTOR_ACCOUNT) -> Outcome:
+        """The account's verdict on its spec and Secret as they are now (reconciler/account.py
+        `account_pass`, as the account's kopf daemon runs it after a change of the account: the
+        secrets verified with one platform call). What its instances use of it (`runtime.accounts`)
+        is then what the daemon keeps. The daemon's loop around it (the status it writes, the
+        instances it wakes, its clock) is tests/integration/test_accounts.py's."""
+        scoped = kind is AccountKind.CONNECTOR_ACCOUNT
+        key = AccountKey(kind, self.namespace if scoped else "", name)
+        custom = self.instances.custom
+        if scoped:
+            body = custom.get_namespaced_custom_object(GROUP, VERSION, self.namespace, ACCOUNT_PLURAL, name)
+        else:
+            body = custom.get_cluster_custom_object(GROUP, VERSION, CLUSTER_ACCOUNT_PLURAL, name)
+        spec = dict(body.get("spec") or {})
+        return await account_pass(self.runtime, key, spec, self.runtime.accounts.state(key), known=None)
 
     async def create_ready(self, **spec: Any) -> dict[str, Any]:
         """The inputs, a Close.io ConnectorInstance named `crm`, and the object once its first pass
