@@ -11,8 +11,10 @@ would after its delay.
 from __future__ import annotations
 
 import httpx
+import pytest
 
 from connector_operator.api.names import GROUP, PLURAL, VERSION
+from connector_operator.kube.api import KubeError
 from tests.integration.support import ACCOUNT, closeio_spec, put_secret, remotes_for, secret_data
 from tests.reconciler.kopfstandin import Operator
 
@@ -148,3 +150,26 @@ async def test_an_object_made_again_under_its_name_gets_an_instance_and_passes_o
         passes=1,
         what="the request handled by the new object's pass",
     )
+
+
+async def test_the_deleted_event_is_posted_even_when_the_token_secret_deletion_fails(
+    operator: Operator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The Event naming the deleted instances is the only record of them: posted before the token
+    Secret is deleted, so a failure there (kopf retries the handler, which then finds nothing to
+    delete on the platform) does not lose it."""
+    op = operator
+    instance_id = (await op.create_ready())["status"]["instanceID"]
+
+    async def refused(*_: object) -> bool:
+        raise KubeError(500, "Internal Server Error")
+
+    monkeypatch.setattr(op.runtime.secrets, "delete_token", refused)
+    with pytest.raises(KubeError):
+        await op.delete("crm")
+    deleted = [message for _, (_, reason, message) in op.events if reason == "Deleted"]
+    assert deleted == [f"Deleted remote instance(s) {instance_id}"]
+    monkeypatch.undo()
+    assert await op.retry_delete("crm") is None  # kopf's retry: nothing left on the platform
+    assert op.instances.get("crm") is None
+    assert secret_data(op.core, op.namespace, "crm-token") is None

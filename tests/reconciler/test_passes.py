@@ -51,3 +51,22 @@ async def test_a_deleted_object_has_no_next_pass(operator: Operator) -> None:
     assert op.instances.get("crm") is None
     assert await op.run("crm") == math.inf
     assert op.key("crm") not in op.runtime.tracked
+
+
+async def test_after_a_peering_pause_the_failures_counted_are_the_other_copys_not_ours(
+    operator: Operator,
+) -> None:
+    """Passes go on from the status another copy left (`outranked` marks every record for a
+    reseed): the backoff this copy counted before the pause is forgotten with its memory."""
+    op = operator
+    ready_inputs(op.core, op.namespace, op.simulator)
+    op.simulator.control.fail_next("POST", 3, status=503)
+    op.instances.create("crm", closeio_spec())
+    await op.run("crm")
+    await op.run("crm")
+    assert op.runtime.retries.attempts(op.key("crm")) == 2
+    op.runtime.tracked[op.key("crm")].reseed = True  # what `outranked` leaves on every record
+    delay = await op.run("crm")  # reseeded from the stored status, then it fails once more
+    assert not op.runtime.tracked[op.key("crm")].reseed
+    assert op.runtime.retries.attempts(op.key("crm")) == 1  # counted afresh, not a third
+    assert delay <= op.runtime.settings.backoff_base

@@ -100,11 +100,11 @@ def test_between_passes_the_state_and_spec_are_kept_serialized_and_come_back_who
     state = record.thaw()
     assert state.status.instance_id == 7
     assert state.ready
-    state.attempt = 3
+    state.stalled_on = (3, "judged")
     state.events.append(("Normal", "Created", "made"))
     record.park()
     again = record.thaw()
-    assert again.attempt == 3
+    assert again.stalled_on == (3, "judged")
     assert again.status == state.status
     assert again.written == again.status
     assert again.events == [("Normal", "Created", "made")]

@@ -38,7 +38,6 @@ class ObjectState:
     status: ConnectorInstanceStatus  # what the passes know, written or not
     instance: Instance | None = None  # last seen remote instance (holds the token; memory only)
     stalled_on: tuple[int, str] | None = None  # (generation, attempt digest) judged impossible
-    attempt: int = 0
     events: list[tuple[str, str, str]] = field(default_factory=list)  # (type, reason, message)
     # Fields the platform rewrites in its own form, for the request digest they were seen with:
     # the drift check skips them (domain/drift.py), or it would PUT at every resync.

@@ -2,8 +2,8 @@
 
 The passes themselves are reconciler/instance.py's, run by our scheduler; kopf provides the
 watching, the indexes, the finalizer, the Events and retries of the delete handler. This module
-turns what the reconciler says into kopf's terms: Events, and `TemporaryError` for a deletion
-that must run again.
+turns what the reconciler says into kopf's terms: Events (`post_events`, the sink of the passes
+and deletions), and `TemporaryError` for a deletion that must run again.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from connector_operator.api.names import GROUP, PLURAL, VERSION
 from connector_operator.domain.outcome import bounded
 from connector_operator.engine.deleteretry import DELETE_HANDLER
 from connector_operator.engine.liveobjects import LiveObjects
-from connector_operator.engine.objects import Event, Ref, object_ref
+from connector_operator.engine.objects import Event, Ref
 from connector_operator.engine.secretindex import secret_view_cache
 from connector_operator.reconciler import deletion, instance
 from connector_operator.reconciler.runtime import Runtime
@@ -66,13 +66,10 @@ async def delete_instance(
 ) -> None:
     runtime: Runtime = memo["runtime"]
     logcontext.bind(namespace, name, uid)
-    verdict = await deletion.delete(runtime, body, secret_view_cache(secret_cache))
+    verdict = await deletion.delete(runtime, body, secret_view_cache(secret_cache))  # Events posted
     match verdict:
         case deletion.Wait(what, delay):
             raise kopf.TemporaryError(what, delay=delay)
-        case deletion.Retry(outcome, delay, events):
-            runtime.events(object_ref(namespace, name, uid), events)
+        case deletion.Retry(outcome, delay):
             # kopf retries the delete handler on TemporaryError; terminal outcomes retry slowly.
             raise kopf.TemporaryError(outcome.message, delay=delay)
-        case deletion.Deleted(events):
-            runtime.events(object_ref(namespace, name, uid), events)

@@ -44,7 +44,7 @@ from connector_operator.domain.inputs import Missing, account_secrets
 from connector_operator.domain.outcome import Outcome
 from connector_operator.domain.ownership import Identity
 from connector_operator.domain.transition import Facts, parse_status, status_after
-from connector_operator.engine.objects import Event
+from connector_operator.engine.objects import Event, object_ref
 from connector_operator.kube.secrets import SecretMeta
 from connector_operator.openconnectors import errors
 from connector_operator.openconnectors.budget import AccountGate
@@ -93,7 +93,8 @@ def release_command(namespace: str, name: str) -> str:
 
 async def delete(runtime: Runtime, body: Mapping[str, Any], cache: Mapping[Key, SecretMeta]) -> Verdict:
     """Everything the deletion of a ConnectorInstance does on the platform and with its token
-    Secret; the kopf shell turns the verdict into Events and retries."""
+    Secret. Its Events are posted through the sink; the kopf shell turns `Retry` and `Wait`
+    into kopf's retries."""
     meta = Meta.of(body)
     key = (meta.namespace, meta.name)
     # A pass may be in the middle of a create: let it finish, or its instance could escape us.
@@ -108,6 +109,10 @@ async def delete(runtime: Runtime, body: Mapping[str, Any], cache: Mapping[Key, 
     else:
         token_secret = effective_token_secret(spec, meta.name)
         verdict = await _delete_parsed(runtime, meta, spec, status, cache)
+    if not isinstance(verdict, Wait) and verdict.events:
+        # Posted before anything else can fail: a failed token Secret deletion (kopf retries the
+        # handler) must not lose the only record of which remote instances were deleted.
+        runtime.events(object_ref(meta.namespace, meta.name, meta.uid), verdict.events)
     if isinstance(verdict, Deleted) and token_secret is not None:
         await runtime.secrets.delete_token(meta.namespace, token_secret, meta.uid)
     return verdict

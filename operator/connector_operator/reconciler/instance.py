@@ -83,7 +83,7 @@ def _observed(runtime: Runtime, key: Key, body: Mapping[str, Any], tracked: Trac
     if tracked is None:
         tracked = runtime.tracked[key] = tracked_from(body, runtime.settings.resync_interval)
     elif tracked.reseed and not runtime.scheduler.running(key):
-        tracked.seed(parse_status(body.get("status")))
+        _seed(runtime, key, tracked, body)
         runtime.scheduler.wake(key)
     tracked.observe(body)
     # A spec change, or a change of the pause or reconcile-now annotations, wakes the object; our
@@ -201,9 +201,15 @@ async def _reseed(runtime: Runtime, key: Key, tracked: Tracked) -> bool:
     if raw is None or Meta.of(raw).uid != tracked.uid:
         forget(runtime, key)  # deleted while paused: kopf's listing after the pause does not say so
         return False
-    tracked.seed(parse_status(raw.get("status")))
+    _seed(runtime, key, tracked, raw)
     tracked.observe(raw)
     return True
+
+
+def _seed(runtime: Runtime, key: Key, tracked: Tracked, body: Mapping[str, Any]) -> None:
+    """Go on from the status another copy left (peering): its memory, and its failures, not ours."""
+    tracked.seed(parse_status(body.get("status")))
+    runtime.retries.succeeded(key)
 
 
 async def _await_secret(runtime: Runtime, key: Key, tracked: Tracked, awaited: Awaited) -> bool:
