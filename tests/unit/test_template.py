@@ -21,8 +21,11 @@ import pytest
 from connector_operator.domain.sandbox import SandboxedTemplate, compile_templates
 from connector_operator.domain.template import (
     ACCOUNT_VARIABLES,
+    MAX_INT_DIGITS,
     MAX_KEYS,
+    MAX_NODES,
     MAX_RENDERED,
+    MAX_SECRET_BYTES,
     MAX_TEMPLATE,
     VARIABLES,
     TemplateError,
@@ -149,9 +152,9 @@ def test_text_and_a_trailing_newline_are_kept_verbatim() -> None:
 
 
 def test_many_concatenations_within_the_caps_render() -> None:
-    source = "{{ " + " ~ ".join(["token", "'-'"] * 200) + " }}"
+    source = "{{ " + " ~ ".join(["token", "'-'"] * 70) + " }}"
     assert len(source) <= MAX_TEMPLATE
-    assert render(source) == "tok-3f9a-" * 200
+    assert render(source) == "tok-3f9a-" * 70
 
 
 def test_the_same_spec_compiles_to_an_equal_template() -> None:
@@ -351,9 +354,9 @@ def test_output_up_to_max_rendered_renders_and_one_character_more_is_refused() -
 
 
 def test_many_repetitions_of_a_long_value_are_refused() -> None:
-    source = "{{ apiURL }}" * (MAX_TEMPLATE // len("{{ apiURL }}"))
+    source = "{{ apiURL }}" * 100  # within MAX_NODES
     assert len(source) <= MAX_TEMPLATE
-    message = render_refusal(source, {**VALUES, "apiURL": SECRET})
+    message = render_refusal(source, {**VALUES, "apiURL": SECRET * 4})
     assert message == f"key 'key': the rendered value would exceed {MAX_RENDERED} characters"
 
 
@@ -366,7 +369,7 @@ def test_nested_tojson_of_a_large_value_is_refused() -> None:
 
 
 def test_a_long_concatenation_is_refused_before_it_is_built() -> None:
-    source = "{{ " + " ~ ".join(["userSecret"] * 300) + " }}"
+    source = "{{ " + " ~ ".join(["userSecret"] * 140) + " }}"  # within MAX_NODES
     assert len(source) <= MAX_TEMPLATE
     assert "would exceed" in render_refusal(source, {**VALUES, "userSecret": SECRET * 4})
 
@@ -412,3 +415,39 @@ def test_no_message_contains_a_value() -> None:
             assert not any(value[:20] in text for value in values.values())
         else:  # every template above fails, at compile time or when rendering
             pytest.fail(f"{source[:40]!r} rendered")
+
+
+# --- tenant-findings N2, N12, N16 ------------------------------------------------------------------
+
+
+def test_a_template_of_more_parts_than_the_cap_is_refused_before_it_is_compiled() -> None:
+    # N2: a 4 KiB `~` chain is about 2,000 parts; compiling 16 of them blocked the loop for 1.3 s.
+    chain = "{{ " + " ~ ".join(["token"] * ((MAX_TEMPLATE - 6) // 8)) + " }}"
+    assert len(chain) <= MAX_TEMPLATE
+    message = refusal(chain)
+    assert f"at most {MAX_NODES}" in message
+    assert "parts" in message
+
+
+def test_a_huge_number_is_refused_not_a_crash() -> None:
+    # N12: a hex literal of 3,580 digits made Jinja's compiler raise ValueError (Python's 4,300-digit
+    # limit on printing integers): no condition, a traceback every 60 s.
+    message = refusal("{{ 0x" + "f" * 3580 + " }}")
+    assert f"more than {MAX_INT_DIGITS} digits" in message
+    assert render("{{ " + "9" * MAX_INT_DIGITS + " }}") == "9" * MAX_INT_DIGITS
+
+
+def test_a_rendered_secret_over_the_api_servers_limit_is_an_invalid_spec() -> None:
+    # N16: keys within every per-key cap (64 Ki characters; a character may be several bytes) made
+    # a Secret the API server refuses at every write; now it is a TemplateError (InvalidSpec).
+    from connector_operator.domain.tokensecret import TokenSecretSpec, Values, data
+
+    big = {f"k{n}": "{{ userSecret }}" * 60 for n in range(MAX_KEYS)}
+    template = compile_templates(big, include_account_secrets=True)
+    wanted = TokenSecretSpec(template=template)
+    secret = "\u00e9" * 1000  # 2 bytes each in UTF-8: 60,000 characters a key, 120,000 bytes
+    values = Values("tok", "1", "https://x", "closeio", "crm", user_secret=secret, organization_secret="o")
+    with pytest.raises(TemplateError) as caught:
+        data(wanted, values)
+    assert f"at most {MAX_SECRET_BYTES}" in caught.value.message
+    assert secret[:100] not in caught.value.message

@@ -70,7 +70,9 @@ class TokenSecretTemplate(Model):
             "the filters `tojson`, `b64encode`, `upper`, `lower`, `trim`, `default` and `urlencode` are "
             "allowed: no loops, calls or attribute access. Example: "
             '`OC_AUTHORIZATION: "User {{ userSecret }}, Organization {{ organizationSecret }}, Element '
-            '{{ token }}"`. A template the operator cannot render stalls the object with `InvalidSpec`.',
+            '{{ token }}"`. A template has at most 300 parts (names, literals, operators) and numbers of '
+            "at most 64 digits; the rendered Secret holds at most 1 MiB. A template the operator cannot "
+            "render stalls the object with `InvalidSpec`.",
             min_length=1,
             max_length=16,
             json_schema_extra={

@@ -48,7 +48,9 @@ from connector_operator.domain.template import (
     ACCOUNT_VARIABLES,
     MAX_DEPTH,
     MAX_FILTER_CHAIN,
+    MAX_INT_DIGITS,
     MAX_KEYS,
+    MAX_NODES,
     MAX_RENDERED,
     MAX_TEMPLATE,
     VARIABLES,
@@ -258,6 +260,8 @@ def _check_node(node: nodes.Node, line: str, names: set[str]) -> None:
     elif isinstance(node, nodes.Const):
         if node.value is not None and not isinstance(node.value, str | int | float | bool):
             raise _Refused(f"{line}a literal of type {type(node.value).__name__} is not allowed")
+        if isinstance(node.value, int) and node.value.bit_length() > MAX_INT_DIGITS * 4:
+            raise _Refused(f"{line}a number of more than {MAX_INT_DIGITS} digits is not allowed")
     elif isinstance(node, nodes.Filter | nodes.Test):
         _check_applied(node, line)
 
@@ -337,6 +341,11 @@ def _compile(source: str) -> _Compiled:
         raise _Refused(f"line {exc.lineno}: syntax error: {exc.message or 'invalid template'}") from None
     except RecursionError:  # e.g. thousands of nested parentheses
         raise _Refused(f"the template nests more than {MAX_DEPTH} levels deep") from None
+    except Exception as exc:  # the lexer giving up on a literal, say: the type only, never the text
+        raise _Refused(f"the template cannot be parsed ({type(exc).__name__})") from None
+    parts = sum(1 for _ in tree.find_all(nodes.Node))
+    if parts > MAX_NODES:
+        raise _Refused(f"the template has {parts} parts (names, literals, operators), at most {MAX_NODES}")
     names: set[str] = set()
     _check(tree, 0, names)
     tree = _BoundConcat().visit(tree)
@@ -345,6 +354,8 @@ def _compile(source: str) -> _Compiled:
         template = _ENV.from_string(tree)
     except TemplateSyntaxError as exc:  # Jinja's compile-time checks; none known to pass the allowlist
         raise _Refused(f"line {exc.lineno}: {exc.message or 'invalid template'}") from None
+    except Exception as exc:  # Jinja or Python's compiler giving up (as _render): the type only
+        raise _Refused(f"the template cannot be compiled ({type(exc).__name__})") from None
     return _Compiled(source, template, frozenset(names))
 
 

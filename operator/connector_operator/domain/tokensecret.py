@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from connector_operator.api.names import SHAPE_ANNOTATION, TOKEN_DIGEST_ANNOTATION
 from connector_operator.api.spec import ConnectorInstanceSpec
 from connector_operator.domain.desired import Keyed, token_digest
-from connector_operator.domain.template import SecretTemplate, TemplateError
+from connector_operator.domain.template import MAX_SECRET_BYTES, SecretTemplate, TemplateError
 
 __all__ = [
     "TemplateError",  # re-exported: the handlers catch it from here
@@ -102,8 +102,11 @@ def data(wanted: TokenSecretSpec, values: Values) -> dict[str, str]:
     own = {"token": values.token, "instanceID": values.instance_id, "apiURL": values.api_url}
     if wanted.template is None:
         return own
-    rendered = wanted.template.render(values.for_templates(wanted.include_account_secrets))
-    return {**rendered, **own}
+    rendered = {**wanted.template.render(values.for_templates(wanted.include_account_secrets)), **own}
+    size = sum(len(value.encode()) for value in rendered.values())
+    if size > MAX_SECRET_BYTES:  # the API server would refuse every write of it
+        raise TemplateError(f"the rendered Secret holds {size} bytes, at most {MAX_SECRET_BYTES} fit in one")
+    return rendered
 
 
 def shape_digest(wanted: TokenSecretSpec, user_secret: str, organization_secret: str, keyed: Keyed) -> str:
