@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from connector_operator.api.names import SHAPE_ANNOTATION, TOKEN_DIGEST_ANNOTATION
+from connector_operator.kube import digestkey
 from tests.integration.support import CLOSEIO_API_KEY, closeio_spec, ready_inputs, remote, secret_data
 from tests.reconciler.kopfstandin import Operator
 
@@ -153,3 +154,19 @@ async def test_a_template_error_stalls_with_invalid_spec_and_nothing_is_called(
     # Fixed, it goes on.
     op.instances.patch_spec("bad", {"tokenSecret": {"template": {"data": {"K": "{{ token }}"}}}})
     await op.ready("bad", passes=1)
+
+
+async def test_the_operators_digest_key_is_never_a_token_secret(operator: Operator) -> None:
+    """tenant-findings N14: the digest key is managed by the operator and has no owner. An object
+    in the operator's namespace naming it as its token Secret had a Ready pass rewrite it (its
+    `key` gone: the next start refuses to run). Now it is someone else's Secret: SecretConflict."""
+    op = operator
+    assert op.runtime.kube is not None
+    name = op.runtime.settings.digest_key_secret
+    key = await digestkey.load_or_create(op.runtime.kube, op.namespace, name)
+    ready_inputs(op.core, op.namespace, op.simulator)
+    op.instances.create("crm", closeio_spec(tokenSecret={"name": name}))
+    condition = await op.condition("crm", "Stalled", "True", reason="SecretConflict", passes=1)
+    assert name in condition["message"]
+    assert await digestkey.load_or_create(op.runtime.kube, op.namespace, name) == key
+    assert set(op.core.read_namespaced_secret(name, op.namespace).data or {}) == {"key"}  # binary

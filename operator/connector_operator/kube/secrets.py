@@ -167,6 +167,18 @@ class SecretView(SecretMeta):
 OUR_LABELS = frozenset({WATCH_LABEL, MANAGED_BY_LABEL})
 
 
+def ours(current: SecretMeta, owner: Owner) -> bool:
+    """Whether a token Secret may be written for `owner`: managed by us and owned by it, or a token
+    Secret of ours that lost its owner reference (a restore, say). A managed Secret without an
+    owner that is no token Secret (the operator's digest key) is nobody's to overwrite: an object
+    naming it as its token Secret would have destroyed the key (tenant-findings N14)."""
+    if not current.managed:
+        return False
+    if current.owner_uid is None:
+        return current.labels.get(WATCH_LABEL) == TOKEN_ROLE
+    return current.owner_uid == owner.uid
+
+
 def _owner_uid(meta: Mapping[str, Any]) -> str | None:
     owner: Mapping[str, Any] = next(
         (o for o in meta.get("ownerReferences") or [] if o.get("kind") == KIND and o.get("controller")),
@@ -320,7 +332,7 @@ class Secrets:
         go), its type that of `shape`, and it gets the labels and annotations of `shape`."""
         shape = shape or SecretShape()
         if current is not None:
-            if not current.managed or current.owner_uid not in (None, owner.uid):
+            if not ours(current, owner):
                 raise SecretConflict(
                     f"Secret {name!r} exists and is not managed by this ConnectorInstance; "
                     "delete or rename it, or set spec.tokenSecret.name to another name"
