@@ -11,8 +11,16 @@ from typing import Any
 import pytest
 
 from connector_operator.api.names import SHAPE_ANNOTATION, TOKEN_DIGEST_ANNOTATION
+from connector_operator.domain import sandbox
 from connector_operator.kube import digestkey
-from tests.integration.support import CLOSEIO_API_KEY, closeio_spec, ready_inputs, remote, secret_data
+from tests.integration.support import (
+    CLOSEIO_API_KEY,
+    closeio_spec,
+    instance_spec,
+    ready_inputs,
+    remote,
+    secret_data,
+)
 from tests.reconciler.kopfstandin import Operator
 
 HEADER = "User {{ userSecret }}, Organization {{ organizationSecret }}, Element {{ token }}"
@@ -170,3 +178,32 @@ async def test_the_operators_digest_key_is_never_a_token_secret(operator: Operat
     assert name in condition["message"]
     assert await digestkey.load_or_create(op.runtime.kube, op.namespace, name) == key
     assert set(op.core.read_namespaced_secret(name, op.namespace).data or {}) == {"key"}  # binary
+
+
+async def test_an_object_its_account_refuses_compiles_no_template(
+    operator: Operator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """tenant-findings N2: templates were compiled at every pass before the account and the host
+    were checked, so a refused object (passing again at every resync, or on the reconcile
+    annotation) cost the shared event loop a compile each time. Now they are compiled only once
+    the pass may go on; a template error still stalls it before any Secret is read or call made."""
+    op = operator
+    compiled: list[int] = []
+    real = sandbox.compile_templates
+
+    def counting(data: Any, **kwargs: Any) -> Any:
+        compiled.append(len(data))
+        return real(data, **kwargs)
+
+    monkeypatch.setattr(sandbox, "compile_templates", counting)
+    template = {"data": {"H": "User {{ token }}"}}
+    account = {"kind": "ClusterConnectorAccount", "name": "none-such"}
+    op.instances.create("refused", instance_spec(accountRef=account, tokenSecret={"template": template}))
+    await op.condition("refused", "Reconciling", "True", reason="AccountNotFound", passes=1)
+    await op.run("refused")
+    assert compiled == []
+    ready_inputs(op.core, op.namespace, op.simulator)
+    op.instances.create("crm", closeio_spec(tokenSecret={"template": template}))
+    await op.ready("crm", passes=1)
+    assert compiled == [1]
+    assert op.simulator.control.counters().get("POST /instances") == 1

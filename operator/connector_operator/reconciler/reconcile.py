@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from pydantic import ValidationError
 
@@ -84,7 +84,7 @@ class Admitted:
     """What the pass may go on with: a valid spec, an allowed endpoint, the effective settings."""
 
     spec: ConnectorInstanceSpec
-    secret: TokenSecretSpec
+    secret: TokenSecretSpec  # compiled by `_admit_templates`, last
     located: Endpoint
     account: AccountState | None
     facts: Facts
@@ -105,7 +105,9 @@ async def reconcile(
 ) -> Result:
     """Run one pass, write the status if it changed, and say what happened."""
     valid = _admit_spec(target, state)
-    admitted = valid if isinstance(valid, Ended) else await _admit_endpoint(rt, target, state, *valid)
+    admitted = valid if isinstance(valid, Ended) else await _admit_endpoint(rt, target, state, valid)
+    if not isinstance(admitted, Ended):
+        admitted = _admit_templates(admitted)
     if isinstance(admitted, Ended):
         return Result(await finish(rt, target, state, admitted.outcome, admitted.facts), admitted.awaited)
     remote: RemotePass | None = None
@@ -128,8 +130,8 @@ async def reconcile(
     return Result(await finish(rt, target, state, outcome, admitted.facts), awaited)
 
 
-def _admit_spec(target: Target, state: ObjectState) -> tuple[ConnectorInstanceSpec, TokenSecretSpec] | Ended:
-    """The spec, and the token Secret it asks for, or why the pass ends here."""
+def _admit_spec(target: Target, state: ObjectState) -> ConnectorInstanceSpec | Ended:
+    """The spec, or why the pass ends here."""
     try:
         spec = parse_spec(target.spec)
     except ValidationError as error:
@@ -137,17 +139,25 @@ def _admit_spec(target: Target, state: ObjectState) -> tuple[ConnectorInstanceSp
     if target.paused:
         # Nothing is read, called or written but the conditions; deletion is another handler's.
         return Ended(outcomes.paused(ready=state.ready))
+    return spec
+
+
+def _admit_templates(admitted: Admitted) -> Admitted | Ended:
+    """The token Secret the spec asks for, its templates compiled (and so checked) before any
+    Secret is read or any call made. Only once the account and the host let the pass go on:
+    compiling costs CPU on the loop every object shares, and an object refused there would pay
+    it again at every resync for nothing (tenant-findings N2)."""
     try:
-        secret = token_secret_spec(spec)  # its templates are checked before anything is called
+        secret = token_secret_spec(admitted.spec)
     except TemplateError as error:
         return Ended(
             outcomes.stalled(Reason.INVALID_SPEC, f"Invalid spec: spec.tokenSecret.template: {error.message}")
         )
-    return spec, secret
+    return replace(admitted, secret=secret)
 
 
 async def _admit_endpoint(
-    rt: Runtime, target: Target, state: ObjectState, spec: ConnectorInstanceSpec, secret: TokenSecretSpec
+    rt: Runtime, target: Target, state: ObjectState, spec: ConnectorInstanceSpec
 ) -> Admitted | Ended:
     """Where the calls go and as whom, if the account, the operator's hosts and the instance this
     object already has allow it."""
@@ -168,7 +178,7 @@ async def _admit_endpoint(
     if refusal is not None:
         # Before any Secret is read or labelled: nothing of this object reaches a host not allowed.
         return Ended(outcomes.stalled(Reason.API_HOST_NOT_ALLOWED, host_refused_message(refusal)), facts)
-    return Admitted(spec, secret, located, account, facts)
+    return Admitted(spec, TokenSecretSpec(), located, account, facts)
 
 
 async def _prepare(
