@@ -32,6 +32,7 @@ from typing import Any
 import httpx
 import pytest
 
+from connector_operator.openconnectors import client as client_module
 from connector_operator.openconnectors import errors
 from connector_operator.openconnectors.client import Credentials, Instance, InstancesClient, host_of
 from connector_operator.openconnectors.instance import MAX_TAGS
@@ -1040,3 +1041,42 @@ async def test_numbers_other_than_ids_read_as_before(make_client: MakeClient) ->
     with pytest.raises(errors.BadRequest) as raised:
         await make_client(failing).get(API, CREDENTIALS, 7)
     assert raised.value.message == "1.5"
+
+
+# --- tenant-findings N9: what a whole search may keep ----------------------------------------------
+
+
+async def test_a_search_keeps_no_configuration(make_client: MakeClient) -> None:
+    # A hostile platform's 4.8 MB of configuration per matching instance was kept for every page.
+    heavy = {**tagged(7, "k8s-uid:abc"), "configuration": {f"key-{n}": "v" * 1000 for n in range(100)}}
+    [found] = await make_client(answer(200, [heavy])).find_by_tag(API, CREDENTIALS, "k8s-uid:abc")
+    assert found.id == 7
+    assert found.configuration == ()
+
+
+async def test_a_listing_keeps_at_most_its_bound_over_all_pages(
+    make_client: MakeClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The response cap is per page: 50 pages of 5 MiB of instances of ours were all kept (1.3 GiB).
+    monkeypatch.setattr(client_module, "MAX_LISTED", 10)
+    calls: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(request)
+        page = [tagged(len(calls) * 100 + n, f"k8s-uid:{n}") for n in range(4)]
+        return httpx.Response(200, json=page, headers={"Elements-Next-Page-Token": f"page-{len(calls)}"})
+
+    with pytest.raises(errors.MalformedResponse, match="found more than 10 instances; search stopped"):
+        await make_client(handler).find_tagged_with_prefix(API, CREDENTIALS, "k8s-uid:")
+    assert len(calls) == 3  # 4 + 4 kept, the third page would make 12
+
+
+async def test_a_listed_instance_keeps_as_many_of_its_tags_as_an_instance_does(
+    make_client: MakeClient,
+) -> None:
+    flood = tagged(7, *(f"k8s-uid:{n}" for n in range(10_000)))
+    [(instance_id, tags)] = await make_client(answer(200, [flood])).find_tagged_with_prefix(
+        API, CREDENTIALS, "k8s-uid:"
+    )
+    assert instance_id == 7
+    assert tags == [f"k8s-uid:{n}" for n in range(MAX_TAGS)]

@@ -13,14 +13,14 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any, TypeVar
 
 import httpx
 
 from connector_operator.openconnectors import errors
-from connector_operator.openconnectors.instance import Instance, instance_id_of, tags_of
+from connector_operator.openconnectors.instance import MAX_TAGS, Instance, instance_id_of, tags_of
 from connector_operator.openconnectors.redaction import Redactor, request_id
 
 __all__ = ["MIB", "Answer", "Refused", "api_error", "detached", "instance", "kept", "prefixed", "read"]
@@ -104,15 +104,17 @@ def instance(answer: Answer) -> Instance:
 
 
 def kept(answer: Answer, keep: Callable[[list[str]], bool]) -> list[Instance]:
-    """The instances of one search page whose tags `keep` accepts; the parsed page is dropped on
-    return."""
+    """The instances of one search page whose tags `keep` accepts, without their configuration;
+    the parsed page is dropped on return. Nothing a search finds is compared with the spec (a
+    drift check GETs the instance), and a hostile platform's 5 MiB of configuration per instance
+    would otherwise be kept for every page of the search (tenant-findings N9)."""
     page = answer.json()
     if not isinstance(page, list):
         raise errors.MalformedResponse(
             answer.status, "the platform answered a search with something that is not a list"
         )
     return [
-        Instance.from_json(item, answer.status, answer.redactor)
+        replace(Instance.from_json(item, answer.status, answer.redactor), configuration=())
         for item in page
         if isinstance(item, Mapping) and keep(tags_of(item))
     ]
@@ -129,7 +131,10 @@ def prefixed(answer: Answer, prefix: str) -> list[tuple[int, list[str]]]:
         )
     found: list[tuple[int, list[str]]] = []
     for item in page:
-        tags = [t for t in tags_of(item) if t.startswith(prefix)] if isinstance(item, Mapping) else []
+        # As many as an Instance keeps: the platform's word on one instance is bounded (N9).
+        tags = (
+            [t for t in tags_of(item) if t.startswith(prefix)][:MAX_TAGS] if isinstance(item, Mapping) else []
+        )
         if not tags:
             continue
         instance_id = instance_id_of(item.get("id"))
@@ -138,6 +143,23 @@ def prefixed(answer: Answer, prefix: str) -> list[tuple[int, list[str]]]:
             raise errors.MalformedResponse(answer.status, problem)
         found.append((instance_id, tags))
     return found
+
+
+# What one search may keep over all its pages (the response cap is per page: 50 pages of a hostile
+# platform's instances, each kept, held about 1.3 GiB; tenant-findings N9). A listing holds the
+# operator's instances of one account, as many as the creations memory takes (MAX_OWNED of
+# engine/creations.py); a search by one tag finds one or two.
+MAX_LISTED = 100_000
+MAX_FOUND = 1_000
+
+
+def gathered(found: list[T], page: list[T], limit: int) -> None:
+    """Keep a page's finds, unless the search would then hold more than `limit`: the platform's
+    fault, so the search ends with a clear condition and what it kept is dropped (N9)."""
+    if len(found) + len(page) > limit:
+        problem = f"the platform's search found more than {limit} instances; search stopped"
+        raise errors.MalformedResponse(200, problem)
+    found.extend(page)
 
 
 def api_error(answer: Answer) -> errors.APIError:

@@ -46,11 +46,14 @@ import httpx
 
 from connector_operator.openconnectors import errors
 from connector_operator.openconnectors.answers import (
+    MAX_FOUND,
+    MAX_LISTED,
     MIB,
     Answer,
     Refused,
     api_error,
     detached,
+    gathered,
     instance,
     kept,
     prefixed,
@@ -88,6 +91,16 @@ PAGE_SIZE = 200
 _NO_ANSWER = (Refused, TimeoutError, httpx.TransportError, httpx.InvalidURL, aiohttp.ClientError)
 # Real page tokens are a few hundred characters; each is sent back and remembered for the search.
 MAX_PAGE_TOKEN = 4096
+
+
+def _extend(found: list[Any], page: list[Any], limit: int) -> None:
+    """Keep a page's finds, unless the search would then hold more than `limit` (the platform's
+    fault: the search ends with a clear condition, and what it kept so far is dropped)."""
+    if len(found) + len(page) > limit:
+        raise errors.MalformedResponse(
+            200, f"the platform's search found more than {limit} instances; search stopped"
+        )
+    found.extend(page)
 
 
 class Bounds(TypedDict, total=False):
@@ -271,7 +284,7 @@ class InstancesClient:
         found: list[Instance] = []
         await self._search(
             api_url, credentials, {"tags[]": tag},
-            lambda answer: found.extend(detached(kept, answer, lambda tags: tag in tags)),
+            lambda answer: gathered(found, detached(kept, answer, lambda tags: tag in tags), MAX_FOUND),
             gate=gate, namespace=namespace,
         )  # fmt: skip
         return found
@@ -292,7 +305,7 @@ class InstancesClient:
         found: list[tuple[int, list[str]]] = []
         await self._search(
             api_url, credentials, {},
-            lambda answer: found.extend(detached(prefixed, answer, prefix)),
+            lambda answer: gathered(found, detached(prefixed, answer, prefix), MAX_LISTED),
             gate=gate, namespace=namespace,
         )  # fmt: skip
         return found
