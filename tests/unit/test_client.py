@@ -1074,7 +1074,7 @@ async def test_a_listing_keeps_at_most_its_bound_over_all_pages(
 async def test_a_listed_instance_keeps_as_many_of_its_tags_as_an_instance_does(
     make_client: MakeClient,
 ) -> None:
-    flood = tagged(7, *(f"k8s-uid:{n}" for n in range(10_000)))
+    flood = tagged(7, "k8s-uid:" + "x" * 100_000, *(f"k8s-uid:{n}" for n in range(10_000)))
     [(instance_id, tags)] = await make_client(answer(200, [flood])).find_tagged_with_prefix(
         API, CREDENTIALS, "k8s-uid:"
     )

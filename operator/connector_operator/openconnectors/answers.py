@@ -20,7 +20,13 @@ from typing import Any, TypeVar
 import httpx
 
 from connector_operator.openconnectors import errors
-from connector_operator.openconnectors.instance import MAX_TAGS, Instance, instance_id_of, tags_of
+from connector_operator.openconnectors.instance import (
+    MAX_COMPARED,
+    MAX_TAGS,
+    Instance,
+    instance_id_of,
+    tags_of,
+)
 from connector_operator.openconnectors.redaction import Redactor, request_id
 
 __all__ = ["MIB", "Answer", "Refused", "api_error", "detached", "instance", "kept", "prefixed", "read"]
@@ -131,10 +137,9 @@ def prefixed(answer: Answer, prefix: str) -> list[tuple[int, list[str]]]:
         )
     found: list[tuple[int, list[str]]] = []
     for item in page:
-        # As many as an Instance keeps: the platform's word on one instance is bounded (N9).
-        tags = (
-            [t for t in tags_of(item) if t.startswith(prefix)][:MAX_TAGS] if isinstance(item, Mapping) else []
-        )
+        # As many, and as long, as an Instance keeps: one instance's tags are bounded (N9).
+        raw = tags_of(item) if isinstance(item, Mapping) else []
+        tags = [t for t in raw if t.startswith(prefix) and len(t) <= MAX_COMPARED][:MAX_TAGS]
         if not tags:
             continue
         instance_id = instance_id_of(item.get("id"))
