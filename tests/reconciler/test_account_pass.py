@@ -6,14 +6,31 @@ The loop around it (wake-ups, the status it writes, its users) is tests/integrat
 from __future__ import annotations
 
 import time
+import uuid
 from typing import Any
 
+import kopf
+import pytest
+from kubernetes import client
+
 from connector_operator.api.account import AccountKind
+from connector_operator.api.names import GROUP, PLURAL, VERSION
 from connector_operator.api.status import Reason
 from connector_operator.domain.accounts import AccountKey
 from connector_operator.domain.outcome import Kind
+from connector_operator.handlers import accounts
+from connector_operator.reconciler import account
 from connector_operator.reconciler.account import VERIFIED, account_pass
-from tests.integration.support import account_values, put_secret
+from tests.fixtures.operator import Instances
+from tests.integration.support import (
+    ACCOUNT_SECRET,
+    CLOSEIO_API_KEY,
+    CLOSEIO_SECRET,
+    account_values,
+    cluster_account,
+    instance_spec,
+    put_secret,
+)
 from tests.reconciler.kopfstandin import Operator
 
 SECRET = "team-account"
@@ -107,3 +124,57 @@ async def test_a_cluster_account_may_not_point_at_another_namespaces_secret(oper
     assert (outcome.kind, outcome.reason) == (Kind.STALLED, Reason.INVALID_SPEC)
     assert "'kube-system' is not the operator's namespace" in outcome.message
     assert calls(op) == 0
+
+
+async def test_a_cluster_account_counts_and_is_held_only_by_the_users_it_serves(operator: Operator) -> None:
+    """tenant-findings N11: an object naming a ClusterConnectorAccount from a namespace it does not
+    select was counted in its status (instances, usedBy) and refused its deletion. Now only what
+    it serves (or what it made an instance for) counts; every object naming it is still woken
+    when it changes (its selector may serve them now)."""
+    op = operator
+    custom = op.instances.custom
+    name = f"acct-{uuid.uuid4().hex[:8]}"  # deleted after the test (tests/fixtures/kubernetes.py)
+    put_secret(op.core, op.namespace, ACCOUNT_SECRET, account_values(op.simulator))
+    put_secret(op.core, op.namespace, CLOSEIO_SECRET, {"apiKey": CLOSEIO_API_KEY})
+    cluster_account(custom, name, op.namespace, selects=op.namespace)
+    assert (await op.account(name)).kind is Kind.SUCCESS
+    ref = {"kind": "ClusterConnectorAccount", "name": name}
+    op.instances.create("crm", instance_spec(accountRef=ref))
+    await op.ready("crm", passes=1)
+    elsewhere = f"t-intruder-{uuid.uuid4().hex[:8]}"
+    op.core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=elsewhere)))
+    Instances(op.instances.custom.api_client, elsewhere).create("blocker", instance_spec(accountRef=ref))
+
+    key = AccountKey(AccountKind.CLUSTER_CONNECTOR_ACCOUNT, "", name)
+    index = await users_index(op, op.namespace, elsewhere)
+    assert {(u.namespace, u.name) for u in account.users_of(key, index)} == {
+        (op.namespace, "crm"),
+        (elsewhere, "blocker"),
+    }
+    assert [(u.namespace, u.name) for u in await account.served(op.runtime, key, index)] == [
+        (op.namespace, "crm")
+    ]
+    with pytest.raises(kopf.TemporaryError) as refused:
+        await accounts.delete_cluster_account(name=name, memo=op.memo, account_users=index)
+    assert f"{op.namespace}/crm" in str(refused.value)
+    assert "blocker" not in str(refused.value)
+
+    assert await op.delete("crm") is None
+    index = await users_index(op, op.namespace, elsewhere)
+    await accounts.delete_cluster_account(name=name, memo=op.memo, account_users=index)  # not held
+
+
+async def users_index(op: Operator, *namespaces: str) -> dict[AccountKey, list[account.User]]:
+    """kopf's `account_users` index over the objects of `namespaces`, made by the operator's handler."""
+    index: dict[AccountKey, list[account.User]] = {}
+    for namespace in namespaces:
+        listed = op.instances.custom.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL)
+        for raw in listed["items"]:
+            body = kopf.Body(raw)
+            meta = raw["metadata"]
+            entry = await accounts.account_users(
+                namespace=namespace, name=meta["name"], spec=body.spec, body=body, memo=op.memo
+            )
+            for found, user in entry.items():
+                index.setdefault(found, []).append(user)
+    return index

@@ -39,6 +39,11 @@ class AccountKey:
         return f"{self.kind} {self.namespace}/{self.name}" if self.namespace else f"{self.kind} {self.name}"
 
     @property
+    def status_name(self) -> str:
+        """How status.account names it (`ClusterConnectorAccount/shared`)."""
+        return f"{self.kind.value}/{self.name}"
+
+    @property
     def plural(self) -> str:
         """The account's resource in API paths."""
         return ACCOUNT_PLURAL if self.kind is AccountKind.CONNECTOR_ACCOUNT else CLUSTER_ACCOUNT_PLURAL
@@ -169,6 +174,16 @@ def _cluster_refusal(
             f"{key} does not allow connector {connector!r} (allowedConnectors)",
         )
     return None
+
+
+def serves(account: ClusterConnectorAccountSpec, connector: str, labels: Mapping[str, str] | None) -> bool:
+    """Whether the cluster account serves an instance of `connector` in a namespace with `labels`
+    (None: not readable, so not served), as `endpoint` decides for the instance itself."""
+    return (
+        labels is not None
+        and selects(account.namespace_selector, labels)
+        and (account.allowed_connectors is None or connector in account.allowed_connectors)
+    )
 
 
 def selects(selector: LabelSelector | None, labels: Mapping[str, str]) -> bool:

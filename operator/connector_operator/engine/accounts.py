@@ -57,7 +57,7 @@ def waiter(key: AccountKey) -> Key:
 class Accounts:
     states: dict[AccountKey, AccountState] = field(default_factory=dict)
     # Each instance's account as last indexed (and whether it is being deleted): to notice a change.
-    users: dict[Key, tuple[AccountKey, bool]] = field(default_factory=dict)
+    users: dict[Key, tuple[AccountKey, bool, bool]] = field(default_factory=dict)  # account, deleting, bound
 
     def state(self, key: AccountKey) -> AccountState:
         return self.states.setdefault(key, AccountState(key))

@@ -5,6 +5,7 @@ that waits while instances use the account.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import kopf
@@ -22,14 +23,14 @@ from connector_operator.reconciler.runtime import Runtime
 
 ACCOUNTS = (GROUP, VERSION, ACCOUNT_PLURAL)
 CLUSTER_ACCOUNTS = (GROUP, VERSION, CLUSTER_ACCOUNT_PLURAL)
-Users = kopf.Index[AccountKey, tuple[str, str, bool]]
+Users = kopf.Index[AccountKey, account.User]
 
 
 @kopf.index(GROUP, VERSION, PLURAL)  # type: ignore[arg-type]
 async def account_users(
     namespace: str, name: str, spec: kopf.Spec, body: kopf.Body, memo: kopf.Memo, **_: Any
-) -> dict[AccountKey, tuple[str, str, bool]]:
-    """Account -> the ConnectorInstances using it: (namespace, name, being deleted)."""
+) -> dict[AccountKey, account.User]:
+    """Account -> the ConnectorInstances naming it (which of them it counts: `account.served`)."""
     runtime: Runtime | None = memo.get("runtime")
     try:
         parsed = parse_spec(dict(spec))
@@ -39,11 +40,14 @@ async def account_users(
     deleting = Meta.of(body).deleting
     if key is None:
         return {}
-    if runtime is not None and runtime.accounts.users.get((namespace, name)) != (key, deleting):
-        # A new user, or one going away: the account's status (instances, usedBy) follows.
-        runtime.accounts.users[(namespace, name)] = (key, deleting)
+    status = body.get("status")
+    bound = isinstance(status, Mapping) and status.get("account") == key.status_name
+    if runtime is not None and runtime.accounts.users.get((namespace, name)) != (key, deleting, bound):
+        # A new user, one going away, or one whose instance now exists through it: the account's
+        # status (instances, usedBy) follows.
+        runtime.accounts.users[(namespace, name)] = (key, deleting, bound)
         runtime.wakeups.wake(waiter(key))
-    return {key: (namespace, name, deleting)}
+    return {key: account.User(namespace, name, deleting, parsed.connector_key, bound)}
 
 
 @kopf.on.event(*ACCOUNTS)  # type: ignore[arg-type]
@@ -93,19 +97,21 @@ async def run_cluster_account(
 
 
 @kopf.on.delete(*ACCOUNTS, id="delete_account")  # type: ignore[arg-type]
-async def delete_account(namespace: str, name: str, account_users: Users, **_: Any) -> None:
-    _refuse_while_used(AccountKey(AccountKind.CONNECTOR_ACCOUNT, namespace, name), account_users)
+async def delete_account(namespace: str, name: str, memo: kopf.Memo, account_users: Users, **_: Any) -> None:
+    key = AccountKey(AccountKind.CONNECTOR_ACCOUNT, namespace, name)
+    await _refuse_while_used(memo["runtime"], key, account_users)
 
 
 @kopf.on.delete(*CLUSTER_ACCOUNTS, id="delete_cluster_account")  # type: ignore[arg-type]
-async def delete_cluster_account(name: str, account_users: Users, **_: Any) -> None:
-    _refuse_while_used(AccountKey(AccountKind.CLUSTER_CONNECTOR_ACCOUNT, "", name), account_users)
+async def delete_cluster_account(name: str, memo: kopf.Memo, account_users: Users, **_: Any) -> None:
+    key = AccountKey(AccountKind.CLUSTER_CONNECTOR_ACCOUNT, "", name)
+    await _refuse_while_used(memo["runtime"], key, account_users)
 
 
-def _refuse_while_used(key: AccountKey, users: Users) -> None:
-    """The finalizer stays while any instance uses the account, those being deleted included: they
-    still need it to delete their remote instances."""
-    using = account.users_of(key, users)
+async def _refuse_while_used(runtime: Runtime, key: AccountKey, users: Users) -> None:
+    """The finalizer stays while any instance the account serves uses it, those being deleted
+    included: they still need it to delete their remote instances."""
+    using = await account.served(runtime, key, users)
     if using:
-        shown = ", ".join(f"{namespace}/{name}" for namespace, name, _ in using[: account.USED_BY_SHOWN])
+        shown = ", ".join(f"{user.namespace}/{user.name}" for user in using[: account.USED_BY_SHOWN])
         raise kopf.TemporaryError(f"{key} is used by {len(using)} ConnectorInstance(s): {shown}", delay=10)

@@ -13,17 +13,22 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Collection, Mapping
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from pydantic import ValidationError
 
-from connector_operator.api.account import AccountKind, ConnectorAccountStatus, parse_account_spec
+from connector_operator.api.account import (
+    AccountKind,
+    ClusterConnectorAccountSpec,
+    ConnectorAccountStatus,
+    parse_account_spec,
+)
 from connector_operator.api.meta import Meta
 from connector_operator.api.names import CREDENTIAL_KEYS
 from connector_operator.api.status import Reason
 from connector_operator.api.validation import describe
 from connector_operator.domain import outcome as outcomes
-from connector_operator.domain.accounts import AccountKey, AccountSpec, api_url_of
+from connector_operator.domain.accounts import AccountKey, AccountSpec, api_url_of, serves
 from connector_operator.domain.inputs import Missing, account_secrets
 from connector_operator.domain.outcome import Kind, Outcome
 from connector_operator.domain.transition import merge_patch
@@ -44,12 +49,43 @@ VERIFY_TAG = "k8s-account-check"  # carried by no instance: the search proves th
 VERIFIED = "The account secrets were verified with the platform"
 USED_BY_SHOWN = 10
 RECOVERY_QUIET = 10.0  # seconds between two "everyone retry now" of one account
-# kopf's `account_users` index: account -> the ConnectorInstances using it (namespace, name, deleting).
-Users = Mapping[AccountKey, Collection[tuple[str, str, bool]]]
 
 
-def users_of(key: AccountKey, index: Users) -> list[tuple[str, str, bool]]:
+class User(NamedTuple):
+    """A ConnectorInstance naming an account, as kopf's `account_users` index keeps it."""
+
+    namespace: str
+    name: str
+    deleting: bool
+    connector: str = ""
+    # Its status.account names this account: its remote instance was made through it.
+    bound: bool = False
+
+
+# kopf's `account_users` index: account -> the ConnectorInstances naming it.
+Users = Mapping[AccountKey, Collection[User]]
+
+
+def users_of(key: AccountKey, index: Users) -> list[User]:
+    """Every object naming the account (all are woken when it changes: it may serve them now)."""
     return sorted(index.get(key, []))
+
+
+async def served(rt: Runtime, key: AccountKey, index: Users) -> list[User]:
+    """The users the account counts (status `instances` and `usedBy`, and what holds its deletion):
+    those it serves, and those whose remote instance was made through it. A tenant naming a cluster
+    account from a namespace it does not select neither shows in its status nor blocks its deletion
+    (tenant-findings N11). An account whose spec is not read yet counts everyone, to be safe."""
+    users = users_of(key, index)
+    state = rt.accounts.states.get(key)
+    spec = state.spec if state is not None else None
+    if not isinstance(spec, ClusterConnectorAccountSpec) or rt.namespaces is None:
+        return users  # a ConnectorAccount serves its own namespace only
+    kept = []
+    for user in users:
+        if user.bound or serves(spec, user.connector, await rt.namespaces.labels(user.namespace)):
+            kept.append(user)
+    return kept
 
 
 class Stopped(Protocol):
@@ -97,7 +133,7 @@ async def serve(
             if state.recovered:
                 state.recovered = False
                 await _retry_waiting(rt, key, users)
-            written = await _write_status(rt, key, generation, outcome, written, users_of(key, users))
+            written = await _write_status(rt, key, generation, outcome, written, await served(rt, key, users))
             if outcome.kind is Kind.RETRYING:
                 delay = rt.retries.failed(key, outcome)  # a wait the platform asked for is no failure
             else:
@@ -222,14 +258,14 @@ def recovered(rt: Runtime, key: object) -> None:
 async def _retry_waiting(rt: Runtime, key: AccountKey, users: Users) -> None:
     """Instances in backoff retry at once, paced by the budget; pending deletions end their delay."""
     wake_users(rt, key, users)
-    for namespace, name, deleting in users_of(key, users):
-        if deleting:
-            await rt.delete_retries.run_now(rt.status, (namespace, name))
+    for user in users_of(key, users):
+        if user.deleting:
+            await rt.delete_retries.run_now(rt.status, (user.namespace, user.name))
 
 
 def wake_users(rt: Runtime, key: AccountKey, users: Users) -> None:
-    for namespace, name, _ in users_of(key, users):
-        rt.wakeups.wake((namespace, name))
+    for user in users_of(key, users):
+        rt.wakeups.wake((user.namespace, user.name))
 
 
 def _stored(raw: Any) -> dict[str, Any]:
@@ -255,7 +291,7 @@ async def _write_status(
     generation: int,
     outcome: Outcome,
     written: dict[str, Any],
-    users: list[tuple[str, str, bool]],
+    users: list[User],
 ) -> dict[str, Any]:
     """Write what changed (an idle account writes nothing but its budget and circuit as they move)."""
     previous = ConnectorAccountStatus.model_validate(written).conditions
@@ -265,7 +301,7 @@ async def _write_status(
         **written,
         "conditions": [c.model_dump(by_alias=True, exclude_none=True) for c in conditions],
         "instances": len(users),
-        "usedBy": [f"{namespace}/{name}" for namespace, name, _ in users[:USED_BY_SHOWN]],
+        "usedBy": [f"{user.namespace}/{user.name}" for user in users[:USED_BY_SHOWN]],
         **_strays(rt.accounts.state(key).strays),
         **(gate.snapshot().status() if gate is not None else {}),
     }

@@ -287,7 +287,7 @@ def effective(
 def _whose(located: Endpoint) -> str:
     """status.account: the account, or the object's own credentials Secret."""
     if located.account is not None:
-        return f"{located.account.kind.value}/{located.account.name}"
+        return located.account.status_name
     return f"Secret/{located.secret_name}"
 
 
