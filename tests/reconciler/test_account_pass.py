@@ -30,6 +30,7 @@ from tests.integration.support import (
     cluster_account,
     instance_spec,
     put_secret,
+    secret_data,
 )
 from tests.reconciler.kopfstandin import Operator
 
@@ -178,3 +179,47 @@ async def users_index(op: Operator, *namespaces: str) -> dict[AccountKey, list[a
             for found, user in entry.items():
                 index.setdefault(found, []).append(user)
     return index
+
+
+def exported(op: Operator) -> str | None:
+    return (secret_data(op.core, op.namespace, "exporter-token") or {}).get("H")
+
+
+async def test_revoking_secret_export_withdraws_the_token_secret_that_holds_them(operator: Operator) -> None:
+    """tenant-findings N15: after the platform team revoked `allowSecretExport`, the account secrets
+    already rendered into a team's token Secret stayed there. Now the refused object's token
+    Secret, if it renders them, is deleted; it comes back once the account allows it again."""
+    op = operator
+    custom = op.instances.custom
+    name = f"acct-{uuid.uuid4().hex[:8]}"  # deleted after the test (tests/fixtures/kubernetes.py)
+    put_secret(op.core, op.namespace, ACCOUNT_SECRET, account_values(op.simulator))
+    put_secret(op.core, op.namespace, CLOSEIO_SECRET, {"apiKey": CLOSEIO_API_KEY})
+    cluster_account(custom, name, op.namespace, selects=op.namespace)
+
+    def allow(export: bool) -> None:
+        patch = {"spec": {"allowSecretExport": export}}
+        custom.patch_cluster_custom_object(GROUP, VERSION, "clusterconnectoraccounts", name, patch)
+
+    allow(True)
+    assert (await op.account(name)).kind is Kind.SUCCESS
+    header = {"template": {"includeAccountSecrets": True, "data": {"H": "User {{ userSecret }}"}}}
+    ref = {"kind": "ClusterConnectorAccount", "name": name}
+    op.instances.create("exporter", instance_spec(accountRef=ref, tokenSecret=header))
+    await op.ready("exporter", passes=1)
+    assert (secret_data(op.core, op.namespace, "exporter-token") or {})[
+        "H"
+    ] == f"User {op.simulator.user_secret}"
+
+    allow(False)
+    await op.account(name)
+    condition = await op.condition("exporter", "Stalled", "True", reason="AccountNotAllowed", passes=1)
+    assert "allowSecretExport" in condition["message"]
+    assert secret_data(op.core, op.namespace, "exporter-token") is None
+    assert "SecretWithdrawn" in op.events.reasons("exporter")
+
+    allow(True)
+    await op.account(name)
+    await op.ready("exporter", passes=1)
+    assert (secret_data(op.core, op.namespace, "exporter-token") or {})[
+        "H"
+    ] == f"User {op.simulator.user_secret}"

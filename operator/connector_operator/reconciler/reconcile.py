@@ -108,6 +108,8 @@ async def reconcile(
     admitted = valid if isinstance(valid, Ended) else await _admit_endpoint(rt, target, state, valid)
     if not isinstance(admitted, Ended):
         admitted = _admit_templates(admitted)
+    elif not isinstance(valid, Ended) and admitted.outcome.reason is Reason.ACCOUNT_NOT_ALLOWED:
+        await _withdraw_account_secrets(rt, target, state, cache, valid)
     if isinstance(admitted, Ended):
         return Result(await finish(rt, target, state, admitted.outcome, admitted.facts), admitted.awaited)
     remote: RemotePass | None = None
@@ -140,6 +142,33 @@ def _admit_spec(target: Target, state: ObjectState) -> ConnectorInstanceSpec | E
         # Nothing is read, called or written but the conditions; deletion is another handler's.
         return Ended(outcomes.paused(ready=state.ready))
     return spec
+
+
+async def _withdraw_account_secrets(
+    rt: Runtime,
+    target: Target,
+    state: ObjectState,
+    cache: Mapping[Key, SecretMeta],
+    spec: ConnectorInstanceSpec,
+) -> None:
+    """The account refuses the object (it no longer allows exporting its secrets, or no longer
+    serves the namespace): a token Secret of the object's that renders the account secrets is
+    deleted, or they would stay readable there (tenant-findings N15). It comes back, from the
+    platform, once the account lets the object go on. The watch's copy says whether there is one."""
+    template = spec.token_secret.template if spec.token_secret is not None else None
+    if template is None or not template.include_account_secrets:
+        return
+    name = effective_token_secret(spec, target.name)
+    seen = cache.get((target.namespace, name))
+    if seen is None or not seen.managed or seen.owner_uid != target.uid:
+        return
+    try:
+        await rt.secrets.delete_token(target.namespace, name, target.uid)
+    except KubeError as error:  # the next pass of the refused object tries again
+        logger.warning("token Secret %s/%s not deleted: HTTP %s", target.namespace, name, error.status)
+        return
+    message = f"The account no longer lets this object have its secrets: token Secret {name!r} deleted"
+    state.events.append(("Warning", "SecretWithdrawn", message))
 
 
 def _admit_templates(admitted: Admitted) -> Admitted | Ended:
