@@ -22,9 +22,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import ssl
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
@@ -36,6 +38,30 @@ MERGE_PATCH = "application/merge-patch+json"
 # line past this bound is read through and dropped, never held whole. The API server caps a
 # Secret's annotations at 256 KiB, so a metadata event beyond twice that is a label flood.
 MAX_LINE = 512 * 1024
+# What is kept of a line past MAX_LINE: its first bytes, which name the object (an event's metadata
+# starts with its name and namespace), so that a label flood wakes only who waits for that Secret.
+HEAD = 1024
+
+
+# How a watch event starts: its object's metadata opens with the name and the namespace (the API
+# server's field order), before anything the object's author writes (labels, annotations).
+_NAMED = re.compile(
+    r'"metadata":\{"name":"([^"]{1,253})"(?:,"generateName":"[^"]*")?,"namespace":"([^"]{1,63})"'
+)
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A line longer than the bound, read through and dropped: its first `HEAD` bytes only."""
+
+    head: str
+
+    @property
+    def named(self) -> tuple[str, str] | None:
+        """(namespace, name) of the event's object, if its first bytes say."""
+        found = _NAMED.search(self.head)
+        return (found.group(2), found.group(1)) if found is not None else None
+
 
 Login = Callable[[], kopf.ConnectionInfo | None]
 
@@ -142,9 +168,9 @@ class KubeAPI:
     @asynccontextmanager
     async def stream_lines(
         self, path: str, params: Mapping[str, str], *, accept: str | None = None, max_line: int = MAX_LINE
-    ) -> AsyncIterator[AsyncIterator[str | None]]:
-        """A watch: the response's lines as they come, and None for a line longer than `max_line`
-        bytes, which is skipped. `accept` asks for another representation (metadata only, for
+    ) -> AsyncIterator[AsyncIterator[str | Skipped]]:
+        """A watch: the response's lines as they come, and `Skipped` for a line longer than
+        `max_line` bytes, which is read through. `accept` asks for another representation (metadata only, for
         example). The server ends it after the watch's `timeoutSeconds`."""
         session = await self._connect(stream=True)
         timeout = aiohttp.ClientTimeout(total=None, sock_read=None)
@@ -158,28 +184,32 @@ class KubeAPI:
             yield _lines(response.content, max_line)
 
 
-async def _lines(content: aiohttp.StreamReader, max_line: int) -> AsyncIterator[str | None]:
-    """The lines of a stream, each decoded, or None for one longer than `max_line` bytes: no more
-    than `max_line` and one chunk is held, whatever the stream sends. A broken stream (the server
-    went away, a bad chunk) is a KubeError, as for `request`."""
-    line, oversized = bytearray(), False
+async def _lines(content: aiohttp.StreamReader, max_line: int) -> AsyncIterator[str | Skipped]:
+    """The lines of a stream, each decoded, or `Skipped` (its head) for one longer than `max_line`
+    bytes: no more than `max_line` and one chunk is held, whatever the stream sends. A broken
+    stream (the server went away, a bad chunk) is a KubeError, as for `request`."""
+    line, head = bytearray(), None  # head: the first bytes of a line found too long
     try:
         async for chunk in content.iter_any():
             *complete, rest = chunk.split(b"\n")
             for piece in complete:
-                if oversized or len(line) + len(piece) > max_line:
-                    yield None
+                if head is not None or len(line) + len(piece) > max_line:
+                    yield _skipped(head if head is not None else bytes(line) + piece[:HEAD])
                 else:
                     line += piece
                     yield line.decode()
-                line, oversized = bytearray(), False
-            if not oversized:
+                line, head = bytearray(), None
+            if head is None:
                 line += rest
                 if len(line) > max_line:
-                    line, oversized = bytearray(), True
+                    line, head = bytearray(), bytes(line[:HEAD])
     except aiohttp.ClientError as error:
         raise KubeError(0, f"watch broken ({type(error).__name__})") from None
-    if oversized:
-        yield None
+    if head is not None:
+        yield _skipped(head)
     elif line:
         yield line.decode()
+
+
+def _skipped(head: bytes) -> Skipped:
+    return Skipped(head[:HEAD].decode(errors="ignore"))

@@ -33,7 +33,7 @@ from connector_operator.api.names import (
     VERSION,
     WATCH_LABEL,
 )
-from connector_operator.kube.api import MERGE_PATCH, KubeAPI, KubeError
+from connector_operator.kube.api import MERGE_PATCH, KubeAPI, KubeError, Skipped
 
 # For core types a strategic merge patch merges `metadata.finalizers` as a set: adding ours keeps
 # everyone else's, and `$deleteFromPrimitiveList` removes ours alone (a JSON merge patch would
@@ -44,6 +44,8 @@ METADATA_ONLY = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"
 # What `watch_names` reports for an event too large to read (kube.api.MAX_LINE): some Secret of
 # the scope changed. Never a real (namespace, name): "*" is no valid name.
 UNREAD = ("*", "*")
+
+
 INPUT_ROLE = "input"
 TOKEN_ROLE = "token"
 
@@ -404,8 +406,8 @@ class Secrets:
         """Changes of the Secrets in `namespace` (None: every namespace the operator may watch)
         after resourceVersion `since` (None: from now), for up to `timeout` seconds, as
         (resourceVersion, (namespace, name)) for a created, changed or deleted Secret,
-        (resourceVersion, None) for a bookmark, or (resourceVersion, UNREAD) for an event too large
-        to read, which was skipped. A caller resumes from the last resourceVersion.
+        (resourceVersion, None) for a bookmark; an event too large to read is skipped and reported
+        by the name its first bytes give, or as UNREAD. A caller resumes from the last resourceVersion.
 
         Metadata only (a PartialObjectMetadata watch): the values never travel, and an event
         costs a few hundred bytes. The caller waits for a few names among all the Secrets of a
@@ -424,8 +426,8 @@ class Secrets:
         yield since, None  # the caller resumes from here even if nothing happens
         async with self._api.stream_lines(path, params, accept=METADATA_ONLY) as lines:
             async for line in lines:
-                if line is None:
-                    yield since, UNREAD
+                if isinstance(line, Skipped):  # a label flood, say: only its own waiters look (N13)
+                    yield since, line.named or UNREAD
                     continue
                 if not line.strip():
                     continue
