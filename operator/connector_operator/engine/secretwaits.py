@@ -18,8 +18,9 @@ and looks once, when the interest begins.
 Nothing a watch meets may stop it while someone waits, or the waiters hear of their Secrets only
 at their next backoff (up to five minutes): one Secret with 4,500 labels made a watch line that
 aiohttp refused with an exception the loop did not catch, and the dead task stayed registered.
-So an event too large to read is skipped (kube.api.MAX_LINE) and wakes every waiter of the scope,
-since it could have been theirs; any failure short of cancellation is logged, waited out with
+So an event too large to read is skipped (kube.api.MAX_LINE): its first bytes name the Secret, whose
+waiters look again (kube.secrets.watch_names); only one they do not name wakes every waiter of the
+scope, since it could have been theirs. Any failure short of cancellation is logged, waited out with
 backoff, and wakes everyone before the watch resumes; and `interest` replaces a watch task that
 ended all the same.
 """
@@ -104,7 +105,7 @@ class SecretWaits:
                     started.set()
                     if changed == UNREAD:
                         logger.debug(
-                            "a Secret event for %s over %d KiB was skipped; every waiter looks again",
+                            "an unnamed Secret event for %s over %d KiB was skipped; all waiters look again",
                             scope or "*",
                             MAX_LINE // 1024,
                         )
