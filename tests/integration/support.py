@@ -67,6 +67,16 @@ def closeio_spec(**overrides: Any) -> dict[str, Any]:
     return spec
 
 
+def hand_made(name: str) -> dict[str, Any]:
+    """The body of an instance created outside Kubernetes, as in the Open Connectors UI."""
+    return {
+        "name": name,
+        "element": {"key": "closeio"},
+        "tags": ["by-hand"],
+        "configuration": {"username": CLOSEIO_API_KEY, "pagination.max": "50"},
+    }
+
+
 def instance_spec(**fields: Any) -> dict[str, Any]:
     """A spec that names no credentials of its own: its account's (`accountRef`, or the default)."""
     return {

@@ -29,6 +29,7 @@ from tests.integration.support import (
     apiserver_requests,
     closeio_spec,
     cluster_account,
+    hand_made,
     instance_spec,
     put_secret,
     remotes_for,
@@ -227,15 +228,7 @@ def refused_checks(env: Env) -> int:
 
 def made_by_hand(simulator_client: httpx.Client, name: str = "made-in-the-ui") -> dict[str, Any]:
     """An instance created outside Kubernetes, as in the Open Connectors UI."""
-    response = simulator_client.post(
-        "/instances",
-        json={
-            "name": name,
-            "element": {"key": "closeio"},
-            "tags": ["by-hand"],
-            "configuration": {"username": CLOSEIO_API_KEY, "pagination.max": "50"},
-        },
-    )
+    response = simulator_client.post("/instances", json=hand_made(name))
     response.raise_for_status()
     created: dict[str, Any] = response.json()
     return created

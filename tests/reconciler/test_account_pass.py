@@ -133,11 +133,7 @@ async def test_a_cluster_account_counts_and_is_held_only_by_the_users_it_serves(
     it serves (or what it made an instance for) counts; every object naming it is still woken
     when it changes (its selector may serve them now)."""
     op = operator
-    custom = op.instances.custom
-    name = f"acct-{uuid.uuid4().hex[:8]}"  # deleted after the test (tests/fixtures/kubernetes.py)
-    put_secret(op.core, op.namespace, ACCOUNT_SECRET, account_values(op.simulator))
-    put_secret(op.core, op.namespace, CLOSEIO_SECRET, {"apiKey": CLOSEIO_API_KEY})
-    cluster_account(custom, name, op.namespace, selects=op.namespace)
+    name = shared_account(op)
     assert (await op.account(name)).kind is Kind.SUCCESS
     ref = {"kind": "ClusterConnectorAccount", "name": name}
     op.instances.create("crm", instance_spec(accountRef=ref))
@@ -181,6 +177,16 @@ async def users_index(op: Operator, *namespaces: str) -> dict[AccountKey, list[a
     return index
 
 
+def shared_account(op: Operator) -> str:
+    """A ClusterConnectorAccount serving the test's namespace, its Secret and the instances' input
+    Secret; its name (deleted after the test: tests/fixtures/kubernetes.py)."""
+    name = f"acct-{uuid.uuid4().hex[:8]}"
+    put_secret(op.core, op.namespace, ACCOUNT_SECRET, account_values(op.simulator))
+    put_secret(op.core, op.namespace, CLOSEIO_SECRET, {"apiKey": CLOSEIO_API_KEY})
+    cluster_account(op.instances.custom, name, op.namespace, selects=op.namespace)
+    return name
+
+
 def exported(op: Operator) -> str | None:
     return (secret_data(op.core, op.namespace, "exporter-token") or {}).get("H")
 
@@ -191,10 +197,7 @@ async def test_revoking_secret_export_withdraws_the_token_secret_that_holds_them
     Secret, if it renders them, is deleted; it comes back once the account allows it again."""
     op = operator
     custom = op.instances.custom
-    name = f"acct-{uuid.uuid4().hex[:8]}"  # deleted after the test (tests/fixtures/kubernetes.py)
-    put_secret(op.core, op.namespace, ACCOUNT_SECRET, account_values(op.simulator))
-    put_secret(op.core, op.namespace, CLOSEIO_SECRET, {"apiKey": CLOSEIO_API_KEY})
-    cluster_account(custom, name, op.namespace, selects=op.namespace)
+    name = shared_account(op)
 
     def allow(export: bool) -> None:
         patch = {"spec": {"allowSecretExport": export}}

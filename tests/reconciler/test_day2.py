@@ -33,6 +33,7 @@ from tests.integration.support import (
     account_values,
     closeio_spec,
     cluster_account,
+    hand_made,
     instance_spec,
     put_secret,
     ready_inputs,
@@ -58,15 +59,7 @@ async def platform(simulator: SimulatorHandle) -> AsyncIterator[httpx.AsyncClien
 
 async def made_by_hand(platform: httpx.AsyncClient, name: str = "made-in-the-ui") -> dict[str, Any]:
     """An instance created outside Kubernetes, as in the Open Connectors UI."""
-    response = await platform.post(
-        "/instances",
-        json={
-            "name": name,
-            "element": {"key": "closeio"},
-            "tags": ["by-hand"],
-            "configuration": {"username": CLOSEIO_API_KEY, "pagination.max": "50"},
-        },
-    )
+    response = await platform.post("/instances", json=hand_made(name))
     response.raise_for_status()
     created: dict[str, Any] = response.json()
     return created
