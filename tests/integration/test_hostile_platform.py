@@ -22,6 +22,8 @@ another host).
   deleting other tenants' instances, and its deletion deletes only its own.
 - 10: a create answering no token, or 204: not Ready, no token Secret, the real status reported.
 - 11: a 2 MB request id: the condition is written, short.
+- N9 of tenant-findings (issue 20): a listing of 50 pages of 5 MiB of the longest tags ends after
+  four pages with an error that says why, and the operator's peak RSS stays under 200 MiB.
 - 14: `Retry-After: 0` on every answer: the platform sees one attempt per backoff base (2 s).
 
 Issue 18 (no leak from an answer the operator refuses): a platform writing instance ids as
@@ -53,6 +55,7 @@ from tests.fixtures.hostile_platform import (
     HostilePlatform,
     create_without_token,
     echo_secrets,
+    flood_listing,
     hang,
     honest_search,
     huge,
@@ -298,6 +301,30 @@ def test_huge_answers_leave_the_operator_under_its_memory_limit(
         condition = condition_with(env, "huge", "response larger than 5 MiB")
         assert condition["message"] == "The platform API failed: HTTP 200: response larger than 5 MiB"
         condition_with(env, "near-cap-7", "HTTP 200: the platform answered with something that is not")
+
+
+# tenant-findings N9 (issue 20)
+
+
+def test_a_listing_of_50_pages_of_the_longest_tags_ends_clearly_with_the_operator_under_200_mb(
+    env: Env, platform_server: HostilePlatform
+) -> None:
+    # The first create at an endpoint lists its instances: 50 pages of 5 MiB of the longest tags
+    # a listing keeps. Before issue 20 the operator kept all of them, about 250 MiB.
+    platform_server.on("GET", "/instances", on_listing(flood_listing(pages=50), repeat_page_token()))
+    hostile_inputs(env)
+    operator = start_for(env)
+    baseline = peak_rss_mib(operator)
+    env.instances.create("flood", hostile_spec(platform_server))
+    stopped = "the platform's search found more than 16 MiB of instances; search stopped"
+    wait_until(lambda: stopped in everything_written(env, operator, ["flood"]), 60, "the listing's error")
+    peak = peak_rss_mib(operator)
+    print(
+        f"operator peak RSS {peak:.0f} MiB (after start-up {baseline:.0f} MiB) with a 50-page listing flood"
+    )
+    assert peak < 200
+    listed = [s for s in platform_server.requests("GET", "/instances") if "tags[]" not in s.query]
+    assert len(listed) == 4  # the fourth page passed the 16 MiB
 
 
 # Finding 7

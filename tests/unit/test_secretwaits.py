@@ -4,7 +4,8 @@ never stays dead while someone waits (issue 9 review, finding 3).
 A fake `Secrets` stands for the API server (the real one is in
 tests/integration/test_secret_waits.py). Covers: whatever a watch raises (a server disconnect, a
 broken payload, a line too long for aiohttp, an unexpected error) every waiter of the scope is
-woken to look again and the watch resumes; an event too large to read wakes every waiter; a
+woken to look again and the watch resumes; an event too large to read wakes every waiter, and a
+flood of them once per `UNREAD_WAKE_SECONDS` (the ones in between folded into the next wake); a
 watch task that ended all the same (a BaseException) is replaced by the next interest, which
 wakes everyone; cancellation still ends it.
 """
@@ -12,6 +13,7 @@ wakes everyone; cancellation still ends it.
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -40,6 +42,7 @@ class FakeSecrets:
     def __init__(self, *watches: tuple[list[tuple[str, Any]], BaseException | None]) -> None:
         self.watches = list(watches)
         self.calls = 0
+        self.drained = asyncio.Event()  # set once the watcher has taken every scripted event
 
     async def watch_names(
         self, namespace: str | None, timeout: float, since: str | None = None
@@ -48,6 +51,7 @@ class FakeSecrets:
         events, ending = self.watches.pop(0) if self.watches else ([], None)
         for event in events:
             yield event
+        self.drained.set()
         if ending is not None:
             raise ending
         await asyncio.Event().wait()  # a watch that stays open
@@ -98,6 +102,42 @@ async def test_an_event_too_large_to_read_wakes_every_waiter() -> None:
         for wake in wakes:
             await woken(wake)
         assert secrets.calls == 1  # the watch goes on
+    await waits.close()
+
+
+def unread_flood(events: int) -> FakeSecrets:
+    """A watch that starts, then reports `events` unreadable events (a tenant rewriting a Secret of
+    thousands of labels), each handled as it comes (the fake's events arrive without a pause)."""
+    return FakeSecrets(([("1", None), *((str(n), UNREAD) for n in range(2, events + 2))], None))
+
+
+async def test_a_flood_of_unreadable_events_wakes_everyone_once_per_interval() -> None:
+    """tenant-findings N13: each such event woke every waiter, account daemons included (a Secret
+    GET each, usually a status write): a thousand writes cost each a thousand passes."""
+    woken: Counter[tuple[str, str]] = Counter()
+    secrets = unread_flood(1000)
+    waits = SecretWaits(secrets, Wakeups(fallback=lambda key: woken.update([key])), clusterwide=False)  # type: ignore[arg-type]
+    other = (NS, "other")
+    with waits.interest(NS, "later", WAITER), waits.interest(NS, "never", other):
+        await asyncio.wait_for(secrets.drained.wait(), 5)
+        assert woken == {WAITER: 1, other: 1}  # the first at once; the others folded into one, due later
+        assert NS in waits.unread_due
+    assert waits.unread_due == {}  # nobody waits any more: nobody to wake
+    await waits.close()
+
+
+async def test_unreadable_events_folded_into_the_next_wake_are_not_lost(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(secretwaits, "UNREAD_WAKE_SECONDS", 0.05)
+    woken: Counter[tuple[str, str]] = Counter()
+    secrets = unread_flood(1000)
+    waits = SecretWaits(secrets, Wakeups(fallback=lambda key: woken.update([key])), clusterwide=False)  # type: ignore[arg-type]
+    with waits.interest(NS, "later", WAITER):
+        await asyncio.wait_for(secrets.drained.wait(), 5)
+        # One of the later events may have been the waiter's Secret: the interval's end wakes it.
+        await until(lambda: woken[WAITER] == 2)
+        assert waits.unread_due == {}
     await waits.close()
 
 

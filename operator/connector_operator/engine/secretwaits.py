@@ -20,7 +20,8 @@ at their next backoff (up to five minutes): one Secret with 4,500 labels made a 
 aiohttp refused with an exception the loop did not catch, and the dead task stayed registered.
 So an event too large to read is skipped (kube.api.MAX_LINE): its first bytes name the Secret, whose
 waiters look again (kube.secrets.watch_names); only one they do not name wakes every waiter of the
-scope, since it could have been theirs. Any failure short of cancellation is logged, waited out with
+scope, since it could have been theirs, and at most once per `UNREAD_WAKE_SECONDS` (any tenant can
+write such Secrets in a loop). Any failure short of cancellation is logged, waited out with
 backoff, and wakes everyone before the watch resumes; and `interest` replaces a watch task that
 ended all the same.
 """
@@ -42,6 +43,12 @@ logger = logging.getLogger(__name__)
 WATCH_SECONDS = 300.0  # the server ends a watch after this; it is then restarted if still needed
 RETRY_SECONDS = (1.0, 30.0)  # after a failed watch: first delay, cap
 STARTING_SECONDS = 5.0  # how long a waiter waits for a new watch's starting point before it looks
+# How often an event too large to read, that its first bytes do not name, may wake every waiter of
+# the scope. Any tenant can write one in a loop, and each wake costs every account daemon a GET
+# (usually a status write too) and every waiting object a pass (tenant-findings N13). Events in
+# between are folded into one wake when the interval ends: a waiter looks again whenever woken, so
+# a change among them is seen, at most this late.
+UNREAD_WAKE_SECONDS = 10.0
 
 
 @dataclass
@@ -54,6 +61,9 @@ class SecretWaits:
     watches: dict[str | None, asyncio.Task[None]] = field(default_factory=dict)
     # Set once the scope's watch reports every change from then on (its resourceVersion is known).
     started: dict[str | None, asyncio.Event] = field(default_factory=dict)
+    # Per scope: when unreadable events last woke everyone (loop time), and the wake they have due.
+    unread_woken_at: dict[str | None, float] = field(default_factory=dict)
+    unread_due: dict[str | None, asyncio.TimerHandle] = field(default_factory=dict)
 
     def _scope(self, namespace: str) -> str | None:
         return None if self.clusterwide else namespace
@@ -83,6 +93,7 @@ class SecretWaits:
             if not any(self._scope(ns) == scope for ns, _ in self.waiting):
                 task = self.watches.pop(scope, None)
                 self.started.pop(scope, None)
+                self._forget_unread(scope)
                 if task is not None:
                     task.cancel()
 
@@ -109,7 +120,7 @@ class SecretWaits:
                             scope or "*",
                             MAX_LINE // 1024,
                         )
-                        self._wake_all(scope)
+                        self._wake_all_unread(scope)
                     for waiter in self.waiting.get(changed, ()) if changed is not None else ():
                         self.wakeups.wake(waiter)
             except Exception as error:  # anything but cancellation, which ends the task
@@ -132,7 +143,34 @@ class SecretWaits:
                 for waiter in waiters:
                     self.wakeups.wake(waiter)
 
+    def _wake_all_unread(self, scope: str | None) -> None:
+        """`_wake_all` for an unreadable event: at once, unless unreadable events woke everyone
+        less than `UNREAD_WAKE_SECONDS` ago; then once when that interval ends, for them all."""
+        if scope in self.unread_due:
+            return  # a wake is due already, after this event: it covers it
+        loop = asyncio.get_running_loop()
+        last = self.unread_woken_at.get(scope)
+        wait = 0.0 if last is None else last + UNREAD_WAKE_SECONDS - loop.time()
+        if wait > 0:
+            self.unread_due[scope] = loop.call_later(wait, self._unread_wake, scope)
+        else:
+            self._unread_wake(scope)
+
+    def _unread_wake(self, scope: str | None) -> None:
+        self.unread_due.pop(scope, None)
+        self.unread_woken_at[scope] = asyncio.get_running_loop().time()
+        self._wake_all(scope)
+
+    def _forget_unread(self, scope: str | None) -> None:
+        """The scope has no waiters left: nobody to wake."""
+        due = self.unread_due.pop(scope, None)
+        if due is not None:
+            due.cancel()
+        self.unread_woken_at.pop(scope, None)
+
     async def close(self) -> None:
+        for scope in list(self.unread_due):
+            self._forget_unread(scope)
         tasks = list(self.watches.values())
         self.watches.clear()
         for task in tasks:

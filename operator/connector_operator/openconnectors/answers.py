@@ -1,5 +1,6 @@
 """The platform's answers, read as hostile: a body streamed within its cap, JSON decoded exactly,
-search pages filtered, and a non-2xx turned into the error it means.
+search pages filtered, what a whole search keeps bounded, and a non-2xx turned into the error it
+means.
 
 `InstancesClient` (client.py) makes the calls; this module owns what comes back. An `Answer` is a
 complete response read within the bounds: its body is refused past the size cap (Content-Length is
@@ -12,10 +13,11 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import httpx
 
@@ -29,7 +31,22 @@ from connector_operator.openconnectors.instance import (
 )
 from connector_operator.openconnectors.redaction import Redactor, request_id
 
-__all__ = ["MIB", "Answer", "Refused", "api_error", "detached", "instance", "kept", "prefixed", "read"]
+__all__ = [
+    "MAX_FOUND",
+    "MAX_LISTED",
+    "MIB",
+    "Answer",
+    "Cap",
+    "Refused",
+    "api_error",
+    "detached",
+    "gathered",
+    "held",
+    "instance",
+    "kept",
+    "prefixed",
+    "read",
+]
 
 T = TypeVar("T")
 MIB = 1024 * 1024
@@ -150,21 +167,63 @@ def prefixed(answer: Answer, prefix: str) -> list[tuple[int, list[str]]]:
     return found
 
 
-# What one search may keep over all its pages (the response cap is per page: 50 pages of a hostile
-# platform's instances, each kept, held about 1.3 GiB; tenant-findings N9). A listing holds the
-# operator's instances of one account, as many as the creations memory takes (MAX_OWNED of
-# engine/creations.py); a search by one tag finds one or two.
-MAX_LISTED = 100_000
-MAX_FOUND = 1_000
+class Cap(NamedTuple):
+    """What one search may keep over all its pages: `finds` instances, holding `size` bytes in
+    all (as `held` counts them)."""
+
+    finds: int
+    size: int
 
 
-def gathered(found: list[T], page: list[T], limit: int) -> None:
-    """Keep a page's finds, unless the search would then hold more than `limit`: the platform's
-    fault, so the search ends with a clear condition and what it kept is dropped (N9)."""
-    if len(found) + len(page) > limit:
-        problem = f"the platform's search found more than {limit} instances; search stopped"
-        raise errors.MalformedResponse(200, problem)
-    found.extend(page)
+# What one search may keep over all its pages. The response cap is per page: 50 pages of a hostile
+# platform's instances, each kept, held about 1.3 GiB (tenant-findings N9); a count alone still let
+# 50 pages of the longest tags keep 250 MiB. A listing holds the operator's marks on one account's
+# instances: at most 50 pages of 200, each with a uid, an object and a claim tag, about 10 MiB with
+# the longest names the API allows (5 MiB with typical ones). A search by one tag finds one or two,
+# and a thousand hold about 1.5 MiB.
+MAX_LISTED = Cap(100_000, 16 * MIB)
+MAX_FOUND = Cap(1_000, 4 * MIB)
+# What a kept find holds besides its strings, in bytes (CPython 3.11, measured with tracemalloc):
+# an Instance with its __dict__ and tags tuple about 350, a listing's (id, tags) about 150; and a
+# pointer per string.
+_INSTANCE_BYTES = 512
+_LISTED_BYTES = 192
+_POINTER = 8
+
+# What a search keeps: instances (a search by tag) or (id, tags) pairs (the listing).
+Find = TypeVar("Find", Instance, tuple[int, list[str]])
+
+
+def held(find: Instance | tuple[int, list[str]]) -> int:
+    """About the bytes a kept find holds: its strings as Python stores them (`sys.getsizeof`, up to
+    four bytes a character, so that a flood of non-ASCII tags counts in full) and the objects
+    around them."""
+    if isinstance(find, Instance):
+        facts = (find.element_key, find.element_name, find.hub, find.authentication_type)
+        strings = [find.name, find.token, *find.tags, *(f for f in facts if f is not None)]
+        strings += [text for pair in find.configuration for text in pair]
+        return _INSTANCE_BYTES + sum(map(sys.getsizeof, strings)) + _POINTER * len(strings)
+    _, tags = find
+    return _LISTED_BYTES + sum(map(sys.getsizeof, tags)) + _POINTER * len(tags)
+
+
+def gathered(found: list[Find], page: list[Find], cap: Cap) -> None:
+    """Keep a page's finds, unless the search would then hold more than `cap`, in finds or in bytes:
+    the platform's fault, so the search ends with a clear condition (N9). What it kept is dropped
+    here, not when the caller lets go of the error: its traceback holds these lists meanwhile.
+
+    The bytes already kept are counted again for each page (no state outside the lists): bounded by
+    `cap.size`, a few milliseconds a page for a legitimate listing."""
+    if len(found) + len(page) > cap.finds:
+        problem = f"found more than {cap.finds} instances"
+    elif sum(map(held, found)) + sum(map(held, page)) > cap.size:
+        problem = f"found more than {_size(cap.size)} of instances"
+    else:
+        found.extend(page)
+        return
+    found.clear()
+    page.clear()
+    raise errors.MalformedResponse(200, f"the platform's search {problem}; search stopped")
 
 
 def api_error(answer: Answer) -> errors.APIError:
