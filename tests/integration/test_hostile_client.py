@@ -114,22 +114,30 @@ async def test_a_saturated_host_leaves_other_hosts_their_slots(
             await asyncio.gather(*stuck, return_exceptions=True)
 
 
-async def test_a_hanging_host_drains_its_queue_one_deadline_per_wave(
+async def test_a_hanging_host_holds_its_queue_for_a_deadline_not_one_per_wave(
     platform_server: HostilePlatform,
 ) -> None:
+    """The calls behind a hanging host's slots used to drain one deadline per wave (five waves of
+    four: 5 s). A wait for a slot is bounded by the deadline too (issue 20): the first four time
+    out, and the rest give up waiting then, unsent (the few whose wait ends a moment later may
+    take the slots the first ones free: one deadline more)."""
     platform_server.on("GET", "/instances/{id}", hang())
-    client = InstancesClient(timeout=1.0, max_in_flight=32, max_in_flight_per_host=4)
+    client = InstancesClient(
+        timeout=1.0, max_in_flight=32, max_in_flight_per_host=4, max_in_flight_per_namespace=4
+    )
     try:
         started = time.monotonic()
-        calls = [client.get(platform_server.api_url, CREDENTIALS, i) for i in range(12)]
-        outcomes = await within(15, asyncio.gather(*calls, return_exceptions=True), "12 hanging calls")
+        calls = [client.get(platform_server.api_url, CREDENTIALS, i) for i in range(20)]
+        outcomes = await within(15, asyncio.gather(*calls, return_exceptions=True), "20 hanging calls")
         elapsed = time.monotonic() - started
     finally:
         await client.aclose()
-    assert all(isinstance(outcome, errors.Timeout) for outcome in outcomes)
+    kinds = [type(outcome) for outcome in outcomes]
+    assert kinds.count(errors.Timeout) + kinds.count(errors.NoSlot) == 20
+    assert kinds.count(errors.NoSlot) >= 12
     assert platform_server.peak_active <= 4
-    assert platform_server.count() == 12
-    assert 3.0 <= elapsed < 3.0 + PROMPT  # three waves of four, one deadline each
+    assert platform_server.count() <= 8
+    assert 1.0 <= elapsed < 2.0 + PROMPT
 
 
 # Finding 4: response size

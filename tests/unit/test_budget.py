@@ -90,7 +90,7 @@ async def test_a_call_that_would_wait_too_long_fails_at_once_with_the_expected_w
             await release.wait()
 
     waiting = asyncio.ensure_future(first())  # needs the first token, about 1 s away
-    await eventually(lambda: gate._bucket is not None and gate._bucket.queued == 1)
+    await eventually(lambda: gate._bucket is not None and sum(gate._bucket.queued.values()) == 1)
     loop = asyncio.get_running_loop()
     started = loop.time()
     with pytest.raises(errors.BudgetExhausted) as caught:
@@ -123,7 +123,7 @@ async def test_a_wait_longer_than_the_bound_ends_in_budget_exhausted() -> None:
     await holding
     await call(gate, 200)  # the timed-out waiter left nothing behind
     assert gate._bucket is not None
-    assert gate._bucket.queued == 0
+    assert not gate._bucket.queued
 
 
 async def test_no_more_than_max_in_flight_calls_are_admitted() -> None:
@@ -141,7 +141,7 @@ async def test_no_more_than_max_in_flight_calls_are_admitted() -> None:
     tasks = [asyncio.ensure_future(one()) for _ in range(5)]
     await eventually(lambda: gate.snapshot().in_flight == 2)
     assert gate._bucket is not None
-    await eventually(lambda: gate._bucket is not None and gate._bucket.queued == 3)
+    await eventually(lambda: gate._bucket is not None and sum(gate._bucket.queued.values()) == 3)
     release.set()
     await asyncio.gather(*tasks)
     assert peak == 2
@@ -201,7 +201,7 @@ async def test_a_probe_that_ends_without_an_answer_lets_the_next_call_probe() ->
 async def test_a_call_that_waited_for_its_token_is_not_sent_into_an_opened_circuit() -> None:
     gate = gate_with_circuit(threshold=1, budget=Budget(requests_per_second=10, burst=1, max_in_flight=1))
     waiting = asyncio.ensure_future(call(gate, 200))  # the first token is 100 ms away
-    await eventually(lambda: gate._bucket is not None and gate._bucket.queued == 1)
+    await eventually(lambda: gate._bucket is not None and sum(gate._bucket.queued.values()) == 1)
     gate.circuit.record(False, clock_of(gate).now)  # another call's failure opened it meanwhile
     with pytest.raises(errors.CircuitOpen):
         await waiting
@@ -359,10 +359,10 @@ async def test_every_page_of_a_search_passes_the_gate(make_client: Callable[...,
     admitted = 0
     real = gate.admit
 
-    def counting(max_wait: float) -> Any:
+    def counting(max_wait: float, **how: Any) -> Any:
         nonlocal admitted
         admitted += 1
-        return real(max_wait)
+        return real(max_wait, **how)
 
     gate.admit = counting  # type: ignore[method-assign]
     found = await make_client(handler).find_by_tag(API, CREDENTIALS, "x", gate=gate)
@@ -371,12 +371,17 @@ async def test_every_page_of_a_search_passes_the_gate(make_client: Callable[...,
 
 
 Call = Callable[[InstancesClient, AccountGate], Awaitable[Any]]
+# The calls whose failures are the platform's: they carry no tenant configuration.
 CALLS: list[Call] = [
-    lambda c, g: c.create(API, CREDENTIALS, {"name": "n"}, gate=g),
     lambda c, g: c.get(API, CREDENTIALS, 1, gate=g),
-    lambda c, g: c.update(API, CREDENTIALS, 1, {"name": "n"}, gate=g),
     lambda c, g: c.delete(API, CREDENTIALS, 1, gate=g),
     lambda c, g: c.find_by_tag(API, CREDENTIALS, "x", gate=g),
+    lambda c, g: c.retag(API, CREDENTIALS, 1, ["x"], gate=g),
+]
+# POST and PUT carry the tenant's configuration, which the platform may hand to the vendor.
+WITH_CONFIGURATION: list[Call] = [
+    lambda c, g: c.create(API, CREDENTIALS, {"name": "n"}, gate=g, namespace="hers"),
+    lambda c, g: c.update(API, CREDENTIALS, 1, {"name": "n"}, gate=g, namespace="hers"),
 ]
 
 
@@ -399,6 +404,28 @@ async def test_every_method_reports_to_the_gate_and_sends_nothing_while_it_is_op
     with pytest.raises(errors.CircuitOpen):
         await method(client, gate)
     assert sent == 2
+
+
+@pytest.mark.parametrize("method", WITH_CONFIGURATION)
+async def test_failed_creates_and_updates_never_open_the_circuit(
+    make_client: Callable[..., InstancesClient], method: Call
+) -> None:
+    """Tenant-findings N6: five 5xx or timeouts to one tenant's POSTs (a provider error her
+    configuration provokes) opened a shared account's circuit for every team."""
+    sent = 0
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        nonlocal sent
+        sent += 1
+        return httpx.Response(502, json={"message": "Provider server error"})
+
+    client = make_client(handler)
+    gate = gate_with_circuit(threshold=2)
+    for _ in range(5):
+        with pytest.raises(errors.ServerError):
+            await method(client, gate)
+    assert sent == 5
+    assert gate.circuit.state is CircuitState.CLOSED
 
 
 async def test_timeouts_and_network_errors_fail_the_circuit_and_an_invalid_url_does_not(

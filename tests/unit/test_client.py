@@ -34,6 +34,7 @@ import pytest
 
 from connector_operator.openconnectors import client as client_module
 from connector_operator.openconnectors import errors
+from connector_operator.openconnectors.answers import MAX_LISTED
 from connector_operator.openconnectors.client import Credentials, Instance, InstancesClient, host_of
 from connector_operator.openconnectors.instance import MAX_TAGS
 from connector_operator.openconnectors.redaction import MASK
@@ -790,25 +791,25 @@ async def test_ports_schemes_case_and_a_trailing_dot_are_one_host(make_client: M
 
 async def test_a_namespace_holds_at_most_its_share_whatever_hosts_it_names(make_client: MakeClient) -> None:
     handler, count, release = in_flight_counter(lambda r: r.url.host.startswith("slow-"))
-    client = make_client(handler, max_in_flight=4, max_in_flight_per_host=2)
+    client = make_client(handler, max_in_flight=4, max_in_flight_per_host=4)
     # Five hosts of hers, three calls each: per host alone, they would take all four global slots.
     hers = [
         asyncio.create_task(client.get(f"https://slow-{h}.test/api", CREDENTIALS, i, namespace="hers"))
         for h in range(5)
         for i in range(3)
     ]
-    await settle(client, count, 2)
-    assert count["now"] == 2  # the namespace's share, the per-host bound by default
-    # Another namespace's calls, and calls without a namespace, still find free global slots.
+    await settle(client, count, 3)
+    assert count["now"] == 3  # the namespace's share: the per-host bound less a quarter by default
+    # Another namespace's calls, and calls without a namespace, still find a free global slot.
     others = [client.get(f"https://fast-{i}.test/api", CREDENTIALS, 1, namespace="other") for i in range(5)]
     assert len(await asyncio.wait_for(asyncio.gather(*others), 5)) == 5
     # Her own calls to a fast host wait behind her share: the bound is hers, not the slow hosts'.
     mine = asyncio.create_task(client.get("https://fast.test/api", CREDENTIALS, 1, namespace="hers"))
-    await settle(client, count, 2)
+    await settle(client, count, 3)
     assert not mine.done()
     release.set()
     await asyncio.gather(*hers, mine)
-    assert count["peak"] == 2
+    assert count["peak"] == 3
 
 
 async def test_the_namespace_share_is_configurable(make_client: MakeClient) -> None:
@@ -1058,7 +1059,7 @@ async def test_a_listing_keeps_at_most_its_bound_over_all_pages(
     make_client: MakeClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # The response cap is per page: 50 pages of 5 MiB of instances of ours were all kept (1.3 GiB).
-    monkeypatch.setattr(client_module, "MAX_LISTED", 10)
+    monkeypatch.setattr(client_module, "MAX_LISTED", MAX_LISTED._replace(finds=10))
     calls: list[httpx.Request] = []
 
     def handler(request: httpx.Request) -> httpx.Response:
@@ -1080,3 +1081,27 @@ async def test_a_listed_instance_keeps_as_many_of_its_tags_as_an_instance_does(
     )
     assert instance_id == 7
     assert tags == [f"k8s-uid:{n}" for n in range(MAX_TAGS)]
+
+
+async def test_one_namespace_hanging_on_the_shared_host_leaves_another_namespace_a_slot(
+    make_client: MakeClient,
+) -> None:
+    """Tenant-findings N5: with the production bounds, one namespace's forty hanging calls to the
+    one platform host every tenant uses held all 8 of its slots (its own bound was the host's),
+    and another namespace's call to that host waited for their deadline."""
+    handler, count, release = in_flight_counter(
+        lambda r: r.url.host == "shared.test" and r.url.path.endswith("/1")
+    )
+    client = make_client(handler, timeout=30.0)  # the production deadline
+    hers = [
+        asyncio.create_task(client.get("https://shared.test/api", CREDENTIALS, 1, namespace="hers"))
+        for _ in range(40)
+    ]
+    await settle(client, count, 6)
+    theirs = await asyncio.wait_for(
+        client.get("https://shared.test/api", CREDENTIALS, 2, namespace="theirs"), 5
+    )
+    assert theirs.id == 1
+    assert count["now"] == 6  # hers: the host's 8 less its reserve of 2
+    release.set()
+    await asyncio.gather(*hers)

@@ -251,3 +251,43 @@ async def test_a_refused_create_answer_makes_the_object_uncertain_so_the_next_at
     adopted = await remote._create_or_adopt()  # the next attempt: a search finds what the POST made
     assert adopted.id == 400220
     assert platform.calls == ["listing", "POST", "search", "PUT 400220"]
+
+
+async def test_a_slow_listing_holds_a_create_for_at_most_its_wait_then_it_searches(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Tenant-findings N10: every namespace's creates at a shared account waited for one listing
+    without a deadline. A create now searches after `LISTING_WAIT`; the listing goes on."""
+    monkeypatch.setattr(creations_module, "LISTING_WAIT", 0.05)
+    creations, lister = Creations(), Lister(instance(7, "k8s-uid:old"))
+    lister.gate = asyncio.Event()
+    async with asyncio.timeout(2):
+        assert await creations.known("new", "e", lister) is None  # search
+    lister.gate.set()
+    assert await creations.known("old", "e", lister) == [(7, False)]
+    assert lister.calls == 1
+
+
+class ListingPlatform(Platform):
+    """Records the namespace each call was made for."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.namespaces: dict[str, str | None] = {}
+
+    async def find_tagged_with_prefix(self, *_: object, **how: object) -> list[tuple[int, list[str]]]:
+        self.namespaces["listing"] = cast(str | None, how.get("namespace"))
+        return []
+
+    async def create(self, *_: object, **how: object) -> Instance:
+        self.namespaces["POST"] = cast(str | None, how.get("namespace"))
+        return Instance(400221, "tok2")
+
+
+async def test_the_shared_listing_is_the_operator_s_call_not_the_first_caller_s_namespace() -> None:
+    """Tenant-findings N10: the listing every namespace's creates wait for ran in the namespace of
+    the object that asked first, behind whatever that namespace had queued."""
+    platform = ListingPlatform()
+    remote = creating(platform, Creations(), "team-a", "first", "3f0c9a55-3b0b-4b8e-9a49-3a1f0d0b7c11")
+    await remote._create_or_adopt()
+    assert platform.namespaces == {"listing": None, "POST": "team-a"}

@@ -16,8 +16,9 @@ per create. What the search guarded against, and what stands for it now:
   same listing finds the instances carrying an object's claim tag (domain/ownership.py), which
   the object reclaims instead of creating one.
 
-A listing that fails, or does not end within the client's page bound, fails the passes that
-waited for it, like any failed call; for `LISTING_RETRY` seconds after that, creates there search
+A create waits for the listing at most `LISTING_WAIT` seconds, then searches. A listing that
+fails, or does not end within the client's page bound, fails the passes that waited for it, like
+any failed call; for `LISTING_RETRY` seconds after that, creates there search
 first, the old way, and then the listing is tried again. Whenever a known instance turns out to
 be gone (a 404 where the memory or the listing said it exists), the object searches before its
 next create too. A listing is kept for `LISTING_LIFETIME`, then taken again when needed.
@@ -49,6 +50,10 @@ Known = list[tuple[int, bool]]
 NOT_CREATED = (errors.NotSent, errors.InvalidCredentials, errors.ClientError)
 LISTING_RETRY = 300.0  # seconds of searching before each create after a failed listing
 LISTING_LIFETIME = 600.0  # a listing is taken again after this (and its memory is freed)
+# How long a create waits for the endpoint's listing before it searches by tag instead. Every
+# namespace's creates wait for one listing, whose pages may queue behind other calls to the host
+# (tenant-findings N10): the wait is bounded, and the listing goes on for the next ones.
+LISTING_WAIT = 10.0
 MAX_OWNED = 100_000  # identity tags a listing may hold; more fails it (a hostile platform's flood)
 
 
@@ -120,7 +125,10 @@ class Creations:
             task = asyncio.create_task(self._listing(endpoint, lister))
             listing = self._listings[endpoint] = _Listing(task, now)
         try:
-            owned = await asyncio.shield(listing.task)
+            async with asyncio.timeout(LISTING_WAIT):
+                owned = await asyncio.shield(listing.task)
+        except TimeoutError:
+            return None  # the listing is slow: search, and leave it running for the next creates
         except asyncio.CancelledError:
             if not listing.task.done():
                 raise  # this pass was cancelled; the listing goes on for the others

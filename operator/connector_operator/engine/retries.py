@@ -22,6 +22,7 @@ K = TypeVar("K", bound=Hashable)
 class Retries(Generic[K]):
     backoff: Backoff
     _attempts: dict[K, int] = field(default_factory=dict)
+    _waiting: set[K] = field(default_factory=set)  # failed or told to wait, not succeeded since
 
     def failed(self, key: K, outcome: Outcome) -> float:
         """The delay before the next attempt; counts the failure unless it was a wait asked for."""
@@ -29,10 +30,16 @@ class Retries(Generic[K]):
         delay = self.backoff.next_delay(outcome, attempt)
         if outcome.retry_after is None:
             self._attempts[key] = attempt + 1
+        self._waiting.add(key)
         return delay
 
     def succeeded(self, key: K) -> None:
         self._attempts.pop(key, None)
+        self._waiting.discard(key)
+
+    def waiting(self, key: K) -> bool:
+        """Whether `key` waits to retry: its last outcome was a failure or a wait asked for."""
+        return key in self._waiting
 
     def attempts(self, key: K) -> int:
         return self._attempts.get(key, 0)

@@ -14,6 +14,14 @@ budget (a slot of `maxInFlight`, then a token), then the client's per-host and g
 - the budget before the client's slots: a call waiting for its account's tokens must not hold a
   slot that another account's call could use.
 
+**Shared fairly.** A ClusterConnectorAccount is shared by many teams, and its budget was first
+come, first served (tenant-findings N5, N6): one team's queued calls took every token, and four of
+its hanging calls were the whole `maxInFlight: 4`. The `maxInFlight` slots are a `fair.FairSlots`
+keyed by the caller's namespace: namespaces with waiting calls get slots in turn, one namespace
+holds at most all but a quarter of them (3 of 4), and since only slot holders wait for tokens,
+the tokens go round in the same turns. The expected wait that refuses a call early
+(`BudgetExhausted`) is the caller's place in that round, not behind everyone's queue.
+
 The token bucket is aiolimiter's `AsyncLimiter` (a leaky bucket, which is the same thing seen from
 the other side): capacity `burst`, refilled at `requestsPerSecond`, FIFO among waiters, and a
 cancelled waiter takes no token. aiolimiter fits: `max_rate=burst, time_period=burst/rps` is a
@@ -49,6 +57,7 @@ import asyncio
 import datetime
 import logging
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Callable, Hashable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -58,6 +67,7 @@ from aiolimiter import AsyncLimiter
 
 from connector_operator.openconnectors import errors
 from connector_operator.openconnectors.circuit import Circuit, CircuitState
+from connector_operator.openconnectors.fair import OPERATOR, FairSlots
 
 __all__ = ["AccountGate", "Admission", "Budget", "BudgetSpec", "GateSnapshot", "Gates", "succeeded"]
 
@@ -131,18 +141,33 @@ class GateSnapshot:
 
 
 class Admission:
-    """One call let through the gate: the client reports its outcome with `record`, once."""
+    """One call let through the gate: the client reports its outcome with `record`, once.
 
-    def __init__(self, gate: AccountGate | None, probe: bool = False) -> None:
+    A call that carries a tenant's configuration (`tenant_input`: a POST or a PUT, which the
+    platform may hand to the vendor to validate) cannot fail the account: its 5xx or timeout is
+    the object's (its condition, its backoff), not a sign of the platform (circuit.py)."""
+
+    def __init__(
+        self,
+        gate: AccountGate | None,
+        probe: bool = False,
+        *,
+        source: str = OPERATOR,
+        tenant_input: bool = False,
+    ) -> None:
         self._gate = gate
         self.probe = probe  # this call is the half-open circuit's probe
+        self.source, self.tenant_input = source, tenant_input
         self.recorded = False
 
     def record(self, status: int | None) -> None:
         """The HTTP status the platform answered with; None for no answer (timeout, network)."""
-        if self._gate is not None and not self.recorded:
-            self.recorded = True
-            self._gate._record(status)
+        if self._gate is None or self.recorded:
+            return
+        if self.tenant_input and (status is None or status >= 500):
+            return  # not judged; the gate releases the probe if it was one
+        self.recorded = True
+        self._gate._record(status, self.source)
 
 
 class _Bucket:
@@ -151,9 +176,9 @@ class _Bucket:
     def __init__(self, budget: Budget) -> None:
         self.budget = budget
         self.limiter = AsyncLimiter(budget.burst, budget.burst / budget.requests_per_second)
-        self.slots = asyncio.Semaphore(budget.max_in_flight)
+        self.slots = FairSlots(budget.max_in_flight)
         self.started = False
-        self.queued = 0  # callers waiting for a slot or a token
+        self.queued: Counter[str] = Counter()  # callers waiting for a slot or a token, per namespace
 
     async def start(self) -> None:
         """Empty the bucket; on first use, since aiolimiter needs the running loop."""
@@ -169,9 +194,12 @@ class _Bucket:
         # tests/unit/test_budget.py, and only the status reads it.
         return max(0.0, self.budget.burst - float(self.limiter._level))
 
-    def expected_wait(self) -> float:
-        """Seconds until a caller arriving now would get its token, the ones queued served first."""
-        return max(0.0, (self.queued + 1 - self.available()) / self.budget.requests_per_second)
+    def expected_wait(self, key: str) -> float:
+        """Seconds until a caller of `key` arriving now would get its token: the namespaces take
+        turns, so ahead of it are its own queue and, of every other namespace's, as many."""
+        mine = self.queued[key] + 1
+        ahead = mine + sum(min(n, mine) for k, n in self.queued.items() if k != key)
+        return max(0.0, (ahead - self.available()) / self.budget.requests_per_second)
 
 
 class AccountGate:
@@ -215,32 +243,20 @@ class AccountGate:
         return unregister
 
     @asynccontextmanager
-    async def admit(self, max_wait: float) -> AsyncIterator[Admission]:
-        """Let one call through, or raise `CircuitOpen` / `BudgetExhausted` without sending it."""
-        admission = Admission(self, probe=self._pass_circuit())
+    async def admit(
+        self, max_wait: float, *, namespace: str | None = None, tenant_input: bool = False
+    ) -> AsyncIterator[Admission]:
+        """Let one call through, or raise `CircuitOpen` / `BudgetExhausted` without sending it.
+        `namespace`: the object's the call is made for (None: the operator's own call, such as the
+        account's check); `tenant_input`: the request carries its configuration (see `Admission`)."""
+        key = OPERATOR if namespace is None else namespace
+        admission = Admission(self, self._pass_circuit(), source=key, tenant_input=tenant_input)
         try:
             bucket = self._bucket
             if bucket is None:
                 yield admission
                 return
-            await bucket.start()
-            wait = bucket.expected_wait()
-            if wait > max_wait:
-                raise self._exhausted(bucket, wait, max_wait)
-            bucket.queued += 1
-            try:
-                async with asyncio.timeout(max_wait):
-                    await bucket.slots.acquire()
-                    try:
-                        await bucket.limiter.acquire()
-                    except BaseException:
-                        bucket.slots.release()
-                        raise
-            except TimeoutError:
-                raise self._exhausted(bucket, bucket.expected_wait(), max_wait) from None
-            finally:
-                bucket.queued -= 1
-            try:
+            async with self._budgeted(bucket, key, max_wait):
                 if not admission.probe:
                     # The circuit may have opened while this call waited: don't send it into that.
                     admission.probe = self._pass_circuit()
@@ -249,11 +265,37 @@ class AccountGate:
                     yield admission
                 finally:
                     self._in_flight -= 1
-            finally:
-                bucket.slots.release()
         finally:
             if admission.probe and not admission.recorded:
                 self.circuit.release()  # nothing to judge: the next call may probe
+
+    @asynccontextmanager
+    async def _budgeted(self, bucket: _Bucket, key: str, max_wait: float) -> AsyncIterator[None]:
+        """A `maxInFlight` slot in `key`'s turn, then a token, within `max_wait`; the slot is held
+        for the body."""
+        await bucket.start()
+        wait = bucket.expected_wait(key)
+        if wait > max_wait:
+            raise self._exhausted(bucket, wait, max_wait)
+        bucket.queued[key] += 1
+        try:
+            async with asyncio.timeout(max_wait):
+                await bucket.slots.acquire(key)
+                try:
+                    await bucket.limiter.acquire()
+                except BaseException:
+                    bucket.slots.release(key)
+                    raise
+        except TimeoutError:
+            raise self._exhausted(bucket, bucket.expected_wait(key), max_wait) from None
+        finally:
+            bucket.queued[key] -= 1
+            if bucket.queued[key] <= 0:
+                del bucket.queued[key]
+        try:
+            yield
+        finally:
+            bucket.slots.release(key)
 
     def snapshot(self) -> GateSnapshot:
         bucket = self._bucket
@@ -286,9 +328,9 @@ class AccountGate:
             retry_after=wait,
         )
 
-    def _record(self, status: int | None) -> None:
+    def _record(self, status: int | None, source: str = OPERATOR) -> None:
         answered = status is not None and status < 500
-        self.circuit.record(answered, self._clock())
+        self.circuit.record(answered, self._clock(), source)
         if not answered:
             self._recovering = True
         elif self._recovering and status is not None and succeeded(status):
@@ -312,14 +354,23 @@ class Gates:
         self._circuit, self._clock = circuit, clock
         self._callbacks: list[Callable[[Hashable], None]] = []
 
-    def for_account(self, key: Hashable, budget: BudgetSpec | Budget | None, name: str = "") -> AccountGate:
-        """The account's gate; its bucket is rebuilt (empty) when the budget changed."""
+    def for_account(
+        self,
+        key: Hashable,
+        budget: BudgetSpec | Budget | None,
+        name: str = "",
+        *,
+        single_tenant: bool = False,
+    ) -> AccountGate:
+        """The account's gate; its bucket is rebuilt (empty) when the budget changed.
+        `single_tenant`: every call is one namespace's, whose failures alone may open the circuit."""
         wanted = budget if budget is None or isinstance(budget, Budget) else Budget.of(budget)
         gate = self._gates.get(key)
         if gate is None:
-            gate = self._gates[key] = AccountGate(
-                name or _describe(key), wanted, self._circuit(), clock=self._clock
-            )
+            circuit = self._circuit()
+            if single_tenant:
+                circuit.min_sources = 1
+            gate = self._gates[key] = AccountGate(name or _describe(key), wanted, circuit, clock=self._clock)
             gate.on_recovery(lambda: self._recovered(key))
         else:
             gate.reconfigure(wanted)

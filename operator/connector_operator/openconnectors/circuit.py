@@ -13,6 +13,16 @@ answer below 500, 4xx and 429 included, is the platform answering, which closes 
 rejected request or a rate limit is the caller's business (its backoff, `Retry-After`), not a sign
 that the platform is down.
 
+**No single tenant opens it for the others** (tenant-findings N6). On a shared account, five 5xx
+in a row from one tenant's requests (a provider error or a slow vendor validation her
+configuration provokes) opened the circuit for every team. So each failure names its *source*
+(the namespace of the object it was made for; `OWN` for the operator's own calls, such as the
+account's check), and the circuit opens only when the run of consecutive failures came from at
+least `min_sources` sources, or includes one of the operator's own calls, which no tenant shapes.
+The gate sets `min_sources` to 1 for a namespaced ConnectorAccount, whose users are all one
+namespace: there the tenant can only stop herself. (The gate also keeps answers to requests that
+carry a tenant's configuration, POST and PUT, from counting as failures at all: budget.py.)
+
 Pure: the clock is passed in (`now`, monotonic seconds), so the state machine is tested without
 sleeping; the gate (`budget.py`) drives it. It lives here rather than in `domain/` because the
 import contract keeps `domain` and `openconnectors` independent of each other, and the gate, which
@@ -23,6 +33,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
+
+OWN = ""  # the source of the operator's own calls (fair.OPERATOR): no tenant shapes them
 
 
 class CircuitState(StrEnum):
@@ -40,6 +52,7 @@ class Circuit:
     # The cooldown doubles with each failed probe, up to this. Short on purpose: one probe per half
     # minute is nothing for a platform, and recovery is noticed (and everyone retries) within it.
     max_cooldown: float = 30.0
+    min_sources: int = 2  # distinct sources a run of failures needs to open it (or one `OWN`)
     state: CircuitState = field(default=CircuitState.CLOSED, init=False)
     consecutive_failures: int = field(default=0, init=False)
     opened_at: float | None = field(default=None, init=False)  # when it last opened; None while closed
@@ -47,10 +60,11 @@ class Circuit:
     open_until: float | None = field(default=None, init=False)
     _current_cooldown: float = field(default=0.0, init=False, repr=False)
     _probing: bool = field(default=False, init=False, repr=False)
+    _sources: set[str] = field(default_factory=set, init=False, repr=False)  # of the current run
 
     def __post_init__(self) -> None:
-        if self.threshold < 1 or self.cooldown <= 0 or self.max_cooldown < self.cooldown:
-            raise ValueError("threshold >= 1 and 0 < cooldown <= max_cooldown are required")
+        if min(self.threshold, self.min_sources) < 1 or not 0 < self.cooldown <= self.max_cooldown:
+            raise ValueError("threshold >= 1, min_sources >= 1 and 0 < cooldown <= max_cooldown are required")
         self._current_cooldown = self.cooldown
 
     def allow(self, now: float) -> bool:
@@ -72,10 +86,10 @@ class Circuit:
         if self.state is CircuitState.HALF_OPEN:
             self._probing = False
 
-    def record(self, success: bool, now: float) -> bool:
-        """The outcome of a call that went out. Returns True when it is a recovery: a success
-        after failures (the circuit closes, or a closed circuit's failure count resets), which is
-        when waiting callers should be told to retry now."""
+    def record(self, success: bool, now: float, source: str = OWN) -> bool:
+        """The outcome of a call that went out, made for `source`. Returns True when it is a
+        recovery: a success after failures (the circuit closes, or a closed circuit's failure count
+        resets), which is when waiting callers should be told to retry now."""
         if success:
             recovered = self.state is not CircuitState.CLOSED or self.consecutive_failures > 0
             self.state = CircuitState.CLOSED
@@ -83,13 +97,16 @@ class Circuit:
             self.opened_at = self.open_until = None
             self._current_cooldown = self.cooldown
             self._probing = False
+            self._sources.clear()
             return recovered
         self.consecutive_failures += 1
+        if len(self._sources) < self.min_sources:  # enough to know; more would only cost memory
+            self._sources.add(source)
         if self.state is CircuitState.HALF_OPEN:
             # The probe failed (or a call from before the cooldown did): wait longer this time.
             self._current_cooldown = min(self._current_cooldown * 2, self.max_cooldown)
             self._open(now)
-        elif self.state is CircuitState.CLOSED and self.consecutive_failures >= self.threshold:
+        elif self.state is CircuitState.CLOSED and self._tripped():
             self._open(now)
         # OPEN: a call admitted before it opened failed too; the cooldown already runs.
         return False
@@ -106,6 +123,11 @@ class Circuit:
         if self.state is CircuitState.CLOSED or self.open_until is None or now >= self.open_until:
             return False
         return self.state is CircuitState.OPEN or self._probing
+
+    def _tripped(self) -> bool:
+        """Enough failures in a row, and more than one tenant's doing."""
+        shared = len(self._sources) >= self.min_sources or OWN in self._sources
+        return self.consecutive_failures >= self.threshold and shared
 
     def _open(self, now: float) -> None:
         self.state = CircuitState.OPEN

@@ -93,16 +93,6 @@ _NO_ANSWER = (Refused, TimeoutError, httpx.TransportError, httpx.InvalidURL, aio
 MAX_PAGE_TOKEN = 4096
 
 
-def _extend(found: list[Any], page: list[Any], limit: int) -> None:
-    """Keep a page's finds, unless the search would then hold more than `limit` (the platform's
-    fault: the search ends with a clear condition, and what it kept so far is dropped)."""
-    if len(found) + len(page) > limit:
-        raise errors.MalformedResponse(
-            200, f"the platform's search found more than {limit} instances; search stopped"
-        )
-    found.extend(page)
-
-
 class Bounds(TypedDict, total=False):
     """What bounds every call of one client, each by keyword and optional (`DEFAULT_BOUNDS`).
 
@@ -348,16 +338,19 @@ class InstancesClient:
         self, request: _Request, *, gate: AccountGate | None = None, namespace: str | None = None
     ) -> Answer:
         """One request, within the account's gate, the slots, the deadline and the size cap; a
-        non-2xx is raised. The gate's wait is bounded by the deadline too, but apart from it: a
-        call that waited for its budget still has its whole deadline for the platform."""
+        non-2xx is raised. The waits for the gate and for the slots are bounded by the deadline
+        too, but apart from it: a call that waited still has its whole deadline for the platform."""
         request.credentials.check()
         redactor = request.redactor()
-        async with _admitted(gate, self._deadline) as admission:
+        # A POST or a PUT carries the tenant's configuration, which the platform may hand to the
+        # vendor: how it fails is the object's business, not the account's circuit's (circuit.py).
+        tenant_input = request.method in ("POST", "PUT")
+        async with _admitted(gate, self._deadline, namespace, tenant_input) as admission:
             started = time.monotonic()
             failure: errors.OpenConnectorsError | None = None
             try:
-                # An unparseable URL fails here, as httpx.InvalidURL.
-                async with self._slots.hold(host := host_of(request.url), namespace):
+                # An unparseable URL fails here, as httpx.InvalidURL; no slot in time, as NoSlot.
+                async with self._slots.hold(host := host_of(request.url), namespace, self._deadline):
                     started = time.monotonic()  # the deadline and the duration count from the slot on
                     async with asyncio.timeout(self._deadline):
                         answer = await self._exchange(request, redactor)
@@ -433,9 +426,13 @@ def _values(body: Mapping[str, Any]) -> tuple[str, ...]:
     return tuple(str(v) for v in configuration.values()) if isinstance(configuration, Mapping) else ()
 
 
-def _admitted(gate: AccountGate | None, max_wait: float) -> AbstractAsyncContextManager[Admission]:
+def _admitted(
+    gate: AccountGate | None, max_wait: float, namespace: str | None, tenant_input: bool
+) -> AbstractAsyncContextManager[Admission]:
     """The gate's admission, or a stand-in that judges nothing for a call without an account."""
-    return gate.admit(max_wait) if gate is not None else contextlib.nullcontext(Admission(None))
+    if gate is None:
+        return contextlib.nullcontext(Admission(None))
+    return gate.admit(max_wait, namespace=namespace, tenant_input=tenant_input)
 
 
 def host_of(url: str) -> str:

@@ -4,7 +4,8 @@
     ├── InvalidCredentials        the account secrets cannot be sent at all; no request was made
     ├── NotSent                   the account's gate held the call back; retry after `retry_after`
     │   ├── CircuitOpen             the account's circuit breaker is open (budget.py)
-    │   └── BudgetExhausted         no room in the account's request budget within the wait bound
+    │   ├── BudgetExhausted         no room in the account's request budget within the wait bound
+    │   └── NoSlot                  no call slot of the platform host within the wait bound
     ├── TransportError            the request may or may not have reached the platform
     │   ├── Timeout                 no complete answer within the call's overall deadline
     │   └── NetworkError
@@ -58,6 +59,11 @@ class CircuitOpen(NotSent):
 
 class BudgetExhausted(NotSent):
     """The account's request budget has no room for this call within the wait bound."""
+
+
+class NoSlot(NotSent):
+    """The platform host's call slots (slots.py) stayed taken for the call's whole wait bound: other
+    calls to that host are slow. Nothing was sent."""
 
 
 class TransportError(OpenConnectorsError):

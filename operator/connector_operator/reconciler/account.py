@@ -49,6 +49,8 @@ VERIFY_TAG = "k8s-account-check"  # carried by no instance: the search proves th
 VERIFIED = "The account secrets were verified with the platform"
 USED_BY_SHOWN = 10
 RECOVERY_QUIET = 10.0  # seconds between two "everyone retry now" of one account
+# Objects a recovery wakes at most: with RECOVERY_QUIET, at most 20 passes a second per account.
+RECOVERY_WAKES = 200
 
 
 class User(NamedTuple):
@@ -161,7 +163,7 @@ async def account_pass(
         state.spec, state.secret = None, None  # its instances must not use the account: no account
         return admitted
     spec, api_url, state.secret = admitted
-    gate = rt.gates.for_account(key, spec.request_budget, str(key))
+    gate = rt.gate(key, spec.request_budget)
     try:
         view = await rt.secrets.read(*state.secret)
     except KubeError as error:
@@ -174,7 +176,7 @@ async def account_pass(
         return outcomes.retrying(Reason.WAITING_FOR_SECRET, found.message, ready=False)
     if known is not None:
         return known
-    return await _verify(rt, state, api_url, Credentials(*found), gate)
+    return await _verify(rt, state, api_url, Credentials(*found), gate, key)
 
 
 def _admit(
@@ -218,11 +220,19 @@ def _read(state: AccountState, view: SecretView | None) -> bool:
 
 
 async def _verify(
-    rt: Runtime, state: AccountState, api_url: str, credentials: Credentials, gate: AccountGate
+    rt: Runtime,
+    state: AccountState,
+    api_url: str,
+    credentials: Credentials,
+    gate: AccountGate,
+    key: AccountKey,
 ) -> Outcome:
-    """The platform's verdict on the credentials: one search for a tag nobody carries."""
+    """The platform's verdict on the credentials: one search for a tag nobody carries. A namespaced
+    account's check is its namespace's call (its slots, its turn: tenant-findings N4), a cluster
+    account's the operator's own."""
     try:
-        await rt.instances.find_by_tag(api_url, credentials, VERIFY_TAG, gate=gate)
+        namespace = key.namespace or None
+        await rt.instances.find_by_tag(api_url, credentials, VERIFY_TAG, gate=gate, namespace=namespace)
     except errors.CircuitOpen as error:
         return outcomes.retrying(
             Reason.CIRCUIT_OPEN, f"The platform failed repeatedly; calls wait ({error})", ready=False,
@@ -256,11 +266,22 @@ def recovered(rt: Runtime, key: object) -> None:
 
 
 async def _retry_waiting(rt: Runtime, key: AccountKey, users: Users) -> None:
-    """Instances in backoff retry at once, paced by the budget; pending deletions end their delay."""
-    wake_users(rt, key, users)
-    for user in users_of(key, users):
+    """Instances waiting to retry (in backoff, or told to wait by the circuit or the budget) retry
+    at once, and pending deletions end their delay: at most `RECOVERY_WAKES` of them, those that
+    waited longest first. Every instance of the account was woken before, so one tenant who made
+    the account fail and recover every `RECOVERY_QUIET` made thousands of passes each time
+    (tenant-findings N6); the rest retry on their own backoff, which is capped."""
+    waiting = [
+        user
+        for user in users_of(key, users)
+        if user.deleting or rt.retries.waiting((user.namespace, user.name))
+    ]
+    waiting.sort(key=lambda user: -rt.retries.attempts((user.namespace, user.name)))
+    for user in waiting[:RECOVERY_WAKES]:
         if user.deleting:
             await rt.delete_retries.run_now(rt.status, (user.namespace, user.name))
+        else:
+            rt.wakeups.wake((user.namespace, user.name))
 
 
 def wake_users(rt: Runtime, key: AccountKey, users: Users) -> None:

@@ -411,14 +411,14 @@ async def _account_secrets(
         if key is not None and await account_exists(runtime, key):
             return Unloaded(f"{key} is not loaded yet")
         return Absent(located.message)
-    if account is not None:
+    if account is not None and located.account is not None:
         if not account.loaded:
             return Unloaded(f"{located.account}: its Secret is not read yet")
         if account.data is None:
             # Not held by our finalizer (the account daemon reads it): its absence proves nothing.
             return Missing(f"Secret {account.secret_label!r} ({located.account}) does not exist", "")
         found = account_secrets(account.secrets(), account.secret_label)
-        gate = runtime.gates.for_account(located.account, located.budget, str(located.account))
+        gate = runtime.gate(located.account, located.budget)
     else:
         view = await runtime.read_secret(cache, namespace, located.secret_name)
         if view is None:

@@ -69,8 +69,11 @@ def classify(
                 ready=ready,
                 retry_after=error.retry_after,
             )
-        case errors.BudgetExhausted():
-            return retrying(Reason.RATE_LIMITED, error.message, ready=ready, retry_after=error.retry_after)
+        case errors.BudgetExhausted() | errors.NoSlot():
+            # Our own bounds held the call back. No slot in time has no expected wait (0): an
+            # attempt, which grows the backoff.
+            after = error.retry_after or None
+            return retrying(Reason.RATE_LIMITED, error.message, ready=ready, retry_after=after)
         case errors.OpenConnectorsError():
             return retrying(Reason.API_UNAVAILABLE, f"The platform API failed: {error}", ready=ready)
         case KubeError():

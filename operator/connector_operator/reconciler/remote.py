@@ -299,7 +299,7 @@ class RemotePass:
             self.credentials,
             IDENTITY_TAG_PREFIX,
             gate=self.gate,
-            namespace=self.target.namespace,
+            namespace=None,  # every namespace's creates wait for it: the operator's own call (N10)
         )
         live = self.rt.live
         if live is not None:

@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from connector_operator.domain.accounts import AccountKey
 from connector_operator.domain.hosts import HostPolicy
 from connector_operator.domain.outcome import Backoff
 from connector_operator.engine.accounts import Accounts
@@ -30,7 +31,7 @@ from connector_operator.kube.api import KubeAPI
 from connector_operator.kube.namespaces import Namespaces
 from connector_operator.kube.secrets import SecretMeta, Secrets, SecretView
 from connector_operator.kube.status import StatusWriter
-from connector_operator.openconnectors.budget import Gates
+from connector_operator.openconnectors.budget import AccountGate, BudgetSpec, Gates
 from connector_operator.openconnectors.client import InstancesClient
 from connector_operator.reconciler.strays import StrayReports
 from connector_operator.settings import Settings
@@ -93,6 +94,11 @@ class Runtime:
     def holds(self) -> SecretHolds:
         """The in-use finalizer on input Secrets: who holds what, and releasing."""
         return SecretHolds(self.secrets, self.reads.copies)
+
+    def gate(self, account: AccountKey, budget: BudgetSpec | None) -> AccountGate:
+        """The account's gate. A namespaced ConnectorAccount serves one namespace, whose failures
+        alone may open its circuit; a cluster account's needs two namespaces' (circuit.py)."""
+        return self.gates.for_account(account, budget, str(account), single_tenant=bool(account.namespace))
 
     async def read_secret(
         self, cache: Mapping[Key, SecretMeta], namespace: str, name: str

@@ -1,0 +1,131 @@
+"""A shared account's budget and circuit among tenants (openconnectors/budget.py, circuit.py),
+tenant-findings N5 and N6: one namespace can take neither the account's calls in flight, nor its
+tokens, nor open its circuit for the others."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from connector_operator.api.status import Reason
+from connector_operator.domain import outcome as outcomes
+from connector_operator.domain.accounts import AccountKey, AccountKind
+from connector_operator.openconnectors import errors
+from connector_operator.openconnectors.budget import AccountGate, Budget, Gates
+from connector_operator.openconnectors.circuit import OWN, Circuit, CircuitState
+from connector_operator.reconciler import account
+from connector_operator.reconciler.account import User
+from tests.fixtures.runtime import build_runtime
+
+SHARED = Budget(requests_per_second=5, burst=1, max_in_flight=4)
+
+
+async def settled() -> None:
+    for _ in range(10):
+        await asyncio.sleep(0)
+
+
+async def test_one_namespace_s_hanging_calls_leave_the_account_a_slot_for_the_others() -> None:
+    """N5: `maxInFlight: 4` was taken before the namespace's slot; four hanging calls of one team
+    were the whole account, and everyone else got BudgetExhausted."""
+    gate = AccountGate(
+        "ClusterConnectorAccount shared", Budget(requests_per_second=1000, burst=50, max_in_flight=4)
+    )
+    release = asyncio.Event()
+
+    async def hang() -> None:
+        async with gate.admit(30, namespace="a") as admission:
+            await release.wait()
+            admission.record(200)
+
+    hers = [asyncio.create_task(hang()) for _ in range(8)]
+    async with asyncio.timeout(1):  # the bucket starts empty: 3 ms refill her three tokens
+        while gate.snapshot().in_flight < 3:  # noqa: ASYNC110 (no event to wait on)
+            await asyncio.sleep(0.005)
+    await settled()
+    assert gate.snapshot().in_flight == 3
+    async with asyncio.timeout(1), gate.admit(30, namespace="b") as admission:
+        admission.record(200)
+    release.set()
+    await asyncio.gather(*hers)
+
+
+async def test_another_namespace_is_not_refused_for_the_length_of_one_namespace_s_queue() -> None:
+    """N6: the early refusal counted every caller queued: 300 of one team's calls at 5/s made the
+    other team's one call "wait 60 s" and refused it at once."""
+    gate = AccountGate("ClusterConnectorAccount shared", SHARED)
+    release = asyncio.Event()
+
+    async def queued() -> None:
+        try:
+            async with gate.admit(120, namespace="a"):
+                await release.wait()
+        except errors.BudgetExhausted:
+            pass
+
+    hers = [asyncio.create_task(queued()) for _ in range(300)]
+    await settled()
+    started = time.monotonic()
+    async with gate.admit(30, namespace="b") as admission:  # her queue: 300 / 5 = 60 s
+        admission.record(200)
+    # In turn: behind at most one of hers per free slot and one token each (5/s).
+    assert time.monotonic() - started < 2.0
+    for task in hers:
+        task.cancel()
+    await asyncio.gather(*hers, return_exceptions=True)
+
+
+def failing(circuit: Circuit, sources: list[str]) -> None:
+    for source in sources:
+        circuit.record(False, 0.0, source)
+
+
+def test_one_namespace_s_failures_do_not_open_a_shared_account_s_circuit() -> None:
+    circuit = Circuit(threshold=5)
+    failing(circuit, ["a"] * 20)
+    assert circuit.state is CircuitState.CLOSED
+
+
+@pytest.mark.parametrize("sources", [["a"] * 4 + ["b"], ["a", "b", "a", "a", "a"], ["a"] * 4 + [OWN]])
+def test_failures_from_two_namespaces_or_the_account_s_own_check_open_it(sources: list[str]) -> None:
+    circuit = Circuit(threshold=5)
+    failing(circuit, sources)
+    assert circuit.state is CircuitState.OPEN
+
+
+def test_a_success_starts_the_count_of_sources_again() -> None:
+    circuit = Circuit(threshold=3)
+    failing(circuit, ["a", "b"])
+    circuit.record(True, 0.0, "c")
+    failing(circuit, ["a"] * 3)
+    assert circuit.state is CircuitState.CLOSED
+
+
+def test_a_namespaced_account_s_one_tenant_opens_its_circuit() -> None:
+    gates = Gates()
+    own = gates.for_account(("ConnectorAccount", "team", "acme"), None, single_tenant=True)
+    shared = gates.for_account(("ClusterConnectorAccount", "", "shared"), None)
+    for gate in (own, shared):
+        for _ in range(5):
+            gate._record(503, "team")
+    assert own.circuit.state is CircuitState.OPEN
+    assert shared.circuit.state is CircuitState.CLOSED
+
+
+async def test_a_recovery_wakes_only_the_objects_waiting_to_retry_and_a_bounded_number() -> None:
+    """N6: every recovery (at most one per 10 s, which one tenant's failures can cause) woke every
+    instance of the account: 10,000 passes for 10,000 instances."""
+    runtime = build_runtime()
+    woken: list[tuple[str, str]] = []
+    runtime.wakeups.fallback = woken.append
+    key = AccountKey(AccountKind.CLUSTER_CONNECTOR_ACCOUNT, "", "shared")
+    users = [User("team", f"ci-{index:04}", deleting=False) for index in range(1000)]
+    waiting = {(user.namespace, user.name) for user in users[::2]}  # half of them retry later
+    circuit_open = outcomes.retrying(Reason.ACCOUNT_UNAVAILABLE, "open", ready=True, retry_after=5)
+    for object_key in waiting:
+        runtime.retries.failed(object_key, circuit_open)
+    await account._retry_waiting(runtime, key, {key: users})
+    assert len(woken) == account.RECOVERY_WAKES
+    assert set(woken) <= waiting
