@@ -17,7 +17,7 @@ NAMESPACE = "open-connectors-operator"
 HEADER = f"""\
 # Rendered from charts/open-connectors-operator by `make manifests`. Do not edit.
 # Install: kubectl apply --server-side -f deploy/open-connectors-operator.yaml
-# The chart's defaults: cluster-wide, with its four admission policies (Kubernetes 1.30+). The
+# The chart's defaults: cluster-wide, with its five admission policies (Kubernetes 1.30+). The
 # recommended install watches named namespaces only: the chart with operator.watchNamespaces.
 apiVersion: v1
 kind: Namespace

@@ -1,6 +1,6 @@
 """`open-connectors-operator run`: flags and environment into Settings, then kopf.
 
-Standalone unless `--peering` names kopf peering objects (the Helm chart does): then a second copy
+Standalone unless `--peering` names a kopf peering object (the Helm chart does): then a second copy
 of the operator pauses while the first runs (kube/peering.py). kopf runs under
 `shutdown.run_operator`, which bounds the time a stop takes (shutdown.py).
 """
@@ -187,9 +187,9 @@ def _quiet_watch_handlers(record: logging.LogRecord) -> bool:
     "--peering",
     envvar="OCO_PEERING",
     default="",
-    help="Name of kopf peering objects (a KopfPeering in each watched namespace, or a "
-    "ClusterKopfPeering; created if missing). A second copy of the operator with the same name "
-    "pauses while the first runs and takes over when it stops. Empty: standalone.",
+    help="Name of the kopf peering object (a ClusterKopfPeering, also when namespaces are given; "
+    "created if missing). A second copy of the operator with the same name pauses while the first "
+    "runs and takes over when it stops. Empty: standalone.",
 )
 def run_command(  # noqa: PLR0913  (click passes each command-line option as an argument)
     namespaces: tuple[str, ...],

@@ -30,9 +30,12 @@ from tests.fixtures.operator import wait_until
 
 RELEASE = "oco"
 SERVICE_ACCOUNT = "oco-open-connectors-operator"
-# A user who may create ConnectorInstances in the watched namespaces and read no Secret: the
-# policies are enforced once her reference to a Secret is refused.
+# A user who may create ConnectorInstances in the watched namespaces, delete Secrets but read none:
+# the secret-references policy is enforced once her reference to a Secret is refused.
 PROBE_USER = "policy-probe"
+# One who may read every Secret there but delete none: the secret-holds policy is enforced once her
+# reference is refused. Each probe is refused by one policy only, so each tells about its own.
+HOLD_PROBE_USER = "hold-probe"
 
 
 def fresh_namespace(core: client.CoreV1Api, prefix: str) -> str:
@@ -69,6 +72,10 @@ def grant(
 
 
 MANAGE_INSTANCES = {"apiGroups": [GROUP], "resources": [PLURAL], "verbs": ["*"]}
+# `delete` on the namespace's Secrets: an author the secret-holds policy lets reference any Secret
+# (as Kubernetes' admin and edit roles do); for tests about another policy, so that only that one
+# can refuse (when two policies refuse, the API server reports either one).
+DELETE_SECRETS = {"apiGroups": [""], "resources": ["secrets"], "verbs": ["delete"]}
 
 
 def instance_body(name: str, spec: dict[str, Any]) -> dict[str, Any]:
@@ -142,20 +149,27 @@ class _Probes:
     def __init__(self, control_plane: ControlPlane, release: Release) -> None:
         self.namespace = release.watched[0]
         self.user = client.CustomObjectsApi(impersonating(control_plane, PROBE_USER))
+        self.holder = client.CustomObjectsApi(impersonating(control_plane, HOLD_PROBE_USER))
         self.operator = client.CoreV1Api(impersonating(control_plane, release.service_account_user))
 
-    def reference_refused(self) -> bool:
+    def _refused(self, user: client.CustomObjectsApi) -> bool:
         body = instance_body("probe", {"connectorKey": "probe", "credentialsSecretRef": {"name": "probe"}})
         return bool(
             denied_by_policy(
-                lambda: self.user.create_namespaced_custom_object(
+                lambda: user.create_namespaced_custom_object(
                     GROUP, VERSION, self.namespace, PLURAL, body, dry_run="All"
                 )
             )
         )
 
-    def reference_allowed(self) -> bool:
-        return not self.reference_refused()
+    def reference_refused(self) -> bool:
+        return self._refused(self.user)
+
+    def hold_refused(self) -> bool:
+        return self._refused(self.holder)
+
+    def references_allowed(self) -> bool:
+        return not self.reference_refused() and not self.hold_refused()
 
     def write_refused(self) -> bool:
         body = client.V1Secret(metadata=client.V1ObjectMeta(name="probe"))
@@ -184,12 +198,15 @@ def install_chart(
             kubeconfig=control_plane.kubeconfig,
         )  # fmt: skip
         assert done.returncode == 0, done.stderr
-        grant(rbac, release.watched[0], PROBE_USER, [MANAGE_INSTANCES])
+        grant(rbac, release.watched[0], PROBE_USER, [MANAGE_INSTANCES, DELETE_SECRETS])
+        read_secrets = {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]}
+        grant(rbac, release.watched[0], HOLD_PROBE_USER, [MANAGE_INSTANCES, read_secrets])
         probes = _Probes(control_plane, release)
         installed.append((release, probes))
         if policies:
             wait_until(
-                lambda: probes.reference_refused() and probes.write_refused(), what="policies enforced"
+                lambda: probes.reference_refused() and probes.hold_refused() and probes.write_refused(),
+                what="policies enforced",
             )
         return release
 
@@ -202,4 +219,4 @@ def install_chart(
         if release.policies:
             # Every release in this session names its policies alike: the next test's must not
             # meet this one's, still cached by the admission plugin.
-            wait_until(probes.reference_allowed, what="policies gone after uninstall")
+            wait_until(probes.references_allowed, what="policies gone after uninstall")

@@ -26,7 +26,7 @@ from connector_operator.api.names import (
     VERSION,
 )
 from hack.controlplane.cluster import ControlPlane
-from tests.chart.conftest import MANAGE_INSTANCES, Release, grant, impersonating, refusal
+from tests.chart.conftest import DELETE_SECRETS, MANAGE_INSTANCES, Release, grant, impersonating, refusal
 from tests.chart.test_admission import MAX_CHECKED, User, may_get_secrets, put_secret
 from tests.fixtures.operator import wait_until
 
@@ -210,7 +210,8 @@ def test_an_account_reference_fits_the_budget_beside_the_most_secrets_checked_by
     namespace = install_chart().watched[0]
     names = [f"s{i}" for i in range(MAX_CHECKED)]
     dave = User(control_plane, "dave", namespace)
-    grant(rbac, namespace, dave.name, [MANAGE_INSTANCES, may_get_secrets(names), may_get_accounts(["team"])])
+    rules = [MANAGE_INSTANCES, DELETE_SECRETS, may_get_secrets(names), may_get_accounts(["team"])]
+    grant(rbac, namespace, dave.name, rules)
     wait_allowed(dave.api, "get", "", "secrets", names[-1], namespace)
     wait_allowed(dave.api, "get", GROUP, ACCOUNT_PLURAL, "team", namespace)
 

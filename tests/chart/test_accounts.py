@@ -86,13 +86,14 @@ def test_namespaced_install_reads_account_secrets_in_its_namespace_and_the_liste
             "verbs": ["get", "list", "watch"],
         },
     ]
-    # No other cluster-wide rule at all for the operator in a namespaced install; the other
-    # ClusterRoles are the tenants' (aggregated into admin, edit and view), bound to nobody here.
+    # No other cluster-wide rule for the operator in a namespaced install but its one peering object
+    # (test_render.py: test_peering_rbac_environment_and_grace_period); the other ClusterRoles are
+    # the tenants' (aggregated into admin, edit and view), bound to nobody here.
     assert {o["roleRef"]["name"] for o in objects if o["kind"] == "ClusterRoleBinding"} == {
-        f"{FULLNAME}-cluster-accounts"
-    }
+        f"{FULLNAME}-cluster-accounts", f"{FULLNAME}-peering"
+    }  # fmt: skip
     assert {o["metadata"]["name"] for o in objects if o["kind"] == "ClusterRole"} == {
-        f"{FULLNAME}-cluster-accounts", f"{FULLNAME}-edit", f"{FULLNAME}-view"
+        f"{FULLNAME}-cluster-accounts", f"{FULLNAME}-peering", f"{FULLNAME}-edit", f"{FULLNAME}-view"
     }  # fmt: skip
     env = deployment_env(*args, "--set", "operator.defaultAccount=shared")
     assert env["OCO_DEFAULT_ACCOUNT"] == "shared"

@@ -4,6 +4,9 @@ secret-references: a ConnectorInstance may reference only Secrets its author may
 change re-checks them all. secret-writes: the operator's ServiceAccount writes only its own
 Secrets, and on the Secrets it reads only its watch label and its in-use finalizer.
 
+Authors here may delete Secrets (DELETE_SECRETS), so that the secret-holds policy
+(test_secret_holds.py) never refuses what these tests show another policy refusing.
+
 Every attack runs twice: with the policies (refused) and with `admissionPolicies.enabled=false`
 (accepted: RBAC alone lets it through), so each test shows that the policy is what stops it.
 The operator's identity is a real token of the chart's ServiceAccount; users are impersonated.
@@ -32,6 +35,7 @@ from connector_operator.kube.api import MERGE_PATCH, KubeAPI
 from connector_operator.kube.secrets import Owner, Secrets, SecretShape
 from hack.controlplane.cluster import ControlPlane
 from tests.chart.conftest import (
+    DELETE_SECRETS,
     MANAGE_INSTANCES,
     Release,
     grant,
@@ -133,7 +137,7 @@ def test_an_author_may_reference_only_secrets_she_can_get(
     for name in ("her-account", "database-password"):
         put_secret(core, namespace, name, string_data={"value": f"{name}-value"})
     alice = User(control_plane, "alice", namespace)
-    grant(rbac, namespace, "alice", [MANAGE_INSTANCES, may_get_secrets(["her-account"])])
+    grant(rbac, namespace, "alice", [MANAGE_INSTANCES, DELETE_SECRETS, may_get_secrets(["her-account"])])
     wait_allowed(alice.api, namespace, "get", "secrets", "her-account")
     spec = (
         spec_reading("database-password")
@@ -167,7 +171,7 @@ def test_only_an_author_who_may_create_secrets_may_shape_the_token_secret(
     namespace = install_chart(policies=policies).watched[0]
     put_secret(core, namespace, "her-account", string_data={"value": "v"})
     alice = User(control_plane, "alice", namespace)
-    grant(rbac, namespace, "alice", [MANAGE_INSTANCES, may_get_secrets(["her-account"])])
+    grant(rbac, namespace, "alice", [MANAGE_INSTANCES, DELETE_SECRETS, may_get_secrets(["her-account"])])
     wait_allowed(alice.api, namespace, "get", "secrets", "her-account")
     plain = {**spec_reading("her-account"), "tokenSecret": {"name": "plain-token"}}
     shaped = {**spec_reading("her-account"), "tokenSecret": {"labels": {"grafana_dashboard": "1"}}}
@@ -208,7 +212,7 @@ def test_any_spec_change_rechecks_every_reference_and_metadata_changes_none(
         instance_body("crm", spec_reading("team-account", "database-password")),
     )
     alice = User(control_plane, "alice", namespace)
-    grant(rbac, namespace, "alice", [MANAGE_INSTANCES, may_get_secrets(["her-account"])])
+    grant(rbac, namespace, "alice", [MANAGE_INSTANCES, DELETE_SECRETS, may_get_secrets(["her-account"])])
     wait_allowed(alice.api, namespace, "get", "secrets", "her-account")
 
     # The attack: her own account instead of the team's, so the database password (a reference
@@ -235,10 +239,10 @@ def test_the_policy_checks_up_to_its_limit_by_name_and_any_number_with_namespace
     namespace = install_chart().watched[0]
     names = [f"s{i}" for i in range(MAX_CHECKED + 1)]
     by_name = User(control_plane, "named-grants", namespace)
-    grant(rbac, namespace, by_name.name, [MANAGE_INSTANCES, may_get_secrets(names)])
+    grant(rbac, namespace, by_name.name, [MANAGE_INSTANCES, DELETE_SECRETS, may_get_secrets(names)])
     wait_allowed(by_name.api, namespace, "get", "secrets", names[-1])
     everything = User(control_plane, "namespace-reader", namespace)
-    grant(rbac, namespace, everything.name, [MANAGE_INSTANCES, may_get_secrets()])
+    grant(rbac, namespace, everything.name, [MANAGE_INSTANCES, DELETE_SECRETS, may_get_secrets()])
     wait_allowed(everything.api, namespace, "get", "secrets")
     # 200 entries (the CRD's maximum) cycling over the names: duplicates cost nothing.
     at_limit = spec_reading(names[0], *(names[1 + i % (MAX_CHECKED - 1)] for i in range(200)))

@@ -87,13 +87,12 @@ def test_operator_as_the_charts_service_account_runs_a_full_lifecycle(
         ready_inputs(core, watched, simulator)
         uid = instances.create("crm", closeio_spec())["metadata"]["uid"]
         instances.wait_ready("crm")
-        # It works, so it created its peering object and found no older copy there.
+        # It works, so it created its peering object and found no older copy there: one
+        # ClusterKopfPeering, the namespaced install's too (no pause switch in a tenant's namespace).
         custom = client.CustomObjectsApi(api_client)
         peering = deployment_env(namespace=release.namespace)["OCO_PEERING"]
-        if namespaced:
-            assert custom.get_namespaced_custom_object("kopf.dev", "v1", watched, "kopfpeerings", peering)
-        else:
-            assert custom.get_cluster_custom_object("kopf.dev", "v1", "clusterkopfpeerings", peering)
+        assert custom.get_cluster_custom_object("kopf.dev", "v1", "clusterkopfpeerings", peering)
+        assert not custom.list_namespaced_custom_object("kopf.dev", "v1", watched, "kopfpeerings")["items"]
         token = secret_data(core, watched, "crm-token")
         assert token is not None
         assert token["token"]

@@ -74,8 +74,8 @@ def test_default_render_is_cluster_wide_secure_and_deterministic() -> None:
         ("ClusterRoleBinding", None),
         ("Deployment", "oco"),
         ("ServiceAccount", "oco"),
-        *[("ValidatingAdmissionPolicy", None)] * 4,
-        *[("ValidatingAdmissionPolicyBinding", None)] * 4,
+        *[("ValidatingAdmissionPolicy", None)] * 5,
+        *[("ValidatingAdmissionPolicyBinding", None)] * 5,
     ]
     [deployment] = [o for o in objects if o["kind"] == "Deployment"]
     spec = deployment["spec"]
@@ -107,8 +107,9 @@ def test_namespaced_render_has_roles_only_in_the_watched_namespaces() -> None:
     objects = render("--set", "operator.watchNamespaces={sales,support}")
     assert kinds(objects) == [
         ("ClusterRole", None),  # ClusterConnectorAccounts and the watched namespaces' labels
+        ("ClusterRole", None),  # the one ClusterKopfPeering (peering)
         *[("ClusterRole", None)] * 2,  # the tenants' edit and view (aggregated)
-        ("ClusterRoleBinding", None),
+        *[("ClusterRoleBinding", None)] * 2,
         ("Deployment", "oco"),
         ("Role", "oco"),  # the operator's own Secret in its namespace
         ("Role", "oco"),  # the cluster accounts' Secrets in its namespace
@@ -119,8 +120,8 @@ def test_namespaced_render_has_roles_only_in_the_watched_namespaces() -> None:
         ("RoleBinding", "sales"),
         ("RoleBinding", "support"),
         ("ServiceAccount", "oco"),
-        *[("ValidatingAdmissionPolicy", None)] * 4,
-        *[("ValidatingAdmissionPolicyBinding", None)] * 4,
+        *[("ValidatingAdmissionPolicy", None)] * 5,
+        *[("ValidatingAdmissionPolicyBinding", None)] * 5,
     ]
     [deployment] = [o for o in objects if o["kind"] == "Deployment"]
     env = {e["name"]: e.get("value") for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
@@ -129,7 +130,7 @@ def test_namespaced_render_has_roles_only_in_the_watched_namespaces() -> None:
     # References are checked, and status kept the operator's, where this operator acts (and on
     # every ClusterConnectorAccount: a namespaceSelector never skips a cluster-scoped object); its
     # own writes are confined everywhere.
-    for name in ("secret-references", "status-writes"):
+    for name in ("secret-references", "secret-holds", "status-writes"):
         assert bindings[f"oco-open-connectors-operator-{name}"]["matchResources"] == {
             "namespaceSelector": {
                 "matchExpressions": [
@@ -418,23 +419,25 @@ def test_namespace_names_that_yaml_reads_as_booleans_stay_names() -> None:
 
 
 @pytest.mark.parametrize(
-    ("args", "kind", "resource"),
-    [
-        ((), "ClusterRole", "clusterkopfpeerings"),
-        (("--set", "operator.watchNamespaces={sales}"), "Role", "kopfpeerings"),
-    ],
+    ("args", "role"),
+    [((), FULLNAME), (("--set", "operator.watchNamespaces={sales}"), f"{FULLNAME}-peering")],
+    ids=["cluster", "namespaced"],
 )
-def test_peering_rbac_environment_and_grace_period(args: tuple[str, ...], kind: str, resource: str) -> None:
-    """kopf peering (a second copy pauses): the operator creates its peering objects, lists and
-    watches them, and patches only its own; the pod names itself to kopf; the grace period is set."""
+def test_peering_rbac_environment_and_grace_period(args: tuple[str, ...], role: str) -> None:
+    """kopf peering (a second copy pauses): the operator creates its one ClusterKopfPeering, and
+    lists, watches and patches only that one; no Role in a watched namespace names kopf.dev (a
+    KopfPeering there would be a pause switch for anyone who may write it, tenant-findings N7); the
+    pod names itself to kopf; the grace period is set."""
     objects = render(*args)
-    [role] = [o for o in objects if o["kind"] == kind and o["metadata"].get("namespace") != "oco"
-              and o["metadata"]["name"] == FULLNAME]  # fmt: skip
-    assert [rule for rule in role["rules"] if rule["apiGroups"] == ["kopf.dev"]] == [
-        {"apiGroups": ["kopf.dev"], "resources": [resource], "verbs": ["list", "watch", "create"]},
-        {"apiGroups": ["kopf.dev"], "resources": [resource], "resourceNames": ["open-connectors-operator"],
-         "verbs": ["patch"]},
+    [cluster_role] = [o for o in objects if o["kind"] == "ClusterRole" and o["metadata"]["name"] == role]
+    assert [rule for rule in cluster_role["rules"] if rule["apiGroups"] == ["kopf.dev"]] == [
+        {"apiGroups": ["kopf.dev"], "resources": ["clusterkopfpeerings"], "verbs": ["create"]},
+        {"apiGroups": ["kopf.dev"], "resources": ["clusterkopfpeerings"],
+         "resourceNames": ["open-connectors-operator"], "verbs": ["list", "watch", "patch"]},
     ]  # fmt: skip
+    [binding] = [o for o in objects if o["kind"] == "ClusterRoleBinding" and o["metadata"]["name"] == role]
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": FULLNAME, "namespace": "oco"}]
+    assert "kopf.dev" not in json.dumps([o for o in objects if o["kind"] == "Role"])
     [deployment] = [o for o in objects if o["kind"] == "Deployment"]
     pod = deployment["spec"]["template"]["spec"]
     assert pod["terminationGracePeriodSeconds"] == 30
@@ -444,6 +447,26 @@ def test_peering_rbac_environment_and_grace_period(args: tuple[str, ...], kind: 
     assert {p.name for p in (CHART / "crds").glob("kopf.dev_*.yaml")} == {
         "kopf.dev_kopfpeerings.yaml", "kopf.dev_clusterkopfpeerings.yaml"
     }  # fmt: skip
+
+
+def test_allowed_hosts_are_looked_up_as_written_before_the_search_domains() -> None:
+    """tenant-findings N18: with the kubelet's ndots 5, `oc.corp` is first looked up as
+    `oc.corp.<namespace>.svc.cluster.local`, `oc.corp.svc.cluster.local` (Service `oc` of a namespace
+    `corp`), ...; ndots 1 looks up any name with a dot as written first. Configurable, and null
+    leaves the cluster's defaults."""
+
+    def dns_config(*args: str) -> Any:
+        [deployment] = [o for o in render(*args) if o["kind"] == "Deployment"]
+        return deployment["spec"]["template"]["spec"].get("dnsConfig")
+
+    assert dns_config() == {"options": [{"name": "ndots", "value": "1"}]}
+    assert dns_config("--set", "operator.watchNamespaces={sales}") == dns_config()
+    two = ("--set-string", "dnsConfig.options[0].name=ndots", "--set-string", "dnsConfig.options[0].value=2")
+    assert dns_config(*two) == {"options": [{"name": "ndots", "value": "2"}]}
+    assert dns_config("--set", "dnsConfig=null") is None
+    result = helm("template", "x", str(CHART), "--set", "dnsConfig.ndots=1")
+    assert result.returncode != 0
+    assert "ndots" in result.stderr
 
 
 def test_more_than_one_replica_needs_peering() -> None:

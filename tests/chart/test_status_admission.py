@@ -324,6 +324,8 @@ def test_the_default_roles_get_the_kinds_but_never_status(
                 assert not can_i(user, verb, resource, *ns, *status), f"{role} may {verb} {resource}/status"
         assert not can_i(user, "patch", "kopfpeerings.kopf.dev", *ns), f"{role} may patch kopfpeerings"
         assert not can_i(user, "create", "kopfpeerings.kopf.dev", *ns), f"{role} may create kopfpeerings"
+    # The operator's peering object (a ClusterKopfPeering): not even edit bound cluster-wide writes it.
+    assert not can_i(wide["edit"], "patch", "clusterkopfpeerings.kopf.dev"), "edit may patch it"
     view = users["view"]
     for resource in (PLURAL, ACCOUNT_PLURAL):
         assert can_i(view, "get", resource, *ns)

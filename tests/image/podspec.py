@@ -86,7 +86,7 @@ def pod_run(
     _check(
         pod,
         {"serviceAccountName", "automountServiceAccountToken", "terminationGracePeriodSeconds",
-         "securityContext", "containers", "volumes"} | SCHEDULING_FIELDS,
+         "securityContext", "containers", "volumes", "dnsConfig"} | SCHEDULING_FIELDS,
         "pod spec",
     )  # fmt: skip
     [container] = pod["containers"]
@@ -102,6 +102,7 @@ def pod_run(
     options += _security(pod.get("securityContext", {}), container.get("securityContext", {}))
     options += _resources(container.get("resources", {}))
     options += _volumes(pod.get("volumes", []), container.get("volumeMounts", []))
+    options += _dns(pod.get("dnsConfig", {}))
     env = _env(container.get("env", []), pod_name, namespace)
     # What the kubelet adds: the API server's Service in the environment, the token mounted.
     env |= {
@@ -196,6 +197,20 @@ def _volumes(volumes: list[dict[str, Any]], mounts: list[dict[str, Any]]) -> lis
         size = f",size={int(quantity(empty_dir['sizeLimit']))}" if "sizeLimit" in empty_dir else ""
         # An emptyDir is writable by everyone in the pod (mode 0777; kubelet), and starts empty.
         options += ["--tmpfs", f"{mount['mountPath']}:rw,nosuid,nodev,mode=1777{size}"]
+    return options
+
+
+def _dns(config: dict[str, Any]) -> list[str]:
+    """The pod's dnsConfig as the kubelet writes it into resolv.conf: its options (ndots:1) and
+    search domains on top of the node's (here the host's) resolver configuration."""
+    _check(config, {"options", "searches", "nameservers"}, "dnsConfig")
+    options: list[str] = []
+    for option in config.get("options", []):
+        _check(option, {"name", "value"}, "dnsConfig option")
+        value = f":{option['value']}" if option.get("value") is not None else ""
+        options += ["--dns-option", f"{option['name']}{value}"]
+    options += [arg for domain in config.get("searches", []) for arg in ("--dns-search", domain)]
+    options += [arg for server in config.get("nameservers", []) for arg in ("--dns", server)]
     return options
 
 

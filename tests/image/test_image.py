@@ -66,10 +66,11 @@ def proc_status(container: Container) -> dict[str, list[str]]:
     }
 
 
-def peers(custom: client.CustomObjectsApi, namespace: str) -> set[str]:
-    """The identities with a keep-alive record in the chart's KopfPeering of `namespace`."""
+def peers(custom: client.CustomObjectsApi) -> set[str]:
+    """The identities with a keep-alive record in the chart's ClusterKopfPeering (the one peering
+    object, also for the namespaced install: kube/peering.py)."""
     try:
-        body = custom.get_namespaced_custom_object("kopf.dev", "v1", namespace, "kopfpeerings", PEERING_NAME)
+        body = custom.get_cluster_custom_object("kopf.dev", "v1", "clusterkopfpeerings", PEERING_NAME)
     except ApiException as error:
         if error.status == 404:
             return set()
@@ -168,7 +169,7 @@ def test_a_second_copy_pauses_and_takes_over_when_the_first_stops(
     with HostilePlatform.running() as second_platform:
         second = chart_pod.start("oco-b", api_url=second_platform.api_url)
         second.wait_ready()
-        wait_until(lambda: {"oco-a", "oco-b"} <= peers(custom, watched), what="both copies' peering records")
+        wait_until(lambda: {"oco-a", "oco-b"} <= peers(custom), what="both copies' peering records")
 
         # A new object: the first copy makes it Ready; the second, paused, does nothing at all.
         created = time.monotonic()
@@ -183,7 +184,7 @@ def test_a_second_copy_pauses_and_takes_over_when_the_first_stops(
         assert exit_code == 0
         assert seconds < STOP_GRACE + 2
         stopped = time.monotonic()
-        wait_until(lambda: "oco-a" not in peers(custom, watched), what="the first copy's record withdrawn")
+        wait_until(lambda: "oco-a" not in peers(custom), what="the first copy's record withdrawn")
         instances.create("three", example_like("three"))
         instances.wait_ready("three")
         assert second_platform.count("POST", "/instances") >= 1

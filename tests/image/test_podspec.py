@@ -42,6 +42,7 @@ def test_the_default_render_runs_with_the_charts_security_and_limits() -> None:
         f"--memory {384 * 2**20}",
         "--cpu-shares 51",
         "--tmpfs /tmp:rw,nosuid,nodev,mode=1777,size=67108864",
+        "--dns-option ndots:1",
         f"--volume /sa:{SERVICE_ACCOUNT_MOUNT}:ro",
         "--env KUBERNETES_SERVICE_HOST=127.0.0.1",
         "--env KUBERNETES_SERVICE_PORT=6443",
@@ -62,6 +63,7 @@ def test_the_default_render_runs_with_the_charts_security_and_limits() -> None:
         (("spec", "template", "spec", "containers", 0), {"command": ["sh"]}),
         (("spec", "template", "spec", "containers", 0, "securityContext"), {"privileged": True}),
         (("spec", "template", "spec", "securityContext"), {"seccompProfile": {"type": "Unconfined"}}),
+        (("spec", "template", "spec", "dnsConfig"), {"resolver": "custom"}),
     ],
 )
 def test_an_unknown_or_unsupported_field_is_refused(where: tuple[Any, ...], field: dict[str, Any]) -> None:

@@ -6,10 +6,12 @@ import datetime
 import getpass
 import os
 
+import kopf
 import pytest
 
+from connector_operator.handlers.setup import peer_in_the_cluster
 from connector_operator.kube.keepalive import Peer, outranked
-from connector_operator.kube.peering import collection_path, own_identity, priority_by_age
+from connector_operator.kube.peering import name_selector, object_path, own_identity, priority_by_age
 
 
 def test_an_older_copy_ranks_above_a_newer_one() -> None:
@@ -20,9 +22,22 @@ def test_an_older_copy_ranks_above_a_newer_one() -> None:
     assert older < 2**53
 
 
-def test_peering_objects_per_namespace_or_for_the_cluster() -> None:
-    assert collection_path("sales") == "/apis/kopf.dev/v1/namespaces/sales/kopfpeerings"
-    assert collection_path(None) == "/apis/kopf.dev/v1/clusterkopfpeerings"
+def test_one_cluster_scoped_peering_object_selected_by_name() -> None:
+    assert object_path("oco") == "/apis/kopf.dev/v1/clusterkopfpeerings/oco"
+    assert name_selector("oco") == "metadata.name=oco"
+
+
+def test_kopf_peers_in_the_cluster_object_whatever_it_watches() -> None:
+    """A namespaced operator (kopf.operator(namespaces=...) sets clusterwide=False before the startup
+    handlers) still peers in the ClusterKopfPeering, and lists and watches only that one."""
+    settings = kopf.OperatorSettings()
+    settings.peering.clusterwide = False
+    peer_in_the_cluster(settings, "oco")
+    assert settings.peering.clusterwide
+    cluster = kopf.Resource("kopf.dev", "v1", "clusterkopfpeerings", namespaced=False)
+    namespaced = kopf.Resource("kopf.dev", "v1", "kopfpeerings", namespaced=True)
+    assert settings.watching.field_selectors.collect(cluster) == ["metadata.name=oco"]
+    assert settings.watching.field_selectors.collect(namespaced) == []
 
 
 def test_the_pod_names_the_copy(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -65,26 +65,28 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- printf "system:serviceaccount:%s:%s" .Release.Namespace (include "oco.serviceAccountName" .) -}}
 {{- end -}}
 
+{{/* kopf peering: one ClusterKopfPeering, whatever the operator watches (kube/peering.py). A
+KopfPeering in each watched namespace, kopf's own choice for a namespaced operator, would let anyone
+who may write kopfpeerings in one of them (a Role on `*`) pause the operator for every namespace; no
+namespaced grant reaches a cluster-scoped object. The operator creates it (create cannot be narrowed
+by name), and lists, watches and patches only this one: kopf's list and watch select it by name
+(handlers/setup.py), which lets RBAC narrow them to it. */}}
+{{- define "oco.peeringRules" -}}
+{{- if .Values.peering.enabled -}}
+- apiGroups: [kopf.dev]
+  resources: [clusterkopfpeerings]
+  verbs: [create]
+- apiGroups: [kopf.dev]
+  resources: [clusterkopfpeerings]
+  resourceNames: [{{ .Values.peering.name | quote }}]
+  verbs: [list, watch, patch]
+{{- end }}
+{{- end -}}
+
 {{/* The operator's own permissions, shared by the ClusterRole and the namespaced Roles: exactly
 the calls it makes (kube/secrets.py, kube/status.py, kopf's watches and event posts), no more.
 No `get` on ConnectorInstances (kopf lists and watches them), no `update` anywhere (every write is
 a patch), Events only created (kopf posts core/v1 Events and never patches them). */}}
-{{/* kopf peering: its peering objects are a KopfPeering per watched namespace, or one
-ClusterKopfPeering for a cluster-wide install. The operator creates them (create cannot be narrowed
-by name) and lists and watches them; it patches only its own (its keep-alive record). */}}
-{{- define "oco.peeringRules" -}}
-{{- if .Values.peering.enabled -}}
-{{- $resource := ternary "kopfpeerings" "clusterkopfpeerings" (gt (len .Values.operator.watchNamespaces) 0) -}}
-- apiGroups: [kopf.dev]
-  resources: [{{ $resource }}]
-  verbs: [list, watch, create]
-- apiGroups: [kopf.dev]
-  resources: [{{ $resource }}]
-  resourceNames: [{{ .Values.peering.name | quote }}]
-  verbs: [patch]
-{{- end }}
-{{- end -}}
-
 {{- define "oco.rules" -}}
 - apiGroups: [openconnectors.io]
   resources: [connectorinstances]

@@ -6,8 +6,9 @@ finalizer is `openconnectors.io/finalizer`. The Secret watch gets a server-side 
 so the operator never lists or watches Secrets it has not labelled. No diff-base is stored
 at all (see `NoDiffBase`), so kopf writes nothing into the object's metadata but the finalizer.
 The operator's digest key (kube/digestkey.py) is read, or created, once before anything else runs,
-and with --peering its peering objects (kube/peering.py) are created if missing. The login, ours
-and kopf's, finds the API server a pod's environment names first (kube/incluster.py).
+and with --peering its peering object (kube/peering.py: one ClusterKopfPeering, for the namespaced
+install too, so that nothing in a tenant's namespace can pause it) is created if missing. The login,
+ours and kopf's, finds the API server a pod's environment names first (kube/incluster.py).
 """
 
 from __future__ import annotations
@@ -100,13 +101,13 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     home = await operator_namespace(ours, settings)
     key = await digest_key(api, ours, home)
     if ours.peering is not None:
-        await peering_objects(api, ours.peering, ours.namespaces)
+        peer_in_the_cluster(settings, ours.peering)
+        await peering_object(api, ours.peering)
         if "keepalive" not in memo and memo.get(STOP_KEY) is not None:
             memo["keepalive"] = asyncio.create_task(
                 keepalive.keep_alive(
                     api,
                     ours.peering,
-                    ours.namespaces,
                     memo[PEER_KEY],
                     memo[STOP_KEY],
                     judged=lambda outranked: peering_judged(memo, outranked),
@@ -164,18 +165,28 @@ async def digest_key(api: KubeAPI, ours: Settings, namespace: str) -> bytes:
     return key
 
 
-async def peering_objects(api: KubeAPI, name: str, namespaces: tuple[str, ...]) -> None:
-    """The peering objects kopf needs, created if missing (kube/peering.py). Without their CRD or the
+def peer_in_the_cluster(settings: kopf.OperatorSettings, name: str) -> None:
+    """kopf peers in the one ClusterKopfPeering `name`, whatever the operator watches. Given
+    namespaces, kopf would peer in a KopfPeering of each, where any tenant with write access to
+    `kopfpeerings` could pause the whole operator (kube/peering.py). kopf reads this setting when
+    its peering tasks start, after the startup handlers (`kopf.operator` sets it from the scope
+    before them). Its list and watch select the object by name: the ClusterRole grants no more."""
+    settings.peering.clusterwide = True
+    settings.watching.field_selectors[peering.GROUP, peering.PLURAL] = peering.name_selector(name)
+
+
+async def peering_object(api: KubeAPI, name: str) -> None:
+    """The peering object kopf needs, created if missing (kube/peering.py). Without its CRD or the
     permission the operator stops with a message: a copy that cannot peer must not run unpaired."""
     try:
-        await peering.ensure_objects(api, name, namespaces)
+        await peering.ensure_object(api, name)
     except peering.PeeringUnavailable as error:
         raise kopf.PermanentError(str(error)) from None
     except KubeError as error:
         if error.status in (401, 403):
             raise kopf.PermanentError(
                 f"cannot create the peering object {name}: HTTP {error.status} {error.reason}; the "
-                f"operator needs create, list, watch and patch on {peering.GROUP} (cluster)kopfpeerings"
+                f"operator needs create, list, watch and patch on {peering.PLURAL}.{peering.GROUP}"
             ) from None
         message = f"peering object {name}: HTTP {error.status} {error.reason}"
         raise kopf.TemporaryError(message, delay=5) from None

@@ -1,4 +1,4 @@
-"""This copy's keep-alive record in the peering objects, refreshed far more often than kopf does.
+"""This copy's keep-alive record in the peering object, refreshed far more often than kopf does.
 
 kopf writes a copy's record (priority, lifetime, last seen) every lifetime minus 5 to 10 seconds,
 so a record is never more than 5 to 10 seconds from expiring. Another copy that reads it and
@@ -10,7 +10,9 @@ record back within 15 seconds.
 
 Each refresh also reads the other copies' records, as kopf does, and tells `judged` whether this
 copy is outranked (an alive record of equal or higher priority: kopf pauses then). kopf pauses its
-watches itself; the passes (engine/scheduler.py) are ours and pause on that judgement.
+watches itself; the passes (engine/scheduler.py) are ours and pause on that judgement. The record
+and the judgement are in the one cluster-scoped peering object, never in a tenant's namespace
+(kube/peering.py): a record there, whatever its priority, pauses nothing.
 
 The record has kopf's own shape, under kopf's identity for this copy. Refreshing stops as soon as
 the operator is asked to stop, and the record is withdrawn then, as kopf withdraws it: a refresh
@@ -28,7 +30,7 @@ from dataclasses import dataclass
 from typing import Any, TypedDict, Unpack
 
 from connector_operator.kube.api import MERGE_PATCH, KubeAPI, KubeError
-from connector_operator.kube.peering import collection_path
+from connector_operator.kube.peering import object_path
 
 logger = logging.getLogger(__name__)
 
@@ -64,31 +66,27 @@ class Rounds(TypedDict, total=False):
 async def keep_alive(
     api: KubeAPI,
     name: str,
-    namespaces: tuple[str, ...],
     peer: Peer,
     stopping: asyncio.Future[Any],
     **rounds: Unpack[Rounds],
 ) -> None:
-    """Refresh this copy's record in each peering object until `stopping` is done; then withdraw it.
-    After each round, `judged(outranked)` if any peering object could be read."""
-    paths = [f"{collection_path(namespace)}/{name}" for namespace in namespaces or (None,)]
+    """Refresh this copy's record in the peering object until `stopping` is done; then withdraw it.
+    After each round, `judged(outranked)` if the peering object could be read."""
+    path = object_path(name)
     refresh, judged = rounds.get("refresh", REFRESH), rounds.get("judged")
     try:
         while not stopping.done():
             now = datetime.datetime.now(datetime.UTC)
-            body = record(peer, now)
-            answers = [await _patch(api, path, body) for path in paths]
-            seen = [answer for answer in answers if answer is not None]
-            if judged is not None and seen:
-                judged(any(outranked(peer, answer, now) for answer in seen))
+            answer = await _patch(api, path, record(peer, now))
+            if judged is not None and answer is not None:
+                judged(outranked(peer, answer, now))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(asyncio.shield(stopping), timeout=refresh)
     finally:
         withdrawal = record(peer, datetime.datetime.now(datetime.UTC), lifetime=0)
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(WITHDRAW_TIMEOUT):
-                for path in paths:
-                    await _patch(api, path, withdrawal)
+                await _patch(api, path, withdrawal)
 
 
 def outranked(peer: Peer, peering: Mapping[str, Any], now: datetime.datetime) -> bool:
