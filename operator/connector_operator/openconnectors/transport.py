@@ -9,7 +9,8 @@ transport is used with a ClientSession of ours, so that it behaves as httpx's ow
   long request id is cut short by the redaction, not refused with the whole answer;
 - the environment's proxies (HTTPS_PROXY, HTTP_PROXY, ALL_PROXY, NO_PROXY) as httpx reads them,
   one transport per proxy, since httpx applies them only to a transport of its own making;
-- SSL_CERT_FILE and SSL_CERT_DIR as httpx reads them (the chart's CA bundle).
+- SSL_CERT_FILE and SSL_CERT_DIR as httpx reads them (the chart's CA bundle);
+- names looked up as written (`AsWritten`), never through the pod's DNS search path.
 
 And `cause`: httpx-aiohttp reports a refused connection or an untrusted certificate as
 httpx.ConnectTimeout, so the client judges a failure by the aiohttp error behind it.
@@ -17,10 +18,13 @@ httpx.ConnectTimeout, so the client judges a failure by the aiohttp error behind
 
 from __future__ import annotations
 
+import ipaddress
+import socket
 import ssl
 
 import aiohttp
 import httpx
+from aiohttp.abc import ResolveResult
 from httpx._utils import get_environment_proxies  # httpx's own reading of the proxy variables
 from httpx_aiohttp import AiohttpTransport
 
@@ -43,12 +47,37 @@ def transports(max_connections: int) -> tuple[httpx.AsyncBaseTransport, Mounts]:
 def _transport(context: ssl.SSLContext, max_connections: int, proxy: httpx.Proxy | None) -> AiohttpTransport:
     def session() -> aiohttp.ClientSession:
         return aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=max_connections, ssl=context),
+            connector=aiohttp.TCPConnector(limit=max_connections, ssl=context, resolver=AsWritten()),
             max_line_size=MAX_HEADER_BYTES,
             max_field_size=MAX_HEADER_BYTES,
         )
 
     return AiohttpTransport(client=session, proxy=proxy)
+
+
+class AsWritten(aiohttp.ThreadedResolver):
+    """Looks a platform host up as the absolute name it is (`api.example.com.`).
+
+    A pod's resolver tries a name with fewer dots than `ndots` (5 in Kubernetes) under each search
+    domain first: an allowed `oc.corp` was `oc.corp.svc.cluster.local`, Service `oc` of namespace
+    `corp`, whoever owns that namespace name, and it received the account secrets
+    (tenant-findings N18). The chart's `ndots: 1` still falls back to the search domains when the
+    name as written does not resolve; this does not. A single label (`localhost`) is left alone:
+    it is nothing but a local name. The TLS name and the Host header are the URL's, unchanged."""
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        return await super().resolve(absolute(host), port, family)
+
+
+def absolute(host: str) -> str:
+    """`host` with a trailing dot when it is a dotted name, not an address."""
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return host if "." not in host or host.endswith(".") else f"{host}."
+    return host
 
 
 def cause(error: BaseException) -> BaseException:
