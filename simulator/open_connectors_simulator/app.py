@@ -20,6 +20,7 @@ from open_connectors_simulator.control_api import add_control_routes
 from open_connectors_simulator.elements import add_element_routes
 from open_connectors_simulator.faults import FaultKind, LoggedRequest
 from open_connectors_simulator.httputil import (
+    BODY_TOO_LARGE_KEY,
     MAX_BODY_BYTES_KEY,
     REQUEST_ID_HEADER,
     ApiError,
@@ -150,7 +151,9 @@ async def _api_work(
     faults = state.faults
     if faults.latency_ms > 0:
         await asyncio.sleep(faults.latency_ms / 1000)
-    action = faults.decide(request.method, route)
+    # A rule may match on the body (`contains`): the one `receive_body` kept, none if too large.
+    body = b"" if request.get(BODY_TOO_LARGE_KEY) else await request.read()
+    action = faults.decide(request.method, route, body)
     if action is not None:
         if action.kind is FaultKind.DROP_BEFORE:
             raise _DropConnection

@@ -95,11 +95,14 @@ def _rule(
     route: str | None = None,
     status: int = 503,
     retry_after: int = 1,
+    contains: str | None = None,
 ) -> Call[None]:
     body: dict[str, Any] = {"kind": kind, "method": method, "count": count, "status": status}
     body["retryAfter"] = retry_after
     if route is not None:
         body["route"] = route
+    if contains is not None:
+        body["contains"] = contains
     return Call("POST", "/faults/rules", body, _nothing)
 
 
@@ -185,9 +188,12 @@ class ControlOperations:
         return _rule("drop_after" if after_handling else "drop_before", method, count, route=route)
 
     @operation
-    def hang_next(self, method: str, count: int = 1, *, route: str | None = None) -> Call[None]:
-        """Let the call take effect, then hold the response back for minutes."""
-        return _rule("hang_after", method, count, route=route)
+    def hang_next(
+        self, method: str, count: int = 1, *, route: str | None = None, contains: str | None = None
+    ) -> Call[None]:
+        """Let the call take effect, then hold the response back for minutes. With `contains`, only
+        calls whose body contains it count and hang (e.g. one namespace's `k8s-object:<ns>/` tag)."""
+        return _rule("hang_after", method, count, route=route, contains=contains)
 
     @operation
     def mark_invalid(self, instance_id: int, valid: bool = False) -> Call[dict[str, Any]]:

@@ -122,7 +122,8 @@ async def set_error_rates(request: web.Request) -> web.Response:
 
 
 async def add_rule(request: web.Request) -> web.Response:
-    """Queue a counted rule: `{"kind", "method", "count", "route"?, "status"?, "retryAfter"?}`."""
+    """Queue a counted rule: `{"kind", "method", "count", "route"?, "status"?, "retryAfter"?,
+    "contains"?}`; with `contains` it counts and hits only calls whose body contains that string."""
     body = await read_json_object(request)
     try:
         kind = FaultKind(str(body.get("kind")))
@@ -132,6 +133,9 @@ async def add_rule(request: web.Request) -> web.Response:
     route = body.get("route")
     if route is not None and (not isinstance(route, str) or not route.startswith("/")):
         raise ApiError(400, "'route' must be a route template such as /instances/{id}")
+    contains = body.get("contains")
+    if contains is not None and (not isinstance(contains, str) or not contains):
+        raise ApiError(400, "'contains' must be a non-empty string")
     rule = FaultRule(
         kind=kind,
         method=normalize_method(body.get("method", "*")),
@@ -139,6 +143,7 @@ async def add_rule(request: web.Request) -> web.Response:
         route=route,
         status=_int(body, "status", 503, 400, 599),
         retry_after=_int(body, "retryAfter", 1, 0, 86_400),
+        contains=contains,
     )
     faults = state_of(request).faults
     faults.add_rule(rule)

@@ -5,7 +5,10 @@ demand. Tests need determinism, so besides random error rates there are counted 
 POSTs fail with 503") that are consumed in order; the counters let tests and the benchmark see
 exactly how many calls each route received, and the request log when each arrived and how it was
 answered (a rate limit is measured from arrival times the platform saw, not from the caller's
-own counting).
+own counting). A counted rule may also name a substring the request body must contain
+(`contains`), so that it hits one tenant's calls only: e.g. `k8s-object:<namespace>/`, the tag the
+operator puts on every instance of that namespace (a POST's body carries it), hangs that
+namespace's creates and no one else's.
 """
 
 from __future__ import annotations
@@ -44,12 +47,14 @@ class FaultRule:
     route: str | None = None
     status: int = 503
     retry_after: int = 1
+    contains: str | None = None  # only calls whose body contains this (None: any call)
 
-    def matches(self, method: str, route: str) -> bool:
+    def matches(self, method: str, route: str, body: bytes = b"") -> bool:
         return (
             self.remaining > 0
             and self.method in (ANY_METHOD, method)
             and (self.route is None or self.route == route)
+            and (self.contains is None or self.contains.encode() in body)
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -60,6 +65,7 @@ class FaultRule:
             "route": self.route,
             "status": self.status,
             "retryAfter": self.retry_after,
+            "contains": self.contains,
         }
 
 
@@ -124,10 +130,11 @@ class FaultState:
         if seed is not None:
             self.random = random.Random(seed)
 
-    def decide(self, method: str, route: str) -> FaultAction | None:
-        """Consume the first matching counted rule, else roll the per-method error rate."""
+    def decide(self, method: str, route: str, body: bytes = b"") -> FaultAction | None:
+        """Consume the first matching counted rule, else roll the per-method error rate. `body`:
+        the request's, as received (empty if none, or too large to be read)."""
         for rule in self.rules:
-            if rule.matches(method, route):
+            if rule.matches(method, route, body):
                 rule.remaining -= 1
                 if rule.remaining == 0:
                     self.rules.remove(rule)

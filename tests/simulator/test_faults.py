@@ -50,6 +50,19 @@ def test_fail_next_can_target_one_route(simulator: SimulatorHandle, simulator_cl
     assert simulator_client.get(f"/instances/{instance['id']}").status_code == 200
 
 
+def test_a_rule_with_contains_hangs_only_the_calls_whose_body_contains_it(
+    simulator: SimulatorHandle, simulator_client: httpx.Client
+) -> None:
+    simulator.control.hang_next("POST", count=1, route="/instances", contains="k8s-object:team-a/")
+    create(simulator_client, closeio_body("theirs", tags=["k8s-object:team-b/x"]))  # not hers: answered
+    with pytest.raises(httpx.ReadTimeout):  # hers: takes effect, and no answer comes
+        simulator_client.post(
+            "/instances", json=closeio_body("hers", tags=["k8s-object:team-a/x"]), timeout=0.5
+        )
+    assert sorted(i["name"] for i in simulator.control.instances()) == ["hers", "theirs"]
+    create(simulator_client, closeio_body("again", tags=["k8s-object:team-a/y"]))  # the count is spent
+
+
 def test_rate_limit_next_sends_retry_after(
     simulator: SimulatorHandle, simulator_client: httpx.Client
 ) -> None:
@@ -211,6 +224,8 @@ def test_faults_never_hit_the_control_api(simulator: SimulatorHandle) -> None:
         ("/faults/rules", {"kind": "fail", "method": "GET", "count": 0}),
         ("/faults/rules", {"kind": "fail", "method": "GET", "status": 200}),
         ("/faults/rules", {"kind": "fail", "method": "GET", "route": "instances"}),
+        ("/faults/rules", {"kind": "hang_after", "method": "POST", "contains": ""}),
+        ("/faults/rules", {"kind": "hang_after", "method": "POST", "contains": 7}),
         ("/faults/latency", {"ms": -1}),
         ("/faults/error-rates", {"rates": {"GET": 2}}),
         ("/faults/rotate-on-update", {"enabled": "yes"}),
