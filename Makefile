@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 KUBECONFIG_LOCAL := .local/kubeconfig
 
-.PHONY: help venv controlplane cluster-up cluster-down lint typecheck layers dockerfile manifests test test-fast demo bench chaos crds lock fmt clean image
+.PHONY: help venv controlplane cluster-up cluster-down lint typecheck layers dockerfile manifests test test-fast demo bench bench-hostile chaos crds lock fmt clean image
 
 help:
 	@echo "make test          lint, type-check, layering contract and the full test suite (builds the control plane once)"
@@ -15,6 +15,7 @@ help:
 	@echo "make demo          local control plane + simulator + operator + examples"
 	@echo "make bench         scale benchmark (N=1000 NAMESPACES=10 LATENCY_MS=50); results in bench/results/"
 	@echo "make chaos         N objects (default 200) under operator kills, platform faults, an API server restart; bench/results/chaos-*"
+	@echo "make bench-hostile SCENARIO=templates|bigspecs: one tenant's worst (N2, N3) and what it costs the others; bench/results/hostile-*"
 	@echo "make cluster-up    start kube-apiserver + etcd on loopback, kubeconfig in $(KUBECONFIG_LOCAL)"
 	@echo "make cluster-down  stop them and remove their state"
 	@echo "make crds          regenerate crds/ (and the chart's copies) from the pydantic models"
@@ -116,6 +117,12 @@ bench: $(BENCH_STAMP) controlplane
 CHAOS_ARGS ?=
 chaos: controlplane
 	$(BIN)/python -m bench.chaos --n $(if $(filter command line,$(origin N)),$(N),200) $(CHAOS_ARGS)
+
+# Hostile tenants (not part of `make test`, about 3 minutes each): see bench/hostile.py.
+SCENARIO ?= templates
+HOSTILE_ARGS ?=
+bench-hostile: controlplane
+	$(BIN)/python -m bench.hostile $(SCENARIO) $(HOSTILE_ARGS)
 
 clean: cluster-down
 	rm -rf $(VENV) .local

@@ -24,7 +24,7 @@ from connector_operator.openconnectors.transport import AsWritten, absolute
         ("::1", "::1"),
     ],
 )
-def test_a_dotted_name_is_absolute_and_an_address_or_a_single_label_as_it_is(host: str, looked_up: str) -> None:
+def test_a_dotted_name_is_absolute_an_address_or_a_single_label_unchanged(host: str, looked_up: str) -> None:
     assert absolute(host) == looked_up
 
 

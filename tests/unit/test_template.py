@@ -444,7 +444,7 @@ def test_a_rendered_secret_over_the_api_servers_limit_is_an_invalid_spec() -> No
 
     big = {f"k{n}": "{{ userSecret }}" * 60 for n in range(MAX_KEYS)}
     template = compile_templates(big, include_account_secrets=True)
-    wanted = TokenSecretSpec(template=template)
+    wanted = TokenSecretSpec(sources=big, include_account_secrets=True, template=template)
     secret = "\u00e9" * 1000  # 2 bytes each in UTF-8: 60,000 characters a key, 120,000 bytes
     values = Values("tok", "1", "https://x", "closeio", "crm", user_secret=secret, organization_secret="o")
     with pytest.raises(TemplateError) as caught:

@@ -71,8 +71,9 @@ class TokenSecretTemplate(Model):
             "allowed: no loops, calls or attribute access. Example: "
             '`OC_AUTHORIZATION: "User {{ userSecret }}, Organization {{ organizationSecret }}, Element '
             '{{ token }}"`. A template has at most 300 parts (names, literals, operators) and numbers of '
-            "at most 64 digits; the rendered Secret holds at most 1 MiB. A template the operator cannot "
-            "render stalls the object with `InvalidSpec`.",
+            "at most 64 digits; the rendered Secret holds at most 1 MiB. All the templates of an object may "
+            "take at most 250 ms of CPU to compile and render, checked once per generation. A template the "
+            "operator cannot render stalls the object with `InvalidSpec` until the spec changes.",
             min_length=1,
             max_length=16,
             json_schema_extra={

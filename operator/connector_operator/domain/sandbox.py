@@ -2,9 +2,9 @@
 
 The language itself, its variables and limits, and `TemplateError` are domain/template.py's; this
 module holds everything that imports Jinja, so that an operator whose objects have no template never
-loads it (domain/tokensecret.py imports this module lazily). What a template may say is checked once
-per spec; it is rendered on every pass without letting the tenant run code, read files or the
-environment, loop, or spend unbounded CPU or memory in the operator.
+loads it (domain/tokensecret.py imports this module lazily). A template is checked once per generation
+of its object (domain/tokensecret.py keeps the verdict) and rendered without letting the tenant run
+code, read files or the environment, loop, or spend unbounded CPU or memory in the operator.
 
 Why Jinja2 with an AST allowlist rather than Jinja2 alone or a home-made language: Jinja's syntax
 is what tenants already know from Helm-like tools, and its parser gives us a typed tree
@@ -22,6 +22,8 @@ characters; nesting is capped so that neither Jinja's compiler nor Python's recu
 filter refuses an input or an output longer than `MAX_RENDERED`; `~` is rewritten into a balanced
 tree of length-checked joins, so no concatenation allocates beyond the cap; and the output is
 pulled piece by piece with `Template.generate`, stopping as soon as a key passes `MAX_RENDERED`.
+A whole set (16 keys) is bounded by a `CpuBudget` per object: each key's compile is charged what it
+cost when made (cached or not), and each key's rendering what it costs.
 
 The values are secrets: a failure while rendering is reported by key and exception type only,
 raised outside the `except` block so that no chained exception (whose text might quote a value)
@@ -32,6 +34,7 @@ from __future__ import annotations
 
 import base64
 import functools
+import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -54,12 +57,15 @@ from connector_operator.domain.template import (
     MAX_RENDERED,
     MAX_TEMPLATE,
     VARIABLES,
+    CpuBudget,
     TemplateError,
 )
 
 __all__ = ["SandboxedTemplate", "compile_templates"]
 
-_CACHE_SIZE = 256  # compiled templates kept: the same specs are rendered on every pass
+# Compiled templates by source, an extra that spares compiling a template many objects share. Nothing
+# relies on it (a tenant can evict it): each object compiles once per generation (domain/tokensecret.py).
+_CACHE_SIZE = 256
 
 _ALL_VARIABLES = frozenset(VARIABLES + ACCOUNT_VARIABLES)
 
@@ -326,12 +332,14 @@ class _Compiled:
     source: str
     template: JinjaTemplate = field(compare=False, repr=False)
     names: frozenset[str]
+    cost: float = field(default=0.0, compare=False)  # CPU seconds the compile took, charged at each use
 
 
 @functools.lru_cache(maxsize=_CACHE_SIZE)
 def _compile(source: str) -> _Compiled:
-    """Parse, check and compile one template; raises _Refused. Independent of the key and of
-    includeAccountSecrets (the caller checks those), so one cache entry serves every spec."""
+    """Parse, check and compile one template, with the CPU it took; raises _Refused. Independent
+    of the key and of includeAccountSecrets (the caller checks those): one entry serves every spec."""
+    started = time.thread_time()
     if len(source) > MAX_TEMPLATE:
         raise _Refused(f"the template has {len(source)} characters, at most {MAX_TEMPLATE} are allowed")
     try:
@@ -356,7 +364,7 @@ def _compile(source: str) -> _Compiled:
         raise _Refused(f"line {exc.lineno}: {exc.message or 'invalid template'}") from None
     except Exception as exc:  # Jinja or Python's compiler giving up (as _render): the type only
         raise _Refused(f"the template cannot be compiled ({type(exc).__name__})") from None
-    return _Compiled(source, template, frozenset(names))
+    return _Compiled(source, template, frozenset(names), time.thread_time() - started)
 
 
 # --- the API -------------------------------------------------------------------------------------
@@ -374,12 +382,21 @@ class SandboxedTemplate:
     def keys(self) -> tuple[str, ...]:
         return tuple(key for key, _ in self._compiled)
 
-    def render(self, values: Mapping[str, str]) -> dict[str, str]:
-        """Every key rendered over `values`; raises TemplateError naming the first key that fails."""
+    @property
+    def cost(self) -> float:
+        return sum(compiled.cost for _, compiled in self._compiled)
+
+    def render(self, values: Mapping[str, str], budget: CpuBudget | None = None) -> dict[str, str]:
+        """Every key rendered over `values` (within `budget`); TemplateError names the first that fails."""
         allowed = VARIABLES + ACCOUNT_VARIABLES if self.include_account_secrets else VARIABLES
         # Only the allowed names reach Jinja: without the flag the account secrets are not there at all.
         context = {name: values[name] for name in allowed if name in values}
-        return {key: _render(key, compiled.template, context) for key, compiled in self._compiled}
+        budget = budget or CpuBudget(float("inf"))
+        rendered: dict[str, str] = {}
+        for key, compiled in self._compiled:
+            with budget.measured(f"rendering key {key!r}"):
+                rendered[key] = _render(key, compiled.template, context)
+        return rendered
 
 
 def _render(key: str, template: JinjaTemplate, context: Mapping[str, str]) -> str:
@@ -407,10 +424,13 @@ def _render(key: str, template: JinjaTemplate, context: Mapping[str, str]) -> st
     return "".join(parts)
 
 
-def compile_templates(data: Mapping[str, str], *, include_account_secrets: bool) -> SandboxedTemplate:
-    """Check and compile every key's template; raises TemplateError naming the first key refused."""
+def compile_templates(
+    data: Mapping[str, str], *, include_account_secrets: bool, budget: CpuBudget | None = None
+) -> SandboxedTemplate:
+    """Check and compile every key's template (within `budget`); TemplateError names the first refused."""
     if len(data) > MAX_KEYS:
         raise TemplateError(f"{len(data)} templated keys, at most {MAX_KEYS} are allowed")
+    budget = budget or CpuBudget(float("inf"))
     compiled: list[tuple[str, _Compiled]] = []
     for key, source in data.items():
         try:
@@ -418,6 +438,7 @@ def compile_templates(data: Mapping[str, str], *, include_account_secrets: bool)
         except _Refused as exc:
             message = exc.message
         else:
+            budget.charge(template.cost, f"compiling key {key!r}")
             account = sorted(template.names.intersection(ACCOUNT_VARIABLES))
             if not account or include_account_secrets:
                 compiled.append((key, template))

@@ -1,5 +1,15 @@
 """What the passes know of an object between them (`Tracked`, `ObjectState`), and the object a pass
-works on (`Target`)."""
+works on (`Target`).
+
+What is kept between passes must not grow with what a tenant writes into a spec: a valid spec can be
+about 1 MB (200 literal values of 4 KiB, 32 annotations and 16 templates of 4 KiB), and keeping its
+JSON cost 101 MiB per 100 such objects, so 300 of them passed the chart's memory limit
+(tenant-findings N3). A spec's JSON is kept only up to `MAX_KEPT_SPEC` bytes; past that the record
+keeps its generation (which the API server bumps at every change of the spec, so it names the spec
+as a digest would) and size, and the pass reads the object again (`spec_for_pass`): one GET of a big
+object per pass, against 1 MB per object for as long as it exists. The same spec in the bodies kopf
+holds is cut to its skeleton (`cut_spec`). Of the templates, the state keeps a verdict and a keyed
+digest (domain/tokensecret.py `TemplateMemory`), never the compiled templates."""
 
 from __future__ import annotations
 
@@ -23,7 +33,10 @@ from connector_operator.api.names import (
     VERSION,
 )
 from connector_operator.api.status import ConnectorInstanceStatus
+from connector_operator.domain.tokensecret import TemplateMemory
 from connector_operator.domain.transition import is_ready, parse_status
+from connector_operator.kube.api import KubeAPI
+from connector_operator.kube.finalizers import read_instance
 from connector_operator.kube.secrets import Owner
 from connector_operator.openconnectors.client import Instance
 
@@ -47,6 +60,8 @@ class ObjectState:
     # not proof (anyone who may write the status subresource can set it): until it is verified,
     # nothing is written to it or exported from it (reconciler/remote.py).
     verified: int | None = None
+    # The templates' verdict for a generation, and what they last rendered (no compiled template).
+    templates: TemplateMemory | None = None
     written: ConnectorInstanceStatus = field(init=False)  # what the API server last accepted
 
     def __post_init__(self) -> None:
@@ -92,19 +107,67 @@ def object_ref(namespace: str, name: str, uid: str) -> Ref:
     }
 
 
+# Specs of at most this many bytes of JSON are kept between passes: the examples' take about 0.5 KiB,
+# one that names twenty Secrets about 2 KiB. A bigger one is read again by each pass (`spec_for_pass`).
+MAX_KEPT_SPEC = 4096
+# Set in an event body's metadata by `cut_spec` (the bytes of the long strings it emptied): its spec
+# is a skeleton. In the event's dict only, which nothing sends anywhere.
+CUT_MARK = "x-openconnectors-cut-spec"
+
+
+def cut_spec(body: Mapping[str, Any]) -> None:
+    """Empty the long strings of a big spec in the body kopf keeps: literal configuration values,
+    the token Secret's annotations and templates, which only a pass reads (from the object read
+    again: `spec_for_pass`). At start-up kopf holds every listed body until all are indexed, and
+    300 tenant specs of 1 MB peaked at 418 MiB after a restart, over the chart's limit: a crash
+    loop (tenant-findings N3). What the indexes and the event handler read stays: the structure,
+    the Secret names, the keys, and a value "" is still a value. A deletion's body, which kopf's
+    delete handler reads whole, is left as it is."""
+    meta, spec = body.get("metadata"), body.get("spec")
+    if not isinstance(meta, dict) or not isinstance(spec, dict) or meta.get("deletionTimestamp"):
+        return
+    places = _long_strings(spec)
+    size = sum(len(mapping[key]) for mapping, key in places)
+    if size <= MAX_KEPT_SPEC:
+        return
+    for mapping, key in places:
+        mapping[key] = ""
+    meta[CUT_MARK] = size
+
+
+def _long_strings(spec: dict[str, Any]) -> list[tuple[dict[str, Any], Any]]:
+    """Where the long strings a tenant may write into a spec are: (mapping, key) of each."""
+    places: list[tuple[dict[str, Any], Any]] = []
+    for entry in spec.get("configuration") or []:
+        if isinstance(entry, dict) and isinstance(entry.get("value"), str):
+            places.append((entry, "value"))
+    token_secret = spec.get("tokenSecret")
+    token_secret = token_secret if isinstance(token_secret, dict) else {}
+    template = token_secret.get("template")
+    for mapping in (
+        token_secret.get("annotations"),
+        template.get("data") if isinstance(template, dict) else None,
+    ):
+        if isinstance(mapping, dict):
+            places += [(mapping, key) for key, value in mapping.items() if isinstance(value, str)]
+    return places
+
+
 @dataclass(eq=False, slots=True)
 class Tracked:
     """What the passes know of one object: the parts of its latest body they read, and their own
     memory of it. Kept instead of the body: a status write of ours comes back as an event too, and
     the body is mostly status and metadata the passes never read.
 
-    Between passes both are kept serialized (`park`): the spec as its JSON, the state pickled. As
-    pydantic models and parsed JSON they took about 15 KiB per object at rest; serialized, 2 to
-    3 KiB (bench/README.md, "Memory per object"). A pass pays one parse of each (`thaw`), about
-    50 microseconds."""
+    Between passes both are kept serialized (`park`): the spec as its JSON (when small), the state
+    pickled. As pydantic models and parsed JSON they took about 15 KiB per object at rest;
+    serialized, 2 to 3 KiB (bench/README.md, "Memory per object"). A pass pays one parse of each
+    (`thaw`), about 50 microseconds. The generation names the spec (the API server bumps it at every
+    change of the spec): a spec too big to keep is known by it alone, and read again for a pass."""
 
     uid: str
-    spec_json: str = "{}"
+    spec_json: str | None = None  # at most MAX_KEPT_SPEC bytes; None: not kept, read it again
+    spec_bytes: int = -1  # the size of the spec's JSON; -1 before the first event
     generation: int = 0
     annotations: tuple[bool, str | None] = (False, None)  # (paused, reconcile request)
     take_over: str | None = None  # the take-over-from annotation
@@ -123,14 +186,20 @@ class Tracked:
     _parked: bytes = b""  # between passes: the pickled ObjectState (our own bytes, never a peer's)
 
     @property
-    def spec(self) -> dict[str, Any]:
+    def spec(self) -> dict[str, Any] | None:
+        """The spec, if it was small enough to keep (`spec_for_pass` reads a bigger one)."""
+        if self.spec_json is None:
+            return None
         parsed: dict[str, Any] = json.loads(self.spec_json)
         return parsed
 
     def observe(self, body: Mapping[str, Any]) -> None:
         meta = Meta.of(body)
-        if meta.generation != self.generation or self.spec_json == "{}":  # a spec change bumps it
-            self.spec_json = json.dumps(body.get("spec") or {}, separators=(",", ":"))
+        if meta.generation != self.generation or self.spec_bytes < 0:  # a spec change bumps it
+            text = json.dumps(body.get("spec") or {}, separators=(",", ":"))
+            cut = body["metadata"].get(CUT_MARK) if isinstance(body.get("metadata"), Mapping) else None
+            self.spec_bytes = len(text) + (cut or 0)
+            self.spec_json = text if len(text) <= MAX_KEPT_SPEC and cut is None else None
         self.generation = meta.generation
         self.annotations = annotation_marks(meta.annotations)
         self.take_over = take_over_from(meta.annotations)
@@ -155,6 +224,24 @@ class Tracked:
         if self._state is not None:
             self._parked = pickle.dumps(self._state, protocol=pickle.HIGHEST_PROTOCOL)
             self._state = None
+
+
+async def spec_for_pass(
+    tracked: Tracked, kube: KubeAPI | None, key: Key
+) -> tuple[int, Mapping[str, Any]] | None:
+    """The spec a pass works on, with its generation: the one kept, or else the object as stored
+    now (maybe a generation whose event is still on its way). None: it is gone, or another object
+    has its name by now (its events say so). Raises KubeError when the read fails."""
+    kept = tracked.spec
+    if kept is not None:
+        return tracked.generation, kept
+    if kube is None:  # only a Runtime built by hand has no client
+        return None
+    raw = await read_instance(kube, *key)
+    if raw is None or Meta.of(raw).uid != tracked.uid:
+        return None
+    spec = raw.get("spec")
+    return Meta.of(raw).generation, spec if isinstance(spec, Mapping) else {}
 
 
 def tracked_from(body: Mapping[str, Any], resync: float) -> Tracked:

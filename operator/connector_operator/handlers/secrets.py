@@ -28,6 +28,7 @@ from pydantic import ValidationError
 
 from connector_operator.api.names import GROUP, PLURAL, VERSION
 from connector_operator.api.spec import parse_spec, related_secrets
+from connector_operator.engine.objects import cut_spec
 from connector_operator.engine.secretindex import indexed, secret_meta
 from connector_operator.kube.secrets import OUR_LABELS, SecretMeta
 from connector_operator.reconciler.runtime import Runtime
@@ -63,7 +64,9 @@ LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 def trim_instance(body: kopf.Body) -> None:
     """Drop from a ConnectorInstance body what neither kopf nor the operator reads: kopf's worker
     for the object keeps its latest body while it idles, and at start-up it holds every listed
-    body until all are indexed (bench/README.md, "Memory per object")."""
+    body until all are indexed (bench/README.md, "Memory per object"). A big spec's long strings
+    go too (`cut_spec`): its passes read the object again."""
+    cut_spec(body)
     meta = body.get("metadata")
     if isinstance(meta, dict):
         meta.pop("managedFields", None)

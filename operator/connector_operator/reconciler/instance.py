@@ -22,10 +22,18 @@ from connector_operator import logcontext, metrics
 from connector_operator.api.meta import Meta
 from connector_operator.api.names import FINALIZER
 from connector_operator.api.spec import MAX_RESYNC, MIN_RESYNC, parse_duration
-from connector_operator.domain.outcome import Kind, Outcome
+from connector_operator.api.status import Reason
+from connector_operator.domain.outcome import Kind, Outcome, retrying
 from connector_operator.domain.transition import parse_status
 from connector_operator.engine.accounts import waiter
-from connector_operator.engine.objects import ObjectState, Target, Tracked, object_ref, tracked_from
+from connector_operator.engine.objects import (
+    ObjectState,
+    Target,
+    Tracked,
+    object_ref,
+    spec_for_pass,
+    tracked_from,
+)
 from connector_operator.engine.secretholds import Users
 from connector_operator.kube.api import KubeError
 from connector_operator.kube.finalizers import add_finalizer, read_instance
@@ -150,12 +158,20 @@ async def _pass(runtime: Runtime, key: Key, tracked: Tracked, state: ObjectState
     # A new reconcile-requested-at value asks for a platform check now (as Flux's requestedAt).
     requested = request is not None and request != state.status.last_handled_reconcile_at
     due = time.monotonic() >= tracked.next_check or (requested and not paused)
-    spec = tracked.spec
+    try:
+        read = await spec_for_pass(tracked, runtime.kube, key)  # a big spec is not kept: read again
+    except KubeError as error:  # retried with backoff, as a pass that failed
+        logger.warning("%s/%s not read: HTTP %s", namespace, name, error.status)
+        message = f"The object could not be read: HTTP {error.status}"
+        return runtime.retries.failed(key, retrying(Reason.KUBERNETES_ERROR, message, ready=state.ready))
+    if read is None:
+        return math.inf  # gone, or made again: its events come
+    generation, spec = read
     target = Target(
         namespace,
         name,
         tracked.uid,
-        tracked.generation,
+        generation,
         spec,
         paused=paused,
         reconcile_request=request,

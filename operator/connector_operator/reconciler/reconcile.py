@@ -29,7 +29,7 @@ from connector_operator.domain import outcome as outcomes
 from connector_operator.domain.accounts import Endpoint, Refused, feature_refusal
 from connector_operator.domain.inputs import Missing, SecretData, TooLarge, resolve
 from connector_operator.domain.outcome import Outcome
-from connector_operator.domain.tokensecret import TemplateError, TokenSecretSpec, token_secret_spec
+from connector_operator.domain.tokensecret import TokenSecretSpec, checked, token_secret_shape
 from connector_operator.domain.transition import Effective, Facts, merge_patch, status_after, stored
 from connector_operator.engine.accounts import ROTATION_GRACE, AccountState
 from connector_operator.engine.objects import ObjectState, Target
@@ -41,6 +41,7 @@ from connector_operator.reconciler.outcomes import TokenSecretConflict, classify
 from connector_operator.reconciler.remote import RemotePass
 from connector_operator.reconciler.request import Request, remote_pass
 from connector_operator.reconciler.runtime import Key, Runtime
+from connector_operator.reconciler.tokenexport import off_loop
 
 logger = logging.getLogger(__name__)
 
@@ -84,7 +85,7 @@ class Admitted:
     """What the pass may go on with: a valid spec, an allowed endpoint, the effective settings."""
 
     spec: ConnectorInstanceSpec
-    secret: TokenSecretSpec  # compiled by `_admit_templates`, last
+    secret: TokenSecretSpec  # checked by `_admit_templates`, last
     located: Endpoint
     account: AccountState | None
     facts: Facts
@@ -107,7 +108,7 @@ async def reconcile(
     valid = _admit_spec(target, state)
     admitted = valid if isinstance(valid, Ended) else await _admit_endpoint(rt, target, state, valid)
     if not isinstance(admitted, Ended):
-        admitted = _admit_templates(admitted)
+        admitted = await _admit_templates(admitted, target, state)
     elif not isinstance(valid, Ended) and admitted.outcome.reason is Reason.ACCOUNT_NOT_ALLOWED:
         await _withdraw_account_secrets(rt, target, state, cache, valid)
     if isinstance(admitted, Ended):
@@ -171,16 +172,22 @@ async def _withdraw_account_secrets(
     state.events.append(("Warning", "SecretWithdrawn", message))
 
 
-def _admit_templates(admitted: Admitted) -> Admitted | Ended:
-    """The token Secret the spec asks for, its templates compiled (and so checked) before any
-    Secret is read or any call made. Only once the account and the host let the pass go on:
-    compiling costs CPU on the loop every object shares, and an object refused there would pay
-    it again at every resync for nothing (tenant-findings N2)."""
-    try:
-        secret = token_secret_spec(admitted.spec)
-    except TemplateError as error:
+async def _admit_templates(admitted: Admitted, target: Target, state: ObjectState) -> Admitted | Ended:
+    """The token Secret the spec asks for, its templates checked before any Secret is read or any
+    call made. Only once the account and the host let the pass go on, and once per generation
+    (domain/tokensecret.py), off the loop (`off_loop`): compiling costs CPU every object shares,
+    and a pass of a generation already judged (a resync, the reconcile annotation, a Secret's
+    change) would pay it again for nothing (tenant-findings N2). A refusal stands until the spec
+    changes."""
+    wanted, memory, generation = token_secret_shape(admitted.spec), state.templates, target.generation
+    if wanted.sources and (memory is None or memory.generation != generation):  # compiles
+        secret, state.templates = await off_loop(lambda: checked(wanted, memory, generation))
+    else:
+        secret, state.templates = checked(wanted, memory, generation)
+    refusal = state.templates.refusal if state.templates is not None else None
+    if refusal is not None:
         return Ended(
-            outcomes.stalled(Reason.INVALID_SPEC, f"Invalid spec: spec.tokenSecret.template: {error.message}")
+            outcomes.stalled(Reason.INVALID_SPEC, f"Invalid spec: spec.tokenSecret.template: {refusal}")
         )
     return replace(admitted, secret=secret)
 
@@ -230,11 +237,7 @@ async def _prepare(
         return Ended(waiting, admitted.facts, Awaited(inputs.secret_name, existed=False) if unseen else None)
     if isinstance(inputs, TooLarge):
         return Ended(outcomes.stalled(Reason.INVALID_SPEC, f"Invalid spec: {inputs.message}"), admitted.facts)
-    gate = (
-        rt.gates.for_account(located.account, located.budget, str(located.account))
-        if located.account
-        else None
-    )
+    gate = rt.gate(located.account, located.budget) if located.account else None
     # Whole Secrets, maybe big, are not held while the pass waits for the platform: only `inputs`.
     request = Request(
         spec, inputs, admitted.facts, admitted.settings.api_url, admitted.secret, gate, located.account

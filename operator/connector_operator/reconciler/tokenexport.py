@@ -5,22 +5,39 @@ platform URL, rendered templates, type, labels, annotations). Whether it holds t
 from the Secret watch's metadata, never from a read: after a restart by the token digests the
 watch keeps (compared with status), and before a write by a fingerprint of the whole data and
 the keyed shape digest. Only a difference costs a request.
+
+Nor are templates rendered to find out: the object's `TemplateMemory` holds a keyed digest of what
+it last rendered (templates and values) and the fingerprint of the data that made. When both still
+hold and the watch shows that data, the Secret is current without compiling anything; otherwise the
+templates are compiled and rendered within their CPU budget (domain/tokensecret.py). Past the budget
+the object stalls with InvalidSpec, remembered for its generation (tenant-findings N2).
+
+Compiling and rendering run on a thread of their own (`off_loop`), one object's templates at a time:
+even within the budget, a quarter of a second of CPU on the event loop holds up every other tenant's
+passes, the watches and /healthz, and 60 such objects created at once held it for 12 s. On the
+thread the loop keeps running (it takes the GIL back every few milliseconds), and the one thread
+keeps all the templates together to one core's share at most.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import TypeVar
 
 from connector_operator.api.status import ConnectorInstanceStatus, Reason
 from connector_operator.domain import outcome as outcomes
 from connector_operator.domain.desired import Keyed, is_legacy
 from connector_operator.domain.tokensecret import (
+    TemplateBudgetExceeded,
     TemplateError,
     TokenSecretSpec,
     Values,
     data,
+    rendered_digest,
     secret_annotations,
     shape_digest,
 )
@@ -38,6 +55,14 @@ from connector_operator.openconnectors.client import Credentials, Instance
 from connector_operator.reconciler.outcomes import Refused, TokenSecretConflict
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+_TEMPLATES = ThreadPoolExecutor(max_workers=1, thread_name_prefix="templates")
+
+
+async def off_loop(work: Callable[[], T]) -> T:
+    """`work` (compiling or rendering templates) on the templates' thread, the loop free meanwhile."""
+    return await asyncio.get_running_loop().run_in_executor(_TEMPLATES, work)
 
 
 @dataclass(frozen=True)
@@ -87,33 +112,46 @@ class TokenExport:
             user_secret=self.credentials.user_secret,
             organization_secret=self.credentials.organization_secret,
         )
-        try:
-            content = data(self.secret, values)
-        except TemplateError as error:
-            raise Refused(
-                outcomes.stalled(
-                    Reason.INVALID_SPEC, f"Invalid spec: spec.tokenSecret.template: {error.message}"
-                )
-            ) from None
-        shape = SecretShape(
-            self.secret.type, self.secret.labels, secret_annotations(self.secret, values, self.keyed)
-        )
         # Not in the watch cache: try to create it; a 409 makes write_token look before it writes.
         existing = self.cache.get((namespace, self.name))
-        if (
+        ours = (
             existing is not None
             and existing.managed
             and existing.owner_uid == self.target.uid
             and self.shaped(existing)
-            and existing.fingerprint == fingerprint(encode(content))
-        ):
+        )
+        memory, digest = self.secret.memory, None
+        if memory is not None and self.secret.sources:
+            digest = rendered_digest(self.secret, values, self.keyed)
+            if ours and existing is not None and memory.rendered == (digest, existing.fingerprint):
+                return  # as rendered last time, and the watch shows it: nothing compiled, nothing sent
+        content = await self._content(values)
+        printed = fingerprint(encode(content))
+        if memory is not None and digest is not None:
+            memory.rendered = (digest, printed)
+        if ours and existing is not None and existing.fingerprint == printed:
             return  # the watch shows it holds exactly this: no request at all
+        shape = SecretShape(
+            self.secret.type, self.secret.labels, secret_annotations(self.secret, values, self.keyed)
+        )
         try:
             owner = self.target.owner
             if await self.secrets.write_token(namespace, self.name, owner, content, existing, shape):
                 logger.info("wrote token Secret %s/%s", namespace, self.name)
         except SecretConflict as conflict:
             raise TokenSecretConflict(self.name, str(conflict)) from None
+
+    async def _content(self, values: Values) -> dict[str, str]:
+        """The Secret's data; a template that cannot be rendered stalls the object. Past the CPU
+        budget, that is remembered for the generation: its next passes compile nothing."""
+        wanted = self.secret
+        try:
+            return await off_loop(lambda: data(wanted, values)) if wanted.sources else data(wanted, values)
+        except TemplateError as error:
+            if isinstance(error, TemplateBudgetExceeded) and self.secret.memory is not None:
+                self.secret.memory.refusal = error.message
+            message = f"Invalid spec: spec.tokenSecret.template: {error.message}"
+            raise Refused(outcomes.stalled(Reason.INVALID_SPEC, message)) from None
 
     def shaped(self, view: SecretMeta) -> bool:
         """Whether the Secret was written for this spec's type, labels, annotations and templates.
