@@ -6,7 +6,8 @@ allows it over plain http); the victim is another namespace's object on the simu
 another host).
 
 - 3: forty objects at a platform that trickles a byte every few seconds: the platform gets at most
-  its host's share of calls (8), and the other namespace's object is Ready within 10 s.
+  one namespace's share of a host's calls (6 of 8), and the other namespace's object is Ready
+  within 10 s.
 - 3 (review, finding 2): the same with one namespace's objects naming two addresses and five
   ports of the server (the namespace's share: 8), and with two namespaces at one address on five
   ports (the host's share: 8).
@@ -211,21 +212,22 @@ def test_a_trickling_platform_leaves_another_namespace_ready_within_10s(
     operator = start_for(env, other_namespace)
     for index in range(40):  # more than --max-in-flight (32), which they all held before issue 9
         env.instances.create(f"trickle-{index}", hostile_spec(platform_server))
-    wait_until(lambda: platform_server.active >= 8, 30, "the trickling platform to hold its 8 calls")
+    # Her namespace's share of the host: its 8 slots less the reserve of 2 (issue 20).
+    wait_until(lambda: platform_server.active >= 6, 30, "the trickling platform to hold her 6 calls")
 
     seconds = victim_ready_within_10s(env, other_namespace)
 
     peak = peak_rss_mib(operator)
     print(f"victim Ready after {seconds:.1f}s with 40 trickling objects; operator peak RSS {peak:.0f} MiB")
-    assert platform_server.peak_active == 8
+    assert platform_server.peak_active == 6
     assert peak_rss_mib(operator) < CHART_MEMORY_LIMIT_MIB
 
 
 def test_one_namespace_naming_several_hosts_and_ports_holds_one_share(env: Env, other_namespace: str) -> None:
     """Review, finding 2: with `host:*` allowed, one server on five ports was five hosts (5 x 8
     calls, all 32 slots), and the other namespace's object was Ready after 29.8 s. Here her objects
-    name two addresses of her server, five ports each: her namespace holds 8 calls, whatever
-    hosts they name."""
+    name two addresses of her server, five ports each: her namespace holds its share, 6 calls,
+    whatever hosts they name."""
     with HostilePlatform.running(HOSTILE_ADDRESSES, ports=5) as platform:
         trickle_everything(platform)
         hostile_inputs(env)
@@ -233,12 +235,12 @@ def test_one_namespace_naming_several_hosts_and_ports_holds_one_share(env: Env, 
         for index, url in enumerate(platform.api_urls):  # 2 addresses x 5 ports x 4 objects
             for copy in range(4):
                 env.instances.create(f"trickle-{index}-{copy}", closeio_spec(apiURL=url))
-        wait_until(lambda: platform.active >= 8, 30, "her objects to hold their namespace's 8 calls")
+        wait_until(lambda: platform.active >= 6, 30, "her objects to hold their namespace's 6 calls")
 
         seconds = victim_ready_within_10s(env, other_namespace)
 
         print(f"victim Ready after {seconds:.1f}s; her peak in flight {platform.peak_active}")
-        assert platform.peak_active == 8
+        assert platform.peak_active == 6
 
 
 def test_namespaces_calling_one_host_on_several_ports_share_its_slots(
@@ -538,3 +540,100 @@ def test_float_ids_and_escaped_names_and_tags_leak_nothing_and_cost_no_put(
     env.instances.wait_gone("quirky")
     assert [s.path for s in platform_server.requests("DELETE")] == [f"/instances/{instance_id}"]
     assert platform_server.instances == {}
+
+
+# Issue 20: what waits for a slot, or for the shared listing, holds nothing else meanwhile
+
+
+def trickle_every_call(platform: HostilePlatform, interval: float, *, listing: bool) -> None:
+    """Every call trickles a byte every `interval` seconds; with `listing`, the listing before
+    the first create at an endpoint too (else it answers "none" at once)."""
+    for route in ("/instances", "/instances/{id}"):
+        for method in ("GET", "POST", "PUT", "PATCH", "DELETE"):
+            platform.on(method, route, trickle(interval=interval))
+    if not listing:
+        platform.on("GET", "/instances", on_listing(none_found, trickle(interval=interval)))
+
+
+def deletion_reported(env: Env, name: str) -> dict[str, Any] | None:
+    """The object being deleted, once its deletion said why it waits: a condition written for
+    the generation the deletion started (the API server bumps it), or kopf's delay record."""
+    obj = env.instances.get(name)
+    if obj is None:
+        return None
+    generation = obj["metadata"]["generation"]
+    conditions = (obj.get("status") or {}).get("conditions") or []
+    progress = (((obj.get("status") or {}).get("kopf") or {}).get("progress") or {}).get("delete_instance")
+    written = any(c.get("observedGeneration") == generation for c in conditions)
+    return obj if written or (progress or {}).get("delayed") else None
+
+
+def second_round(platform: HostilePlatform) -> bool:
+    """Whether calls (other than the listing) reached the platform more than one request deadline
+    (30 s) after the first one did, and at least four are held again."""
+    calls = [
+        r.at
+        for r in platform.requests()
+        if r.method != "GET" or r.route != "/instances" or r.query.get("tags[]")
+    ]
+    return bool(calls) and calls[-1] - calls[0] > 29 and platform.active >= 4
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1200)  # before the fix, the deletion alone took minutes
+@pytest.mark.parametrize("listing", [True, False], ids=["listing-trickles", "listing-answers"])
+@pytest.mark.parametrize(
+    "address",
+    [
+        pytest.param(HOSTILE_ADDRESSES[0], id="another-host"),
+        # The simulator's name (127.0.0.1), another port: one host to the operator (`host_of`).
+        pytest.param("127.0.0.1", id="simulator-host"),
+    ],
+)
+def test_a_platform_trickling_a_byte_every_10s_freezes_neither_another_namespace_nor_a_release(
+    env: Env, other_namespace: str, address: str, listing: bool
+) -> None:
+    """Issue 20, the independent check: forty objects of one namespace at a host that answers a
+    byte every 10 s, eight calls held open. Before: another namespace's object on the simulator
+    had no status for about 60 s (its POST after two rounds of the 30 s deadline), and one of the
+    trickling objects, deleted and then switched from Delete to Orphan, was not released within
+    30 s. Now: Ready within 5 s, released within 10 s of the switch."""
+    with HostilePlatform.running((address,)) as platform:
+        trickle_every_call(platform, 10.0, listing=listing)
+        hostile_inputs(env)
+        start_for(env, other_namespace)
+        started = time.monotonic()
+        for index in range(40):
+            env.instances.create(f"trickle-{index}", hostile_spec(platform))
+        # Steady state: a second round of held calls, past the first deadline (and past the
+        # listing's, when it trickles, which holds the creates for its 30 s and fails them).
+        wait_until(lambda: second_round(platform), 120, "a second round of trickling calls")
+        held = time.monotonic() - started
+
+        victim = Instances(env.instances.custom.api_client, other_namespace)
+        ready_inputs(env.core, other_namespace, env.simulator)
+        created = time.monotonic()
+        victim.create("victim", closeio_spec())
+        victim.wait_ready("victim", timeout=120)  # measured; the bound is asserted below
+        ready = time.monotonic() - created
+
+        deleted = time.monotonic()
+        env.instances.delete("trickle-0")
+        wait_until(
+            lambda: deletion_reported(env, "trickle-0"), 240, "trickle-0's deletion to say why it waits"
+        )
+        reported = time.monotonic() - deleted
+        switched = time.monotonic()
+        env.instances.patch_spec("trickle-0", {"deletionPolicy": "Orphan"})
+        env.instances.wait_gone("trickle-0", timeout=240)  # measured; the bound is asserted below
+        released = time.monotonic() - switched
+
+        print(
+            f"\n[issue 20, {address}, listing {'trickles' if listing else 'answers'}] calls held after "
+            f"{held:.1f}s; victim Ready {ready:.1f}s after its creation; the deletion reported after "
+            f"{reported:.1f}s; released {released:.1f}s after the switch to Orphan; peak in flight "
+            f"{platform.peak_active}"
+        )
+        assert platform.peak_active <= 8
+        assert ready <= 5, f"the other namespace's object was Ready after {ready:.1f}s"
+        assert released <= 10, f"the Orphan switch released the object after {released:.1f}s"

@@ -14,6 +14,7 @@ from typing import cast
 import pytest
 
 from connector_operator.api.spec import parse_spec
+from connector_operator.domain.accounts import AccountKey, AccountKind
 from connector_operator.domain.desired import Keyed, desired_instance
 from connector_operator.domain.transition import Facts, parse_status
 from connector_operator.engine import creations as creations_module
@@ -284,10 +285,16 @@ class ListingPlatform(Platform):
         return Instance(400221, "tok2")
 
 
-async def test_the_shared_listing_is_the_operator_s_call_not_the_first_caller_s_namespace() -> None:
+async def test_a_cluster_account_s_listing_is_the_operator_s_call_not_the_first_caller_s() -> None:
     """Tenant-findings N10: the listing every namespace's creates wait for ran in the namespace of
-    the object that asked first, behind whatever that namespace had queued."""
-    platform = ListingPlatform()
-    remote = creating(platform, Creations(), "team-a", "first", "3f0c9a55-3b0b-4b8e-9a49-3a1f0d0b7c11")
+    the object that asked first, behind whatever that namespace had queued. An endpoint of the
+    namespace's own credentials stays its own (its hosts and Secrets are hers to multiply)."""
+    uid = "3f0c9a55-3b0b-4b8e-9a49-3a1f0d0b7c11"
+    shared = ListingPlatform()
+    remote = creating(shared, Creations(), "team-a", "first", uid)
+    remote.account = AccountKey(AccountKind.CLUSTER_CONNECTOR_ACCOUNT, "", "shared")
     await remote._create_or_adopt()
-    assert platform.namespaces == {"listing": None, "POST": "team-a"}
+    assert shared.namespaces == {"listing": None, "POST": "team-a"}
+    own = ListingPlatform()
+    await creating(own, Creations(), "team-a", "first", uid)._create_or_adopt()
+    assert own.namespaces == {"listing": "team-a", "POST": "team-a"}

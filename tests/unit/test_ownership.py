@@ -23,7 +23,7 @@ from connector_operator.engine.accounts import Accounts
 from connector_operator.engine.objects import ObjectState, Target
 from connector_operator.openconnectors import errors
 from connector_operator.openconnectors.client import Credentials, Instance
-from connector_operator.reconciler import deletion
+from connector_operator.reconciler import deletecalls, deletion
 from connector_operator.reconciler.remote import RemotePass
 from connector_operator.reconciler.runtime import Runtime
 from connector_operator.settings import Settings
@@ -354,7 +354,7 @@ async def account(rt: Runtime, monkeypatch: pytest.MonkeyPatch) -> None:
     async def found(*_: Any) -> tuple[Credentials, None]:
         return Credentials("u", "o"), None
 
-    monkeypatch.setattr(deletion, "_account_secrets", found)
+    monkeypatch.setattr(deletecalls, "account_secrets_of", found)
 
 
 async def test_a_deletion_deletes_what_carries_the_identity_and_not_a_forged_status_id(

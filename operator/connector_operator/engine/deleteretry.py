@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -60,6 +60,31 @@ PROGRESS_FIELD = ("status", "kopf", "progress")
 Platform = tuple[str, Credentials]  # (host as client.host_of gives it, the account secrets)
 
 
+@dataclass(eq=False)
+class Attempt:
+    """One deletion's work on the platform, run apart from kopf's handler (issue 20).
+
+    kopf handles one object's events one at a time: while its delete handler runs, no event of
+    the object is even looked at, so a `deletionPolicy: Orphan` patch waited for every call of
+    a Delete attempt (a slot wait, then up to the request deadline, per call). The handler
+    now waits for its attempt a moment only, and kopf's worker is free again: the spec change
+    reaches `on_event` and the next run of the handler, which can withdraw the attempt."""
+
+    generation: int  # of the spec the attempt works from
+    task: asyncio.Task[Any]
+    awaited: int = 0  # runs of the handler waiting for it right now
+    sending: int | None = None  # an instance whose DELETE is sent and not answered yet
+
+    async def within(self, seconds: float) -> bool:
+        """Whether the attempt ended, waiting up to `seconds` for it (never cancelling it)."""
+        self.awaited += 1
+        try:
+            await asyncio.wait({self.task}, timeout=seconds)
+        finally:
+            self.awaited -= 1
+        return self.task.done()
+
+
 @dataclass
 class DeleteRetries:
     # Per object: failures counted for the backoff, by the one rule (engine/retries.py).
@@ -70,11 +95,71 @@ class DeleteRetries:
     waiting: dict[Platform, set[Key]] = field(default_factory=dict)
     # Deletions run early because their platform answered, until that run's outcome.
     early: set[Key] = field(default_factory=set)
+    # Per object being deleted under Delete: its attempt on the platform, until the handler takes
+    # its outcome (or a policy change withdraws it).
+    attempts: dict[Key, Attempt] = field(default_factory=dict)
     _tasks: set[asyncio.Task[bool]] = field(default_factory=set, repr=False)
 
     def forget(self, key: Key) -> None:
         self.seen.pop(key, None)
         self.succeeded(key)
+        attempt = self.attempts.pop(key, None)
+        if attempt is not None:
+            attempt.task.cancel()
+
+    def attempt(
+        self, status: StatusWriter, key: Key, generation: int, start: Callable[[], Awaitable[Any]]
+    ) -> Attempt:
+        """The object's attempt for this generation: the one running (or ended and not yet taken),
+        or a new one. One made from an older spec is cancelled first."""
+        current = self.attempts.get(key)
+        if current is not None and current.generation == generation:
+            return current
+        if current is not None:
+            current.task.cancel()
+        task = asyncio.ensure_future(start())
+        attempt = self.attempts[key] = Attempt(generation, task)
+        task.add_done_callback(lambda _: self._ended(status, key, attempt))
+        return attempt
+
+    def take(self, key: Key, attempt: Attempt) -> Any:
+        """The outcome of an attempt that ended (its exception raised); it is forgotten."""
+        if self.attempts.get(key) is attempt:
+            del self.attempts[key]
+        return attempt.task.result()
+
+    def finished(self, key: Key) -> bool:
+        attempt = self.attempts.get(key)
+        return attempt is not None and attempt.task.done()
+
+    async def withdraw(self, key: Key) -> tuple[Any, int | None]:
+        """End the object's attempt (the policy changed): (its outcome if it had ended, else None;
+        an instance whose DELETE was in flight, which may be deleted all the same)."""
+        attempt = self.attempts.pop(key, None)
+        if attempt is None:
+            return None, None
+        if attempt.task.done():
+            ended = not attempt.task.cancelled() and attempt.task.exception() is None
+            return (attempt.task.result() if ended else None), None
+        attempt.task.cancel()
+        await asyncio.wait({attempt.task})  # our awaits end at once when cancelled
+        return None, attempt.sending
+
+    def sending(self, key: Key, instance_id: int | None) -> None:
+        """The attempt sends (or got the answer to, with None) a DELETE of `instance_id`."""
+        attempt = self.attempts.get(key)
+        if attempt is not None:
+            attempt.sending = instance_id
+
+    def _ended(self, status: StatusWriter, key: Key, attempt: Attempt) -> None:
+        """An attempt ended while no run of the handler waited for it: run the handler now (kopf
+        sleeps out its delay otherwise). Should kopf's own progress patch land after this one,
+        `on_event` sees the ended attempt and does it again."""
+        if attempt.awaited or attempt.task.cancelled() or self.attempts.get(key) is not attempt:
+            return
+        task = asyncio.ensure_future(self.run_now(status, key))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def on_event(self, status: StatusWriter, key: Key, body: Mapping[str, Any]) -> bool:
         """For an event of an object being deleted: wake its delete handler when the spec changed
@@ -86,7 +171,9 @@ class DeleteRetries:
         # delete handler last reported on, which its conditions carry.
         previous = self.seen.get(key, judged_generation(body))
         self.seen[key] = generation
-        if (generation == previous and not first) or not delayed(body):
+        if not delayed(body):
+            return False
+        if generation == previous and not first and not self.finished(key):
             return False
         return await self.run_now(status, key)
 

@@ -20,6 +20,8 @@ object says so in `Stalled` with the one command that releases it, instead of ha
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,7 +29,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from connector_operator.api.meta import Meta
-from connector_operator.api.names import GROUP, PLURAL, VERSION
+from connector_operator.api.names import PLURAL
 from connector_operator.api.spec import (
     ConnectorInstanceSpec,
     DeletionPolicy,
@@ -39,8 +41,7 @@ from connector_operator.api.spec import (
 from connector_operator.api.status import ConnectorInstanceStatus, Reason
 from connector_operator.api.validation import describe
 from connector_operator.domain import outcome as outcomes
-from connector_operator.domain.accounts import AccountKey, Endpoint, Refused, account_key
-from connector_operator.domain.inputs import Missing, account_secrets
+from connector_operator.domain.accounts import Refused
 from connector_operator.domain.outcome import Outcome
 from connector_operator.domain.ownership import Identity
 from connector_operator.domain.transition import Facts, parse_status, status_after
@@ -48,13 +49,23 @@ from connector_operator.engine.objects import Event, object_ref
 from connector_operator.kube.secrets import SecretMeta
 from connector_operator.openconnectors import errors
 from connector_operator.openconnectors.budget import AccountGate
-from connector_operator.openconnectors.client import Credentials, Instance, host_of
-from connector_operator.reconciler.locate import locate
+from connector_operator.openconnectors.client import Credentials, host_of
+from connector_operator.reconciler import deletecalls
 from connector_operator.reconciler.outcomes import classify
 from connector_operator.reconciler.runtime import Key, Runtime
 
 # How long the delete handler waits for a running pass (a create: its POST) before it retries.
 PASS_WAIT = 35.0
+# Issue 20. One run of the delete handler waits this long for its attempt on the platform; kopf
+# looks at no event of the object while it runs (engine/deleteretry.py `Attempt`).
+HANDLER_SLICE = 2.0
+# kopf's delay after a run that left its attempt running; the attempt's end runs it sooner.
+ATTEMPT_WAIT = 30.0
+# Orphan: how long the release may take in all (a wait for a running pass, then the platform
+# taking the identity tags off, slot waits included), and how long of it for the pass. The
+# object is released whatever happens.
+RELEASE_WAIT = 5.0
+RELEASE_PASS_WAIT = 2.0
 
 
 @dataclass(frozen=True)
@@ -97,18 +108,22 @@ async def delete(runtime: Runtime, body: Mapping[str, Any], cache: Mapping[Key, 
     into kopf's retries."""
     meta = Meta.of(body)
     key = (meta.namespace, meta.name)
-    # A pass may be in the middle of a create: let it finish, or its instance could escape us.
     runtime.scheduler.close(key)  # also when kopf calls this before our event handler
-    if not await runtime.scheduler.wait_idle(key, timeout=PASS_WAIT):
-        return Wait("waiting for the reconcile pass to end", delay=1)
     status = parse_status(body.get("status"))
     try:
         spec = parse_spec(body.get("spec") or {})
     except ValidationError as error:
+        await runtime.delete_retries.withdraw(key)
+        # A pass may be in the middle of a create: let it finish, or its instance could escape us.
+        if not await runtime.scheduler.wait_idle(key, timeout=PASS_WAIT):
+            return Wait("waiting for the reconcile pass to end", delay=1)
         verdict, token_secret = await delete_unparsed(runtime, meta, body.get("spec"), status, error)
     else:
         token_secret = effective_token_secret(spec, meta.name)
-        verdict = await _delete_parsed(runtime, meta, spec, status, cache)
+        if _releases(spec):
+            verdict = await _release_now(runtime, meta, spec, cache)
+        else:
+            verdict = await _delete_in_attempt(runtime, meta, spec, status, cache)
     if not isinstance(verdict, Wait) and verdict.events:
         # Posted before anything else can fail: a failed token Secret deletion (kopf retries the
         # handler) must not lose the only record of which remote instances were deleted.
@@ -118,19 +133,65 @@ async def delete(runtime: Runtime, body: Mapping[str, Any], cache: Mapping[Key, 
     return verdict
 
 
-async def _delete_parsed(
+def _releases(spec: ConnectorInstanceSpec) -> bool:
+    """Whether the deletion leaves the remote instance in place (Orphan, or ObserveOnly)."""
+    return observe_only(spec) or (spec.deletion_policy or DeletionPolicy.DELETE) is DeletionPolicy.ORPHAN
+
+
+async def _release_now(
+    runtime: Runtime, meta: Meta, spec: ConnectorInstanceSpec, cache: Mapping[Key, SecretMeta]
+) -> Verdict:
+    """Orphan (or ObserveOnly), now: a Delete attempt still running is withdrawn (one that ended
+    has deleted already: its outcome stands), and the release is bounded in time."""
+    key = (meta.namespace, meta.name)
+    ended, in_flight = await runtime.delete_retries.withdraw(key)
+    if isinstance(ended, Deleted):
+        return ended
+    notes: list[Event] = []
+    if in_flight is not None:
+        notes.append(("Warning", "Orphaned", f"deletionPolicy became Orphan while the DELETE of remote "
+                      f"instance {in_flight} was in flight: it may be deleted all the same"))  # fmt: skip
+    if observe_only(spec):
+        message = "managementPolicy is ObserveOnly: the remote instance is never deleted from here"
+        return Deleted([*notes, ("Normal", "Orphaned", message)])
+    # A running pass may still be creating; its instance, if any, is left as a release leaves one.
+    started = time.monotonic()
+    await runtime.scheduler.wait_idle(key, timeout=RELEASE_PASS_WAIT)
+    verdict = await release_remote(runtime, meta, spec, cache, RELEASE_WAIT - (time.monotonic() - started))
+    if isinstance(verdict, Deleted) and notes:
+        return Deleted([*notes, *verdict.events])
+    return verdict
+
+
+async def _delete_in_attempt(
     runtime: Runtime,
     meta: Meta,
     spec: ConnectorInstanceSpec,
     status: ConnectorInstanceStatus,
     cache: Mapping[Key, SecretMeta],
 ) -> Verdict:
-    if observe_only(spec):
-        message = "managementPolicy is ObserveOnly: the remote instance is never deleted from here"
-        return Deleted([("Normal", "Orphaned", message)])
-    if (spec.deletion_policy or DeletionPolicy.DELETE) is DeletionPolicy.ORPHAN:
-        return await release_remote(runtime, meta, spec, cache)
-    return await delete_remote(runtime, meta, spec, status, cache)
+    """Delete: the platform work runs as the object's attempt (engine/deleteretry.py), which this
+    run of the handler waits for a moment only; a later run takes its outcome."""
+    key = (meta.namespace, meta.name)
+
+    async def attempt() -> Verdict:
+        # A pass may be in the middle of a create: let it finish, or its instance could escape us.
+        if not await runtime.scheduler.wait_idle(key, timeout=PASS_WAIT):
+            return Wait("waiting for the reconcile pass to end", delay=1)
+        return await delete_remote(runtime, meta, spec, status, cache)
+
+    running = runtime.delete_retries.attempt(runtime.status, key, meta.generation, attempt)
+    if await running.within(HANDLER_SLICE):
+        verdict: Verdict = runtime.delete_retries.take(key, running)
+        return verdict
+    waiting = outcomes.retrying(
+        Reason.API_UNAVAILABLE,
+        "Deleting the remote instance: waiting for the platform. To release this object without "
+        f"deleting the remote instance: {release_command(meta.namespace, meta.name)}",
+        ready=False,
+    )
+    await report(runtime, meta.namespace, meta.name, meta.generation, status, waiting)
+    return Wait("waiting for the platform to answer the deletion", delay=ATTEMPT_WAIT)
 
 
 async def delete_unparsed(
@@ -186,7 +247,9 @@ async def delete_remote(
     namespace, name = meta.namespace, meta.name
     # The delays come from our own count, not kopf's `retry` (see engine/deleteretry.py).
     runtime.delete_retries.attempting((namespace, name))
-    api_url = await _endpoint_url(runtime, spec, namespace)  # never status.apiURL: status is no proof
+    api_url = await deletecalls.endpoint_url(
+        runtime, spec, namespace
+    )  # never status.apiURL: status is no proof
     refusal = runtime.hosts.refusal(api_url)
     if refusal is not None:
         outcome = outcomes.stalled(
@@ -196,13 +259,13 @@ async def delete_remote(
             f"{release_command(namespace, name)}",
         )
         return await _failed(runtime, meta, status, outcome)
-    found = await _account_secrets(runtime, spec, namespace, cache)
-    if isinstance(found, Unloaded):
+    found = await deletecalls.account_secrets_of(runtime, spec, namespace, cache)
+    if isinstance(found, deletecalls.Unloaded):
         # A fresh process has not loaded the account yet: its absence proves nothing (chaos found
         # a release right after a restart that left the remote instance behind). Soon again.
         return Wait(found.what, delay=2)
     never_wrote = status.instance_id is None and status.applied_digest is None
-    if never_wrote and isinstance(found, Absent | Refused):
+    if never_wrote and isinstance(found, deletecalls.Absent | Refused):
         # No platform write was ever made: every write records instanceID or appliedDigest, and a
         # write whose status update was lost (a crash right after a create) read this Secret first,
         # which put the in-use finalizer on it, so the Secret would still be here (Terminating at
@@ -213,13 +276,13 @@ async def delete_remote(
         # deleted: its finalizer waits for its instances), or one that refuses this object: no
         # write was made through it.
         # A Secret that exists but lacks a key is no proof of anything: blocked below.
-        what = found.what if isinstance(found, Absent) else found.message
+        what = found.what if isinstance(found, deletecalls.Absent) else found.message
         message = (
             f"{what}: no platform write was ever made for this object, released without calling the platform"
         )
         return Deleted([("Normal", "DeletedWithoutPlatformCall", message)])
     if not isinstance(found, tuple):
-        problem = found.message if not isinstance(found, Absent) else found.what
+        problem = found.message if not isinstance(found, deletecalls.Absent) else found.what
         outcome = outcomes.stalled(
             Reason.DELETION_BLOCKED,
             f"Cannot delete the remote instance: {problem}. Restore the Secret, or release this "
@@ -244,19 +307,21 @@ async def _delete_owned(
     identity = Identity(meta.uid, namespace, name, runtime.settings.cluster_name)
     events: list[Event] = []
     try:
-        owned = await _owned(runtime, api_url, credentials, gate, identity)
+        owned = await deletecalls.owned(runtime, api_url, credentials, gate, identity)
         ids = sorted(owned)
         recorded = status.instance_id
         if recorded is not None and recorded not in owned:
             # Named by status only: proven this object's by the platform, or left alone.
-            if await _proven(runtime, api_url, credentials, gate, identity, recorded):
+            if await deletecalls.proven(runtime, api_url, credentials, gate, identity, recorded):
                 ids.append(recorded)
             else:
                 events.append(("Warning", "NotOwned", f"Remote instance {recorded} (status.instanceID) "
                                f"does not carry this object's identity ({identity.uid_tag}): not deleted, "
                                "left on the platform"))  # fmt: skip
         for instance_id in ids:
+            runtime.delete_retries.sending((namespace, name), instance_id)
             await runtime.instances.delete(api_url, credentials, instance_id, gate=gate, namespace=namespace)
+            runtime.delete_retries.sending((namespace, name), None)
     except errors.OpenConnectorsError as error:
         outcome = classify(error, ready=False, creating=False, backoff=runtime.backoff)
         if outcome.kind is outcomes.Kind.STALLED:
@@ -274,7 +339,11 @@ async def _delete_owned(
 
 
 async def release_remote(
-    runtime: Runtime, meta: Meta, spec: ConnectorInstanceSpec, cache: Mapping[Key, SecretMeta]
+    runtime: Runtime,
+    meta: Meta,
+    spec: ConnectorInstanceSpec,
+    cache: Mapping[Key, SecretMeta],
+    budget: float = RELEASE_WAIT,
 ) -> Verdict:
     """`deletionPolicy: Orphan`: remove the object's identity tags from its instance, so that any
     object may adopt it, and release the object whatever happens (an Event says what was left)."""
@@ -284,32 +353,39 @@ async def release_remote(
         f"deletionPolicy is Orphan: the remote instance is left in place, still tagged "
         f"{identity.uid_tag}; remove that tag on the platform before another object adopts it"
     )
-    api_url = await _endpoint_url(runtime, spec, namespace)
-    found = await _account_secrets(runtime, spec, namespace, cache)
-    if isinstance(found, Unloaded):
+    api_url = await deletecalls.endpoint_url(runtime, spec, namespace)
+    found = await deletecalls.account_secrets_of(runtime, spec, namespace, cache)
+    if isinstance(found, deletecalls.Unloaded):
         return Wait(found.what, delay=2)  # a fresh process: loaded in a moment
     if runtime.hosts.refusal(api_url) is not None or not isinstance(found, tuple):
         return Deleted([("Warning", "Orphaned", f"{left} (the platform cannot be called)")])
     credentials, gate = found
     try:
-        remembered = _remembered(runtime, (namespace, name), uid)
-        owned = (
-            [remembered]
-            if remembered is not None
-            else list((await _owned(runtime, api_url, credentials, gate, identity)).values())
-        )
-        for instance in owned:
-            await runtime.instances.retag(
-                api_url,
-                credentials,
-                instance.id,
-                identity.released(instance.tags),
-                gate=gate,
-                namespace=namespace,
+        # Issue 20: released whatever the platform does, so not after its request deadline (30 s),
+        # nor after a wait for a slot behind a namespace's slow calls.
+        async with asyncio.timeout(max(budget, 0.0)):
+            remembered = deletecalls.remembered(runtime, (namespace, name), uid)
+            owned = (
+                [remembered]
+                if remembered is not None
+                else list((await deletecalls.owned(runtime, api_url, credentials, gate, identity)).values())
             )
+            for instance in owned:
+                await runtime.instances.retag(
+                    api_url,
+                    credentials,
+                    instance.id,
+                    identity.released(instance.tags),
+                    gate=gate,
+                    namespace=namespace,
+                )
     except errors.OpenConnectorsError as error:
         message = f"{left} ({classify(error, ready=False, creating=False, backoff=runtime.backoff).message})"
         return Deleted([("Warning", "Orphaned", message)])
+    except TimeoutError:
+        return Deleted(
+            [("Warning", "Orphaned", f"{left} (the platform did not answer within {RELEASE_WAIT:g}s)")]
+        )
     if not owned:
         return Deleted([("Normal", "Released", "deletionPolicy is Orphan: no remote instance carries "
                          "this object's identity, nothing to release")])  # fmt: skip
@@ -318,57 +394,6 @@ async def release_remote(
         "in place without this object's identity tags; any object may adopt them with spec.instanceID"
     )
     return Deleted([("Normal", "Released", message)])
-
-
-async def _endpoint_url(runtime: Runtime, spec: ConnectorInstanceSpec, namespace: str) -> str:
-    located, _ = await locate(runtime, spec, namespace)
-    return located.api_url if isinstance(located, Endpoint) else runtime.settings.default_api_url
-
-
-async def _owned(
-    runtime: Runtime, api_url: str, credentials: Credentials, gate: AccountGate | None, identity: Identity
-) -> dict[int, Instance]:
-    """The instances carrying the object's identity tag, or its claim (searched by each)."""
-    found: dict[int, Instance] = {}
-    namespace = identity.namespace
-    for tag in filter(None, (identity.uid_tag, identity.claim)):
-        for instance in await runtime.instances.find_by_tag(
-            api_url, credentials, tag, gate=gate, namespace=namespace
-        ):
-            if identity.owns(instance.tags) and not identity.foreign(instance.tags):
-                found[instance.id] = instance
-    return found
-
-
-async def _proven(
-    runtime: Runtime,
-    api_url: str,
-    credentials: Credentials,
-    gate: AccountGate | None,
-    identity: Identity,
-    instance_id: int,
-) -> bool:
-    """Whether the instance exists and carries the object's identity (a GET)."""
-    try:
-        instance = await runtime.instances.get(
-            api_url, credentials, instance_id, gate=gate, namespace=identity.namespace
-        )
-    except errors.NotFound:
-        return False
-    return identity.owns(instance.tags) and not identity.foreign(instance.tags)
-
-
-def _remembered(runtime: Runtime, key: Key, uid: str) -> Instance | None:
-    """The instance the passes proved this object's, with its tags as last seen: no search needed."""
-    tracked = runtime.tracked.get(key)
-    if tracked is None or tracked.uid != uid or runtime.scheduler.running(key):
-        return None
-    state = tracked.thaw()
-    try:
-        instance = state.instance
-        return instance if instance is not None and state.verified == instance.id else None
-    finally:
-        tracked.park()
 
 
 async def report(
@@ -383,57 +408,3 @@ async def report(
     _, patch = status_after(status, outcome, Facts(), generation, runtime.clock(), deleting=True)
     if patch:
         await runtime.status.patch(namespace, name, patch)
-
-
-@dataclass(frozen=True)
-class Absent:
-    what: str  # "Secret 'x' does not exist", or the account's
-
-
-@dataclass(frozen=True)
-class Unloaded:
-    what: str  # the account exists, but this process has not read it (or its Secret) yet
-
-
-async def _account_secrets(
-    runtime: Runtime,
-    spec: ConnectorInstanceSpec,
-    namespace: str,
-    cache: Mapping[Key, SecretMeta],
-) -> tuple[Credentials, AccountGate | None] | Missing | Refused | Absent | Unloaded:
-    """The credentials to delete with (and the account's gate); `Absent` when their Secret, or the
-    account, does not exist; otherwise what is wrong. Configuration Secrets are not needed."""
-    located, account = await locate(runtime, spec, namespace)
-    if isinstance(located, Refused):
-        if located.reason is not Reason.ACCOUNT_NOT_FOUND:
-            return located
-        key = account_key(spec, namespace, runtime.settings.default_account)
-        if key is not None and await account_exists(runtime, key):
-            return Unloaded(f"{key} is not loaded yet")
-        return Absent(located.message)
-    if account is not None and located.account is not None:
-        if not account.loaded:
-            return Unloaded(f"{located.account}: its Secret is not read yet")
-        if account.data is None:
-            # Not held by our finalizer (the account daemon reads it): its absence proves nothing.
-            return Missing(f"Secret {account.secret_label!r} ({located.account}) does not exist", "")
-        found = account_secrets(account.secrets(), account.secret_label)
-        gate = runtime.gate(located.account, located.budget)
-    else:
-        view = await runtime.read_secret(cache, namespace, located.secret_name)
-        if view is None:
-            return Absent(f"Secret {located.secret_name!r} does not exist")
-        found = account_secrets({located.secret_name: view.data}, located.secret_name)
-        gate = None
-    return (Credentials(*found), gate) if isinstance(found, tuple) else found
-
-
-async def account_exists(runtime: Runtime, key: AccountKey) -> bool:
-    """Whether the API server has the account (a fresh process may not have loaded it yet)."""
-    if runtime.kube is None:
-        return True  # cannot tell: assume it does, and wait
-    plural = key.plural
-    scope = f"namespaces/{key.namespace}/" if key.namespace else ""
-    return (
-        await runtime.kube.request("GET", f"/apis/{GROUP}/{VERSION}/{scope}{plural}/{key.name}") is not None
-    )

@@ -292,6 +292,16 @@ class RemotePass:
     def _taken(self, instance_id: int) -> None:
         self.rt.strays.taken(instance_id, self._scope)
 
+    @property
+    def _lister(self) -> str | None:
+        """Whose call the endpoint's listing is: a ClusterConnectorAccount's is every namespace's
+        creates' to wait for, so the operator's own (not behind the first caller's queue: N10); an
+        endpoint of a namespace's own Secret or ConnectorAccount is that namespace's, whose hosts
+        and credentials it chose (as the operator's own, a tenant naming many endpoints at slow
+        hosts would have held slots beyond her share)."""
+        shared = self.account is not None and not self.account.namespace
+        return None if shared else self.target.namespace
+
     async def _list_owned(self) -> list[tuple[int, list[str]]]:
         """The endpoint's instances with the operator's marks; the strays among them reported."""
         listed = await self.rt.instances.find_tagged_with_prefix(
@@ -299,7 +309,7 @@ class RemotePass:
             self.credentials,
             IDENTITY_TAG_PREFIX,
             gate=self.gate,
-            namespace=None,  # every namespace's creates wait for it: the operator's own call (N10)
+            namespace=self._lister,
         )
         live = self.rt.live
         if live is not None:
