@@ -15,10 +15,12 @@ from connector_operator.domain.accounts import AccountKey, AccountKind
 from connector_operator.openconnectors import errors
 from connector_operator.openconnectors.budget import AccountGate, Budget, Gates
 from connector_operator.openconnectors.circuit import OWN, Circuit, CircuitState
+from connector_operator.openconnectors.client import Credentials
 from connector_operator.reconciler import account
 from connector_operator.reconciler.account import User
 from tests.fixtures.runtime import build_runtime
 
+CREDENTIALS = Credentials("user-secret", "organization-secret")
 SHARED = Budget(requests_per_second=5, burst=1, max_in_flight=4)
 
 
@@ -129,3 +131,32 @@ async def test_a_recovery_wakes_only_the_objects_waiting_to_retry_and_a_bounded_
     await account._retry_waiting(runtime, key, {key: users})
     assert len(woken) == account.RECOVERY_WAKES
     assert set(woken) <= waiting
+
+
+class Checks:
+    """Records whose call each account check is (the client's `namespace=`)."""
+
+    def __init__(self) -> None:
+        self.namespaces: list[str | None] = []
+
+    async def find_by_tag(self, *_: object, namespace: str | None = None, **__: object) -> list[object]:
+        self.namespaces.append(namespace)
+        return []
+
+
+async def test_a_namespaced_account_s_check_is_its_namespace_s_call() -> None:
+    """N4: a namespaced ConnectorAccount's credential check passed no namespace, so it escaped
+    the namespace's share: N accounts sharing one Secret made each write of it N calls that
+    queued with everyone's at the shared host."""
+    checks = Checks()
+    runtime = build_runtime(instances=checks)
+    for key in (
+        AccountKey(AccountKind.CONNECTOR_ACCOUNT, "team", "acme"),
+        AccountKey(AccountKind.CLUSTER_CONNECTOR_ACCOUNT, "", "shared"),
+    ):
+        gate = runtime.gate(key, None)
+        verdict = await account._verify(
+            runtime, runtime.accounts.state(key), "https://api.example", CREDENTIALS, gate, key
+        )
+        assert verdict.kind is outcomes.Kind.SUCCESS
+    assert checks.namespaces == ["team", None]  # a cluster account's check is the operator's own
