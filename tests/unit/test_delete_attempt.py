@@ -103,3 +103,38 @@ async def test_a_later_run_takes_the_outcome_of_an_attempt_that_ended_meanwhile(
     verdict = await deletion.delete(rt, body(2), {})  # the same generation: joins, then takes it
     assert [reason for reason, _ in events(verdict)] == ["Deleted"]
     assert platform.writes(1002) == ["DELETE"]
+
+
+async def test_an_object_created_again_under_the_name_never_takes_the_old_one_s_attempt(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Review: attempts were keyed by name and generation; the old object's finalizer removed by
+    hand, the new one's deletion (generation 2 too) took its Deleted and left its instance."""
+    monkeypatch.setattr(deletion, "HANDLER_SLICE", 0.05)
+    platform = Hanging(Instance(1002, "tok", tags=(identity_tag(ME),)))
+    rt = deleting(platform)
+    await account(rt, monkeypatch)
+    assert isinstance(await deletion.delete(rt, body(2), {}), deletion.Wait)
+    old = rt.delete_retries.attempts[("team-a", "crm")]
+    again = body(2)
+    again["metadata"]["uid"] = "5c1b0a2e-9d7f-4b3a-8e6d-2f4c1a9b7e30"
+    assert isinstance(await deletion.delete(rt, again, {}), deletion.Wait)
+    assert old.task.cancelled() or old.task.cancelling()
+    assert rt.delete_retries.attempts[("team-a", "crm")].uid == again["metadata"]["uid"]
+    rt.delete_retries.gone(("team-a", "crm"), ME)  # the old one's DELETED, late: not the new one's
+    assert ("team-a", "crm") in rt.delete_retries.attempts
+
+
+async def test_a_stopping_operator_ends_its_attempts_before_closing_the_clients(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(deletion, "HANDLER_SLICE", 0.05)
+    platform = Hanging(Instance(1002, "tok", tags=(identity_tag(ME),)))
+    rt = deleting(platform)
+    await account(rt, monkeypatch)
+    assert isinstance(await deletion.delete(rt, body(2), {}), deletion.Wait)
+    attempt = rt.delete_retries.attempts[("team-a", "crm")]
+    async with asyncio.timeout(1):
+        await rt.delete_retries.close()
+    assert attempt.task.cancelled()
+    assert not rt.delete_retries.attempts

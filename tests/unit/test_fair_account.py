@@ -24,6 +24,19 @@ CREDENTIALS = Credentials("user-secret", "organization-secret")
 SHARED = Budget(requests_per_second=5, burst=1, max_in_flight=4)
 
 
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def call_in(gate: AccountGate, namespace: str, status: int) -> None:
+    async with gate.admit(5, namespace=namespace) as admission:
+        admission.record(status)
+
+
 async def settled() -> None:
     for _ in range(10):
         await asyncio.sleep(0)
@@ -90,10 +103,40 @@ def test_one_namespace_s_failures_do_not_open_a_shared_account_s_circuit() -> No
     assert circuit.state is CircuitState.CLOSED
 
 
-@pytest.mark.parametrize("sources", [["a"] * 4 + ["b"], ["a", "b", "a", "a", "a"], ["a"] * 4 + [OWN]])
+@pytest.mark.parametrize("sources", [["a", "b"] * 3, ["a"] * 3 + ["b"] * 3, ["a"] * 4 + [OWN]])
 def test_failures_from_two_namespaces_or_the_account_s_own_check_open_it(sources: list[str]) -> None:
     circuit = Circuit(threshold=5)
     failing(circuit, sources)
+    assert circuit.state is CircuitState.OPEN
+
+
+def test_one_namespace_s_many_failures_and_another_s_chance_failure_do_not_open_it() -> None:
+    """Review: counted as sources alone, one tenant's 40 failures and any other's one opened it."""
+    circuit = Circuit(threshold=5)
+    failing(circuit, ["a"] * 40 + ["b"])
+    assert circuit.state is CircuitState.CLOSED
+
+
+def test_one_namespace_s_failing_probe_does_not_keep_it_open() -> None:
+    """Review: half-open, her call was the probe and its failure alone reopened the circuit for
+    everyone, for longer each time."""
+    circuit = Circuit(threshold=5, cooldown=15.0)
+    failing(circuit, ["a", "b"] * 3)
+    assert circuit.state is CircuitState.OPEN
+    assert circuit.allow(20.0)  # her call probes
+    circuit.record(False, 20.0, "a")
+    assert circuit.state is CircuitState.HALF_OPEN
+    assert circuit.allow(20.1)  # the next caller probes at once
+    circuit.record(True, 20.2, "b")
+    assert circuit.state is CircuitState.CLOSED
+
+
+def test_probes_failing_for_two_namespaces_reopen_it() -> None:
+    circuit = Circuit(threshold=5, cooldown=15.0)
+    failing(circuit, ["a", "b"] * 3)
+    for source in ("a", "b"):
+        assert circuit.allow(20.0)
+        circuit.record(False, 20.0, source)
     assert circuit.state is CircuitState.OPEN
 
 
@@ -160,3 +203,39 @@ async def test_a_namespaced_account_s_check_is_its_namespace_s_call() -> None:
         )
         assert verdict.kind is outcomes.Kind.SUCCESS
     assert checks.namespaces == ["team", None]  # a cluster account's check is the operator's own
+
+
+async def test_a_call_waiting_for_its_turn_does_not_hold_the_probe_from_the_others() -> None:
+    """Review: the half-open circuit's probe was chosen on arrival, so one tenant's call waiting
+    behind her own queue held it, and every other namespace was refused for its expiry (15 s)."""
+    clock = Clock()
+    gate = AccountGate(
+        "shared", Budget(requests_per_second=10, burst=1, max_in_flight=4), Circuit(threshold=1), clock=clock
+    )
+    gate._record(503)  # the account's own check failed: open
+    clock.now += 20  # the cooldown has passed: the next call to get through probes
+    hers = asyncio.create_task(call_in(gate, "a", 200))
+    await settled()  # hers waits for a token (the bucket starts empty)
+    async with asyncio.timeout(1):
+        await call_in(gate, "b", 200)  # not refused: no probe is out while hers only waits
+    await hers
+    assert gate.circuit.state is CircuitState.CLOSED
+
+
+async def test_a_recovery_wakes_the_namespaces_in_turn() -> None:
+    """Review: sorted by failures alone, a tenant whose objects keep failing took all 200 wakes."""
+    runtime = build_runtime()
+    woken: list[tuple[str, str]] = []
+    runtime.wakeups.fallback = woken.append
+    key = AccountKey(AccountKind.CLUSTER_CONNECTOR_ACCOUNT, "", "shared")
+    hers = [User("team-a", f"ci-{index:04}", deleting=False) for index in range(500)]
+    theirs = [User("team-b", f"ci-{index:04}", deleting=False) for index in range(3)]
+    failed = outcomes.retrying(Reason.API_UNAVAILABLE, "502", ready=True)
+    for user in hers:
+        for _ in range(5):
+            runtime.retries.failed((user.namespace, user.name), failed)
+    for user in theirs:
+        runtime.retries.failed((user.namespace, user.name), failed)
+    await account._retry_waiting(runtime, key, {key: hers + theirs})
+    assert len(woken) == account.RECOVERY_WAKES
+    assert {(user.namespace, user.name) for user in theirs} <= set(woken[:6])

@@ -70,6 +70,7 @@ class Attempt:
     now waits for its attempt a moment only, and kopf's worker is free again: the spec change
     reaches `on_event` and the next run of the handler, which can withdraw the attempt."""
 
+    uid: str  # of the object: one created again under its name never takes this one's outcome
     generation: int  # of the spec the attempt works from
     task: asyncio.Task[Any]
     awaited: int = 0  # runs of the handler waiting for it right now
@@ -107,18 +108,37 @@ class DeleteRetries:
         if attempt is not None:
             attempt.task.cancel()
 
+    async def close(self) -> None:
+        """The operator stops: attempts and early runs end before the clients they use close (the
+        next process searches again, so nothing is lost)."""
+        running = [attempt.task for attempt in self.attempts.values()] + list(self._tasks)
+        self.attempts.clear()
+        for task in running:
+            task.cancel()
+        if running:
+            await asyncio.wait(running)
+
+    def gone(self, key: Key, uid: str) -> None:
+        """The object `uid` is gone: its attempt, if any, ends (whatever the name holds now)."""
+        attempt = self.attempts.get(key)
+        if attempt is not None and attempt.uid == uid:
+            del self.attempts[key]
+            attempt.task.cancel()
+
     def attempt(
-        self, status: StatusWriter, key: Key, generation: int, start: Callable[[], Awaitable[Any]]
+        self, status: StatusWriter, key: Key, at: tuple[str, int], start: Callable[[], Awaitable[Any]]
     ) -> Attempt:
-        """The object's attempt for this generation: the one running (or ended and not yet taken),
-        or a new one. One made from an older spec is cancelled first."""
+        """The attempt of the object `at` = (uid, generation): the one running (or ended and not
+        yet taken), or a new one. One made for another object of the name (deleted and created
+        again), or from an older spec, is cancelled first."""
+        uid, generation = at
         current = self.attempts.get(key)
-        if current is not None and current.generation == generation:
+        if current is not None and (current.uid, current.generation) == at:
             return current
         if current is not None:
             current.task.cancel()
         task = asyncio.ensure_future(start())
-        attempt = self.attempts[key] = Attempt(generation, task)
+        attempt = self.attempts[key] = Attempt(uid, generation, task)
         task.add_done_callback(lambda _: self._ended(status, key, attempt))
         return attempt
 

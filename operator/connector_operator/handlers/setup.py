@@ -202,6 +202,7 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
     runtime: Runtime | None = memo.get("runtime")
     if runtime is not None:
         await runtime.scheduler.stop(timeout=PASS_STOP_TIMEOUT)
+        await runtime.delete_retries.close()
         await runtime.waits.close()
         await runtime.instances.aclose()
     api: KubeAPI | None = memo.get("kube_api")

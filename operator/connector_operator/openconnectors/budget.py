@@ -250,16 +250,20 @@ class AccountGate:
         `namespace`: the object's the call is made for (None: the operator's own call, such as the
         account's check); `tenant_input`: the request carries its configuration (see `Admission`)."""
         key = OPERATOR if namespace is None else namespace
-        admission = Admission(self, self._pass_circuit(), source=key, tenant_input=tenant_input)
+        bucket = self._bucket
+        if bucket is None:
+            admission = Admission(self, self._pass_circuit(), source=key, tenant_input=tenant_input)
+        else:
+            self._refuse_while_open()  # no budget spent, no waiting, for a circuit that is open
+            admission = Admission(self, source=key, tenant_input=tenant_input)
         try:
-            bucket = self._bucket
             if bucket is None:
                 yield admission
                 return
             async with self._budgeted(bucket, key, max_wait):
-                if not admission.probe:
-                    # The circuit may have opened while this call waited: don't send it into that.
-                    admission.probe = self._pass_circuit()
+                # The probe is chosen now, not on arrival: a call waiting in its namespace's turn
+                # held the probe meanwhile, and every other tenant was refused for its expiry.
+                admission.probe = self._pass_circuit()
                 self._in_flight += 1
                 try:
                     yield admission
@@ -309,16 +313,25 @@ class AccountGate:
             opened_at=None if opened_at is None else _rfc3339(self._wall() - (self._clock() - opened_at)),
         )
 
+    def _refuse_while_open(self) -> None:
+        """`CircuitOpen` while the circuit cools down or its probe is out; nothing is claimed."""
+        now = self._clock()
+        if self.circuit.retry_after(now) > 0:
+            raise self._open_error(now)
+
     def _pass_circuit(self) -> bool:
         """Raise `CircuitOpen` unless the circuit lets a call go; True when it goes as the probe."""
         now = self._clock()
         if not self.circuit.allow(now):
-            raise errors.CircuitOpen(
-                f"{self.name}: the platform failed repeatedly (5xx, timeouts or network errors) and "
-                "the account's circuit breaker is open; no request was sent",
-                retry_after=self.circuit.retry_after(now),
-            )
+            raise self._open_error(now)
         return self.circuit.state is CircuitState.HALF_OPEN
+
+    def _open_error(self, now: float) -> errors.CircuitOpen:
+        return errors.CircuitOpen(
+            f"{self.name}: the platform failed repeatedly (5xx, timeouts or network errors) and "
+            "the account's circuit breaker is open; no request was sent",
+            retry_after=self.circuit.retry_after(now),
+        )
 
     def _exhausted(self, bucket: _Bucket, wait: float, max_wait: float) -> errors.BudgetExhausted:
         budget = bucket.budget

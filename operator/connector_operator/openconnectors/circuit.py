@@ -17,8 +17,11 @@ that the platform is down.
 in a row from one tenant's requests (a provider error or a slow vendor validation her
 configuration provokes) opened the circuit for every team. So each failure names its *source*
 (the namespace of the object it was made for; `OWN` for the operator's own calls, such as the
-account's check), and the circuit opens only when the run of consecutive failures came from at
-least `min_sources` sources, or includes one of the operator's own calls, which no tenant shapes.
+account's check), and the circuit opens only when, in the run of consecutive failures, at least
+`min_sources` sources failed `threshold / min_sources` times each (3 and 3 of a run of 5 or more),
+or one of the operator's own calls failed, which no tenant shapes. Half-open, a failed probe
+reopens it only if the failures since it opened are more than one tenant's; otherwise the next
+call probes (so a tenant whose calls fail cannot keep it open by being the probe).
 The gate sets `min_sources` to 1 for a namespaced ConnectorAccount, whose users are all one
 namespace: there the tenant can only stop herself. (The gate also keeps answers to requests that
 carry a tenant's configuration, POST and PUT, from counting as failures at all: budget.py.)
@@ -31,6 +34,7 @@ needs it, is part of the client.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -60,7 +64,8 @@ class Circuit:
     open_until: float | None = field(default=None, init=False)
     _current_cooldown: float = field(default=0.0, init=False, repr=False)
     _probing: bool = field(default=False, init=False, repr=False)
-    _sources: set[str] = field(default_factory=set, init=False, repr=False)  # of the current run
+    # Failures per source since the last success (CLOSED) or since it opened (OPEN, HALF_OPEN).
+    _by_source: Counter[str] = field(default_factory=Counter, init=False, repr=False)
 
     def __post_init__(self) -> None:
         if min(self.threshold, self.min_sources) < 1 or not 0 < self.cooldown <= self.max_cooldown:
@@ -97,15 +102,17 @@ class Circuit:
             self.opened_at = self.open_until = None
             self._current_cooldown = self.cooldown
             self._probing = False
-            self._sources.clear()
+            self._by_source.clear()
             return recovered
         self.consecutive_failures += 1
-        if len(self._sources) < self.min_sources:  # enough to know; more would only cost memory
-            self._sources.add(source)
+        self._by_source[source] += 1
         if self.state is CircuitState.HALF_OPEN:
-            # The probe failed (or a call from before the cooldown did): wait longer this time.
-            self._current_cooldown = min(self._current_cooldown * 2, self.max_cooldown)
-            self._open(now)
+            if self._shared(1):
+                # The probes failed for more than one tenant: wait longer this time.
+                self._current_cooldown = min(self._current_cooldown * 2, self.max_cooldown)
+                self._open(now)
+            else:
+                self._probing = False  # one tenant's failing probe proves nothing: another probes
         elif self.state is CircuitState.CLOSED and self._tripped():
             self._open(now)
         # OPEN: a call admitted before it opened failed too; the cooldown already runs.
@@ -125,11 +132,19 @@ class Circuit:
         return self.state is CircuitState.OPEN or self._probing
 
     def _tripped(self) -> bool:
-        """Enough failures in a row, and more than one tenant's doing."""
-        shared = len(self._sources) >= self.min_sources or OWN in self._sources
-        return self.consecutive_failures >= self.threshold and shared
+        each = -(-self.threshold // self.min_sources)  # the threshold shared out, rounded up
+        return self.consecutive_failures >= self.threshold and self._shared(each)
+
+    def _shared(self, each: int) -> bool:
+        """Whether the failures counted are more than one tenant's doing: the operator's own call
+        failed, or `min_sources` sources failed `each` times at least. (Counting sources alone,
+        one tenant's forty failures and anyone's one chance failure opened it.)"""
+        if self._by_source[OWN]:
+            return True
+        return sum(1 for count in self._by_source.values() if count >= each) >= self.min_sources
 
     def _open(self, now: float) -> None:
+        self._by_source.clear()  # a probe's failure is judged on what fails after the opening
         self.state = CircuitState.OPEN
         self.opened_at = now
         self.open_until = now + self._current_cooldown

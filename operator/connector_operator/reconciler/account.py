@@ -10,6 +10,7 @@ through the shared Secret watch (engine/secretwaits.py), whatever namespace it l
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
 from collections.abc import Awaitable, Collection, Mapping
@@ -267,17 +268,19 @@ def recovered(rt: Runtime, key: object) -> None:
 
 async def _retry_waiting(rt: Runtime, key: AccountKey, users: Users) -> None:
     """Instances waiting to retry (in backoff, or told to wait by the circuit or the budget) retry
-    at once, and pending deletions end their delay: at most `RECOVERY_WAKES` of them, those that
-    waited longest first. Every instance of the account was woken before, so one tenant who made
-    the account fail and recover every `RECOVERY_QUIET` made thousands of passes each time
-    (tenant-findings N6); the rest retry on their own backoff, which is capped."""
-    waiting = [
-        user
-        for user in users_of(key, users)
-        if user.deleting or rt.retries.waiting((user.namespace, user.name))
-    ]
-    waiting.sort(key=lambda user: -rt.retries.attempts((user.namespace, user.name)))
-    for user in waiting[:RECOVERY_WAKES]:
+    at once, and pending deletions end their delay: at most `RECOVERY_WAKES` of them, taken from
+    the namespaces in turn (within one, the most failed first). Every instance of the account was
+    woken before, so one tenant who made the account fail and recover every `RECOVERY_QUIET` made
+    thousands of passes each time (tenant-findings N6); the rest retry on their own backoff,
+    which is capped."""
+    by_namespace: dict[str, list[User]] = {}
+    for user in users_of(key, users):
+        if user.deleting or rt.retries.waiting((user.namespace, user.name)):
+            by_namespace.setdefault(user.namespace, []).append(user)
+    for waiting in by_namespace.values():
+        waiting.sort(key=lambda user: -rt.retries.attempts((user.namespace, user.name)))
+    in_turn = (user for round_ in itertools.zip_longest(*by_namespace.values()) for user in round_ if user)
+    for user in itertools.islice(in_turn, RECOVERY_WAKES):
         if user.deleting:
             await rt.delete_retries.run_now(rt.status, (user.namespace, user.name))
         else:

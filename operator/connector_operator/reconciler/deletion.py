@@ -180,7 +180,7 @@ async def _delete_in_attempt(
             return Wait("waiting for the reconcile pass to end", delay=1)
         return await delete_remote(runtime, meta, spec, status, cache)
 
-    running = runtime.delete_retries.attempt(runtime.status, key, meta.generation, attempt)
+    running = runtime.delete_retries.attempt(runtime.status, key, (meta.uid, meta.generation), attempt)
     if await running.within(HANDLER_SLICE):
         verdict: Verdict = runtime.delete_retries.take(key, running)
         return verdict

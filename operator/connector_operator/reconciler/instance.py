@@ -63,6 +63,7 @@ async def changed(
     # The records first, the awaited Secret releases after: a failed release must lose no wake-up.
     if event_type == "DELETED":
         runtime.creations.forget(meta.uid)
+        runtime.delete_retries.gone(key, meta.uid)
         # kopf handles each uid on a worker of its own: the end of an object deleted and created
         # again under its name may come after the new one's first events.
         if tracked is None or tracked.uid == meta.uid:
