@@ -56,6 +56,7 @@ def clock_of(gate: AccountGate) -> Clock:
 
 async def call(gate: AccountGate, status: int | None, max_wait: float = 5.0) -> None:
     async with gate.admit(max_wait) as admission:
+        await admission.paced(max_wait)
         admission.record(status)
 
 
@@ -86,7 +87,8 @@ async def test_a_call_that_would_wait_too_long_fails_at_once_with_the_expected_w
     release = asyncio.Event()
 
     async def first() -> None:
-        async with gate.admit(1.5):
+        async with gate.admit(1.5) as admission:
+            await admission.paced(1.5)
             await release.wait()
 
     waiting = asyncio.ensure_future(first())  # needs the first token, about 1 s away
@@ -109,7 +111,8 @@ async def test_a_wait_longer_than_the_bound_ends_in_budget_exhausted() -> None:
     release = asyncio.Event()
 
     async def holder() -> None:
-        async with gate.admit(5):
+        async with gate.admit(5) as admission:
+            await admission.paced(5)
             await release.wait()
 
     holding = asyncio.ensure_future(holder())
@@ -134,6 +137,7 @@ async def test_no_more_than_max_in_flight_calls_are_admitted() -> None:
     async def one() -> None:
         nonlocal peak
         async with gate.admit(5) as admission:
+            await admission.paced(5)
             peak = max(peak, gate.snapshot().in_flight)
             await release.wait()
             admission.record(200)

@@ -35,6 +35,7 @@ import pytest
 from connector_operator.openconnectors import client as client_module
 from connector_operator.openconnectors import errors
 from connector_operator.openconnectors.answers import MAX_LISTED
+from connector_operator.openconnectors.budget import AccountGate, Budget
 from connector_operator.openconnectors.client import Credentials, Instance, InstancesClient, host_of
 from connector_operator.openconnectors.instance import MAX_TAGS
 from connector_operator.openconnectors.redaction import MASK
@@ -1105,3 +1106,23 @@ async def test_one_namespace_hanging_on_the_shared_host_leaves_another_namespace
     assert count["now"] == 6  # hers: the host's 8 less its reserve of 2
     release.set()
     await asyncio.gather(*hers)
+
+
+async def test_a_call_waiting_for_a_host_slot_holds_no_token_of_its_account(make_client: MakeClient) -> None:
+    """Review: the account's token was taken before the host's slot; a call that then waited for
+    the slot behind slow calls was sent late, with later calls' tokens: above the rate."""
+    handler, count, release = in_flight_counter(lambda r: r.url.path.endswith("/1"))
+    client = make_client(handler, timeout=30.0, max_in_flight_per_host=1)
+    gate = AccountGate("shared", Budget(requests_per_second=10, burst=2, max_in_flight=4))
+    slow = asyncio.create_task(
+        client.get("https://shared.test/api", CREDENTIALS, 1, gate=gate, namespace="a")
+    )
+    await eventually(lambda: count["now"] == 1, 5, "the slow call in flight", interval=0.01)
+    await eventually(lambda: gate.snapshot().available >= 1.9, 5, "the bucket refilled", interval=0.01)
+    behind = asyncio.create_task(
+        client.get("https://shared.test/api", CREDENTIALS, 2, gate=gate, namespace="a")
+    )
+    await eventually(lambda: gate.snapshot().in_flight == 2, 5, "the second call admitted", interval=0.01)
+    assert gate.snapshot().available >= 1.8  # it waits for the host's slot, holding no token
+    release.set()
+    await asyncio.gather(slow, behind)

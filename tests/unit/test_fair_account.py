@@ -34,6 +34,7 @@ class Clock:
 
 async def call_in(gate: AccountGate, namespace: str, status: int) -> None:
     async with gate.admit(5, namespace=namespace) as admission:
+        await admission.paced(5)
         admission.record(status)
 
 
@@ -52,6 +53,7 @@ async def test_one_namespace_s_hanging_calls_leave_the_account_a_slot_for_the_ot
 
     async def hang() -> None:
         async with gate.admit(30, namespace="a") as admission:
+            await admission.paced(30)
             await release.wait()
             admission.record(200)
 
@@ -62,6 +64,7 @@ async def test_one_namespace_s_hanging_calls_leave_the_account_a_slot_for_the_ot
     await settled()
     assert gate.snapshot().in_flight == 3
     async with asyncio.timeout(1), gate.admit(30, namespace="b") as admission:
+        await admission.paced(30)
         admission.record(200)
     release.set()
     await asyncio.gather(*hers)
@@ -75,7 +78,8 @@ async def test_another_namespace_is_not_refused_for_the_length_of_one_namespace_
 
     async def queued() -> None:
         try:
-            async with gate.admit(120, namespace="a"):
+            async with gate.admit(120, namespace="a") as admission:
+                await admission.paced(120)
                 await release.wait()
         except errors.BudgetExhausted:
             pass
@@ -84,6 +88,7 @@ async def test_another_namespace_is_not_refused_for_the_length_of_one_namespace_
     await settled()
     started = time.monotonic()
     async with gate.admit(30, namespace="b") as admission:  # her queue: 300 / 5 = 60 s
+        await admission.paced(30)
         admission.record(200)
     # In turn: behind at most one of hers per free slot and one token each (5/s).
     assert time.monotonic() - started < 2.0

@@ -2,24 +2,26 @@
 request budget (a rate with a burst, and calls in flight) and its circuit breaker; `Gates`, one
 gate per account.
 
-A call for an account goes: circuit (refused at once while open: `errors.CircuitOpen`), then the
-budget (a slot of `maxInFlight`, then a token), then the client's per-host and global slots
-(`slots.py`), then the wire. Its outcome goes back to the circuit. The order is deliberate:
+A call for an account goes: circuit (refused at once while open: `errors.CircuitOpen`), then a
+slot of the account's `maxInFlight`, then the client's per-host and global slots (`slots.py`),
+then the account's token (`Admission.paced`), then the wire. Its outcome goes back to the circuit.
+The order is deliberate:
 
 - the circuit first, so that a failing platform costs no budget and no waiting;
-- `maxInFlight` before the token, so that at most `maxInFlight` callers wait for tokens and the
-  token is taken right before the call goes (a token taken early and spent late would let delayed
-  calls arrive together, above the rate). Holding the account's own slot while waiting for a
-  token blocks no other account;
-- the budget before the client's slots: a call waiting for its account's tokens must not hold a
-  slot that another account's call could use.
+- `maxInFlight` before the client's slots, so that at most `maxInFlight` of the account's calls
+  hold or wait for those;
+- the token last, right before the call goes: a token taken early and spent late (after a wait
+  for a host slot behind slow calls) let delayed calls arrive together, above the rate the
+  budget promises the platform. A call waiting for its token holds a host slot meanwhile, but
+  only its namespace's share of it (`fair.py`), and the token comes within the expected wait the
+  gate checked on arrival or the call is refused.
 
 **Shared fairly.** A ClusterConnectorAccount is shared by many teams, and its budget was first
 come, first served (tenant-findings N5, N6): one team's queued calls took every token, and four of
 its hanging calls were the whole `maxInFlight: 4`. The `maxInFlight` slots are a `fair.FairSlots`
 keyed by the caller's namespace: namespaces with waiting calls get slots in turn, one namespace
 holds at most all but a quarter of them (3 of 4), and since only slot holders wait for tokens,
-the tokens go round in the same turns. The expected wait that refuses a call early
+the tokens go round in about the same turns. The expected wait that refuses a call early
 (`BudgetExhausted`) is the caller's place in that round, not behind everyone's queue.
 
 The token bucket is aiolimiter's `AsyncLimiter` (a leaky bucket, which is the same thing seen from
@@ -55,10 +57,11 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import functools
 import logging
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Hashable
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -159,6 +162,13 @@ class Admission:
         self.probe = probe  # this call is the half-open circuit's probe
         self.source, self.tenant_input = source, tenant_input
         self.recorded = False
+        self.pace: Callable[[float], Awaitable[None]] | None = None  # the budget's token, if any
+
+    async def paced(self, max_wait: float) -> None:
+        """Wait for the call's token (a budget), right before it is sent: `BudgetExhausted` if it
+        does not come within `max_wait`."""
+        if self.pace is not None:
+            await self.pace(max_wait)
 
     def record(self, status: int | None) -> None:
         """The HTTP status the platform answered with; None for no answer (timeout, network)."""
@@ -261,9 +271,7 @@ class AccountGate:
                 yield admission
                 return
             async with self._budgeted(bucket, key, max_wait):
-                # The probe is chosen now, not on arrival: a call waiting in its namespace's turn
-                # held the probe meanwhile, and every other tenant was refused for its expiry.
-                admission.probe = self._pass_circuit()
+                admission.pace = functools.partial(self._token, bucket, key, admission)
                 self._in_flight += 1
                 try:
                     yield admission
@@ -275,31 +283,44 @@ class AccountGate:
 
     @asynccontextmanager
     async def _budgeted(self, bucket: _Bucket, key: str, max_wait: float) -> AsyncIterator[None]:
-        """A `maxInFlight` slot in `key`'s turn, then a token, within `max_wait`; the slot is held
-        for the body."""
+        """A `maxInFlight` slot in `key`'s turn within `max_wait`, held for the body."""
         await bucket.start()
         wait = bucket.expected_wait(key)
         if wait > max_wait:
             raise self._exhausted(bucket, wait, max_wait)
-        bucket.queued[key] += 1
-        try:
-            async with asyncio.timeout(max_wait):
-                await bucket.slots.acquire(key)
-                try:
-                    await bucket.limiter.acquire()
-                except BaseException:
-                    bucket.slots.release(key)
-                    raise
-        except TimeoutError:
-            raise self._exhausted(bucket, bucket.expected_wait(key), max_wait) from None
-        finally:
-            bucket.queued[key] -= 1
-            if bucket.queued[key] <= 0:
-                del bucket.queued[key]
+        async with self._queued(bucket, key):
+            try:
+                await bucket.slots.acquire(key, max_wait)
+            except TimeoutError:
+                raise self._exhausted(bucket, bucket.expected_wait(key), max_wait) from None
         try:
             yield
         finally:
             bucket.slots.release(key)
+
+    async def _token(self, bucket: _Bucket, key: str, admission: Admission, max_wait: float) -> None:
+        """The call's token, taken right before it is sent (`Admission.paced`), within `max_wait`;
+        then the circuit, once more: it may have opened while the call waited, and the half-open
+        probe is chosen only now (chosen on arrival, a call waiting in its namespace's turn held
+        it, and every other tenant was refused for its 15 s expiry)."""
+        async with self._queued(bucket, key):
+            try:
+                async with asyncio.timeout(max_wait):
+                    await bucket.limiter.acquire()
+            except TimeoutError:
+                raise self._exhausted(bucket, bucket.expected_wait(key), max_wait) from None
+        admission.probe = self._pass_circuit()
+
+    @staticmethod
+    @asynccontextmanager
+    async def _queued(bucket: _Bucket, key: str) -> AsyncIterator[None]:
+        bucket.queued[key] += 1
+        try:
+            yield
+        finally:
+            bucket.queued[key] -= 1
+            if bucket.queued[key] <= 0:
+                del bucket.queued[key]
 
     def snapshot(self) -> GateSnapshot:
         bucket = self._bucket

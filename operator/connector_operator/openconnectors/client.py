@@ -351,7 +351,8 @@ class InstancesClient:
             try:
                 # An unparseable URL fails here, as httpx.InvalidURL; no slot in time, as NoSlot.
                 async with self._slots.hold(host := host_of(request.url), namespace, self._deadline):
-                    started = time.monotonic()  # the deadline and the duration count from the slot on
+                    await admission.paced(self._deadline)  # the budget's token, right before it goes
+                    started = time.monotonic()  # the deadline and the duration count from here on
                     async with asyncio.timeout(self._deadline):
                         answer = await self._exchange(request, redactor)
             except _NO_ANSWER as error:
