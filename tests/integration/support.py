@@ -92,18 +92,26 @@ def cluster_account(
     custom: client.CustomObjectsApi,
     name: str,
     secret_namespace: str,
-    selects: str,
+    selects: str | list[str],
     secret: str = ACCOUNT_SECRET,
+    budget: dict[str, Any] | None = None,
 ) -> None:
-    """A ClusterConnectorAccount for the one namespace `selects` (the tests' fixtures delete it)."""
+    """A ClusterConnectorAccount for the namespaces `selects` (the tests' fixtures delete it), with
+    `budget` as its requestBudget if given."""
+    names = [selects] if isinstance(selects, str) else selects
+    spec: dict[str, Any] = {
+        "credentialsSecretRef": {"name": secret, "namespace": secret_namespace},
+        "namespaceSelector": {
+            "matchExpressions": [{"key": "kubernetes.io/metadata.name", "operator": "In", "values": names}]
+        },
+    }
+    if budget is not None:
+        spec["requestBudget"] = budget
     body = {
         "apiVersion": f"{GROUP}/{VERSION}",
         "kind": "ClusterConnectorAccount",
         "metadata": {"name": name},
-        "spec": {
-            "credentialsSecretRef": {"name": secret, "namespace": secret_namespace},
-            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": selects}},
-        },
+        "spec": spec,
     }
     custom.create_cluster_custom_object(GROUP, VERSION, "clusterconnectoraccounts", body)
 

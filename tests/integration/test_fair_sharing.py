@@ -29,6 +29,7 @@ from tests.integration.support import (
     CLOSEIO_SECRET,
     Env,
     account_values,
+    cluster_account,
     densest_window_excess,
     instance_spec,
     put_secret,
@@ -40,26 +41,6 @@ A_SHARE = 3  # all of maxInFlight but a quarter (fair.share_of(4))
 A_OBJECTS = 300
 HUNG = 8
 READY_WITHIN = 3.0
-
-
-def shared_account(
-    custom: client.CustomObjectsApi, name: str, secret_namespace: str, selects: list[str]
-) -> None:
-    body = {
-        "apiVersion": f"{GROUP}/{VERSION}",
-        "kind": "ClusterConnectorAccount",
-        "metadata": {"name": name},
-        "spec": {
-            "credentialsSecretRef": {"name": ACCOUNT_SECRET, "namespace": secret_namespace},
-            "namespaceSelector": {
-                "matchExpressions": [
-                    {"key": "kubernetes.io/metadata.name", "operator": "In", "values": selects}
-                ]
-            },
-            "requestBudget": {"requestsPerSecond": RATE, "burst": BURST, "maxInFlight": MAX_IN_FLIGHT},
-        },
-    }
-    custom.create_cluster_custom_object(GROUP, VERSION, "clusterconnectoraccounts", body)
 
 
 def account_ready(custom: client.CustomObjectsApi, name: str) -> bool:
@@ -105,7 +86,8 @@ def test_a_namespace_that_floods_and_hangs_a_shared_account_leaves_another_its_t
     env.start_operator("--namespace", b)
     account = f"acct-{uuid.uuid4().hex[:8]}"  # tests/fixtures/kubernetes.py deletes it afterwards
     put_secret(env.core, a, ACCOUNT_SECRET, account_values(env.simulator))
-    shared_account(custom, account, secret_namespace=a, selects=[a, b])
+    budget = {"requestsPerSecond": RATE, "burst": BURST, "maxInFlight": MAX_IN_FLIGHT}
+    cluster_account(custom, account, secret_namespace=a, selects=[a, b], budget=budget)
     wait_until(lambda: account_ready(custom, account), what="the shared account verified")
     for namespace in (a, b):
         put_secret(env.core, namespace, CLOSEIO_SECRET, {"apiKey": CLOSEIO_API_KEY})

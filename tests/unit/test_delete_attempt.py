@@ -39,6 +39,17 @@ def deleting(platform: Platform) -> Any:
     return rt
 
 
+async def waiting_delete(monkeypatch: pytest.MonkeyPatch) -> tuple[Hanging, Any]:
+    """A Delete at a platform that does not answer: its first run of the handler has returned
+    `Wait`, and its attempt goes on."""
+    monkeypatch.setattr(deletion, "HANDLER_SLICE", 0.05)
+    platform = Hanging(Instance(1002, "tok", tags=(identity_tag(ME),)))
+    rt = deleting(platform)
+    await account(rt, monkeypatch)
+    assert isinstance(await deletion.delete(rt, body(2), {}), deletion.Wait)
+    return platform, rt
+
+
 def body(generation: int, **spec: Any) -> dict[str, Any]:
     return {
         "metadata": {
@@ -92,11 +103,7 @@ async def test_an_attempt_that_ends_within_the_slice_is_the_handler_s_verdict(
 async def test_a_later_run_takes_the_outcome_of_an_attempt_that_ended_meanwhile(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(deletion, "HANDLER_SLICE", 0.05)
-    platform = Hanging(Instance(1002, "tok", tags=(identity_tag(ME),)))
-    rt = deleting(platform)
-    await account(rt, monkeypatch)
-    assert isinstance(await deletion.delete(rt, body(2), {}), deletion.Wait)
+    platform, rt = await waiting_delete(monkeypatch)
     attempt = rt.delete_retries.attempts[("team-a", "crm")]
     platform.release.set()
     await asyncio.wait_for(asyncio.shield(attempt.task), 2)
@@ -110,11 +117,7 @@ async def test_an_object_created_again_under_the_name_never_takes_the_old_one_s_
 ) -> None:
     """Review: attempts were keyed by name and generation; the old object's finalizer removed by
     hand, the new one's deletion (generation 2 too) took its Deleted and left its instance."""
-    monkeypatch.setattr(deletion, "HANDLER_SLICE", 0.05)
-    platform = Hanging(Instance(1002, "tok", tags=(identity_tag(ME),)))
-    rt = deleting(platform)
-    await account(rt, monkeypatch)
-    assert isinstance(await deletion.delete(rt, body(2), {}), deletion.Wait)
+    _platform, rt = await waiting_delete(monkeypatch)
     old = rt.delete_retries.attempts[("team-a", "crm")]
     again = body(2)
     again["metadata"]["uid"] = "5c1b0a2e-9d7f-4b3a-8e6d-2f4c1a9b7e30"
@@ -128,11 +131,7 @@ async def test_an_object_created_again_under_the_name_never_takes_the_old_one_s_
 async def test_a_stopping_operator_ends_its_attempts_before_closing_the_clients(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(deletion, "HANDLER_SLICE", 0.05)
-    platform = Hanging(Instance(1002, "tok", tags=(identity_tag(ME),)))
-    rt = deleting(platform)
-    await account(rt, monkeypatch)
-    assert isinstance(await deletion.delete(rt, body(2), {}), deletion.Wait)
+    _platform, rt = await waiting_delete(monkeypatch)
     attempt = rt.delete_retries.attempts[("team-a", "crm")]
     async with asyncio.timeout(1):
         await rt.delete_retries.close()
