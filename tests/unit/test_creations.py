@@ -277,6 +277,7 @@ class ListingPlatform(Platform):
         self.namespaces: dict[str, str | None] = {}
 
     async def find_tagged_with_prefix(self, *_: object, **how: object) -> list[tuple[int, list[str]]]:
+        self.calls.append("listing")
         self.namespaces["listing"] = cast(str | None, how.get("namespace"))
         return []
 
@@ -298,3 +299,17 @@ async def test_a_cluster_account_s_listing_is_the_operator_s_call_not_the_first_
     own = ListingPlatform()
     await creating(own, Creations(), "team-a", "first", uid)._create_or_adopt()
     assert own.namespaces == {"listing": "team-a", "POST": "team-a"}
+
+
+async def test_an_own_secret_with_a_cluster_account_s_credentials_does_not_take_its_listing() -> None:
+    """Review: the listing was keyed by URL and credentials only; an object of a namespace's own
+    Secret holding a cluster account's credentials (exported through allowSecretExport), creating
+    first, took the account's listing into its namespace and past the account's gate."""
+    platform, creations = ListingPlatform(), Creations()
+    own = creating(platform, creations, "team-a", "own", "0b7d8c1e-2f3a-4b5c-9d6e-7f8091a2b3c4")
+    await own._create_or_adopt()
+    shared = creating(platform, creations, "team-b", "shared", "1c8e9d2f-3a4b-4c5d-8e7f-8091a2b3c4d5")
+    shared.account = AccountKey(AccountKind.CLUSTER_CONNECTOR_ACCOUNT, "", "shared")
+    await shared._create_or_adopt()
+    assert platform.calls.count("listing") == 2
+    assert platform.namespaces["listing"] is None  # the account's own, the operator's call

@@ -244,3 +244,28 @@ async def test_a_recovery_wakes_the_namespaces_in_turn() -> None:
     await account._retry_waiting(runtime, key, {key: hers + theirs})
     assert len(woken) == account.RECOVERY_WAKES
     assert {(user.namespace, user.name) for user in theirs} <= set(woken[:6])
+
+
+async def test_the_expected_wait_counts_the_other_namespace_s_calls_already_holding_slots() -> None:
+    """Review: with one call counted per other namespace, B's estimate was 0.15 s while three of
+    A's slot holders queued for their tokens first: B queued, and was refused after its whole
+    wait."""
+    gate = AccountGate("shared", Budget(requests_per_second=10, burst=1, max_in_flight=4))
+    release = asyncio.Event()
+
+    async def hers() -> None:
+        async with gate.admit(30, namespace="a") as admission:
+            await admission.paced(30)
+            await release.wait()
+
+    calls = [asyncio.create_task(hers()) for _ in range(10)]
+    await settled()
+    bucket = gate._bucket
+    assert bucket is not None
+    # Ahead of B's call: A's 3 slot holders (B takes the 4th slot at once), then B's own: 4 tokens
+    # at 10/s from an empty bucket. Counting one call of A's, it was 0.2 s.
+    assert bucket.expected_wait("b") == pytest.approx(0.4, abs=0.05)
+    release.set()
+    for task in calls:
+        task.cancel()
+    await asyncio.gather(*calls, return_exceptions=True)

@@ -206,9 +206,13 @@ class _Bucket:
 
     def expected_wait(self, key: str) -> float:
         """Seconds until a caller of `key` arriving now would get its token: the namespaces take
-        turns, so ahead of it are its own queue and, of every other namespace's, as many."""
+        turns for the slots, so ahead of it are its own queue and, of every other namespace's, as
+        many, plus the ones already holding a slot (up to the share), which wait for their tokens
+        first. (Counting one per namespace, a light namespace's call was let queue, then refused
+        after its whole wait.)"""
         mine = self.queued[key] + 1
-        ahead = mine + sum(min(n, mine) for k, n in self.queued.items() if k != key)
+        holding = self.slots.share - 1
+        ahead = mine + sum(min(n, mine + holding) for k, n in self.queued.items() if k != key)
         return max(0.0, (ahead - self.available()) / self.budget.requests_per_second)
 
 

@@ -227,7 +227,7 @@ class RemotePass:
         instances, url, credentials = self.rt.instances, self.api_url, self.credentials
         uid, creations, namespace = self.target.uid, self.rt.creations, self.target.namespace
         identity = self.identity
-        endpoint = endpoint_key(url, credentials)
+        endpoint = self._listing
         for _ in range(2):  # a second round only when a known instance turned out to be gone
             known = await creations.known(uid, endpoint, self._list_owned, claim=identity.claim)
             if known is None:
@@ -302,6 +302,14 @@ class RemotePass:
         shared = self.account is not None and not self.account.namespace
         return None if shared else self.target.namespace
 
+    @property
+    def _listing(self) -> str:
+        """Which listing this object's creates share: the endpoint's, taken by one lister (the
+        account's gate and `_lister`'s slots). Keyed by the endpoint alone, an object of a
+        namespace's own Secret holding a cluster account's credentials, creating first, took the
+        account's listing in its namespace and without the account's gate (review)."""
+        return f"{endpoint_key(self.api_url, self.credentials)}/{self.account or ''}/{self._lister or ''}"
+
     async def _list_owned(self) -> list[tuple[int, list[str]]]:
         """The endpoint's instances with the operator's marks; the strays among them reported."""
         listed = await self.rt.instances.find_tagged_with_prefix(
@@ -358,7 +366,7 @@ class RemotePass:
 
     async def _recreate(self, gone: int) -> Instance:
         self._event("Warning", Reason.REMOTE_NOT_FOUND, f"Remote instance {gone} is gone; creating a new one")
-        self.rt.creations.gone(self.target.uid, endpoint_key(self.api_url, self.credentials), gone)
+        self.rt.creations.gone(self.target.uid, self._listing, gone)
         return await self._create_or_adopt()
 
     def _applied(self) -> bool:
