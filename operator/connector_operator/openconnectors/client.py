@@ -8,12 +8,14 @@ treated as hostile, because `spec.apiURL` is a tenant's choice:
 
 - time: one overall deadline per call (connect, send and the whole body; httpx's own timeouts are
   per read, and a server trickling a byte every ten seconds never trips them);
-- concurrency: at most `max_in_flight_per_namespace` calls for the objects of one namespace (a
-  call names it: `namespace=`), `max_in_flight_per_host` per platform host and `max_in_flight` in
-  total (`slots`), so neither a slow host nor a tenant naming several can take every slot;
-- accounts: a call made for an account passes the account's gate first (`budget`: its circuit
-  breaker, then its request budget), every page of a search included, and reports its outcome to
-  it; waiting there is bounded on its own and does not eat into the call's deadline;
+- concurrency: `max_in_flight_per_host` calls per platform host and `max_in_flight` in total
+  (`slots`), shared by namespaces in turn (a call names its object's: `namespace=`), one
+  namespace holding at most `max_in_flight_per_namespace` of either (`fair`), so neither a slow
+  host nor a tenant naming several can take every slot;
+- accounts: a call made for an account passes the account's gate (`budget`: its circuit breaker
+  and a slot of its `maxInFlight` first, its token last, right before the call goes), every page
+  of a search included, and reports its outcome to it; waiting there is bounded on its own and
+  does not eat into the call's deadline;
 - size: the body is streamed and refused past `max_response_bytes` (Content-Length is checked
   first), compressed answers are not asked for and not accepted, and a search stops after
   `max_pages` pages or at a repeated page token;
