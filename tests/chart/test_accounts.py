@@ -36,6 +36,7 @@ from hack.controlplane.cluster import ControlPlane
 from tests.chart.conftest import Release, fresh_namespace, refusal, service_account_client
 from tests.chart.support import deployment_env, render
 from tests.chart.test_install import readme_release_commands
+from tests.fixtures.operator import wait_until
 
 FULLNAME = "oco-open-connectors-operator"
 POLICIES = pytest.mark.parametrize("policies", [True, False], ids=["policies", "without-policies"])
@@ -268,6 +269,13 @@ def test_the_operator_reads_accounts_writes_status_and_finalizer_but_never_the_s
             {"metadata": {"finalizers": ["example.com/keep"]}}, dry_run="All",
         ),
     }  # fmt: skip
+    if policies:
+        # The install waits for the policies it probes; this one has no probe of its own there
+        # (it needs an account to refuse a write to), and is seen a moment later by some servers.
+        wait_until(
+            lambda: "AdmissionPolicy" in (refusal(attacks["a label"]) or ""),
+            what="the account-writes policy enforced",
+        )
     outcomes = {name: refusal(attack) for name, attack in attacks.items()}
     if policies:
         passed = {n for n, refused in outcomes.items() if not refused or "AdmissionPolicy" not in refused}
