@@ -253,8 +253,25 @@ def _wait_ready(plane: ControlPlane, deadline: float) -> None:
     raise TimeoutError(f"kube-apiserver not ready after {READY_TIMEOUT:.0f}s: {last_error}")
 
 
+PORT_ATTEMPTS = 3  # free_port() can race another process taking the port before we bind it
+
+
 def start(state_dir: Path, *, detached: bool = False) -> ControlPlane:
-    """Start etcd and kube-apiserver with state in `state_dir`; return when /readyz answers 200."""
+    """Start etcd and kube-apiserver with state in `state_dir`; return when /readyz answers 200.
+    A port taken between `free_port` and the bind (parallel test workers start planes at once)
+    means new ports and another try, from empty state."""
+    for attempt in range(PORT_ATTEMPTS):
+        try:
+            return _start(state_dir, detached=detached)
+        except RuntimeError:
+            logs = " ".join(log.read_text(errors="replace") for log in state_dir.glob("*.log"))
+            if "address already in use" not in logs or attempt == PORT_ATTEMPTS - 1:
+                raise
+            shutil.rmtree(state_dir, ignore_errors=True)
+    raise AssertionError("unreachable")
+
+
+def _start(state_dir: Path, *, detached: bool) -> ControlPlane:
     binaries = ensure_built()
     state_dir.mkdir(parents=True, exist_ok=True)
     state_dir.chmod(0o700)

@@ -7,13 +7,14 @@ CEL validation in a CRD, status-subresource semantics and TokenRequest-issued id
 from __future__ import annotations
 
 import json
+import socket
 from pathlib import Path
 
 import pytest
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from hack.controlplane import build
+from hack.controlplane import build, cluster
 from hack.controlplane.cluster import ControlPlane
 from tests.fixtures.kubernetes import api_client_for
 from tests.fixtures.waiting import wait_until
@@ -131,3 +132,22 @@ def test_token_request_issues_a_working_service_account_token(
     with pytest.raises(ApiException) as denied:
         client.CoreV1Api(as_bot).list_namespaced_secret(namespace)
     assert denied.value.status == 403
+
+
+def test_a_port_taken_before_the_api_server_binds_it_means_new_ports(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A clean-clone run failed once at a plane's start: `free_port` gave a port that another
+    worker's process took before kube-apiserver bound it ("address already in use")."""
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    ports = iter([cluster.free_port(), cluster.free_port(), taken.getsockname()[1]])
+    real = cluster.free_port
+    monkeypatch.setattr(cluster, "free_port", lambda: next(ports, None) or real())
+    plane = cluster.start(tmp_path / "plane")
+    try:
+        assert plane.api_port != taken.getsockname()[1]
+    finally:
+        plane.stop()
+        taken.close()
