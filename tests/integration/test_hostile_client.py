@@ -16,9 +16,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import os
-import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator, Awaitable
 from typing import Any
@@ -40,6 +37,7 @@ from tests.fixtures.hostile_platform import (
     repeat_page_token,
     request_id_header,
     respond,
+    run_probe,
     trickle,
 )
 from tests.fixtures.waiting import eventually
@@ -183,16 +181,7 @@ asyncio.run(main(sys.argv[1], int(sys.argv[2])))
 
 def peak_growth(platform: HostilePlatform, calls: int) -> tuple[float, list[str]]:
     """MiB by which the peak RSS of a fresh process grows while it makes `calls` GETs at once."""
-    done = subprocess.run(
-        [sys.executable, "-c", MEMORY_PROBE, platform.api_url, str(calls)],
-        capture_output=True,
-        text=True,
-        timeout=240,
-        env={**os.environ},
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    result = json.loads(done.stdout.strip().splitlines()[-1])
+    result = run_probe(MEMORY_PROBE, platform.api_url, str(calls))
     return (result["after"] - result["before"]) / 1024, result["outcomes"]
 
 

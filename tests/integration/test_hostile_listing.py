@@ -11,15 +11,11 @@ of a fresh process making the call (VmHWM, in a subprocess, printed for the reco
 from __future__ import annotations
 
 import asyncio
-import json
-import os
-import subprocess
-import sys
 import tracemalloc
 
 from connector_operator.openconnectors import errors
 from connector_operator.openconnectors.client import Credentials, InstancesClient
-from tests.fixtures.hostile_platform import HostilePlatform, flood_listing
+from tests.fixtures.hostile_platform import HostilePlatform, flood_listing, run_probe
 
 CREDENTIALS = Credentials("hostile-User-Secret-4f9a1c", "hostile-Org-Secret-7b2e55")
 MIB = 1024 * 1024
@@ -82,16 +78,7 @@ def test_the_peak_resident_set_of_a_process_taking_that_listing_stays_bounded(
     platform_server: HostilePlatform,
 ) -> None:
     platform_server.on("GET", "/instances", flood_listing(pages=50))
-    done = subprocess.run(
-        [sys.executable, "-c", LISTING_PROBE, platform_server.api_url],
-        capture_output=True,
-        text=True,
-        timeout=240,
-        env={**os.environ},
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    result = json.loads(done.stdout.strip().splitlines()[-1])
+    result = run_probe(LISTING_PROBE, platform_server.api_url)
     before, after = result["before"] / 1024, result["after"] / 1024
     print(f"peak RSS of a process taking the 50-page listing: {after:.0f} MiB (before it: {before:.0f} MiB)")
     # Before: it grew by about 300 MiB.

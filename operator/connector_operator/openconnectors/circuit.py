@@ -38,7 +38,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-OWN = ""  # the source of the operator's own calls (fair.OPERATOR): no tenant shapes them
+from connector_operator.openconnectors.fair import OPERATOR
+
+OWN = OPERATOR  # the source of the operator's own calls: no tenant shapes them
 
 
 class CircuitState(StrEnum):

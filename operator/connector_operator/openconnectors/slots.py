@@ -61,7 +61,7 @@ class Slots:
         self._global = FairSlots(self.total, self.per_namespace)
 
     def host(self, host: str) -> FairSlots | None:
-        """The host's slots while any call uses them (for tests and the metrics)."""
+        """The host's slots while any call uses them (None otherwise): what the tests look at."""
         entry = self._hosts.get(host)
         return entry.slots if entry is not None else None
 
