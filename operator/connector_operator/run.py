@@ -184,6 +184,23 @@ def _quiet_watch_handlers(record: logging.LogRecord) -> bool:
     help="Port of the Prometheus /metrics endpoint; 0 disables it.",
 )
 @click.option(
+    "--object-metrics/--no-object-metrics",
+    envvar="OCO_OBJECT_METRICS",
+    default=True,
+    show_default=True,
+    help="Export per-object series: each ConnectorInstance's and account's conditions, identity "
+    "and platform state (see README, Metrics).",
+)
+@click.option(
+    "--object-metrics-max-series",
+    envvar="OCO_OBJECT_METRICS_MAX_SERIES",
+    type=click.IntRange(min=0),
+    default=50_000,
+    show_default=True,
+    help="At most this many per-object series in one scrape; the objects past it are left out "
+    "whole and counted in oco_object_series_dropped_total.",
+)
+@click.option(
     "--peering",
     envvar="OCO_PEERING",
     default="",
@@ -208,6 +225,8 @@ def run_command(  # noqa: PLR0913  (click passes each command-line option as an 
     max_in_flight_per_host: int,
     health_port: int,
     metrics_port: int,
+    object_metrics: bool,
+    object_metrics_max_series: int,
     peering: str,
 ) -> None:
     """Run the operator against the current kubeconfig, or in-cluster configuration."""
@@ -228,6 +247,8 @@ def run_command(  # noqa: PLR0913  (click passes each command-line option as an 
         log_level=log_level,
         health_port=health_port or None,
         metrics_port=metrics_port or None,
+        object_metrics=object_metrics,
+        object_metrics_max_series=object_metrics_max_series,
         peering=peering or None,
     )
     refusal = HostPolicy.from_settings(allowed_api_hosts, allow_insecure_http).refusal(default_api_url)

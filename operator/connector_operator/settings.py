@@ -84,6 +84,12 @@ class Settings:
     metrics_port: int | None = 9090
     """Port of the Prometheus metrics endpoint (`/metrics`); None disables it."""
 
+    object_metrics: bool = True
+    """Export per-object series (each object's conditions, identity and platform state)."""
+
+    object_metrics_max_series: int = 50_000
+    """At most this many per-object series in one scrape; the rest are counted as dropped."""
+
     peering: str | None = None
     """Name of the kopf peering objects (kube/peering.py): a second copy of the operator with the same
     name pauses while this one runs. None: standalone, no peering."""

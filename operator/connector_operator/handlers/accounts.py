@@ -18,7 +18,7 @@ from connector_operator.api.names import ACCOUNT_PLURAL, CLUSTER_ACCOUNT_PLURAL,
 from connector_operator.api.spec import parse_spec
 from connector_operator.domain.accounts import AccountKey, account_key
 from connector_operator.engine.accounts import waiter
-from connector_operator.reconciler import account
+from connector_operator.reconciler import account, series
 from connector_operator.reconciler.runtime import Runtime
 
 ACCOUNTS = (GROUP, VERSION, ACCOUNT_PLURAL)
@@ -52,22 +52,25 @@ async def account_users(
 
 @kopf.on.event(*ACCOUNTS)  # type: ignore[arg-type]
 async def account_changed(
-    namespace: str, name: str, type: str | None, memo: kopf.Memo, account_users: Users, **_: Any
-) -> None:
-    _changed(memo, AccountKey(AccountKind.CONNECTOR_ACCOUNT, namespace, name), type, account_users)
+    namespace: str, name: str, type: str | None, body: kopf.Body, memo: kopf.Memo, account_users: Users,
+    **_: Any,
+) -> None:  # fmt: skip
+    key = AccountKey(AccountKind.CONNECTOR_ACCOUNT, namespace, name)
+    _changed(memo, key, type, body, account_users)
 
 
 @kopf.on.event(*CLUSTER_ACCOUNTS)  # type: ignore[arg-type]
 async def cluster_account_changed(
-    name: str, type: str | None, memo: kopf.Memo, account_users: Users, **_: Any
+    name: str, type: str | None, body: kopf.Body, memo: kopf.Memo, account_users: Users, **_: Any
 ) -> None:
-    _changed(memo, AccountKey(AccountKind.CLUSTER_CONNECTOR_ACCOUNT, "", name), type, account_users)
+    _changed(memo, AccountKey(AccountKind.CLUSTER_CONNECTOR_ACCOUNT, "", name), type, body, account_users)
 
 
-def _changed(memo: kopf.Memo, key: AccountKey, event: str | None, users: Users) -> None:
+def _changed(memo: kopf.Memo, key: AccountKey, event: str | None, body: kopf.Body, users: Users) -> None:
     runtime: Runtime | None = memo.get("runtime")
     if runtime is None:
         return
+    series.observe_account((key.kind.value, key.namespace, key.name), event, body)
     if event == "DELETED":
         runtime.accounts.forget(key)
         runtime.gates.forget(key)

@@ -61,7 +61,7 @@ import functools
 import logging
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -232,6 +232,7 @@ class AccountGate:
         self._clock, self._wall = clock, wall
         self._bucket = _Bucket(budget) if budget is not None else None
         self._in_flight = 0
+        self.waited = 0.0  # seconds calls spent waiting for a slot or a token, for the metrics
         self._callbacks: list[Recovery] = []
         self._recovering = False  # a failure since the last recovery; see "Recovery" above
 
@@ -315,13 +316,15 @@ class AccountGate:
                 raise self._exhausted(bucket, bucket.expected_wait(key), max_wait) from None
         admission.probe = self._pass_circuit()
 
-    @staticmethod
     @asynccontextmanager
-    async def _queued(bucket: _Bucket, key: str) -> AsyncIterator[None]:
+    async def _queued(self, bucket: _Bucket, key: str) -> AsyncIterator[None]:
+        """A wait for the budget (a slot or a token): counted per namespace and timed."""
         bucket.queued[key] += 1
+        started = time.monotonic()
         try:
             yield
         finally:
+            self.waited += time.monotonic() - started
             bucket.queued[key] -= 1
             if bucket.queued[key] <= 0:
                 del bucket.queued[key]
@@ -416,6 +419,11 @@ class Gates:
 
     def get(self, key: Hashable) -> AccountGate | None:
         return self._gates.get(key)
+
+    def waits(self) -> Iterator[tuple[Hashable, float]]:
+        """Each account's seconds of waiting for its budget so far."""
+        for key, gate in list(self._gates.items()):
+            yield key, gate.waited
 
     def forget(self, key: Hashable) -> None:
         self._gates.pop(key, None)

@@ -19,7 +19,7 @@ from connector_operator.kube.namespaces import Namespaces
 from connector_operator.kube.secrets import Secrets
 from connector_operator.kube.status import StatusWriter
 from connector_operator.openconnectors.client import InstancesClient
-from connector_operator.reconciler import account
+from connector_operator.reconciler import account, series
 from connector_operator.reconciler.instance import run_pass
 from connector_operator.reconciler.runtime import Runtime
 from connector_operator.reconciler.strays import StrayReports
@@ -53,6 +53,7 @@ def assemble(
         home=home,
         kube=api,
     )
+    metrics.SERIES.configure(settings.object_metrics, settings.object_metrics_max_series)
     wire(runtime, events, stop)
     return runtime
 
@@ -74,6 +75,7 @@ def wire(runtime: Runtime, events: EventSink, stop: asyncio.Future[Any] | None =
     )
     # An account's platform answers again: its loop wakes everyone waiting, deletions too.
     runtime.gates.on_recovery(lambda key: account.recovered(runtime, key))
+    metrics.SERIES.budget_waits = functools.partial(series.budget_waits, runtime.gates)
     if stop is not None:
         # Asked to stop: start no pass from here on. The peering record is withdrawn at once
         # (kube/keepalive.py), and the next copy may start working before this one has exited.

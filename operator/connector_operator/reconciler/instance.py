@@ -40,6 +40,7 @@ from connector_operator.kube.finalizers import add_finalizer, read_instance
 from connector_operator.kube.secrets import SecretMeta
 from connector_operator.reconciler.reconcile import Awaited, reconcile
 from connector_operator.reconciler.runtime import Key, Runtime
+from connector_operator.reconciler.series import observe_instance
 
 logger = logging.getLogger(__name__)
 
@@ -89,6 +90,7 @@ def _observed(runtime: Runtime, key: Key, body: Mapping[str, Any], tracked: Trac
             return
         forget(runtime, key)  # deleted and created again under the same name between two events
         tracked = None
+    observe_instance(key, body, runtime.readiness)
     if tracked is None:
         tracked = runtime.tracked[key] = tracked_from(body, runtime.settings.resync_interval)
     elif tracked.reseed and not runtime.scheduler.running(key):
@@ -115,6 +117,8 @@ def forget(runtime: Runtime, key: Key) -> None:
         tracked.waiting.close()
     runtime.wakeups.forget(key)
     metrics.OBJECTS.forget(key)
+    metrics.SERIES.forget_instance(key)
+    runtime.readiness.forget(key)
 
 
 def outranked(runtime: Runtime, yes: bool) -> None:
@@ -184,8 +188,7 @@ async def _pass(runtime: Runtime, key: Key, tracked: Tracked, state: ObjectState
     if state.written.instance_id is not None:  # the API server has it: nothing to remember
         runtime.creations.recorded(tracked.uid, state.written.instance_id)
     if state.events:
-        runtime.events(object_ref(namespace, name, tracked.uid), list(state.events))
-        state.events.clear()
+        _post_events(runtime, key, tracked.uid, state)
     if runtime.tracked.get(key) is not tracked:  # deleted meanwhile (and maybe made again)
         return math.inf
     _observe(key, result.outcome, time.monotonic() - started)
@@ -203,6 +206,14 @@ async def _pass(runtime: Runtime, key: Key, tracked: Tracked, state: ObjectState
     if result.awaited is not None and await _await_secret(runtime, key, tracked, result.awaited):
         return 0.0
     return delay
+
+
+def _post_events(runtime: Runtime, key: Key, uid: str, state: ObjectState) -> None:
+    runtime.events(object_ref(*key, uid), list(state.events))
+    for _, reason, _ in state.events:
+        if reason == Reason.DRIFT_CORRECTED:
+            metrics.SERIES.drift_corrected(key)
+    state.events.clear()
 
 
 async def _reseed(runtime: Runtime, key: Key, tracked: Tracked) -> bool:

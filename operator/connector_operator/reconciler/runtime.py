@@ -33,6 +33,7 @@ from connector_operator.kube.secrets import SecretMeta, Secrets, SecretView
 from connector_operator.kube.status import StatusWriter
 from connector_operator.openconnectors.budget import AccountGate, BudgetSpec, Gates
 from connector_operator.openconnectors.client import InstancesClient
+from connector_operator.reconciler.series import Readiness
 from connector_operator.reconciler.strays import StrayReports
 from connector_operator.settings import Settings
 
@@ -67,6 +68,8 @@ class Runtime:
     secret_index: Mapping[Key, SecretMeta] | None = None
     # kopf's index of ConnectorInstances (which exist, which instances they name); likewise.
     live: LiveObjects | None = None
+    # Objects waiting to be Ready at a new generation, for oco_time_to_ready_seconds.
+    readiness: Readiness = field(default_factory=Readiness)
     # Made from the settings alone:
     backoff: Backoff = field(init=False)
     retries: Retries[Any] = field(init=False)  # passes of instances and accounts: one rule

@@ -14,6 +14,10 @@ process's default collectors stay opt-in and tests can read exactly what the ope
     oco_stray_instances{host}                    remote instances with this operator's marks but no
                                                  live object, at endpoints without an account (an
                                                  account reports its own in status.strayInstances)
+    oco_time_to_ready_seconds{cause}             from creation (cause `create`) or a spec change
+                                                 (`update`) to Ready for that generation
+
+The per-object series (one set per ConnectorInstance and account) are `objects.py`'s.
 """
 
 from __future__ import annotations
@@ -24,6 +28,8 @@ from collections.abc import Iterator
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
+
+from connector_operator.metrics.objects import ObjectSeries
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
@@ -79,6 +85,19 @@ class ObjectStates(Collector):
 
 OBJECTS = ObjectStates()
 REGISTRY.register(OBJECTS)
+
+# Minutes matter here, not milliseconds: a create is a few calls, but a Secret or an account may
+# keep an object waiting for as long as its team takes.
+TIME_TO_READY = Histogram(
+    "oco_time_to_ready_seconds",
+    "Seconds from creation or a spec change to Ready for that generation.",
+    ["cause"],
+    buckets=(1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 4 * 3600, 24 * 3600),
+    registry=REGISTRY,
+)
+
+SERIES = ObjectSeries()
+REGISTRY.register(SERIES)
 
 
 def observe_api_call(method: str, status: str, seconds: float) -> None:
