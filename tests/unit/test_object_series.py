@@ -57,8 +57,8 @@ def test_an_instance_is_its_conditions_identity_and_platform_state() -> None:
             valid=False,
             disabled=False,
             conditions=[
-                ready(1, "False", "InstanceInvalid"),
-                {"type": "Stalled", "status": "True", "reason": "X"},
+                {**ready(1, "False", "InstanceInvalid"), "lastTransitionTime": "2026-12-07T10:00:00Z"},
+                STALLED,
             ],
         )
     )
@@ -71,13 +71,18 @@ def test_an_instance_is_its_conditions_identity_and_platform_state() -> None:
         ("oco_connectorinstance_condition", (*where, ("reason", "X"), ("status", "True"),
                                              ("type", "Stalled")), 1.0),
     ]  # fmt: skip
+    # Since when: the Ready condition's lastTransitionTime (Stalled has none here: no series).
+    assert named(found, "oco_connectorinstance_condition_last_transition_timestamp_seconds") == [
+        ("oco_connectorinstance_condition_last_transition_timestamp_seconds", (*where, ("type", "Ready")),
+         datetime.datetime(2026, 12, 7, 10, tzinfo=datetime.UTC).timestamp()),
+    ]  # fmt: skip
     assert named(found, "oco_connectorinstance_info") == [
         ("oco_connectorinstance_info", (("account", "ConnectorAccount/sales"), ("connector", "closeio"),
                                         ("instance_id", "42"), *where), 1.0)
     ]  # fmt: skip
     assert named(found, "oco_platform_instance_valid") == [("oco_platform_instance_valid", where, 0.0)]
     assert named(found, "oco_platform_instance_disabled") == [("oco_platform_instance_disabled", where, 0.0)]
-    assert named(found, "oco_object_series") == [("oco_object_series", (), 5.0)]
+    assert named(found, "oco_object_series") == [("oco_object_series", (), 6.0)]
 
     collector.forget_instance(("team", "crm"))
     assert [s for s in scrape(collector) if s[1]] == []  # no labelled series left
@@ -92,7 +97,7 @@ def test_a_forged_status_cannot_grow_the_series() -> None:
             account=huge,
             instanceID="not-a-number",
             valid="yes",
-            conditions=[ready(1, reason=huge)] * 50
+            conditions=[{**ready(1, reason=huge), "lastTransitionTime": huge}] * 50
             + [{"type": f"T{i}", "status": "True", "reason": "x"} for i in range(50)]
             + [{"type": "Synced", "status": "Maybe", "reason": "x"}, "junk"],
         )
@@ -100,7 +105,7 @@ def test_a_forged_status_cannot_grow_the_series() -> None:
     assert len(row.conditions) == 1
     assert len(row.conditions[0][2]) == LABEL_BOUND
     assert len(row.account) == LABEL_BOUND
-    assert (row.instance_id, row.valid, row.disabled) == ("", None, None)
+    assert (row.instance_id, row.valid, row.disabled, row.transitions) == ("", None, None, (None,))
     assert instance_row({"status": ["not", "a", "map"], "spec": "nor this"}).size == 1  # the info only
 
 

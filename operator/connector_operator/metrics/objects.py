@@ -6,6 +6,8 @@ series says what the object's status says, a restarted operator shows every obje
 as kopf has listed them (before any pass), and a series goes with the DELETED event of its object.
 
     oco_connectorinstance_condition{namespace,name,type,status,reason}   1 per condition
+    oco_connectorinstance_condition_last_transition_timestamp_seconds{namespace,name,type}
+                                                     when each condition last changed status
     oco_connectorinstance_info{namespace,name,connector,instance_id,account}   1
     oco_platform_instance_valid{namespace,name}         1/0, from the periodic platform check
     oco_platform_instance_disabled{namespace,name}      1/0, likewise
@@ -44,6 +46,7 @@ class InstanceRow:
     """What one ConnectorInstance's series say; the strings are interned (objects share reasons)."""
 
     conditions: tuple[Condition, ...]
+    transitions: tuple[float | None, ...]  # each condition's lastTransitionTime (Unix seconds)
     connector: str
     instance_id: str
     account: str
@@ -52,7 +55,8 @@ class InstanceRow:
 
     @property
     def size(self) -> int:
-        return len(self.conditions) + 1 + (self.valid is not None) + (self.disabled is not None)
+        known = sum(1 for at in self.transitions if at is not None)
+        return len(self.conditions) + known + 1 + (self.valid is not None) + (self.disabled is not None)
 
 
 def condition(type_: str, status: str, reason: str) -> Condition:
@@ -68,6 +72,11 @@ class _Families:
             "oco_connectorinstance_condition",
             "ConnectorInstance conditions as in status: 1 for each current condition.",
             labels=[*where, "type", "status", "reason"],
+        )
+        self.transition = GaugeMetricFamily(
+            "oco_connectorinstance_condition_last_transition_timestamp_seconds",
+            "When each ConnectorInstance condition last changed status (its lastTransitionTime).",
+            labels=[*where, "type"],
         )
         self.info = GaugeMetricFamily(
             "oco_connectorinstance_info",
@@ -103,6 +112,7 @@ class _Families:
     def all(self) -> tuple[Metric, ...]:
         return (
             self.condition,
+            self.transition,
             self.info,
             self.valid,
             self.disabled,
@@ -186,8 +196,10 @@ class ObjectSeries(Collector):
 
     def _add_instance(self, families: _Families, key: Key, row: InstanceRow) -> None:
         where = list(key)
-        for type_, status, reason in row.conditions:
+        for (type_, status, reason), at in zip(row.conditions, row.transitions, strict=True):
             families.condition.add_metric([*where, type_, status, reason], 1)
+            if at is not None:
+                families.transition.add_metric([*where, type_], at)
         families.info.add_metric([*where, row.connector, row.instance_id, row.account], 1)
         if row.valid is not None:
             families.valid.add_metric(where, float(row.valid))

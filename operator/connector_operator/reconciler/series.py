@@ -38,19 +38,23 @@ def _status(body: Mapping[str, Any]) -> Mapping[str, Any]:
     return status if isinstance(status, Mapping) else {}
 
 
-def conditions(status: Mapping[str, Any]) -> tuple[Condition, ...]:
+def _known(status: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     """The known conditions, once each, in the order written."""
-    found: dict[str, Condition] = {}
+    found: dict[str, Mapping[str, Any]] = {}
     raw = status.get("conditions")
     for item in raw if isinstance(raw, list) else ():
         if not isinstance(item, Mapping):
             continue
-        type_, state = item.get("type"), item.get("status")
-        if type_ in TYPES and state in STATUSES and type_ not in found:
-            found[type_] = condition(type_, state, _label(item.get("reason")))
+        type_ = item.get("type")
+        if type_ in TYPES and item.get("status") in STATUSES and type_ not in found:
+            found[type_] = item
         if len(found) == len(TYPES):
             break
-    return tuple(found.values())
+    return list(found.values())
+
+
+def conditions(status: Mapping[str, Any]) -> tuple[Condition, ...]:
+    return tuple(condition(c["type"], c["status"], _label(c.get("reason"))) for c in _known(status))
 
 
 def instance_row(body: Mapping[str, Any]) -> InstanceRow:
@@ -58,8 +62,10 @@ def instance_row(body: Mapping[str, Any]) -> InstanceRow:
     spec = body.get("spec")
     instance_id = status.get("instanceID")
     valid, disabled = status.get("valid"), status.get("disabled")
+    known = _known(status)
     return InstanceRow(
-        conditions=conditions(status),
+        conditions=tuple(condition(c["type"], c["status"], _label(c.get("reason"))) for c in known),
+        transitions=tuple(_time(c.get("lastTransitionTime")) for c in known),
         connector=_label(spec.get("connectorKey")) if isinstance(spec, Mapping) else "",
         instance_id=str(instance_id) if isinstance(instance_id, int) else "",
         account=_label(status.get("account")),
@@ -143,8 +149,12 @@ def _ready_at(status: Mapping[str, Any], generation: int) -> bool:
 
 def _timestamp(body: Mapping[str, Any]) -> float | None:
     meta = body.get("metadata")
-    raw = meta.get("creationTimestamp") if isinstance(meta, Mapping) else None
-    if not isinstance(raw, str):
+    return _time(meta.get("creationTimestamp") if isinstance(meta, Mapping) else None)
+
+
+def _time(raw: Any) -> float | None:
+    """An RFC 3339 time as Unix seconds; None for anything else."""
+    if not isinstance(raw, str) or len(raw) > 64:
         return None
     try:
         return datetime.datetime.fromisoformat(raw).timestamp()
