@@ -1,8 +1,9 @@
-"""Secret values never reach logs, events, status or kopf's bookkeeping.
+"""Secret values never reach logs, events, status, metrics or kopf's bookkeeping.
 
 A full lifecycle with distinctive values (create, a rejected update that makes the platform
 quote what it got, a rotation, deletion), then everything the operator wrote is searched: its
-log at DEBUG level, every Event in the namespace, and every version of the object it touched.
+log at DEBUG level, every Event in the namespace, every version of the object it touched, and
+its metrics (the per-object series included) at each of those moments.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ def test_a_full_lifecycle_leaks_no_secret_value(env: Env) -> None:
     env.instances.create("crm", closeio_spec())
     instance_id = env.instances.wait_ready("crm")["status"]["instanceID"]
     snapshots = [json.dumps(env.instances.get("crm"))]
+    scrapes = [operator.metrics()]
 
     put_secret(env.core, env.namespace, CLOSEIO_SECRET, {"apiKey": ROTATED_KEY})
     wait_until(
@@ -45,6 +47,7 @@ def test_a_full_lifecycle_leaks_no_secret_value(env: Env) -> None:
     env.instances.patch_spec("crm", {"tags": ["crm", "second"]})
     env.instances.wait_condition("crm", "Stalled", "True", reason="ConfigurationRejected")
     snapshots.append(json.dumps(env.instances.get("crm")))
+    scrapes.append(operator.metrics())
 
     put_secret(
         env.core,
@@ -63,10 +66,12 @@ def test_a_full_lifecycle_leaks_no_secret_value(env: Env) -> None:
         what="the new credentials rejected",
     )
     snapshots.append(json.dumps(env.instances.get("crm")))
+    scrapes.append(operator.metrics())
     put_secret(env.core, env.namespace, ACCOUNT, {})  # held while in use: emptied, not deleted
     env.instances.delete("crm")
     env.instances.wait_condition("crm", "Stalled", "True", reason="DeletionBlocked")
     snapshots.append(json.dumps(env.instances.get("crm")))
+    scrapes.append(operator.metrics())
     env.instances.patch_spec("crm", {"deletionPolicy": "Orphan"})
     env.instances.wait_gone("crm")
     operator.stop()
@@ -77,6 +82,7 @@ def test_a_full_lifecycle_leaks_no_secret_value(env: Env) -> None:
         "operator log": operator.log(),
         "events": json.dumps([client.ApiClient().sanitize_for_serialization(e) for e in events]),
         "object": "\n".join(snapshots),
+        "metrics": "\n".join(scrapes),
     }
     canaries = {
         "user secret": env.simulator.user_secret,
@@ -90,3 +96,4 @@ def test_a_full_lifecycle_leaks_no_secret_value(env: Env) -> None:
         for what, value in canaries.items():
             assert value not in text, f"the {what} leaked into the {where}"
     assert "DEBUG" in written["operator log"]  # the log really was at its most verbose
+    assert f'instance_id="{instance_id}"' in written["metrics"]  # the per-object series were there
