@@ -137,9 +137,14 @@ class ObjectSeries(Collector):
     def configure(self, enabled: bool, max_series: int) -> None:
         self.enabled, self.max_series = enabled, max_series
         if not enabled:
-            self.instances.clear()
-            self.accounts.clear()
-            self.drift.clear()
+            self.clear()
+
+    def clear(self) -> None:
+        """No object's series: a copy of the operator outranked by another (peering) sees no
+        events, and what it last saw would go stale; kopf lists every object again on resuming."""
+        self.instances.clear()
+        self.accounts.clear()
+        self.drift.clear()
 
     def set_instance(self, key: Key, row: InstanceRow) -> None:
         if self.enabled:

@@ -124,6 +124,11 @@ def forget(runtime: Runtime, key: Key) -> None:
 def outranked(runtime: Runtime, yes: bool) -> None:
     """Another copy of the operator outranks this one (peering), or no longer does: pause the
     passes, or resume them."""
+    if yes:
+        # Outranked, this copy sees no events, so its series would not follow the objects: the
+        # other copy exports them. (Also when already paused: a copy may start outranked.)
+        metrics.SERIES.clear()
+        runtime.readiness.pending.clear()
     if yes and not runtime.scheduler.paused:
         logger.info("another copy of the operator outranks this one: passes paused")
         runtime.scheduler.pause()
