@@ -160,6 +160,16 @@ class ConnectorInstanceStatus(Model):
             "`Update: <fields>` (a dry run before switching to Full). Absent under Full.",
         ),
     ] = None
+    next_attempt_at: Annotated[
+        str | None,
+        Field(
+            alias="nextAttemptAt",
+            description="While the operator retries (Reconciling True): when it tries next, if that "
+            "is a minute or more away (RFC 3339). Absent when nothing is retried, and for shorter "
+            "waits, which are not written (a status write per attempt of a backoff's first seconds "
+            "would cost more than it tells).",
+        ),
+    ] = None
     last_handled_reconcile_at: Annotated[
         str | None,
         Field(

@@ -56,6 +56,7 @@ class Facts:
     observing: bool = False
     planned_action: str | None = None
     handled_request: str | None = None  # the reconcile-requested-at value this pass handled
+    next_attempt_at: str | None = None  # a retry's time, when a minute or more away
 
 
 class Transition(NamedTuple):
@@ -82,6 +83,7 @@ def status_after(
     """
     update: dict[str, Any] = {
         "conditions": conditions(outcome, generation, previous.conditions, now),
+        "next_attempt_at": facts.next_attempt_at,
     }
     if outcome.handled and not deleting:
         update["observed_generation"] = generation

@@ -62,6 +62,9 @@ class ObjectState:
     verified: int | None = None
     # The templates' verdict for a generation, and what they last rendered (no compiled template).
     templates: TemplateMemory | None = None
+    # The delay before the next attempt of a pass that failed, set with its status (for
+    # status.nextAttemptAt) and taken by the scheduling: the backoff counts each failure once.
+    retry_delay: float | None = None
     written: ConnectorInstanceStatus = field(init=False)  # what the API server last accepted
 
     def __post_init__(self) -> None:

@@ -188,6 +188,7 @@ async def _pass(runtime: Runtime, key: Key, tracked: Tracked, state: ObjectState
         take_over=tracked.take_over,
     )
     started = time.monotonic()
+    state.retry_delay = None
     cache = runtime.secret_index if runtime.secret_index is not None else {}
     result = await reconcile(runtime, target, state, cache, remote_due=due)
     if state.written.instance_id is not None:  # the API server has it: nothing to remember
@@ -198,9 +199,14 @@ async def _pass(runtime: Runtime, key: Key, tracked: Tracked, state: ObjectState
         return math.inf
     _observe(key, result.outcome, time.monotonic() - started)
     if result.outcome.kind is Kind.RETRYING:
-        # A wait the platform asked for (Retry-After) or the account's gate set is not a
-        # failure of ours: the backoff after the next real failure must not have grown.
-        delay = runtime.retries.failed(key, result.outcome)
+        # Counted by the status write (its nextAttemptAt), or here for a pass that wrote none. A
+        # wait the platform asked for (Retry-After) or the account's gate set is not a failure of
+        # ours: the backoff after the next real failure must not have grown (engine/retries.py).
+        delay = (
+            state.retry_delay
+            if state.retry_delay is not None
+            else runtime.retries.failed(key, result.outcome)
+        )
     else:
         runtime.retries.succeeded(key)
         if due:

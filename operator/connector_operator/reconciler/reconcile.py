@@ -40,7 +40,7 @@ from connector_operator.reconciler.locate import locate
 from connector_operator.reconciler.outcomes import TokenSecretConflict, classify
 from connector_operator.reconciler.remote import RemotePass
 from connector_operator.reconciler.request import Request, remote_pass
-from connector_operator.reconciler.runtime import Key, Runtime
+from connector_operator.reconciler.runtime import Key, Runtime, in_seconds
 from connector_operator.reconciler.tokenexport import off_loop
 
 logger = logging.getLogger(__name__)
@@ -338,6 +338,12 @@ def state_outcome(state: ObjectState) -> Outcome:
     return outcomes.stalled(Reason(stalled.reason), stalled.message, ready=state.ready)
 
 
+# A retry this far away or more is written into status.nextAttemptAt: a backoff's first attempts
+# (2 s, 4 s, ... 32 s) and the circuit's waits (15-30 s) are not, so that an outage costs no
+# status write per attempt until the attempts are a minute apart.
+NEXT_ATTEMPT_SHOWN = 60.0
+
+
 async def finish(rt: Runtime, target: Target, state: ObjectState, outcome: Outcome, facts: Facts) -> Outcome:
     """Write the status transition, only what changed (an idle pass writes nothing).
 
@@ -346,6 +352,10 @@ async def finish(rt: Runtime, target: Target, state: ObjectState, outcome: Outco
     what was last written, so a failed write is repeated in full by the next one. A failed write
     is an outcome like any other (retried with backoff), never an exception that would make the
     scheduler repeat the pass after its failure delay."""
+    if outcome.kind is outcomes.Kind.RETRYING:
+        state.retry_delay = rt.retries.failed((target.namespace, target.name), outcome)
+        if state.retry_delay >= NEXT_ATTEMPT_SHOWN:
+            facts.next_attempt_at = in_seconds(state.retry_delay)
     new, _ = status_after(state.status, outcome, facts, target.generation, rt.clock())
     _note_transitions(state, outcome)
     state.status = new

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import datetime
 import functools
+import math
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -43,6 +45,13 @@ __all__ = ["Event", "EventSink", "Key", "Runtime", "utcnow"]
 def utcnow() -> str:
     """Now, as status timestamps are written (RFC 3339, seconds)."""
     return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def in_seconds(delay: float) -> str:
+    """`delay` seconds from now, as status timestamps are written (rounded up to the second)."""
+    return datetime.datetime.fromtimestamp(math.ceil(time.time() + delay), datetime.UTC).strftime(
+        "%Y-%m-%dT%H:%M:%SZ"
+    )
 
 
 @dataclass
