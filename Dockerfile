@@ -10,8 +10,11 @@ RUN python -m venv /opt/venv
 COPY requirements-runtime.lock ./
 RUN /opt/venv/bin/pip install --require-hashes --no-deps -r requirements-runtime.lock
 COPY pyproject.toml README.md ./
-COPY operator ./operator
+# The operator's package only: the kubectl plugin (operator/kubectl_openconnectors) is a user's
+# tool, shipped as a zipapp (make plugin); pip still writes its console script, which goes.
+COPY operator/connector_operator ./operator/connector_operator
 RUN /opt/venv/bin/pip install --no-deps . \
+    && rm /opt/venv/bin/kubectl-openconnectors \
     && /opt/venv/bin/python -m compileall -q /opt/venv
 
 FROM python:3.11.14-slim-bookworm

@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 KUBECONFIG_LOCAL := .local/kubeconfig
 
-.PHONY: help venv controlplane cluster-up cluster-down lint typecheck layers dockerfile manifests test test-fast demo bench bench-hostile chaos crds lock fmt clean image
+.PHONY: help venv controlplane promtool cluster-up cluster-down lint typecheck layers dockerfile manifests test test-fast demo bench bench-hostile chaos crds lock fmt clean image plugin
 
 help:
 	@echo "make test          lint, type-check, layering contract and the full test suite (builds the control plane once)"
@@ -21,6 +21,7 @@ help:
 	@echo "make crds          regenerate crds/ (and the chart's copies) from the pydantic models"
 	@echo "make manifests     render the chart's default install into deploy/ for kubectl users"
 	@echo "make image         build the container image (Docker if an engine answers, else podman; see README)"
+	@echo "make plugin        the kubectl plugin as a zipapp, its krew archive and manifest, in dist/"
 	@echo "make lock          re-resolve requirements.lock from pyproject.toml"
 
 # The virtual environment is rebuilt whenever the lock file or the project metadata changes.
@@ -41,6 +42,11 @@ venv: $(STAMP)
 controlplane: $(STAMP)
 	$(BIN)/python -m hack.controlplane build
 
+# promtool checks and unit-tests the chart's alert rules (tests/chart/test_rules.py); built from the
+# Prometheus Go module pinned in hack/controlplane/promtool/go.mod and cached like the control plane.
+promtool: $(STAMP)
+	$(BIN)/python -m hack.promtool
+
 cluster-up: controlplane
 	$(BIN)/python -m hack.controlplane up --kubeconfig $(KUBECONFIG_LOCAL)
 
@@ -52,7 +58,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check operator simulator tests hack bench
 
 typecheck: $(STAMP)
-	$(BIN)/mypy --strict operator/connector_operator simulator/open_connectors_simulator
+	$(BIN)/mypy --strict operator/connector_operator operator/kubectl_openconnectors simulator/open_connectors_simulator
 
 layers: $(STAMP)
 	$(BIN)/lint-imports
@@ -66,14 +72,18 @@ dockerfile: $(STAMP)
 TEST_WORKERS ?= 4
 PYTEST_ARGS ?=
 
-test: lint typecheck layers dockerfile controlplane
+test: lint typecheck layers dockerfile controlplane promtool
 	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
+
+# The plugin's tests that need the operator as a process (the rest of tests/plugin is fast).
+PLUGIN_OPERATOR_TESTS := tests/plugin/test_with_operator.py
 
 # The inner loop: lint, types, contracts, and the tiers that need no operator process and no image
 # (unit, API server, in-process passes, simulator, GitOps, chart rendering). Under 2 minutes warm.
-FAST_TIERS := tests/unit tests/contracts tests/api tests/reconciler tests/simulator tests/gitops tests/chart/test_render.py tests/image/test_podspec.py tests/controlplane
+FAST_TIERS := tests/unit tests/contracts tests/api tests/reconciler tests/simulator tests/gitops tests/chart/test_render.py tests/chart/test_dashboard.py tests/chart/test_rules.py tests/image/test_podspec.py tests/controlplane \
+	$(filter-out $(PLUGIN_OPERATOR_TESTS),$(wildcard tests/plugin/test_*.py))
 
-test-fast: lint typecheck layers controlplane
+test-fast: lint typecheck layers controlplane promtool
 	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadgroup -m "not slow" $(FAST_TIERS) $(PYTEST_ARGS)
 
 crds: $(STAMP)
@@ -95,6 +105,11 @@ lock:
 		--python-version 3.11 --generate-hashes -o requirements.lock
 	$(PYTHON) -m uv pip compile pyproject.toml --extra dev --extra bench \
 		--python-version 3.11 --generate-hashes -o requirements-bench.lock
+
+# The kubectl plugin as one Python zipapp with its pure-Python dependencies from requirements.lock
+# (hack/plugin.py), the krew archive and the manifest filled in from plugins/krew/.
+plugin: $(STAMP)
+	$(BIN)/python -m hack.plugin
 
 demo: controlplane
 	$(BIN)/python -m hack.demo

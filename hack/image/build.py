@@ -32,7 +32,13 @@ DEV_TAG = f"{REPOSITORY}:dev"
 CONTEXT_TAG_PREFIX = "ctx-"
 KEEP_CONTEXT_IMAGES = 2
 # What the Dockerfile copies into the image (COPY lines), the inputs of the context hash.
-CONTEXT = ("Dockerfile", "requirements-runtime.lock", "pyproject.toml", "README.md", "operator")
+CONTEXT = (
+    "Dockerfile",
+    "requirements-runtime.lock",
+    "pyproject.toml",
+    "README.md",
+    "operator/connector_operator",
+)
 DEFAULT_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 BUILD_TIMEOUT = 1800
 

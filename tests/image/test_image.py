@@ -83,13 +83,23 @@ def test_the_image_carries_the_operator_and_nothing_else(podman: Podman, operato
     assert code == 0, output
     # The runtime lock does not carry the kubernetes package, so kopf cannot load it either; no
     # simulator, no tests, no development tools.
-    for module in ("kubernetes", "open_connectors_simulator", "tests", "hack", "pytest", "mypy"):
+    # Nor the kubectl plugin: a user's tool, not the operator's (nor its console script, below).
+    for module in (
+        "kubernetes",
+        "kubectl_openconnectors",
+        "open_connectors_simulator",
+        "tests",
+        "hack",
+        "pytest",
+        "mypy",
+    ):
         code, output = python_in(podman, operator_image, f"import {module}")
         assert code == 1, (module, output)
         assert f"No module named '{module}'" in output
     done = podman.run(
         "run", "--rm", "--entrypoint", "sh", operator_image, "-c",
-        "for c in gcc cc make git; do command -v $c; done; ls -d /src /opt/venv/src 2>/dev/null; true",
+        "for c in gcc cc make git kubectl-openconnectors; do command -v $c; done; "
+        "ls -d /src /opt/venv/src 2>/dev/null; true",
     )  # fmt: skip
     assert done.stdout.strip() == "", done.stdout
     user = podman.run("image", "inspect", "--format", "{{.Config.User}}", operator_image).stdout.strip()
