@@ -2,8 +2,10 @@
 
 The `kubernetes` package loads the kubeconfig (token, client certificate, exec and auth-provider
 logins are its job) and signs the requests; the answers are read as plain JSON dicts, the shape
-`kubectl get -o json` shows, rather than as the package's generated models. Secrets are only ever
-read as metadata (`PartialObjectMetadataList`): their values never reach this process.
+`kubectl get -o json` shows, rather than as the package's generated models. The Secrets the tree
+shows are read as metadata only (`PartialObjectMetadataList`): their values never reach this
+process. (`plan` compares the Secrets of a file with their stored copies, through the client
+itself: plan.py.)
 """
 
 from __future__ import annotations
