@@ -165,9 +165,15 @@ def test_an_objects_series_follow_its_life_and_its_accounts(
         env.instances.create(name, spec)
     for name in names:
         env.instances.wait_ready(name)
-    assert histogram_count(operator) >= len(names)
-    found = wait_until(lambda: series(operator, env.namespace), 10, "series")
+    # The operator sees each Ready status come back through its watch a moment after we do.
+    wait_until(lambda: histogram_count(operator) >= len(names), 10, "every time to ready observed")
     instance_id = env.instances.get("crm")["status"]["instanceID"]  # type: ignore[index]
+
+    def created() -> Series | None:
+        now = series(operator, env.namespace)
+        return now if of(now, INFO, name="crm", instance_id=str(instance_id)) else None
+
+    found = wait_until(created, 10, "the created instance's series")
     [info] = of(found, "oco_connectorinstance_info", name="crm")
     assert dict(info) == {
         "namespace": env.namespace, "name": "crm", "connector": "closeio",
@@ -181,14 +187,11 @@ def test_an_objects_series_follow_its_life_and_its_accounts(
 
     simulator_client.put(f"/instances/{instance_id}", json={"name": "renamed-by-hand"}).raise_for_status()
     check_now(env, "crm")
-    drift = wait_until(
-        lambda: of(
-            series(operator, env.namespace), "oco_connectorinstance_drift_corrections_total", name="crm"
-        ),
+    wait_until(
+        lambda: list(of(series(operator, env.namespace), DRIFT, name="crm").values()) == [1.0],
         20,
-        "the repair counted",
+        "the repair counted (from 0)",
     )
-    assert list(drift.values()) == [1.0]
 
     env.simulator.control.mark_invalid(instance_id)
     check_now(env, "crm")

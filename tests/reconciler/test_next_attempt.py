@@ -9,7 +9,7 @@ import datetime
 
 import pytest
 
-from tests.integration.support import closeio_spec, ready_inputs
+from tests.integration.support import account_secret, closeio_spec, ready_inputs
 from tests.reconciler.kopfstandin import Operator
 
 
@@ -39,3 +39,25 @@ async def test_a_retry_a_minute_away_or_more_is_in_status_until_it_succeeds(oper
 
     await op.ready("crm", passes=1)
     assert next_attempt(op) is None  # nothing to retry: removed with the Ready status
+
+
+@pytest.mark.settings(backoff_base=60.0, backoff_cap=120.0)
+async def test_at_the_backoffs_cap_the_time_written_stays_no_write_per_attempt(operator: Operator) -> None:
+    """An object waiting for hours (here for a Secret, whose message does not change) must not
+    cost a status write per attempt: once the backoff is at its cap, a pass whose status would
+    change only in nextAttemptAt writes nothing. (A failure whose message changes, a platform
+    error quoting its request ID, writes anyway, and the time comes with it.)"""
+    op = operator
+    account_secret(op.core, op.namespace, op.simulator)  # the configuration's Secret is missing
+    op.instances.create("crm", closeio_spec())
+    await op.run("crm")  # 30 to 60 s: not written
+    await op.run("crm")  # at the cap (60 to 120 s), and none written yet: written
+    written = op.instances.get("crm")
+    assert written is not None
+    assert written["status"]["conditions"][0]["reason"] == "WaitingForSecret"
+    assert "nextAttemptAt" in written["status"]
+    await op.run("crm")
+    await op.run("crm")  # the same wait at the cap: nothing new to write
+    again = op.instances.get("crm")
+    assert again is not None
+    assert again["metadata"]["resourceVersion"] == written["metadata"]["resourceVersion"]

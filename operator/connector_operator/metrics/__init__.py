@@ -22,6 +22,7 @@ The per-object series (one set per ConnectorInstance and account) are `objects.p
 
 from __future__ import annotations
 
+import threading
 from collections import Counter as Tally
 from collections.abc import Iterator
 
@@ -65,12 +66,19 @@ class ObjectStates(Collector):
 
     def __init__(self) -> None:
         self.states: dict[tuple[str, str], tuple[str, str]] = {}
+        self._writing = threading.Lock()  # the loop writes, a scrape's thread counts (objects.py)
 
     def set(self, key: tuple[str, str], ready: bool, reason: str) -> None:
-        self.states[key] = ("True" if ready else "False", reason)
+        with self._writing:
+            self.states[key] = ("True" if ready else "False", reason)
 
     def forget(self, key: tuple[str, str]) -> None:
-        self.states.pop(key, None)
+        with self._writing:
+            self.states.pop(key, None)
+
+    def clear(self) -> None:
+        with self._writing:
+            self.states.clear()
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         family = GaugeMetricFamily(
@@ -78,7 +86,9 @@ class ObjectStates(Collector):
             "ConnectorInstances by Ready status and reason.",
             labels=["ready", "reason"],
         )
-        for (ready, reason), count in sorted(Tally(self.states.values()).items()):
+        with self._writing:
+            counts = Tally(self.states.values())
+        for (ready, reason), count in sorted(counts.items()):
             family.add_metric([ready, reason], count)
         yield family
 

@@ -128,6 +128,7 @@ def outranked(runtime: Runtime, yes: bool) -> None:
         # Outranked, this copy sees no events, so its series would not follow the objects: the
         # other copy exports them. (Also when already paused: a copy may start outranked.)
         metrics.SERIES.clear()
+        metrics.OBJECTS.clear()
         runtime.readiness.pending.clear()
     if yes and not runtime.scheduler.paused:
         logger.info("another copy of the operator outranks this one: passes paused")
@@ -196,6 +197,8 @@ async def _pass(runtime: Runtime, key: Key, tracked: Tracked, state: ObjectState
     if state.events:
         _post_events(runtime, key, tracked.uid, state)
     if runtime.tracked.get(key) is not tracked:  # deleted meanwhile (and maybe made again)
+        if key not in runtime.tracked:
+            runtime.retries.succeeded(key)  # the failure its status write counted goes with it
         return math.inf
     _observe(key, result.outcome, time.monotonic() - started)
     if result.outcome.kind is Kind.RETRYING:

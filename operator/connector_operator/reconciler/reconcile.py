@@ -352,14 +352,13 @@ async def finish(rt: Runtime, target: Target, state: ObjectState, outcome: Outco
     what was last written, so a failed write is repeated in full by the next one. A failed write
     is an outcome like any other (retried with backoff), never an exception that would make the
     scheduler repeat the pass after its failure delay."""
-    if outcome.kind is outcomes.Kind.RETRYING:
-        state.retry_delay = rt.retries.failed((target.namespace, target.name), outcome)
-        if state.retry_delay >= NEXT_ATTEMPT_SHOWN:
-            facts.next_attempt_at = in_seconds(state.retry_delay)
+    news = outcome.kind is outcomes.Kind.RETRYING and _schedule_retry(rt, target, state, outcome, facts)
     new, _ = status_after(state.status, outcome, facts, target.generation, rt.clock())
     _note_transitions(state, outcome)
     state.status = new
     patch = merge_patch(stored(state.written), stored(new))
+    if not news and patch.keys() == {"nextAttemptAt"}:
+        patch = {}  # the time written stays: see _schedule_retry
     if not patch:
         # The same status as written: keep one copy, not two (per object, for as long as it exists).
         state.status = state.written
@@ -375,6 +374,23 @@ async def finish(rt: Runtime, target: Target, state: ObjectState, outcome: Outco
             ready=outcome.ready,
         )
     return outcome
+
+
+def _schedule_retry(rt: Runtime, target: Target, state: ObjectState, outcome: Outcome, facts: Facts) -> bool:
+    """Count the failure (the delay is the scheduling's, `state.retry_delay`) and say when the next
+    attempt is, if a minute or more away. Whether that time is news worth a status write of its
+    own: while the backoff grows (each such write at least doubles the wait, so an outage costs a
+    few writes per object, not one per attempt), or when none is written yet. At the backoff's
+    cap, or for a wait the platform asks for again, the time written stays unless the status
+    changes anyway; `kubectl openconnectors why` then says the attempts go on at that pace."""
+    key = (target.namespace, target.name)
+    attempt = rt.retries.attempts(key)
+    state.retry_delay = rt.retries.failed(key, outcome)
+    if state.retry_delay < NEXT_ATTEMPT_SHOWN:
+        return False
+    facts.next_attempt_at = in_seconds(state.retry_delay)
+    growing = outcome.retry_after is None and rt.backoff.base * 2 ** min(attempt, 16) < rt.backoff.cap
+    return growing or state.written.next_attempt_at is None
 
 
 def _note_transitions(state: ObjectState, outcome: Outcome) -> None:

@@ -3,12 +3,14 @@
 Read from the object as the API server holds it (metrics/objects.py says why). A status is
 written by the operator alone where the admission policies are on; where they are off a tenant
 with `patch` on the status subresource can write anything, so only the known condition types and
-statuses count, and every label value is cut to a bound.
+statuses count, a reason or account the operator never writes is `Other`, and every label value
+is bounded.
 """
 
 from __future__ import annotations
 
 import datetime
+import re
 import sys
 import time
 from collections.abc import Iterator, Mapping
@@ -17,7 +19,7 @@ from typing import Any
 
 from connector_operator import metrics
 from connector_operator.api.meta import Meta
-from connector_operator.api.status import ConditionType
+from connector_operator.api.status import ConditionType, Reason
 from connector_operator.domain.accounts import AccountKey
 from connector_operator.metrics.objects import AccountId, Condition, InstanceRow, condition
 from connector_operator.openconnectors.budget import Gates
@@ -26,11 +28,29 @@ Key = tuple[str, str]
 
 TYPES = frozenset(ConditionType)
 STATUSES = frozenset({"True", "False", "Unknown"})
-LABEL_BOUND = 128  # a reason is one CamelCase word; an account or connector name a DNS name or so
+REASONS = frozenset(Reason)
+OTHER = "Other"  # a reason or account the operator never writes: a forged status
+# How status.account names an account (ConnectorInstanceStatus.account): kind, then a DNS name.
+ACCOUNT = re.compile(
+    r"(ConnectorAccount|ClusterConnectorAccount|Secret)/[a-z0-9]([-.a-z0-9]{0,251}[a-z0-9])?"
+)
+LABEL_BOUND = 128  # a connector key is a short word; the CRD bounds it, a forged status does not
 
 
 def _label(value: Any) -> str:
     return sys.intern(value[:LABEL_BOUND]) if isinstance(value, str) else ""
+
+
+def _reason(value: Any) -> str:
+    """The operator's reasons as they are, anything else `Other`: a new reason per write would
+    be a new series per write."""
+    return sys.intern(value) if value in REASONS else OTHER
+
+
+def _account(value: Any) -> str:
+    if not isinstance(value, str):
+        return ""
+    return sys.intern(value) if ACCOUNT.fullmatch(value) else OTHER
 
 
 def _status(body: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -54,7 +74,7 @@ def _known(status: Mapping[str, Any]) -> list[Mapping[str, Any]]:
 
 
 def conditions(status: Mapping[str, Any]) -> tuple[Condition, ...]:
-    return tuple(condition(c["type"], c["status"], _label(c.get("reason"))) for c in _known(status))
+    return tuple(condition(c["type"], c["status"], _reason(c.get("reason"))) for c in _known(status))
 
 
 def instance_row(body: Mapping[str, Any]) -> InstanceRow:
@@ -64,11 +84,11 @@ def instance_row(body: Mapping[str, Any]) -> InstanceRow:
     valid, disabled = status.get("valid"), status.get("disabled")
     known = _known(status)
     return InstanceRow(
-        conditions=tuple(condition(c["type"], c["status"], _label(c.get("reason"))) for c in known),
+        conditions=tuple(condition(c["type"], c["status"], _reason(c.get("reason"))) for c in known),
         transitions=tuple(_time(c.get("lastTransitionTime")) for c in known),
         connector=_label(spec.get("connectorKey")) if isinstance(spec, Mapping) else "",
         instance_id=str(instance_id) if isinstance(instance_id, int) else "",
-        account=_label(status.get("account")),
+        account=_account(status.get("account")),
         valid=valid if isinstance(valid, bool) else None,
         disabled=disabled if isinstance(disabled, bool) else None,
     )
