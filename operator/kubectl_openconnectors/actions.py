@@ -6,6 +6,10 @@
   condition says `Paused`, or no longer does.
 - adopt: a new object with `spec.instanceID` (it is set when an object is created and never
   changes: the CRD refuses it later), from a manifest; handled when Ready with that instance ID.
+  An object of that name that already has this ID is only waited for: nothing is written, and
+  `--take-over-from` is refused there (README, "Moving and rebuilding", documents the annotation
+  on the object that adopts, as it is created; an existing one stalled in `AdoptionConflict` is
+  annotated with kubectl, as its condition says, which the refusal names).
 
 Each returns a `Request`, whose `check` tells from the object as read whether the operator has
 handled it, has refused it (a stall, or a state in which it never will), or not yet.
@@ -128,18 +132,19 @@ class Adoption:
 
 def adopt(kube: Kube, adoption: Adoption) -> Request:
     """Create the object from the manifest with `spec.instanceID`; an object of that name that
-    already adopts this ID is waited for, any other is refused (instanceID never changes)."""
+    already adopts this ID is waited for and nothing is written, any other is refused
+    (instanceID never changes)."""
     body = adoption_body(adoption)
-    path = custom_path(names.INSTANCE_PLURAL, adoption.namespace)
-    existing = _existing(kube, adoption)
-    if existing is None:
-        kube.create(path, body)
+    check = _adopted(adoption.instance_id)
+    if _existing(kube, adoption) is not None:
+        request = Request("adopt", adoption.namespace, adoption.name, {}, check)
+        request.message = f"already exists with spec.instanceID {adoption.instance_id}: nothing written"
+        return request
+    kube.create(custom_path(names.INSTANCE_PLURAL, adoption.namespace), body)
     written: dict[str, Any] = {"spec.instanceID": adoption.instance_id}
     if adoption.take_over_from:
         written[names.TAKE_OVER_ANNOTATION] = adoption.take_over_from
-    request = Request("adopt", adoption.namespace, adoption.name, written, _adopted(adoption.instance_id))
-    request.message = "already exists with this spec.instanceID" if existing is not None else ""
-    return request
+    return Request("adopt", adoption.namespace, adoption.name, written, check)
 
 
 def _adopted(instance_id: int) -> Callable[[Obj], Check]:
@@ -161,13 +166,24 @@ def _existing(kube: Kube, adoption: Adoption) -> Obj | None:
         if error.code is ExitCode.NOT_FOUND:
             return None
         raise
+    where = f"{names.INSTANCE_KIND} {adoption.namespace}/{adoption.name}"
     if objects.spec(found).get("instanceID") != adoption.instance_id:
         raise PluginError(
-            f"{names.INSTANCE_KIND} {adoption.namespace}/{adoption.name} already exists, and "
-            "spec.instanceID is set when an object is created and never changes. To move an instance "
-            "to a new object, delete the old one with deletionPolicy Orphan, then adopt from a new "
-            "object (README, Moving and rebuilding)",
-            ExitCode.NOT_READY,
+            f"{where} already exists, and spec.instanceID is set when an object is created and never "
+            "changes. To move an instance to a new object, delete the old one with deletionPolicy "
+            "Orphan, then adopt from a new object (README, Moving and rebuilding)",
+            ExitCode.USAGE,
+        )
+    if adoption.take_over_from:
+        # The annotation is documented on the object that adopts, as it is created; writing it
+        # onto an existing one is a change of that object the user should make knowingly.
+        raise PluginError(
+            f"{where} already exists with spec.instanceID {adoption.instance_id}: adopt writes nothing "
+            "to an existing object and does not add --take-over-from to it. If it is stalled with "
+            "AdoptionConflict and the object it names is gone, annotate it as its condition says: "
+            f"kubectl annotate {names.INSTANCE_PLURAL} {adoption.name} -n {adoption.namespace} "
+            f"{names.TAKE_OVER_ANNOTATION}={adoption.take_over_from}",
+            ExitCode.USAGE,
         )
     return found
 
@@ -221,10 +237,15 @@ def wait(
             last = Check("failed", "the object is gone")
         request.seconds = round(clock() - started, 3)
         if last.state != "pending":
-            request.result, request.message = last.state, last.message
+            request.result, request.message = last.state, _after(request.message, last.message)
             return request
         if clock() - started >= timeout:
             request.result = "timeout"
-            request.message = f"not handled within {timeout:g}s"
+            request.message = _after(request.message, f"not handled within {timeout:g}s")
             return request
         time.sleep(POLL_INTERVAL)
+
+
+def _after(said: str, message: str) -> str:
+    """What the request said when it was made (nothing written, say), then what became of it."""
+    return f"{said}; {message}" if said else message

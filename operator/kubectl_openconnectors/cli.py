@@ -104,11 +104,11 @@ def run(command: Callable[[Options, Connection], int]) -> None:
         connection = connect(opts.kubeconfig, opts.context, opts.namespace)
         with connection.api:
             code = command(opts, connection)
-    except PluginError as error:
-        click.echo(f"error: {error}", err=True)
+    except PluginError as error:  # its text may quote the API server, which may quote a tenant
+        click.echo(f"error: {render.safe(str(error), render.MESSAGE_LIMIT)}", err=True)
         code = error.code
     except (urllib3.exceptions.HTTPError, ApiException) as error:  # from plan, which calls the API itself
-        click.echo(f"error: the Kubernetes API: {error}", err=True)
+        click.echo(f"error: the Kubernetes API: {render.safe(str(error), render.MESSAGE_LIMIT)}", err=True)
         code = ExitCode.API_ERROR
     click.get_current_context().exit(int(code))
 
@@ -128,8 +128,9 @@ def emit(opts: Options, data: Any, table: Callable[[Palette], str]) -> None:
 def cli() -> None:
     """See and steer Open Connectors instances: `kubectl openconnectors COMMAND --help`.
 
-    Uses only your kubeconfig's credentials; never calls the platform and never reads a Secret's
-    values.
+    Uses only your kubeconfig's credentials and never calls the platform. status, why and the
+    actions never read a Secret's values; plan reads the Secrets of its files and their stored
+    copies, compares them in memory and shows key names only.
     """
 
 
@@ -149,7 +150,7 @@ def _status(opts: Options, connection: Connection) -> ExitCode:
     data = {"namespace": namespace or "", "items": [n.as_dict() for n in nodes], "notes": notes}
     emit(opts, data, lambda palette: render.render_tree(nodes, palette, moment))
     for note in notes if opts.output == "table" else []:
-        click.echo(f"note: {note}", err=True)
+        click.echo(f"note: {render.safe(note, render.MESSAGE_LIMIT)}", err=True)
     return ExitCode.NOT_READY if tree.not_ready(nodes) else ExitCode.OK
 
 
@@ -189,12 +190,14 @@ def _act(opts: Options, request: actions.Request, kube: Kube, wait: tuple[bool, 
 
 
 def _request_line(request: actions.Request, palette: Palette) -> str:
+    """One line; the message may quote a condition (a tenant's or the platform's words): safe."""
     written = ", ".join(f"{k}={'(removed)' if v is None else v}" for k, v in request.written.items())
     state = {"handled": "green", "failed": "red", "timeout": "red"}.get(request.result)
     result = palette.paint(request.result, state) if state else request.result
     took = f" after {request.seconds:.1f}s" if request.seconds is not None else ""
-    message = f": {request.message}" if request.message else ""
-    return f"{request.action} {request.namespace}/{request.name} {result}{took}{message} ({written})"
+    message = f": {render.safe(request.message, render.MESSAGE_LIMIT)}" if request.message else ""
+    where = render.safe(f"{request.namespace}/{request.name}")
+    return f"{request.action} {where} {result}{took}{message} ({render.safe(written or 'nothing written')})"
 
 
 def _simple(action: Callable[[Kube, str, str], actions.Request], help_text: str) -> click.Command:
@@ -283,7 +286,9 @@ def _one_document(stream: Any) -> dict[str, Any]:
 @common()
 def plan_command(files: tuple[Any, ...]) -> None:
     """What the operator would do with these manifests (create, adopt, update which fields,
-    nothing), computed from the stored objects without a platform call and without a value."""
+    nothing), computed from the stored objects without a platform call. It reads the Secrets of
+    the files and their stored copies, compares them in memory (never in a dry run) and shows their
+    key names, never a value."""
     documents = [d for stream in files for d in yaml.safe_load_all(stream) if isinstance(d, dict)]
     run(lambda opts, connection: _plan(opts, connection, documents))
 
@@ -295,7 +300,11 @@ def _plan(opts: Options, connection: Connection, documents: list[dict[str, Any]]
     rows = [[i.kind, i.namespace, i.name, i.action, ", ".join(i.fields), i.detail] for i in items]
     data = {"items": [_plan_item(i) for i in items]}
     headers = ("KIND", "NAMESPACE", "NAME", "ACTION", "FIELDS", "DETAIL")
-    emit(opts, data, lambda palette: render.table(headers, rows, palette, lambda _, cell: cell))
+    emit(
+        opts,
+        data,
+        lambda palette: render.table(headers, rows, palette, lambda _, cell: cell, render.MESSAGE_LIMIT),
+    )
     return plan.exit_code(items)
 
 

@@ -19,7 +19,7 @@ from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 
 from kubectl_openconnectors import names
-from kubectl_openconnectors.errors import ExitCode, PluginError
+from kubectl_openconnectors.errors import ExitCode, PluginError, refused_you
 
 JSON = "application/json"
 METADATA_LIST = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
@@ -120,13 +120,14 @@ class Kube:
 
 
 def refusal(error: ApiException, method: str, path: str) -> PluginError:
-    """The API server's own message (kubectl shows the same), with the exit code for its status."""
+    """The API server's own message (kubectl shows the same), with the exit code for its status
+    (errors.py's rule: the input refused is 2, the user refused or no answer 5)."""
     message = _status_message(error) or f"HTTP {error.status} {error.reason}"
     if error.status == 404:
         return PluginError(message, ExitCode.NOT_FOUND, error.status)
-    if error.status in (400, 409, 422):  # invalid or conflicting input: the request was refused
-        return PluginError(message, ExitCode.NOT_READY, error.status)
-    return PluginError(f"{method} {path}: {message}", ExitCode.API_ERROR, error.status)
+    if refused_you(error.status, message):
+        return PluginError(f"{method} {path}: {message}", ExitCode.API_ERROR, error.status)
+    return PluginError(message, ExitCode.USAGE, error.status)  # invalid or conflicting input
 
 
 def _status_message(error: ApiException) -> str:

@@ -8,11 +8,13 @@ never a value. Its rules (how a spec is compared, what each change makes the ope
 plan_rules.py.
 
 How it decides, and why:
-- The API server judges each manifest first, with a server-side dry run (`dryRun=All`: a create
-  when nothing is stored, else a replace of the stored object with the manifest's spec): the CRD's
-  schema, defaults and pruning, its CEL rules (instanceID, and the fields pinned once an instance
-  exists) and admission, as `kubectl apply` would meet them, with nothing written. A refusal is an
-  `error` item with the server's message.
+- The API server judges each manifest of the operator's kinds first, with a server-side dry run
+  (`dryRun=All`: a create when nothing is stored, else a replace of the stored object with the
+  manifest's spec): the CRD's schema, defaults and pruning, its CEL rules (instanceID, and the
+  fields pinned once an instance exists) and admission, as `kubectl apply` would meet them, with
+  nothing written. A refusal is an `error` item with the server's message. Secrets are never sent
+  in a dry run (their values would be in the request, which an audit policy may record): their
+  shape is checked here (plan_secrets.py).
 - The operator sends a PUT when the digest of its request differs from `status.appliedDigest`, an
   HMAC keyed with the operator's own secret key, which a tenant cannot read. So the plan compares
   specs instead: the stored one with the dry run's, both with the operator's defaults written out.
@@ -22,12 +24,15 @@ How it decides, and why:
   keys changed, added and removed. A changed key that an object reads (a configuration
   `secretKeyRef`, an instance's or an account's credentials) changes that object too. This is
   the one place the plugin reads Secret values: those of the file's Secrets and their stored
-  copies, compared in memory and never shown.
+  copies, compared in memory and never shown. Whether a Secret a new object needs exists is
+  asked as metadata only.
 - A new object that names a Secret or an account that is neither stored nor in the file is still
   `create`; the detail says the operator will wait for it.
 
-Exit codes (`exit_code`): 0 when every item is `nothing`, 1 when some change is planned, 2 when
-some item is an `error` (the plan is then incomplete; an error wins over a change).
+Exit codes (`exit_code`, the rule of errors.py): 0 when every item is `nothing`, 1 when some
+change is planned, 2 when some manifest is refused (an `error` item: invalid, or denied by
+admission), 5 when the API server refused the user or could not answer (401, 403 but an admission
+webhook's denial, 429, 5xx); the plan is then incomplete: 5 wins over 2, and both over a change.
 
 It imports nothing of the operator: the plugin needs only the `kubernetes` client and Kubernetes
 credentials: get, and create/update with dry run, on the objects and Secrets of the file; list of
@@ -46,7 +51,8 @@ from urllib.parse import quote
 import kubernetes.client
 from kubernetes.client.rest import ApiException
 
-from kubectl_openconnectors import names
+from kubectl_openconnectors import errors, names, plan_secrets
+from kubectl_openconnectors.errors import ExitCode
 from kubectl_openconnectors.plan_rules import (
     ACCOUNT,
     ACTIONS,
@@ -69,7 +75,6 @@ from kubectl_openconnectors.plan_rules import (
     pending_note,
     reads,
     replacing,
-    secret_data,
     steering,
 )
 
@@ -81,6 +86,8 @@ PLURALS = {
     CLUSTER_ACCOUNT: names.CLUSTER_ACCOUNT_PLURAL,
 }
 TIMEOUT = 30.0  # seconds for one API server call
+JSON = "application/json"
+METADATA = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"  # no data, no spec
 ACCOUNT_CHECK = "the operator verifies the account secrets with one platform call"
 
 
@@ -88,7 +95,9 @@ ACCOUNT_CHECK = "the operator verifies the account secrets with one platform cal
 class Item:
     """What the operator would do with one object: `action` is one of ACTIONS; `fields` names what
     would change (spec paths, `metadata.annotations.<name>`, `data.<key>` of a Secret, or
-    `Secret <name> keys: a, b` for the keys of a Secret the object reads), never a value."""
+    `Secret <name> keys: a, b` for the keys of a Secret the object reads), never a value.
+    `refused_you`: an `error` because the API server refused the user or could not answer, not
+    because of the manifest."""
 
     kind: str
     namespace: str
@@ -96,14 +105,19 @@ class Item:
     action: str
     fields: tuple[str, ...] = ()
     detail: str = ""
+    refused_you: bool = False
 
 
 def exit_code(items: Iterable[Item]) -> int:
-    """0: every item is `nothing`; 1: some change is planned; 2: some item is an `error`."""
-    actions = {item.action for item in items}
+    """0: every item is `nothing`; 1: some change is planned; 2: some manifest is refused (an
+    `error`); 5: the API server refused the user or could not answer for some item."""
+    listed = list(items)
+    actions = {item.action for item in listed}
+    if any(item.refused_you for item in listed):
+        return ExitCode.API_ERROR
     if ERROR in actions:
-        return 2
-    return 0 if actions <= {NOTHING} else 1
+        return ExitCode.USAGE
+    return ExitCode.OK if actions <= {NOTHING} else ExitCode.NOT_READY
 
 
 def compute(api: kubernetes.client.ApiClient, documents: list[dict[str, Any]], namespace: str) -> list[Item]:
@@ -127,12 +141,14 @@ class _Server:
     def __init__(self, api: kubernetes.client.ApiClient) -> None:
         self.api = api
 
-    def call(self, method: str, path: str, body: Any = None, *, dry: bool = False) -> dict[str, Any]:
+    def call(
+        self, method: str, path: str, body: Any = None, *, dry: bool = False, accept: str = JSON
+    ) -> dict[str, Any]:
         result = self.api.call_api(
             path,
             method,
             query_params=[("dryRun", "All")] if dry else [],
-            header_params={"Accept": "application/json", "Content-Type": "application/json"},
+            header_params={"Accept": accept, "Content-Type": JSON},
             body=body,
             response_types_map={200: "object", 201: "object"},
             auth_settings=["BearerToken"],
@@ -141,9 +157,9 @@ class _Server:
         )
         return cast(dict[str, Any], result)
 
-    def get(self, path: str) -> dict[str, Any] | None:
+    def get(self, path: str, accept: str = JSON) -> dict[str, Any] | None:
         try:
-            return self.call("GET", path)
+            return self.call("GET", path, accept=accept)
         except ApiException as error:
             if error.status == 404:
                 return None
@@ -179,6 +195,12 @@ def server_message(error: ApiException) -> str:
     except (ValueError, AttributeError):
         message = None
     return str(message) if message else f"HTTP {error.status} {error.reason}"
+
+
+def refused(kind: str, namespace: str, name: str, error: ApiException) -> Item:
+    """An `error` item with the server's words, marked when they refuse the user, not the manifest."""
+    message = server_message(error)
+    return Item(kind, namespace, name, ERROR, (), message, errors.refused_you(error.status, message))
 
 
 class _Planner:
@@ -226,27 +248,22 @@ class _Planner:
         return self.server.call("POST", collection(kind, namespace), body, dry=True), ""
 
     def _secret(self, doc: dict[str, Any]) -> Item:
+        """Judged here and compared in memory: never sent to the API server (plan_secrets.py)."""
         _, namespace, name = self._where(doc)
-        if not name:
-            return Item(SECRET, namespace, name, ERROR, (), "the manifest has no metadata.name")
+        if problem := plan_secrets.problem(doc):
+            return Item(SECRET, namespace, name, ERROR, (), problem)
         try:
             stored = self.server.get(resource(SECRET, namespace, name))
-            after, note = self._judged(doc, stored)
         except ApiException as error:
-            return Item(SECRET, namespace, name, ERROR, (), server_message(error))
-        before, now = secret_data(stored or {}), secret_data(after)
-        changes = {
-            "changed": sorted(k for k in before.keys() & now.keys() if before[k] != now[k]),
-            "added": sorted(now.keys() - before.keys()),
-            "removed": sorted(before.keys() - now.keys()),
-        }
+            return refused(SECRET, namespace, name, error)
+        if stored is not None and (problem := plan_secrets.change_problem(stored, doc)):
+            return Item(SECRET, namespace, name, ERROR, (), problem)
+        changes = plan_secrets.changed_keys(stored, doc)
         keys = sorted(k for part in changes.values() for k in part)
         self.changed[(namespace, name)] = frozenset(keys)
         if stored is None:
-            return Item(SECRET, namespace, name, CREATE, (), join([f"keys: {', '.join(keys)}", note]))
+            return Item(SECRET, namespace, name, CREATE, (), f"keys: {', '.join(keys)}")
         fields = tuple(f"data.{k}" for k in keys)
-        if (stored.get("type") or "Opaque") != (after.get("type") or "Opaque"):
-            fields += ("type",)
         if not fields:
             return Item(SECRET, namespace, name, NOTHING, (), "the same keys and content as stored")
         words = [f"{what}: {', '.join(part)}" for what, part in changes.items() if part]
@@ -273,7 +290,7 @@ class _Planner:
             stored = self.server.get(resource(kind, namespace, name))
             after, note = self._judged(doc, stored)
         except ApiException as error:
-            return Item(kind, namespace, name, ERROR, (), server_message(error))
+            return refused(kind, namespace, name, error)
         if stored is None:
             return self._new(kind, namespace, name, after, note)
         return self._existing(kind, namespace, name, stored, after)
@@ -295,8 +312,8 @@ class _Planner:
         """Whether an object the new one needs is stored or comes with the file."""
         if any(self._where(d) == (kind, namespace, name) for d in self.docs):
             return True
-        try:
-            return self.server.get(resource(kind, namespace, name)) is not None
+        try:  # as metadata: whether a Secret exists needs none of its values
+            return self.server.get(resource(kind, namespace, name), METADATA) is not None
         except ApiException:
             return True  # it may not be read: the plan does not claim it is missing
 

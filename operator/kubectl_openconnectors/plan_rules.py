@@ -7,7 +7,7 @@ Secrets an object reads (`reads`). What it does is in words for the plan's `deta
 reach the platform and how (`instance_update`), following the operator's reconcile pass: only the
 request of domain/desired.py (name, connector, tags, configuration, events, filterResponseNulls,
 and the URL it goes to) is sent, with one PUT when it changed; the token Secret's shape, the
-deletion policy and the resync interval are not. Nothing here returns a value of a Secret.
+deletion policy and the resync interval are not. Nothing here reads a value of a Secret.
 
 The names it shares with the operator come from names.py (repeated there, not imported: the
 plugin does not depend on the operator's package).
@@ -15,7 +15,6 @@ plugin does not depend on the operator's package).
 
 from __future__ import annotations
 
-import base64
 import copy
 import json
 from collections import defaultdict
@@ -58,19 +57,12 @@ def join(parts: Iterable[str]) -> str:
     return "; ".join(p for p in parts if p)
 
 
-def secret_data(secret: Mapping[str, Any]) -> dict[str, str]:
-    """A Secret's keys and base64 content; `stringData` merged as the API server would."""
-    data = {k: str(v) for k, v in (secret.get("data") or {}).items()}
-    for key, value in (secret.get("stringData") or {}).items():
-        data[key] = base64.b64encode(str(value).encode()).decode()
-    return data
-
-
 def replacing(stored: dict[str, Any], manifest: dict[str, Any]) -> dict[str, Any]:
-    """The stored object with the manifest applied, for a dry-run replace: the manifest's spec
-    (or a Secret's data and type) whole, as the file is the object's truth (the operator never
-    writes a spec); its labels and annotations added, and those that `kubectl apply` applied
-    before and the file no longer has removed (the last-applied annotation), as kubectl does."""
+    """The stored object with the manifest applied, for a dry-run replace of one of the operator's
+    kinds (never a Secret: plan_secrets.py): the manifest's spec whole, as the file is the object's
+    truth (the operator never writes a spec); its labels and annotations added, and those that
+    `kubectl apply` applied before and the file no longer has removed (the last-applied
+    annotation), as kubectl does."""
     body = copy.deepcopy(stored)
     metadata = body.setdefault("metadata", {})
     metadata.pop("managedFields", None)
@@ -78,11 +70,9 @@ def replacing(stored: dict[str, Any], manifest: dict[str, Any]) -> dict[str, Any
         last = _last_applied(stored, part)
         kept = {k: v for k, v in (metadata.get(part) or {}).items() if k not in last}
         metadata[part] = {**kept, **(meta(manifest).get(part) or {})}
-    fields = ("data", "stringData", "type", "immutable") if manifest.get("kind") == SECRET else ("spec",)
-    for field in fields:
-        body.pop(field, None)
-        if field in manifest:
-            body[field] = manifest[field]
+    body.pop("spec", None)
+    if "spec" in manifest:
+        body["spec"] = manifest["spec"]
     return body
 
 

@@ -1,14 +1,23 @@
-"""Output: aligned tables (kubectl's look), the tree's branches, ages, colours, JSON and YAML.
+"""Output: aligned tables (kubectl's look), the tree's branches, ages, colours, JSON and YAML, and
+`safe`, which every text from the cluster passes through before it is printed as text.
 
 Colours only on a terminal: `Palette.for_stream` turns them on when the stream is a TTY and
 NO_COLOR (https://no-color.org) is unset or empty. Widths are measured on the plain text and the
 colour is put around the padded cell, so columns line up with or without it.
+
+Why `safe`: reasons, messages, status.account and Event texts are written by tenants, or by the
+operator copying the platform's words. Printed raw, an escape sequence in them acts on the
+reader's terminal (OSC 52 writes the clipboard; a cursor move hides rows of `status -A` from an
+administrator), a bidi override reorders what is read, and one 1 MB reason pads every row of a
+table to 1 MB. JSON and YAML escape such characters by themselves (json.dumps' ASCII output,
+yaml.safe_dump's double-quoted escapes), so only text output needs it.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -22,6 +31,30 @@ GAP = "   "
 GOOD = {"True", "Running", "Succeeded", "Available", "Healthy", "Normal"}
 BAD = {"False", "Failed", "NotFound", "Warning"}
 CODES = {"green": "32", "red": "31", "yellow": "33", "bold": "1"}
+CELL_LIMIT = 200  # characters of a table cell, or of a value on a line of its own
+MESSAGE_LIMIT = 2000  # a message: the last column of `why` and `plan` (never padded), an error
+ELLIPSIS = "…"
+# Controls (C0, DEL, C1), format characters (bidi embeddings, overrides and isolates, zero-width
+# ones, tags), lone surrogates, and the line and paragraph separators some terminals break on.
+UNSAFE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
+
+
+def safe(text: str, limit: int = CELL_LIMIT) -> str:
+    """`text` as one line a terminal shows and never acts on: tab, newline and carriage return
+    become a space, every other unsafe character a visible escape (`\\x1b`, `\\u202e`), and
+    what is longer than `limit` characters (counted as shown) is cut with an ellipsis."""
+    head = text[: limit + 1]  # escaping only lengthens: more of the input is never shown
+    shown = head if head.isprintable() else "".join(_visible(c) for c in head)
+    return shown if len(shown) <= limit else shown[: limit - 1] + ELLIPSIS
+
+
+def _visible(char: str) -> str:
+    if char in "\t\n\r":
+        return " "
+    if unicodedata.category(char) not in UNSAFE_CATEGORIES:
+        return char  # printable, or a space, private-use or unassigned character: inert
+    code = ord(char)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
 
 
 @dataclass(frozen=True)
@@ -51,9 +84,19 @@ class Palette:
 Colour = Callable[[int, str], str]  # (column, cell) -> the cell as printed
 
 
-def table(headers: Sequence[str], rows: Sequence[Sequence[str]], palette: Palette, colour: Colour) -> str:
+def table(
+    headers: Sequence[str],
+    rows: Sequence[Sequence[str]],
+    palette: Palette,
+    colour: Colour,
+    last: int = CELL_LIMIT,
+) -> str:
     """Columns padded to their widest cell (the padding outside the colour); the last column is
-    not padded (it may be long), and no line ends in spaces."""
+    not padded (it may be long: `last` characters at most), and no line ends in spaces. Every
+    cell is made `safe` first, so the widths count what is shown."""
+    rows = [
+        [safe(cell, last if i == len(row) - 1 else CELL_LIMIT) for i, cell in enumerate(row)] for row in rows
+    ]
     widths = [max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(headers)]
 
     def line(cells: Sequence[str], paint: Colour) -> str:

@@ -102,7 +102,11 @@ def next_retry(obj: Obj) -> dict[str, Any]:
         status = obj.get("status")
         at = status.get(names.NEXT_ATTEMPT_FIELD) if isinstance(status, dict) else None
         if isinstance(at, str):
-            return {"at": at, "note": "the operator's next attempt (backoff or the platform's Retry-After)"}
+            return {
+                "at": at,
+                "note": "the operator's next attempt (backoff or the platform's Retry-After)",
+                "overdue": "2.5 to 5 min (the backoff's cap, by default) or as the platform asks",
+            }
         return {"at": None, "note": NO_RETRY_TIME}
     return {"at": None, "note": ""}
 
@@ -137,6 +141,8 @@ def healthy(data: dict[str, Any]) -> bool:
 
 
 def render_report(data: dict[str, Any], palette: Palette, moment: datetime) -> str:
+    """The report as text. Every value from the cluster goes through render.safe: the tables do it
+    for their cells, the lines here for theirs."""
     parts = [
         _summary(data, palette, moment),
         _conditions(data, palette, moment),
@@ -145,7 +151,7 @@ def render_report(data: dict[str, Any], palette: Palette, moment: datetime) -> s
     if data["deletion"]["releaseCommand"]:
         parts.append(
             "Deletion blocked. To release the object and leave the remote instance on the platform:\n"
-            f"  {data['deletion']['releaseCommand']}"
+            f"  {render.safe(data['deletion']['releaseCommand'], render.MESSAGE_LIMIT)}"
         )
     elif data["deletion"]["note"]:
         parts.append(f"Deletion: {data['deletion']['note']}")
@@ -153,8 +159,8 @@ def render_report(data: dict[str, Any], palette: Palette, moment: datetime) -> s
 
 
 def _summary(data: dict[str, Any], palette: Palette, moment: datetime) -> str:
+    reason = f" ({render.safe(data['reason'])})" if data["reason"] else ""
     fields = [
-        ("Ready", palette.status(data["ready"]) + (f" ({data['reason']})" if data["reason"] else "")),
         ("Account", data["account"]),
         ("Instance ID", "" if data["instanceID"] is None else str(data["instanceID"])),
         ("Management", data["managementPolicy"]),
@@ -163,8 +169,10 @@ def _summary(data: dict[str, Any], palette: Palette, moment: datetime) -> str:
         ("Next retry", _retry(data["nextRetry"], moment)),
         ("Deleting", "yes" if data["deletion"]["deleting"] else ""),
     ]
-    head = f"{data['kind']} {data['namespace']}/{data['name']}"
-    return "\n".join([palette.paint(head, "bold"), *(f"  {k + ':':<16}{v}" for k, v in fields if v)])
+    head = render.safe(f"{data['kind']} {data['namespace']}/{data['name']}", render.MESSAGE_LIMIT)
+    lines = [f"  {k + ':':<16}{render.safe(v, render.MESSAGE_LIMIT)}" for k, v in fields if v]
+    ready = f"  {'Ready:':<16}{palette.status(render.safe(data['ready']))}{reason}"
+    return "\n".join([palette.paint(head, "bold"), ready, *lines])
 
 
 def _retry(retry: dict[str, Any], moment: datetime) -> str:
@@ -172,8 +180,14 @@ def _retry(retry: dict[str, Any], moment: datetime) -> str:
         return str(retry["note"])
     when = render.parse_time(retry["at"])
     seconds = int((when - moment).total_seconds()) if when is not None else 0
-    soon = f"in {render.short_duration(seconds)}" if seconds > 0 else "due now"
-    return f"{soon} ({retry['at']}): {retry['note']}"
+    if seconds > 0:
+        return f"in {render.short_duration(seconds)} ({retry['at']}): {retry['note']}"
+    if seconds < -60 and retry.get("overdue"):
+        # The operator leaves the time written once its backoff is at its cap (or the platform
+        # asks for the same wait again): the attempts go on at that pace, not rewritten each time.
+        ago = render.short_duration(-seconds)
+        return f"about every {retry['overdue']} (last written for {retry['at']}, {ago} ago)"
+    return f"due now ({retry['at']}): {retry['note']}"
 
 
 def _conditions(data: dict[str, Any], palette: Palette, moment: datetime) -> str:
@@ -184,7 +198,9 @@ def _conditions(data: dict[str, Any], palette: Palette, moment: datetime) -> str
         for c in data["conditions"]
     ]
     headers = ("TYPE", "STATUS", "REASON", "AGE", "MESSAGE")
-    return "Conditions:\n" + render.table(headers, rows, palette, _second_column(palette))
+    return "Conditions:\n" + render.table(
+        headers, rows, palette, _second_column(palette), render.MESSAGE_LIMIT
+    )
 
 
 def _events(data: dict[str, Any], palette: Palette, moment: datetime) -> str:
@@ -195,7 +211,9 @@ def _events(data: dict[str, Any], palette: Palette, moment: datetime) -> str:
         for e in data["events"]
     ]
     headers = ("LAST SEEN", "TYPE", "REASON", "COUNT", "MESSAGE")
-    return f"Events (the last {len(rows)}):\n" + render.table(headers, rows, palette, _second_column(palette))
+    return f"Events (the last {len(rows)}):\n" + render.table(
+        headers, rows, palette, _second_column(palette), render.MESSAGE_LIMIT
+    )
 
 
 def _second_column(palette: Palette) -> render.Colour:

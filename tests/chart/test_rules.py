@@ -3,9 +3,10 @@
 promtool's unit tests (tests/chart/rules/alerts_test.yaml) show each alert firing with its labels
 and annotations, Prometheus' templates expanded, and not firing where it must not; here they run
 against the rules as the chart renders them. The rest holds the rules to the operator's metrics,
-to the README's runbooks and to the values. No process but helm and promtool (both built from
-their Go modules and cached, hack/); the end-to-end case, on the operator's own scraped samples,
-is tests/integration/test_alert_e2e.py.
+to the README's runbooks and to the values, and the chart's conversion of the condition alerts'
+thresholds to seconds to Prometheus' own reading of those durations. No process but helm and
+promtool (both built from their Go modules and cached, hack/); the end-to-end case, on the
+operator's own scraped samples, is tests/integration/test_alert_e2e.py.
 """
 
 from __future__ import annotations
@@ -128,6 +129,7 @@ def test_values_shape_the_rules() -> None:
         "--set", "prometheusRule.severities.OpenConnectorsInstanceSyncFailing=info",
         "--set", "prometheusRule.disabledAlerts={OpenConnectorsAccountBudgetWaits}",
         "--set", "prometheusRule.notReadyFor=1h",
+        "--set", "prometheusRule.keepFiringFor=10m",
     )  # fmt: skip
     assert rule["metadata"]["labels"]["release"] == "kube-prometheus-stack"
     rules: dict[str, dict[str, Any]] = {r["alert"]: r for r in rule["spec"]["groups"][0]["rules"]}
@@ -139,8 +141,63 @@ def test_values_shape_the_rules() -> None:
         if name == "OpenConnectorsInstanceSyncFailing":
             severity = "info"
         assert shipped["labels"] == {"severity": severity, "team": "platform"}, name
-    assert rules["OpenConnectorsInstanceNotReady"]["for"] == "1h"
-    assert "more than 1h" in rules["OpenConnectorsInstanceNotReady"]["annotations"]["description"]
+    not_ready = rules["OpenConnectorsInstanceNotReady"]
+    assert "for" not in not_ready  # the threshold is in the expression, since lastTransitionTime
+    assert re.search(r"\) > 3600\n", not_ready["expr"]), not_ready["expr"]
+    assert "more than 1h" in not_ready["annotations"]["description"]
+    conditions = {
+        "OpenConnectorsInstanceStalled",
+        "OpenConnectorsInstanceNotReady",
+        "OpenConnectorsInstanceSyncFailing",
+    }
+    assert {name for name, r in rules.items() if r.get("keep_firing_for") == "10m"} == conditions
+    assert all("keep_firing_for" not in r for r in alerts("--set", "prometheusRule.keepFiringFor=").values())
+
+
+THRESHOLDS = {
+    "stalledFor": "OpenConnectorsInstanceStalled",
+    "notReadyFor": "OpenConnectorsInstanceNotReady",
+    "syncFailingFor": "OpenConnectorsInstanceSyncFailing",
+}
+
+
+def threshold_seconds(values: dict[str, str]) -> dict[str, str]:
+    """The number each condition alert's expression compares the time since the transition with."""
+    rules = alerts(
+        *(arg for key, value in values.items() for arg in ("--set", f"prometheusRule.{key}={value}"))
+    )
+    found = {key: re.findall(r"\) > (\S+)\n", rules[name]["expr"]) for key, name in THRESHOLDS.items()}
+    assert all(len(numbers) == 1 for numbers in found.values()), found
+    return {key: numbers[0] for key, numbers in found.items()}
+
+
+@pytest.mark.parametrize(
+    "durations",
+    [
+        {"stalledFor": "15m", "notReadyFor": "90s", "syncFailingFor": "1h30m"},
+        {"stalledFor": "1y2w3d4h5m6s", "notReadyFor": "2d", "syncFailingFor": "0s"},
+        {"stalledFor": "1w", "notReadyFor": "36h", "syncFailingFor": "100000s"},
+    ],
+)
+def test_threshold_durations_become_the_seconds_prometheus_reads_them_as(
+    durations: dict[str, str], tmp_path: Path
+) -> None:
+    """The chart converts the values to seconds; Prometheus' own parser is the oracle: promtool reads
+    each duration as an evaluation time, where time() is that many seconds."""
+    seconds = threshold_seconds(durations)
+    assert all(number.isdigit() for number in seconds.values()), seconds  # whole seconds, exactly
+    cases = [
+        {
+            "expr": "vector(time())",
+            "eval_time": durations[key],
+            "exp_samples": [{"labels": "{}", "value": int(n)}],
+        }
+        for key, n in seconds.items()
+    ]
+    tests = {"tests": [{"interval": "1m", "input_series": [], "promql_expr_test": cases}]}
+    (tmp_path / "durations_test.yaml").write_text(yaml.safe_dump(tests))
+    done = promtool("test", "rules", "durations_test.yaml", cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
 
 
 @pytest.mark.parametrize(
@@ -154,6 +211,12 @@ def test_values_shape_the_rules() -> None:
         ("prometheusRule.alertLabels.severity=critical", "invalid propertyName 'severity'"),
         ("prometheusRule.alertLabels.team-name=x", "invalid propertyName 'team-name'"),
         ("prometheusRule.stalledFor=15 minutes", "stalledFor"),
+        # Prometheus reads units largest first, each once; a threshold has no ms (whole seconds).
+        ("prometheusRule.notReadyFor=30m1h", "notReadyFor"),
+        ("prometheusRule.syncFailingFor=1500ms", "syncFailingFor"),
+        ("prometheusRule.stalledFor=", "stalledFor"),
+        ("prometheusRule.absentFor=5m1h", "absentFor"),
+        ("prometheusRule.keepFiringFor=5 m", "keepFiringFor"),
         ("prometheusRule.driftWindow=-1h", "driftWindow"),
         ("prometheusRule.budgetWaitSecondsPerMinute=0", "budgetWaitSecondsPerMinute"),
         ("prometheusRule.driftCorrections=many", "driftCorrections"),

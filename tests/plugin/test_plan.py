@@ -18,6 +18,7 @@ import uuid
 from typing import Any
 
 import pytest
+import yaml
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
@@ -317,11 +318,116 @@ def test_an_invalid_manifest_is_an_error_with_the_servers_reason(
 
 
 def test_exit_codes() -> None:
-    def item(action: str) -> plan.Item:
-        return plan.Item("ConnectorInstance", "ns", uuid.uuid4().hex, action)
+    def item(action: str, refused_you: bool = False) -> plan.Item:
+        return plan.Item("ConnectorInstance", "ns", uuid.uuid4().hex, action, refused_you=refused_you)
 
     assert plan.exit_code([]) == 0
     assert plan.exit_code([item("nothing"), item("nothing")]) == 0
     for action in ("create", "adopt", "update"):
         assert plan.exit_code([item("nothing"), item(action)]) == 1
     assert plan.exit_code([item("update"), item("error"), item("nothing")]) == 2
+    assert plan.exit_code([item("error"), item("error", refused_you=True), item("update")]) == 5
+
+
+def test_a_secret_is_compared_in_memory_and_never_sent_in_a_dry_run(
+    api_client: client.ApiClient,
+    core: client.CoreV1Api,
+    namespace: str,
+    crds: None,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Every request of the plan, recorded at the API client (the real one, on the real server):
+    a dry run carries a Secret's values, which an audit policy may record, so no Secret is sent;
+    the one stored Secret outside the file that a new object needs is asked as metadata only.
+    The instance, the operator's kind, is still judged by a dry run."""
+    core.create_namespaced_secret(namespace, secret("closeio-api", apiKey=OLD_VALUE, same="s"))
+    core.create_namespaced_secret(namespace, secret("account", userSecret=OLD_VALUE, organizationSecret="o"))
+    requests: list[tuple[str, str, dict[str, str]]] = []
+    answers: dict[str, Any] = {}
+    call = api_client.call_api
+
+    def recording(path: str, method: str, *args: Any, **kwargs: Any) -> Any:
+        accept = (kwargs.get("header_params") or {}).get("Accept", "")
+        requests.append((method, path, dict(kwargs.get("query_params") or []) | {"accept": accept}))
+        answers[path] = call(path, method, *args, **kwargs)  # a 404 raises: no answer
+        return answers[path]
+
+    monkeypatch.setattr(api_client, "call_api", recording)
+    key_ref = {"secretKeyRef": {"name": "closeio-api", "key": "apiKey"}}
+    documents = [
+        secret("closeio-api", apiKey=NEW_VALUE, same="s"),
+        secret("fresh", token=NEW_VALUE),
+        instance("reader", configuration=[{"key": "username", "valueFrom": key_ref}]),
+    ]
+
+    items = plan.compute(api_client, documents, namespace)
+
+    assert [(i.kind, i.name, i.action, i.fields, i.detail) for i in items] == [
+        ("Secret", "closeio-api", "update", ("data.apiKey",), "changed: apiKey"),
+        ("Secret", "fresh", "create", (), "keys: token"),
+        ("ConnectorInstance", "reader", "create", (), items[2].detail),
+    ]
+    secrets = [(m, p, q) for m, p, q in requests if "/secrets" in p]
+    assert all(m == "GET" and "dryRun" not in q for m, p, q in secrets), secrets
+    files = {f"{p.rsplit('/', 1)[1]}": q["accept"] for m, p, q in secrets}
+    assert files == {
+        "closeio-api": "application/json",  # the file's Secret: its stored copy, to compare
+        "fresh": "application/json",
+        "account": plan.METADATA,  # only whether it exists
+    }
+    account = next(answer for path, answer in answers.items() if path.endswith("/secrets/account"))
+    assert (account["kind"], "data" in account) == ("PartialObjectMetadata", False)
+    assert any(q.get("dryRun") == "All" and "/connectorinstances" in p for m, p, q in requests)
+    assert NEW_VALUE not in repr(items)
+
+
+def test_a_secret_the_api_server_would_refuse_is_an_error_found_here(
+    api_client: client.ApiClient, core: client.CoreV1Api, namespace: str, crds: None
+) -> None:
+    """Its shape (the name, data's base64, stringData's strings, the keys), and what may not
+    change of a stored one (type; an immutable Secret's content), named without a value."""
+    frozen = {**secret("frozen", k=OLD_VALUE), "immutable": True}
+    core.create_namespaced_secret(namespace, frozen)
+    core.create_namespaced_secret(namespace, {**secret("typed", k="v"), "type": "example.com/typed"})
+    bad = {
+        "bad-base64": {"data": {"k": OLD_VALUE + "!"}},
+        "number": {"stringData": {"port": 8080}},
+        "bad-key": {"stringData": {"a/b": "v"}},
+        "Bad_Name": {"stringData": {"k": "v"}},
+        "not-a-map": {"data": ["k"]},
+        "frozen": {"stringData": {"k": NEW_VALUE}},
+        "typed": {"stringData": {"k": "v"}},  # Opaque now
+    }
+    documents = [{"apiVersion": "v1", "kind": "Secret", "metadata": {"name": n}, **b} for n, b in bad.items()]
+    documents.append(secret("frozen-same", k="v"))
+
+    items = by_name(plan.compute(api_client, documents, namespace))
+
+    assert {n: i.action for n, i in items.items()} == dict.fromkeys(bad, "error") | {"frozen-same": "create"}
+    assert items["bad-base64"].detail == "data.k is not valid base64"
+    assert items["number"].detail == "stringData.port is not a string (quote it in YAML)"
+    assert "not valid" in items["bad-key"].detail
+    assert "metadata.name" in items["Bad_Name"].detail
+    assert items["not-a-map"].detail == "data is not a map"
+    assert "immutable" in items["frozen"].detail
+    assert "never changes" in items["typed"].detail
+    assert plan.exit_code(items.values()) == 2
+    for value in (OLD_VALUE, NEW_VALUE):
+        assert value not in repr(items)
+
+
+def test_a_user_the_api_server_refuses_makes_the_plan_exit_5(
+    plugin: Any, namespace: str, login_as: Any, crds: None
+) -> None:
+    """RBAC refuses the user, not the manifest: the items say which, and the exit code is the
+    API error's, as in every other command (README's exit codes)."""
+    reader = login_as([{"apiGroups": [names.GROUP], "resources": [names.PLURAL], "verbs": ["get"]}])
+    manifests = yaml.safe_dump_all([instance("fresh"), secret("account", userSecret="u")])
+    run = plugin(
+        "plan", "-f", "-", "-n", namespace, "--kubeconfig", str(reader), "-o", "json", stdin=manifests
+    )
+    assert run.code == 5, run.stdout + run.stderr
+    items = {i["name"]: i for i in run.json()["items"]}
+    assert (items["fresh"]["action"], items["account"]["action"]) == ("error", "error")
+    assert "forbidden" in items["fresh"]["detail"]  # the dry run's create
+    assert "forbidden" in items["account"]["detail"]  # the stored Secret's read

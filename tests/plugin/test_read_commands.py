@@ -6,8 +6,10 @@ gets, and that no Secret's value ever reaches the plugin."""
 
 from __future__ import annotations
 
+import unicodedata
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -284,43 +286,19 @@ def unreachable_kubeconfig() -> dict[str, Any]:
 
 
 def test_without_rbac_for_pods_and_secrets_the_tree_says_so_and_stays(
-    plugin: Plugin, shop: str, namespace: str, control_plane: Any, api_client: client.ApiClient, tmp_path: Any
+    plugin: Plugin, shop: str, namespace: str, login_as: Callable[..., Path]
 ) -> None:
-    """A ServiceAccount that may read ConnectorInstances and accounts, and no Secret or Pod, logged
-    in with a real token (RBAC judges it as any user)."""
-    core, rbac = client.CoreV1Api(api_client), client.RbacAuthorizationV1Api(api_client)
-    name = f"reader-{uuid.uuid4().hex[:6]}"
-    core.create_namespaced_service_account(
-        namespace, client.V1ServiceAccount(metadata=client.V1ObjectMeta(name=name))
-    )
+    """A user who may read ConnectorInstances and accounts, and no Secret or Pod."""
     resources = ["connectorinstances", "connectoraccounts", "clusterconnectoraccounts"]
-    rbac.create_cluster_role(
-        {
-            "metadata": {"name": name},
-            "rules": [{"apiGroups": [GROUP], "resources": resources, "verbs": ["get", "list"]}],
-        }
-    )
-    binding = {
-        "metadata": {"name": name},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name},
-        "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": namespace}],
-    }
-    rbac.create_cluster_role_binding(binding)
-    request = client.AuthenticationV1TokenRequest(spec=client.V1TokenRequestSpec(audiences=[]))
-    token = core.create_namespaced_service_account_token(name, namespace, request).status.token
-    kubeconfig = control_plane.kubeconfig_for(token, tmp_path / "kubeconfig")
-    try:
-        run = plugin("status", "-n", namespace, "--kubeconfig", str(kubeconfig), "-o", "json")
-        data = run.json()
-        assert [n.split(":")[0] for n in data["notes"]] == ["token Secrets not shown", "Pods not shown"]
-        token_node = data["items"][0]["children"][0]["children"][0]
-        assert (token_node["name"], token_node["reason"], token_node["children"]) == ("crm-token", "", [])
-        table = plugin("status", "-n", namespace, "--kubeconfig", str(kubeconfig))
-        assert "note: Pods not shown: " in table.stderr
-        assert "forbidden" in table.stderr
-    finally:
-        rbac.delete_cluster_role_binding(name)
-        rbac.delete_cluster_role(name)
+    kubeconfig = login_as([{"apiGroups": [GROUP], "resources": resources, "verbs": ["get", "list"]}])
+    run = plugin("status", "-n", namespace, "--kubeconfig", str(kubeconfig), "-o", "json")
+    data = run.json()
+    assert [n.split(":")[0] for n in data["notes"]] == ["token Secrets not shown", "Pods not shown"]
+    token_node = data["items"][0]["children"][0]["children"][0]
+    assert (token_node["name"], token_node["reason"], token_node["children"]) == ("crm-token", "", [])
+    table = plugin("status", "-n", namespace, "--kubeconfig", str(kubeconfig))
+    assert "note: Pods not shown: " in table.stderr
+    assert "forbidden" in table.stderr
 
 
 def test_no_secret_value_reaches_the_plugin(
@@ -358,3 +336,34 @@ def test_wait_times_out_with_exit_4_when_no_operator_handles_it(
     data = run.json()
     assert (data["result"], data["written"]) == ("timeout", {"openconnectors.io/paused": "true"})
     assert data["seconds"] >= 1
+
+
+def test_text_a_tenant_wrote_reaches_the_terminal_escaped_and_bounded(
+    plugin: Plugin, namespace: str, core: client.CoreV1Api, custom: client.CustomObjectsApi, crd: None
+) -> None:
+    """Escape sequences (an erase-and-move-up that hides the row above, an OSC 52 clipboard write),
+    a bidi override and a 1 MB reason, stored by the API server in a status and an Event, come out
+    of `status` and `why` visible and inert, each row bounded; YAML escapes them by itself."""
+    hide, clipboard, huge = "\x1b[2K\x1b[1A", "\x1b]52;c;AAAA\x07", "R" * 1_000_000
+    said = [("Ready", "False", huge, "m"), ("Synced", "True", "Ok", clipboard)]
+    status = {
+        "conditions": [
+            {"type": t, "status": s, "reason": r, "message": m, "lastTransitionTime": NOW}
+            for t, s, r, m in said
+        ],
+        "account": f"Secret/{clipboard}\u202egnp.exe",
+    }
+    hostile = put_instance(custom, namespace, "hostile", {"credentialsSecretRef": {"name": "a"}}, status)
+    post_event(core, namespace, hostile, "Hidden" + hide, NOW)
+
+    tree, report = plugin("status", "-n", namespace), plugin("why", "hostile", "-n", namespace)
+    for run in (tree, report):
+        assert run.code == 1, run.stderr
+        shown = {c for c in run.stdout if c != "\n" and unicodedata.category(c) in ("Cc", "Cf")}
+        assert shown == set()
+        assert max(len(line) for line in run.stdout.splitlines()) < 3000
+    assert "Secret/\\x1b]52;c;AAAA\\x07\\u202egnp.exe" in tree.stdout
+    assert "Hidden\\x1b[2K\\x1b[1A happened" in report.stdout  # the Event's message
+    raw = plugin("why", "hostile", "-n", namespace, "-o", "yaml").stdout
+    assert not {c for c in raw if c != "\n" and unicodedata.category(c) in ("Cc", "Cf")}
+    assert yaml.safe_load(raw)["account"] == status["account"]

@@ -85,13 +85,19 @@ def test_adopt_creates_the_object_that_takes_over_the_instance_with_one_put(
     counters = env.simulator.control.counters()
     assert counters.get("POST /instances", 0) == 0
     assert counters.get("PUT /instances/{id}", 0) == 1
-    # Again: the object adopts this instance already, so the command only waits.
-    assert plugin(*args, "--wait", "--timeout", WAIT, stdin=manifest()).code == 0
-    # Another ID for the same object is refused: instanceID never changes.
+    # Again: the object adopts this instance already, so the command writes nothing and only waits.
+    again = plugin(*args, "--wait", "--timeout", WAIT, "-o", "json", stdin=manifest())
+    assert again.code == 0, again.stderr
+    assert (again.json()["written"], again.json()["message"]) == (
+        {},
+        f"already exists with spec.instanceID {instance_id}: nothing written; "
+        f"Ready, managing instance {instance_id}",
+    )
+    # Another ID for the same object is refused as bad input: instanceID never changes.
     other = plugin(
         "adopt", "crm", "-n", env.namespace, "--instance-id", "999999", "-f", "-", stdin=manifest()
     )
-    assert other.code == 1
+    assert other.code == 2
     assert "deletionPolicy Orphan" in other.stderr
 
 
