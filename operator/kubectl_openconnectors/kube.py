@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 import urllib3
 from kubernetes import client, config
@@ -51,9 +52,16 @@ def _context_namespace(kubeconfig: str | None, context: str | None) -> str:
     return str(((chosen or {}).get("context") or {}).get("namespace") or "default")
 
 
+def _segment(value: str | None) -> str | None:
+    """A name from the command line as one path segment: `a/b` or a control character cannot
+    reach another path or break the request (the API server then answers 404)."""
+    return quote(value, safe="") if value is not None else None
+
+
 def custom_path(plural: str, namespace: str | None, name: str | None = None) -> str:
     """The path of our kinds' collection or object; no namespace: the whole cluster."""
     path = f"/apis/{names.GROUP}/{names.VERSION}"
+    namespace, name = _segment(namespace), _segment(name)
     if namespace is not None:
         path += f"/namespaces/{namespace}"
     path += f"/{plural}"
@@ -61,6 +69,7 @@ def custom_path(plural: str, namespace: str | None, name: str | None = None) -> 
 
 
 def core_path(plural: str, namespace: str | None, name: str | None = None) -> str:
+    namespace, name = _segment(namespace), _segment(name)
     path = "/api/v1" + (f"/namespaces/{namespace}" if namespace is not None else "") + f"/{plural}"
     return f"{path}/{name}" if name is not None else path
 

@@ -267,6 +267,11 @@ def test_exit_codes_for_usage_not_found_and_an_unreachable_api(
     assert plugin("status", "-o", "xml").code == 2
     assert plugin("adopt", "x", "-n", namespace).code == 2  # --instance-id and -f are required
     assert plugin("reconcile", "nothing-here", "-n", namespace).code == 3
+    # A name that is no name: one path segment all the same, and not found (no traceback).
+    for odd in ("a/../../secrets", "bad\x1b[2Kname"):
+        run = plugin("why", odd, "-n", namespace)
+        assert run.code == 3, run.stderr
+        assert "Traceback" not in run.stderr
     kubeconfig = tmp_path / "kubeconfig"
     kubeconfig.write_text(yaml.safe_dump(unreachable_kubeconfig()))
     run = plugin("status", "-n", namespace, "--kubeconfig", str(kubeconfig))
