@@ -75,6 +75,11 @@ def wait(predicate: Callable[[], bool], what: str) -> None:
     raise SystemExit(f"timed out after {TIMEOUT:.0f}s waiting for {what}")
 
 
+def established(kubeconfig: Path, crd: str) -> bool:
+    jsonpath = "jsonpath={.status.conditions[?(@.type=='Established')].status}"
+    return kubectl(kubeconfig, "get", crd, "-o", jsonpath, check=False) == "True"
+
+
 def ready(kubeconfig: Path, resource: str, *namespace: str) -> bool:
     jsonpath = "jsonpath={.status.conditions[?(@.type=='Ready')].status}"
     return kubectl(kubeconfig, "get", resource, *namespace, "-o", jsonpath, check=False) == "True"
@@ -165,7 +170,10 @@ def main() -> int:
             say(f"simulator at {api_url}")
             kubectl(kubeconfig, "apply", "-f", str(ROOT / "crds"))
             crds = [f"crd/{plural}.openconnectors.io" for plural in PLURALS]
-            kubectl(kubeconfig, "wait", "--for=condition=Established", *crds)
+            # Polled, not `kubectl wait`: a CRD whose status has no conditions yet makes kubectl
+            # wait fail at once ("<nil> is of the type <nil>"), which a clean-clone run met.
+            for crd in crds:
+                wait(functools.partial(established, kubeconfig, crd), crd)
             for namespace in (NAMESPACE, OPERATOR_NAMESPACE):
                 kubectl(kubeconfig, "create", "namespace", namespace, check=False)
             say(f"starting the operator (its own namespace: {OPERATOR_NAMESPACE})")
