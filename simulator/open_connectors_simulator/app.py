@@ -29,6 +29,7 @@ from open_connectors_simulator.httputil import (
     request_id,
 )
 from open_connectors_simulator.instances import CREDENTIALS_KEY, add_instance_routes, state_of
+from open_connectors_simulator.oauth_routes import add_oauth_routes
 from open_connectors_simulator.service import STATE_KEY, SimulatorState
 from open_connectors_simulator.settings import API_BASE_PATH, CONTROL_BASE_PATH, SimulatorSettings
 
@@ -73,7 +74,7 @@ async def envelope_middleware(request: web.Request, handler: Handler) -> web.Str
     try:
         response = await handler(request)
     except ApiError as exc:
-        response = error_response(request, exc.status, exc.message, exc.headers)
+        response = error_response(request, exc.status, exc.message, exc.headers, exc.provider_message)
     except web.HTTPException as exc:
         response = _from_http_exception(request, exc)
     except _DropConnection:
@@ -189,5 +190,6 @@ def create_app(settings: SimulatorSettings) -> web.Application:
     app[MAX_BODY_BYTES_KEY] = settings.max_body_bytes
     add_element_routes(app.router, API_BASE_PATH)
     add_instance_routes(app.router, API_BASE_PATH)
+    add_oauth_routes(app.router, API_BASE_PATH)
     add_control_routes(app.router, CONTROL_BASE_PATH)
     return app

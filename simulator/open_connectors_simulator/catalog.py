@@ -164,6 +164,8 @@ def _oauth_definitions() -> tuple[ConfigDefinition, ...]:
         ConfigDefinition("oauth.callback.url", "OAuth Callback URL", TEXT_1000, required=True),
         ConfigDefinition("oauth.scope", "OAuth Scope", TEXT_1000),
         ConfigDefinition("oauth.user.refresh_token", "OAuth Refresh Token", PASSWORD),
+        # The access token the platform obtained (oauth.py); written by the platform, never sent.
+        ConfigDefinition("oauth.user.token", "OAuth Access Token", PASSWORD, hide_from_console=True),
     )
 
 

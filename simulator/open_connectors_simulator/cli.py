@@ -115,6 +115,13 @@ async def _serve(settings: SimulatorSettings, host: str, port: int, exit_on_stdi
     "--max-body-bytes", type=click.IntRange(1024), default=DEFAULT_MAX_BODY_BYTES, show_default=True
 )
 @click.option(
+    "--oauth-code-ttl",
+    type=click.FloatRange(min=0, min_open=True, max=86_400),
+    default=120.0,
+    show_default=True,
+    help="Seconds a code of the simulated OAuth provider stays valid.",
+)
+@click.option(
     "--exit-on-stdin-eof",
     is_flag=True,
     help="Stop when stdin is closed (lets a parent process guarantee the simulator dies with it).",
@@ -138,6 +145,7 @@ def simulator_command(
     empty_list: str,
     closeio_password_required: bool,
     max_body_bytes: int,
+    oauth_code_ttl: float,
     exit_on_stdin_eof: bool,
     log_level: str,
 ) -> None:
@@ -160,6 +168,7 @@ def simulator_command(
         closeio_password_required=closeio_password_required,
         max_body_bytes=max_body_bytes,
         random_seed=seed,
+        oauth_code_ttl_seconds=oauth_code_ttl,
     )
     try:
         asyncio.run(_serve(settings, host, port, exit_on_stdin_eof))

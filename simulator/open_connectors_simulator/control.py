@@ -213,6 +213,24 @@ class ControlOperations:
         return Call("PATCH", f"/instances/{instance_id}", {"rotateTokenOnNextUpdate": True}, _nothing)
 
     @operation
+    def revoke_refresh_token(self, instance_id: int) -> Call[dict[str, Any]]:
+        """The fake OAuth provider revokes the refresh token this OAuth instance holds: its next
+        refresh (its next read, or `refresh_instance`) fails, `valid: false`; the fifth failed one
+        disables it. Returns the raw instance."""
+        return Call("POST", f"/instances/{instance_id}/revoke-refresh-token")
+
+    @operation
+    def refresh_instance(self, instance_id: int) -> Call[dict[str, Any]]:
+        """One OAuth refresh attempt now (the platform's own schedule); returns the raw instance."""
+        return Call("POST", f"/instances/{instance_id}/refresh")
+
+    @operation
+    def set_oauth_code_ttl(self, seconds: float) -> Call[None]:
+        """How long a new code of the fake OAuth provider stays valid; `reset` restores the
+        start-up value (`--oauth-code-ttl`)."""
+        return Call("PUT", "/oauth/code-ttl", {"seconds": seconds}, _nothing)
+
+    @operation
     def rotate_on_update(self, enabled: bool) -> Call[None]:
         """Switch the "every PUT/PATCH issues a new token" fault on or off."""
         return Call("PUT", "/faults/rotate-on-update", {"enabled": enabled}, _nothing)

@@ -14,6 +14,7 @@ from aiohttp import web
 from open_connectors_simulator.faults import FaultKind, FaultRule, normalize_method
 from open_connectors_simulator.httputil import ApiError, json_ok, parse_instance_id, read_json_object
 from open_connectors_simulator.instances import state_of
+from open_connectors_simulator.oauth import revoke_instance_grant
 from open_connectors_simulator.store import Instance
 
 
@@ -85,6 +86,30 @@ async def rotate_token(request: web.Request) -> web.Response:
     instance = _instance(request)
     state_of(request).store.rotate_token(instance)
     return json_ok(instance.raw_json())
+
+
+async def revoke_refresh_token(request: web.Request) -> web.Response:
+    """The provider revokes the refresh token the instance holds; its next refresh fails."""
+    instance = _instance(request)
+    revoke_instance_grant(state_of(request).oauth, instance)
+    return json_ok(instance.raw_json())
+
+
+async def refresh_instance(request: web.Request) -> web.Response:
+    """One refresh attempt now, as the platform's own schedule would make (oauth.py)."""
+    instance = _instance(request)
+    state_of(request).refresh(instance)
+    return json_ok(instance.raw_json())
+
+
+async def set_oauth_code_ttl(request: web.Request) -> web.Response:
+    body = await read_json_object(request)
+    seconds = body.get("seconds")
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not 0 < seconds <= 86_400:
+        raise ApiError(400, "'seconds' must be a number greater than 0 and at most 86400")
+    provider = state_of(request).oauth
+    provider.code_ttl_seconds = float(seconds)
+    return json_ok({"codeTtlSeconds": provider.code_ttl_seconds})
 
 
 async def get_faults(request: web.Request) -> web.Response:
@@ -170,6 +195,9 @@ def add_control_routes(router: web.UrlDispatcher, base: str) -> None:
     router.add_get(f"{base}/instances/{{id}}", get_raw_instance, allow_head=False)
     router.add_patch(f"{base}/instances/{{id}}", patch_raw_instance)
     router.add_post(f"{base}/instances/{{id}}/rotate-token", rotate_token)
+    router.add_post(f"{base}/instances/{{id}}/revoke-refresh-token", revoke_refresh_token)
+    router.add_post(f"{base}/instances/{{id}}/refresh", refresh_instance)
+    router.add_put(f"{base}/oauth/code-ttl", set_oauth_code_ttl)
     router.add_get(f"{base}/faults", get_faults, allow_head=False)
     router.add_delete(f"{base}/faults", clear_faults)
     router.add_put(f"{base}/faults/latency", set_latency)

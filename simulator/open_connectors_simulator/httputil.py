@@ -30,11 +30,20 @@ _INSTANCE_ID = re.compile(r"\d{1,18}")
 class ApiError(Exception):
     """A failure the client must see as `status` with the platform error body."""
 
-    def __init__(self, status: int, message: str, *, headers: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        provider_message: str | None = None,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.headers = dict(headers or {})
+        # The provider's own words, relayed as `providerMessage` (doc 3), e.g. a refused OAuth code.
+        self.provider_message = provider_message
 
 
 def new_request_id() -> str:
@@ -52,9 +61,15 @@ def request_id(request: web.Request) -> str:
 
 
 def error_response(
-    request: web.Request, status: int, message: str, headers: Mapping[str, str] | None = None
+    request: web.Request,
+    status: int,
+    message: str,
+    headers: Mapping[str, str] | None = None,
+    provider_message: str | None = None,
 ) -> web.Response:
     body = {"requestId": request_id(request), "message": message}
+    if provider_message is not None:
+        body["providerMessage"] = provider_message
     return web.json_response(body, status=status, headers=dict(headers or {}))
 
 

@@ -35,13 +35,17 @@ def state_of(request: web.Request) -> SimulatorState:
 
 
 def token_instance(request: web.Request) -> Instance:
-    """The instance named by the `Element` token of a three-part Authorization header."""
+    """The instance named by the `Element` token of a three-part Authorization header (the pairs in
+    any order: auth.py). A GET with it reads the instance, so an OAuth one is refreshed (oauth.py)."""
     credentials = request.get(CREDENTIALS_KEY)
     token = credentials.element if isinstance(credentials, Credentials) else None
-    instance = state_of(request).store.by_token(token) if token else None
+    state = state_of(request)
+    instance = state.store.by_token(token) if token else None
     if instance is None:
         # A deleted instance's token gets the same 401 as a made-up one (doc 2.3).
         raise unauthorized()
+    if request.method == "GET":
+        state.refresh(instance)
     return instance
 
 
@@ -132,7 +136,9 @@ async def count_instances(request: web.Request) -> web.Response:
 
 
 async def get_instance(request: web.Request) -> web.Response:
-    return json_ok(_path_instance(request).api_json())
+    instance = _path_instance(request)
+    state_of(request).refresh(instance)  # a read refreshes an OAuth instance's token (oauth.py)
+    return json_ok(instance.api_json())
 
 
 async def update_instance(request: web.Request) -> web.Response:

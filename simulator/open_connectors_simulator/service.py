@@ -19,6 +19,13 @@ from aiohttp import web
 from open_connectors_simulator.catalog import MASK, Catalog, Element, build_catalog
 from open_connectors_simulator.faults import CallCounters, FaultState
 from open_connectors_simulator.httputil import ApiError, instance_not_found
+from open_connectors_simulator.oauth import (
+    REFRESH_TOKEN,
+    FakeProvider,
+    new_refresh_token,
+    obtain_grant,
+    refresh_instance,
+)
 from open_connectors_simulator.settings import SimulatorSettings
 from open_connectors_simulator.store import Instance, InstanceStore
 from open_connectors_simulator.validation import (
@@ -42,6 +49,7 @@ class SimulatorState:
     store: InstanceStore
     faults: FaultState
     counters: CallCounters
+    oauth: FakeProvider
 
     @classmethod
     def from_settings(cls, settings: SimulatorSettings) -> SimulatorState:
@@ -57,9 +65,11 @@ class SimulatorState:
                 seed=settings.random_seed,
             ),
             counters=CallCounters(),
+            oauth=FakeProvider(settings.oauth_code_ttl_seconds),
         )
 
     def reset(self) -> None:
+        self.oauth.reset()
         self.store.reset()
         self.faults.reset()
         self.counters.reset()
@@ -109,7 +119,18 @@ class SimulatorState:
         external = check_external_authentication(element, body.get("externalAuthentication"), configuration)
         check_oauth(element, provider_data, external)
         configuration = validate_common(configuration)
-        check_required(element, configuration)
+        check_required(element, configuration, external)
+        if element.is_oauth:
+            # Last: a request refused for anything else must not burn the code.
+            refresh_token = configuration.get(REFRESH_TOKEN) if external == "initial" else None
+            grant = obtain_grant(
+                self.oauth,
+                element,
+                configuration,
+                provider_data=None if external == "initial" else provider_data,
+                refresh_token=refresh_token,
+            )
+            configuration.update(grant)
 
         return self.store.create(
             element,
@@ -137,29 +158,29 @@ class SimulatorState:
             instance.description if "description" not in body else sanitize_description(body["description"])
         )
         configuration = instance.configuration
+        changes: dict[str, str | None] = {}
         reauthenticated = False
         if body.get("configuration") is not None:
-            merged = dict(instance.configuration)
-            secret_keys = instance.element.secret_keys
-            for key, value in configuration_changes(body["configuration"]).items():
-                if value is None:
-                    merged.pop(key, None)
-                elif value == MASK and key in secret_keys:
-                    # The mask the platform itself answers with, sent back by a client that echoes
-                    # a GET or POST body (the vendor's own tests PUT the POST response back): it
-                    # means "unchanged", never a new secret. The stored value stays.
-                    continue
-                else:
-                    merged[key] = value
-            # Unsetting a key that has an element default falls back to that default.
-            configuration = validate_common({**instance.element.defaults, **merged})
-            check_required(instance.element, configuration)
+            changes = configuration_changes(body["configuration"])
+            configuration = self._merged_configuration(instance, changes)
             reauthenticated = True
         provider_data = instance.provider_data
+        new_provider_data = None
         if body.get("providerData") is not None:
-            provider_data = check_provider_data(body["providerData"])
+            provider_data = new_provider_data = check_provider_data(body["providerData"])
             check_oauth(instance.element, provider_data, "none")
             reauthenticated = True
+        if instance.element.is_oauth:
+            # Only a new grant repairs an OAuth instance (oauth.py); exchanged once all else is valid.
+            grant = obtain_grant(
+                self.oauth,
+                instance.element,
+                configuration,
+                provider_data=new_provider_data,
+                refresh_token=new_refresh_token(instance.configuration, changes),
+            )
+            configuration = {**configuration, **grant} if grant else configuration
+            reauthenticated = bool(grant)
 
         # Everything validated; apply in one go.
         instance.name = name
@@ -170,11 +191,34 @@ class SimulatorState:
         if reauthenticated:
             # Re-authentication is how a broken (valid=false) instance is repaired (doc 11).
             instance.valid = True
+            instance.failed_refreshes = 0
         if self.faults.rotate_on_update or instance.rotate_token_on_next_update:
             self.store.rotate_token(instance)
             instance.rotate_token_on_next_update = False
         instance.updated = datetime.now(UTC)
         return instance
+
+    def _merged_configuration(self, instance: Instance, changes: Mapping[str, str | None]) -> dict[str, str]:
+        merged = dict(instance.configuration)
+        secret_keys = instance.element.secret_keys
+        for key, value in changes.items():
+            if value is None:
+                merged.pop(key, None)
+            elif value == MASK and key in secret_keys:
+                # The mask the platform itself answers with, sent back by a client that echoes
+                # a GET or POST body (the vendor's own tests PUT the POST response back): it
+                # means "unchanged", never a new secret. The stored value stays.
+                continue
+            else:
+                merged[key] = value
+        # Unsetting a key that has an element default falls back to that default.
+        configuration = validate_common({**instance.element.defaults, **merged})
+        check_required(instance.element, configuration, instance.external_authentication)
+        return configuration
+
+    def refresh(self, instance: Instance) -> None:
+        """An OAuth refresh attempt, as the platform makes when the instance is read (oauth.py)."""
+        refresh_instance(self.oauth, instance)
 
     def set_disabled(self, instance: Instance, disabled: bool) -> None:
         instance.disabled = disabled

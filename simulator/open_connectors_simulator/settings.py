@@ -39,6 +39,8 @@ class SimulatorSettings:
     closeio_password_required: bool = False
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     random_seed: int | None = None
+    # How long a code of the fake OAuth provider can be exchanged (oauth.py).
+    oauth_code_ttl_seconds: float = 120.0
 
     def __repr__(self) -> str:
         # Never let the secrets leak into logs or tracebacks through a dataclass repr.
@@ -46,5 +48,5 @@ class SimulatorSettings:
             f"SimulatorSettings(latency_ms={self.latency_ms}, error_rates={dict(self.error_rates)}, "
             f"rotate_token_on_update={self.rotate_token_on_update}, empty_list_404={self.empty_list_404}, "
             f"closeio_password_required={self.closeio_password_required}, "
-            f"max_body_bytes={self.max_body_bytes})"
+            f"max_body_bytes={self.max_body_bytes}, oauth_code_ttl_seconds={self.oauth_code_ttl_seconds})"
         )

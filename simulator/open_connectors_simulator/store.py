@@ -50,6 +50,8 @@ class Instance:
     valid: bool = True
     disabled: bool = False
     rotate_token_on_next_update: bool = False
+    # OAuth refreshes that failed since the last grant (oauth.py: the fifth disables the instance).
+    failed_refreshes: int = 0
     created: datetime = field(default_factory=_now)
     updated: datetime = field(default_factory=_now)
 
@@ -93,6 +95,7 @@ class Instance:
         body["configuration"] = dict(self.configuration)
         body["providerData"] = self.provider_data
         body["rotateTokenOnNextUpdate"] = self.rotate_token_on_next_update
+        body["failedRefreshes"] = self.failed_refreshes
         return body
 
 

@@ -125,9 +125,17 @@ def validate_common(configuration: Mapping[str, str]) -> dict[str, str]:
     return result
 
 
-def check_required(element: Element, configuration: Mapping[str, str]) -> None:
-    """One 400 naming every missing key, so a client can fix all of them in one round trip."""
-    missing = [key for key in element.required_keys if not configuration.get(key, "").strip()]
+def check_required(
+    element: Element, configuration: Mapping[str, str], external_authentication: str = "none"
+) -> None:
+    """One 400 naming every missing key, so a client can fix all of them in one round trip.
+
+    An OAuth instance created from a refresh token needs no callback URL: there is no redirect
+    (the vendor's own "external" create sends none)."""
+    exempt = {"oauth.callback.url"} if external_authentication == "initial" else set()
+    missing = [
+        key for key in element.required_keys if key not in exempt and not configuration.get(key, "").strip()
+    ]
     if missing:
         # Wording is the simulator's own: the doc only says the error names the missing entries.
         raise ApiError(400, f"Missing required configuration(s): {', '.join(missing)}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from html.parser import HTMLParser
 from typing import Any
 
 import httpx
@@ -71,3 +72,90 @@ class SwaggerValidator:
     def check(self, path: str, method: str, payload: Any) -> None:
         errors = sorted(self.validator(path, method).iter_errors(payload), key=str)
         assert not errors, [f"{list(error.absolute_path)}: {error.message}" for error in errors]
+
+
+# -- OAuth: the consent flow a person (or a headless browser) goes through ---------------------
+
+OAUTH_CLIENT_ID = "consumer-key"
+OAUTH_CLIENT_SECRET = "consumer-secret"
+OAUTH_CALLBACK = "https://example.com/callback"
+
+
+def oauth_configuration(
+    client_id: str = OAUTH_CLIENT_ID, callback: str = OAUTH_CALLBACK, **extra: str
+) -> dict[str, str]:
+    return {
+        "oauth.api.key": client_id,
+        "oauth.api.secret": OAUTH_CLIENT_SECRET,
+        "oauth.callback.url": callback,
+        **extra,
+    }
+
+
+def consent_url(
+    client: httpx.Client,
+    element: str = "sfdc",
+    *,
+    client_id: str = OAUTH_CLIENT_ID,
+    callback: str = OAUTH_CALLBACK,
+    **extra: str,
+) -> str:
+    """`GET /elements/{key}/oauth/url`: the provider's consent URL."""
+    params = {"apiKey": client_id, "apiSecret": OAUTH_CLIENT_SECRET, "callbackUrl": callback, **extra}
+    response = client.get(f"/elements/{element}/oauth/url", params=params)
+    assert response.status_code == 200, response.text
+    url: str = response.json()["oauthUrl"]
+    return url
+
+
+class _ConsentForm(HTMLParser):
+    """What a browser sees of the consent page: the form's action and its hidden fields."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.action = ""
+        self.fields: dict[str, str] = {}
+        self.buttons: dict[str, str] = {}
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        attributes = {name: value or "" for name, value in attrs}
+        if tag == "form":
+            self.action = attributes.get("action", "")
+        elif tag == "input" and attributes.get("type") == "hidden":
+            self.fields[attributes["name"]] = attributes.get("value", "")
+        elif tag == "button":
+            self.buttons[attributes.get("id", "")] = attributes.get("value", "")
+
+
+def consent(url: str, *, allow: bool = True) -> httpx.URL:
+    """Open the consent page, click allow (or deny) and return where the provider redirects."""
+    with httpx.Client(timeout=10.0) as browser:
+        page = browser.get(url)
+        assert page.status_code == 200, page.text
+        assert page.headers["content-type"].startswith("text/html")
+        form = _ConsentForm()
+        form.feed(page.text)
+        button = "allow" if allow else "deny"
+        data = {**form.fields, "decision": form.buttons[button]}
+        answer = browser.post(page.url.join(form.action), data=data)
+    assert answer.status_code == 302, answer.text
+    return httpx.URL(answer.headers["location"])
+
+
+def oauth_code(client: httpx.Client, element: str = "sfdc", **kwargs: str) -> str:
+    """A fresh authorization code, from the whole consent flow with "allow"."""
+    return consent(consent_url(client, element, **kwargs)).params["code"]
+
+
+def oauth_body(
+    client: httpx.Client, element: str = "sfdc", name: str = "sales", **extra: Any
+) -> dict[str, Any]:
+    """A create body for an OAuth element, with a code just obtained through the consent page."""
+    body: dict[str, Any] = {
+        "element": {"key": element},
+        "name": name,
+        "configuration": oauth_configuration(),
+        "providerData": {"code": oauth_code(client, element)},
+    }
+    body.update(extra)
+    return body

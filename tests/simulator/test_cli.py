@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,7 +22,7 @@ from tests.fixtures.simulator import (
     SimulatorProcess,
     start_simulator,
 )
-from tests.simulator.support import assert_error, closeio_body
+from tests.simulator.support import assert_error, closeio_body, oauth_body
 
 AUTH = {"Authorization": f"User {TEST_USER_SECRET}, Organization {TEST_ORGANIZATION_SECRET}"}
 
@@ -139,3 +140,20 @@ def test_bad_error_rate_flags_are_usage_errors(value: str) -> None:
     )
     assert result.exit_code == 2
     assert "METHOD=PROBABILITY" in result.output
+
+
+def test_oauth_code_ttl_flag_is_the_baseline_that_reset_restores(tmp_path: Path) -> None:
+    with (
+        start_simulator(tmp_path / "ttl.log", "--oauth-code-ttl", "0.3") as running,
+        SimulatorControl(running.base_url) as control,
+        httpx.Client(base_url=control.api_url, headers=AUTH, timeout=10) as client,
+    ):
+        control.set_oauth_code_ttl(60)
+        control.reset()
+        body = oauth_body(client)
+        time.sleep(0.5)
+        response = client.post("/instances", json=body)
+        assert_error(response, 400, "Unable to exchange the OAuth code")
+        assert "expired" in response.json()["providerMessage"]
+        with pytest.raises(httpx.HTTPStatusError):
+            control.set_oauth_code_ttl(0)

@@ -19,6 +19,7 @@ from tests.simulator.support import (
     assert_error,
     closeio_body,
     create,
+    oauth_code,
 )
 
 
@@ -188,13 +189,14 @@ def test_oauth_element_requires_a_code_and_never_echoes_provider_data(
     missing = {**_sfdc_body(providerData={"code": "c"}), "configuration": {}}
     assert_error(simulator_client.post("/instances", json=missing), 400, "oauth.api.key", "oauth.api.secret")
 
-    instance = create(simulator_client, _sfdc_body(providerData={"code": "the-code"}))
+    code = oauth_code(simulator_client)
+    instance = create(simulator_client, _sfdc_body(providerData={"code": code}))
     assert "providerData" not in instance
     assert instance["configuration"]["oauth.api.key"] == MASK
     assert instance["configuration"]["oauth.api.secret"] == MASK
     assert instance["element"]["typeOauth"] is True
     assert "providerData" not in simulator_client.get(f"/instances/{instance['id']}").json()
-    assert simulator.control.instances()[0]["providerData"] == {"code": "the-code"}
+    assert simulator.control.instances()[0]["providerData"] == {"code": code}
 
 
 def test_oauth_instance_from_an_existing_refresh_token(simulator_client: httpx.Client) -> None:

@@ -9,7 +9,7 @@ import pytest
 from jsonschema import ValidationError
 
 from tests.fixtures.simulator import SimulatorHandle
-from tests.simulator.support import SwaggerValidator, closeio_body, create
+from tests.simulator.support import SwaggerValidator, closeio_body, create, oauth_code
 
 
 def test_validator_rejects_a_wrongly_typed_instance(swagger_validator: SwaggerValidator) -> None:
@@ -72,7 +72,9 @@ def test_every_catalog_element_produces_schema_valid_instances(
             "configuration": configuration,
         }
         if element["authenticationType"].startswith("oauth"):
-            body["providerData"] = {"code": "auth-code"}
+            callback = configuration["oauth.callback.url"]
+            code = oauth_code(simulator_client, element["key"], client_id="value", callback=callback)
+            body["providerData"] = {"code": code}
         created = create(simulator_client, body)
         swagger_validator.check("/instances", "POST", created)
         assert created["element"]["key"] == element["key"]

@@ -17,6 +17,7 @@ from tests.simulator.support import (
     SwaggerValidator,
     closeio_body,
     create,
+    oauth_code,
 )
 
 ENTRIES = "/instances/{id}/configuration"
@@ -191,7 +192,7 @@ def test_echoed_oauth_secrets_are_kept(simulator: SimulatorHandle, simulator_cli
             "oauth.api.secret": "consumer-secret",
             "oauth.callback.url": "https://example.com/callback",
         },
-        "providerData": {"code": "auth-code"},
+        "providerData": {"code": oauth_code(simulator_client)},
     }
     created = create(simulator_client, body)
     assert created["configuration"]["oauth.api.secret"] == MASK
