@@ -111,7 +111,8 @@ def test_a_forged_status_cannot_grow_the_series() -> None:
             valid="yes",
             conditions=[{**ready(1, reason=huge), "lastTransitionTime": huge}] * 50
             + [{"type": f"T{i}", "status": "True", "reason": "x"} for i in range(50)]
-            + [{"type": "Synced", "status": "Maybe", "reason": "x"}, "junk"],
+            + [{"type": "Synced", "status": "Maybe", "reason": "x"}, "junk"]
+            + [{"type": ["Ready"], "status": {"True": 1}, "reason": ["Available"]}],
         )
     )
     assert row.conditions == (("Ready", "True", "Other"),)

@@ -133,10 +133,9 @@ class ObjectSeries(Collector):
     The rows are written by the event loop and read by the metrics server's threads: a scrape
     copies them first, under `_writing`, which every write takes too (a copy is not one step
     under the GIL: a collection in between may run other threads, and a scrape failed with
-    "dictionary changed size during iteration" while 1,000 objects were created). A scrape's
-    result is reused for
-    `REUSE` seconds, so that a flood of scrapes (anything that reaches the port) costs one
-    export per `REUSE`, not one each."""
+    "dictionary changed size during iteration" while 1,000 objects were created). An export is
+    reused for `REUSE` seconds, so that a flood of scrapes (anything that reaches the port) costs
+    one export per `REUSE`, not one each."""
 
     REUSE = 2.0
 

@@ -44,7 +44,7 @@ def _label(value: Any) -> str:
 def _reason(value: Any) -> str:
     """The operator's reasons as they are, anything else `Other`: a new reason per write would
     be a new series per write."""
-    return sys.intern(value) if value in REASONS else OTHER
+    return sys.intern(value) if isinstance(value, str) and value in REASONS else OTHER
 
 
 def _account(value: Any) -> str:
@@ -65,8 +65,14 @@ def _known(status: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     for item in raw if isinstance(raw, list) else ():
         if not isinstance(item, Mapping):
             continue
-        type_ = item.get("type")
-        if type_ in TYPES and item.get("status") in STATUSES and type_ not in found:
+        type_, state = item.get("type"), item.get("status")
+        if (
+            isinstance(type_, str)
+            and type_ in TYPES
+            and isinstance(state, str)
+            and state in STATUSES
+            and type_ not in found
+        ):
             found[type_] = item
         if len(found) == len(TYPES):
             break
