@@ -197,8 +197,9 @@ def _quiet_watch_handlers(record: logging.LogRecord) -> bool:
     type=click.IntRange(min=0),
     default=50_000,
     show_default=True,
-    help="At most this many per-object series in one scrape; the objects past it are left out "
-    "whole and counted in oco_object_series_dropped_total.",
+    help="At most this many per-object series in one export, shared fairly among namespaces; the "
+    "objects past a namespace's share are left out whole and counted in "
+    "oco_object_series_dropped_total{namespace}.",
 )
 @click.option(
     "--peering",

@@ -88,7 +88,8 @@ class Settings:
     """Export per-object series (each object's conditions, identity and platform state)."""
 
     object_metrics_max_series: int = 50_000
-    """At most this many per-object series in one scrape; the rest are counted as dropped."""
+    """At most this many per-object series in one export, shared fairly among namespaces; the
+    objects past a namespace's share are counted as dropped (metrics/objects.py)."""
 
     peering: str | None = None
     """Name of the kopf peering objects (kube/peering.py): a second copy of the operator with the same
