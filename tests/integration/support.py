@@ -88,6 +88,30 @@ def instance_spec(**fields: Any) -> dict[str, Any]:
     }
 
 
+TEAM_ACCOUNT, TEAM_ACCOUNT_SECRET = "team", "team-account"
+
+
+def team_account(env: Env, custom: client.CustomObjectsApi, budget: dict[str, Any] | None) -> None:
+    """A ConnectorAccount `team` in the test's namespace, its Secret holding the simulator's
+    account secrets, with `budget` as its requestBudget if given."""
+    put_secret(env.core, env.namespace, TEAM_ACCOUNT_SECRET, account_values(env.simulator))
+    spec: dict[str, Any] = {"credentialsSecretRef": {"name": TEAM_ACCOUNT_SECRET}}
+    if budget is not None:
+        spec["requestBudget"] = budget
+    body = {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "ConnectorAccount",
+        "metadata": {"name": TEAM_ACCOUNT},
+        "spec": spec,
+    }
+    custom.create_namespaced_custom_object(GROUP, VERSION, env.namespace, "connectoraccounts", body)
+
+
+def team_instance_spec() -> dict[str, Any]:
+    """A Close.io instance of the `team` account."""
+    return instance_spec(accountRef={"kind": "ConnectorAccount", "name": TEAM_ACCOUNT})
+
+
 def cluster_account(
     custom: client.CustomObjectsApi,
     name: str,

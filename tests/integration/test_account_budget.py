@@ -9,8 +9,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 from kubernetes import client
 from prometheus_client.parser import text_string_to_metric_families
@@ -21,37 +19,13 @@ from tests.integration.support import (
     CLOSEIO_API_KEY,
     CLOSEIO_SECRET,
     Env,
-    account_values,
     densest_window_excess,
     put_secret,
+    team_account,
+    team_instance_spec,
 )
 
 GROUP, VERSION = "openconnectors.io", "v1alpha1"
-ACCOUNT_SECRET = "team-account"
-
-
-def account(env: Env, custom: client.CustomObjectsApi, budget: dict[str, Any] | None) -> None:
-    put_secret(env.core, env.namespace, ACCOUNT_SECRET, account_values(env.simulator))
-    spec: dict[str, Any] = {"credentialsSecretRef": {"name": ACCOUNT_SECRET}}
-    if budget is not None:
-        spec["requestBudget"] = budget
-    body = {
-        "apiVersion": f"{GROUP}/{VERSION}",
-        "kind": "ConnectorAccount",
-        "metadata": {"name": "team"},
-        "spec": spec,
-    }
-    custom.create_namespaced_custom_object(GROUP, VERSION, env.namespace, "connectoraccounts", body)
-
-
-def instance_spec() -> dict[str, Any]:
-    return {
-        "connectorKey": "closeio",
-        "accountRef": {"kind": "ConnectorAccount", "name": "team"},
-        "configuration": [
-            {"key": "username", "valueFrom": {"secretKeyRef": {"name": CLOSEIO_SECRET, "key": "apiKey"}}}
-        ],
-    }
 
 
 def ready_count(env: Env, names: list[str]) -> int:
@@ -64,12 +38,12 @@ def test_an_account_budget_of_5_per_second_holds_under_a_burst_of_100_creates(
     env: Env, custom: client.CustomObjectsApi
 ) -> None:
     env.start_operator()
-    account(env, custom, {"requestsPerSecond": 5, "burst": 5, "maxInFlight": 10})
+    team_account(env, custom, {"requestsPerSecond": 5, "burst": 5, "maxInFlight": 10})
     put_secret(env.core, env.namespace, CLOSEIO_SECRET, {"apiKey": CLOSEIO_API_KEY})
     env.simulator.control.reset_counters()  # also clears the request log
     names = [f"crm-{n}" for n in range(100)]
     for name in names:
-        env.instances.create(name, instance_spec())
+        env.instances.create(name, team_instance_spec())
     wait_until(lambda: ready_count(env, names) == len(names), timeout=180, what="100 instances Ready")
 
     # The creates: what the 100 objects need of the budget (the searches before them and the
@@ -94,7 +68,7 @@ def retries(env: Env, reason: str) -> float:
 def test_the_account_circuit_opens_under_503s_and_closes_after_recovery(
     env: Env, custom: client.CustomObjectsApi
 ) -> None:
-    account(env, custom, None)
+    team_account(env, custom, None)
     put_secret(env.core, env.namespace, CLOSEIO_SECRET, {"apiKey": CLOSEIO_API_KEY})
     wait_until(
         lambda: any(
@@ -112,7 +86,7 @@ def test_the_account_circuit_opens_under_503s_and_closes_after_recovery(
     env.simulator.control.set_error_rate({"GET": 1.0, "POST": 1.0, "PUT": 1.0, "DELETE": 1.0}, status=503)
     names = [f"crm-{n}" for n in range(20)]
     for name in names:
-        env.instances.create(name, instance_spec())
+        env.instances.create(name, team_instance_spec())
     for name in names:
         env.instances.wait_condition(name, "Reconciling", "True", reason="AccountUnavailable", timeout=60)
 

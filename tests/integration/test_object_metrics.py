@@ -27,9 +27,10 @@ from tests.integration.support import (
     CLOSEIO_API_KEY,
     CLOSEIO_SECRET,
     Env,
-    account_values,
     closeio_spec,
     put_secret,
+    team_account,
+    team_instance_spec,
 )
 
 GROUP, VERSION = "openconnectors.io", "v1alpha1"
@@ -129,21 +130,6 @@ def test_1000_objects_have_series_again_after_a_restart_and_none_once_deleted(en
     wait_until(lambda: series(operator, env.namespace) == {}, 10, "no series left", interval=SCRAPE)
 
 
-def account(env: Env, custom: client.CustomObjectsApi) -> None:
-    put_secret(env.core, env.namespace, "team-account", account_values(env.simulator))
-    body = {
-        "apiVersion": f"{GROUP}/{VERSION}",
-        "kind": "ConnectorAccount",
-        "metadata": {"name": "team"},
-        # One call at a time, one a second: the creates below wait for the budget.
-        "spec": {
-            "credentialsSecretRef": {"name": "team-account"},
-            "requestBudget": {"requestsPerSecond": 1, "burst": 1, "maxInFlight": 1},
-        },
-    }
-    custom.create_namespaced_custom_object(GROUP, VERSION, env.namespace, "connectoraccounts", body)
-
-
 def check_now(env: Env, name: str) -> None:
     now = datetime.datetime.now(datetime.UTC).isoformat()
     env.instances.custom.patch_namespaced_custom_object(
@@ -166,13 +152,12 @@ def test_an_objects_series_follow_its_life_and_its_accounts(
     env: Env, custom: client.CustomObjectsApi, simulator_client: httpx.Client
 ) -> None:
     operator = env.start_operator()
-    account(env, custom)
+    # One call at a time, one a second: the creates below wait for the budget.
+    team_account(env, custom, {"requestsPerSecond": 1, "burst": 1, "maxInFlight": 1})
     put_secret(env.core, env.namespace, CLOSEIO_SECRET, {"apiKey": CLOSEIO_API_KEY})
     names = ["crm", "crm-2", "crm-3"]
-    spec = {"connectorKey": "closeio", "accountRef": {"kind": "ConnectorAccount", "name": "team"}}
-    spec["configuration"] = closeio_spec()["configuration"]
     for name in names:
-        env.instances.create(name, spec)
+        env.instances.create(name, team_instance_spec())
     for name in names:
         env.instances.wait_ready(name)
     # The operator sees each Ready status come back through its watch a moment after we do.

@@ -13,7 +13,7 @@ import datetime
 import re
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -80,7 +80,11 @@ def _known(status: Mapping[str, Any]) -> list[Mapping[str, Any]]:
 
 
 def conditions(status: Mapping[str, Any]) -> tuple[Condition, ...]:
-    return tuple(condition(c["type"], c["status"], _reason(c.get("reason"))) for c in _known(status))
+    return _conditions(_known(status))
+
+
+def _conditions(known: list[Mapping[str, Any]]) -> tuple[Condition, ...]:
+    return tuple(condition(c["type"], c["status"], _reason(c.get("reason"))) for c in known)
 
 
 def instance_row(body: Mapping[str, Any]) -> InstanceRow:
@@ -90,7 +94,7 @@ def instance_row(body: Mapping[str, Any]) -> InstanceRow:
     valid, disabled = status.get("valid"), status.get("disabled")
     known = _known(status)
     return InstanceRow(
-        conditions=tuple(condition(c["type"], c["status"], _reason(c.get("reason"))) for c in known),
+        conditions=_conditions(known),
         transitions=tuple(_time(c.get("lastTransitionTime")) for c in known),
         connector=_label(spec.get("connectorKey")) if isinstance(spec, Mapping) else "",
         instance_id=str(instance_id) if isinstance(instance_id, int) else "",
@@ -140,7 +144,7 @@ class Readiness:
     Only waiting objects are kept."""
 
     pending: dict[Key, _Pending] = field(default_factory=dict)
-    clock: Any = time.time
+    clock: Callable[[], float] = time.time
 
     def observe(self, key: Key, body: Mapping[str, Any]) -> None:
         meta = Meta.of(body)
