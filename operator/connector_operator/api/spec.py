@@ -34,6 +34,7 @@ from connector_operator.api.fields import (
     cel,
 )
 from connector_operator.api.names import IDENTITY_TAG_PREFIX
+from connector_operator.api.oauth import OAuth, grant_secret
 from connector_operator.api.tokensecret import TokenSecret
 
 __all__ = [
@@ -58,6 +59,11 @@ __all__ = [
     "related_secrets",
 ]
 
+OAUTH_NOT_OBSERVED = (
+    "oauth excludes managementPolicy ObserveOnly: an observed instance is never written, so it is "
+    "never authorized either"
+)
+OAUTH_KEYS_RESERVED = "oauth.* configuration keys may not be set in configuration when the oauth field sets them"
 OBSERVE_NEEDS_ID = "managementPolicy ObserveOnly requires instanceID: the instance to observe"
 INSTANCE_ID_FIXED = (
     "instanceID is set when the object is created and never added, changed or removed later: "
@@ -127,6 +133,17 @@ class ConnectorInstanceSpec(Model):
                     OBSERVE_NEEDS_ID,
                     fieldPath=".managementPolicy",
                     reason="FieldValueRequired",
+                ),
+                cel(
+                    "!has(self.oauth) || !has(self.managementPolicy) || self.managementPolicy != 'ObserveOnly'",
+                    OAUTH_NOT_OBSERVED,
+                    fieldPath=".oauth",
+                ),
+                cel(
+                    "!has(self.oauth) || !has(self.configuration) || "
+                    "!self.configuration.exists(c, c.key.startsWith('oauth.'))",
+                    OAUTH_KEYS_RESERVED,
+                    fieldPath=".configuration",
                 ),
                 cel(
                     "has(self.instanceID) == has(oldSelf.instanceID) "
@@ -275,6 +292,19 @@ class ConnectorInstanceSpec(Model):
             },
         ),
     ] = None
+    oauth: Annotated[
+        OAuth | None,
+        Field(
+            description="For a connector that authenticates with OAuth 2.0: the app's client "
+            "credentials, the callback URL and scopes, and where the grant comes from (a one-time "
+            "code a person gives with `kubectl openconnectors authorize`, or a refresh token). "
+            "Without a usable grant the object is Stalled with reason `AuthorizationRequired` and "
+            "`status.authorization.url` holds the provider's consent URL; when the provider later "
+            "refuses the instance's refresh token it is `ReauthenticationRequired`, and a new grant "
+            "re-authenticates the same instance. With instanceID: re-authenticates the adopted "
+            "instance. Excludes managementPolicy ObserveOnly and `oauth.*` configuration keys.",
+        ),
+    ] = None
     deletion_policy: Annotated[
         DeletionPolicy | None,
         Field(
@@ -308,6 +338,10 @@ class ConnectorInstanceSpec(Model):
     def _observed_instance_named(self) -> ConnectorInstanceSpec:
         if self.management_policy is ManagementPolicy.OBSERVE_ONLY and self.instance_id is None:
             raise ValueError(OBSERVE_NEEDS_ID)
+        if self.oauth is not None and self.management_policy is ManagementPolicy.OBSERVE_ONLY:
+            raise ValueError(OAUTH_NOT_OBSERVED)
+        if self.oauth is not None and any(e.key.startswith("oauth.") for e in self.configuration or []):
+            raise ValueError(OAUTH_KEYS_RESERVED)
         if self.resync_interval is not None:
             seconds = parse_duration(self.resync_interval)
             if not parse_duration(MIN_RESYNC) <= seconds <= parse_duration(MAX_RESYNC):
@@ -345,9 +379,12 @@ def parse_duration(text: str) -> float:
 
 def referenced_secrets(spec: ConnectorInstanceSpec) -> frozenset[str]:
     """The Secrets of the object's namespace the spec reads: its own credentials Secret, if it
-    names one (an account's Secret is the account's), and every configuration Secret."""
+    names one (an account's Secret is the account's), every configuration Secret, and OAuth's app
+    credentials and grant Secrets."""
     names = {spec.credentials_secret_ref.name} if spec.credentials_secret_ref else set()
     names.update(e.value_from.secret_key_ref.name for e in spec.configuration or [] if e.value_from)
+    if spec.oauth is not None:
+        names.update((spec.oauth.app_credentials_secret_ref.name, grant_secret(spec.oauth)))
     return frozenset(names)
 
 

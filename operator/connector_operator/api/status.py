@@ -53,6 +53,9 @@ class Reason(StrEnum):
     RECONCILE_ERROR = "ReconcileError"
     IDLE = "Idle"
     HEALTHY = "Healthy"
+    # OAuth connectors (issue 22): a person must give (again) a grant.
+    AUTHORIZATION_REQUIRED = "AuthorizationRequired"
+    REAUTHENTICATION_REQUIRED = "ReauthenticationRequired"
 
 
 class Model(BaseModel):
@@ -83,6 +86,25 @@ class ConnectorFacts(Model):
     authentication_type: Annotated[
         str | None,
         Field(alias="authenticationType", description="Authentication type of the connector, e.g. `basic`."),
+    ] = None
+
+
+class Authorization(Model):
+    url: Annotated[
+        str | None,
+        Field(
+            description="While a person must authorize (reason AuthorizationRequired or "
+            "ReauthenticationRequired): the provider's consent URL, from the platform, with a `state` "
+            "the operator checks when the code comes back. `kubectl openconnectors authorize` opens it.",
+        ),
+    ] = None
+    grant_digest: Annotated[
+        str | None,
+        Field(
+            alias="grantDigest",
+            description="Keyed digest of the last grant (code or refresh token) the operator used or "
+            "refused, so that it is never sent twice. Not the grant.",
+        ),
     ] = None
 
 
@@ -169,6 +191,10 @@ class ConnectorInstanceStatus(Model):
             "waits, which are not written (a status write per attempt of a backoff's first seconds "
             "would cost more than it tells).",
         ),
+    ] = None
+    authorization: Annotated[
+        Authorization | None,
+        Field(description="OAuth connectors: what a person needs to authorize the instance."),
     ] = None
     last_handled_reconcile_at: Annotated[
         str | None,
