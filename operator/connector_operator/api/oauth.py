@@ -23,10 +23,10 @@ __all__ = [
     "CODE_KEY",
     "ERROR_KEY",
     "GRANT_EXCLUSIVE",
-    "OAuth",
     "OAUTH_CONFIGURATION_KEYS",
     "REFRESH_TOKEN_KEY",
     "STATE_KEY",
+    "OAuth",
     "grant_secret",
 ]
 
@@ -51,8 +51,7 @@ OAUTH_CONFIGURATION_KEYS = (
     "oauth.user.token",
 )
 GRANT_EXCLUSIVE = (
-    "exactly one of authorizationSecretRef and refreshTokenSecretRef must be set: the one source of "
-    "the grant"
+    "exactly one of authorizationSecretRef and refreshTokenSecretRef must be set: the one source of the grant"
 )
 
 

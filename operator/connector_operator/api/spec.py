@@ -63,7 +63,9 @@ OAUTH_NOT_OBSERVED = (
     "oauth excludes managementPolicy ObserveOnly: an observed instance is never written, so it is "
     "never authorized either"
 )
-OAUTH_KEYS_RESERVED = "oauth.* configuration keys may not be set in configuration when the oauth field sets them"
+OAUTH_KEYS_RESERVED = (
+    "oauth.* configuration keys may not be set in configuration when the oauth field sets them"
+)
 OBSERVE_NEEDS_ID = "managementPolicy ObserveOnly requires instanceID: the instance to observe"
 INSTANCE_ID_FIXED = (
     "instanceID is set when the object is created and never added, changed or removed later: "
@@ -135,7 +137,8 @@ class ConnectorInstanceSpec(Model):
                     reason="FieldValueRequired",
                 ),
                 cel(
-                    "!has(self.oauth) || !has(self.managementPolicy) || self.managementPolicy != 'ObserveOnly'",
+                    "!has(self.oauth) || !has(self.managementPolicy) "
+                    "|| self.managementPolicy != 'ObserveOnly'",
                     OAUTH_NOT_OBSERVED,
                     fieldPath=".oauth",
                 ),

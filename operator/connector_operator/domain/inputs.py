@@ -50,7 +50,7 @@ class TooLarge:
     message: str
 
 
-def _lookup(secrets: Mapping[str, SecretData | None], name: str, key: str, purpose: str) -> str | Missing:
+def lookup(secrets: Mapping[str, SecretData | None], name: str, key: str, purpose: str) -> str | Missing:
     data = secrets.get(name)
     if data is None:
         return Missing(f"Secret {name!r} ({purpose}) does not exist", name)
@@ -68,7 +68,7 @@ def account_secrets(secrets: Mapping[str, SecretData | None], name: str) -> tupl
     """The user and organization secrets from the Secret keyed `name`, or what is wrong with them."""
     found: list[str] = []
     for key in CREDENTIAL_KEYS:
-        value = _lookup(secrets, name, key, "account credentials")
+        value = lookup(secrets, name, key, "account credentials")
         if isinstance(value, Missing):
             return value
         if not set(value.strip()) <= _HEADER_SAFE:
@@ -95,7 +95,7 @@ def resolve(
     for entry in spec.configuration or []:
         if entry.value_from is not None:
             ref = entry.value_from.secret_key_ref
-            value = _lookup(secrets, ref.name, ref.key, f"configuration {entry.key!r}")
+            value = lookup(secrets, ref.name, ref.key, f"configuration {entry.key!r}")
             if isinstance(value, Missing):
                 return value
             # A trailing newline is what `echo key > file` leaves behind, never part of a key.

@@ -14,7 +14,12 @@ from typing import Any, NamedTuple
 
 from pydantic import ValidationError
 
-from connector_operator.api.status import ConditionType, ConnectorFacts, ConnectorInstanceStatus
+from connector_operator.api.status import (
+    Authorization,
+    ConditionType,
+    ConnectorFacts,
+    ConnectorInstanceStatus,
+)
 from connector_operator.domain.outcome import Outcome, conditions
 
 
@@ -57,6 +62,8 @@ class Facts:
     planned_action: str | None = None
     handled_request: str | None = None  # the reconcile-requested-at value this pass handled
     next_attempt_at: str | None = None  # a retry's time, when a minute or more away
+    consent_url: str | None = None  # OAuth: where a person authorizes (status.authorization.url)
+    grant_digest: str | None = None  # OAuth: the grant this pass used or refused
 
 
 class Transition(NamedTuple):
@@ -99,12 +106,7 @@ def status_after(
         update.update(planned_action=None)
     if facts.planned_action is not None:
         update.update(planned_action=facts.planned_action)
-    if facts.handled_request is not None:
-        update.update(last_handled_reconcile_at=facts.handled_request)
-    if facts.rekeyed_applied_digest is not None:
-        update.update(applied_digest=facts.rekeyed_applied_digest)
-    if facts.rekeyed_token_digest is not None:
-        update.update(token_digest=facts.rekeyed_token_digest)
+    update.update(_optional(facts))
     if facts.applied_digest is not None:
         update.update(applied_digest=facts.applied_digest, last_sync_time=now)
     if (observed := facts.observed) is not None:
@@ -115,8 +117,32 @@ def status_after(
             disabled=observed.disabled,
             connector=observed.connector,
         )
+    authorization = _authorization(previous.authorization, outcome, facts)
+    if authorization != previous.authorization:
+        update.update(authorization=authorization)
     status = previous.model_copy(update=update)
     return Transition(status, merge_patch(stored(previous), stored(status)))
+
+
+def _optional(facts: Facts) -> dict[str, Any]:
+    """The fields a pass writes only when it has something to say."""
+    fields = {
+        "last_handled_reconcile_at": facts.handled_request,
+        "applied_digest": facts.rekeyed_applied_digest,
+        "token_digest": facts.rekeyed_token_digest,
+    }
+    return {name: value for name, value in fields.items() if value is not None}
+
+
+def _authorization(before: Authorization | None, outcome: Outcome, facts: Facts) -> Authorization | None:
+    """status.authorization: the consent URL while a person must act (kept through retries, gone
+    once Ready), and the digest of the last grant used."""
+    if facts.consent_url is None and facts.grant_digest is None and not (outcome.ready and before):
+        return before
+    before = before or Authorization()
+    url = facts.consent_url if facts.consent_url is not None else (None if outcome.ready else before.url)
+    digest = facts.grant_digest or before.grant_digest
+    return Authorization(url=url, grant_digest=digest) if url or digest else None
 
 
 def stored(status: ConnectorInstanceStatus) -> dict[str, Any]:

@@ -65,6 +65,13 @@ class ObjectState:
     # The delay before the next attempt of a pass that failed, set with its status (for
     # status.nextAttemptAt) and taken by the scheduling: the backoff counts each failure once.
     retry_delay: float | None = None
+    # OAuth: the consent URL the platform gave for a digest of what it was asked (app, callback,
+    # scopes, platform), so that a pass waiting for a person asks again only when those change.
+    consent: tuple[str, str] | None = None
+    # OAuth: why the last grant was refused (denied, another consent's, the provider's refusal),
+    # said again by the passes that follow until a grant is used: the refusal removed the grant
+    # from its Secret, and that change wakes the object at once.
+    grant_refused: str | None = None
     written: ConnectorInstanceStatus = field(init=False)  # what the API server last accepted
 
     def __post_init__(self) -> None:

@@ -1,5 +1,5 @@
-"""`InstancesClient`: the five calls the operator makes against `/instances`, over httpx, each
-bounded in time, size and concurrency whatever the platform does.
+"""`InstancesClient`: the calls the operator makes against `/instances` (and for OAuth's consent
+URL), over httpx, each bounded in time, size and concurrency whatever the platform does.
 
 One httpx.AsyncClient is shared by the whole operator (connection pooling), on aiohttp's
 connections (`transport`: a quarter of the CPU per call of httpx's own); the platform URL and
@@ -35,12 +35,9 @@ platform answers is `answers`', and the account secrets a call carries are `cred
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable, Mapping
-from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass, field
 from typing import Any, TypedDict, Unpack
 
 import aiohttp
@@ -62,15 +59,18 @@ from connector_operator.openconnectors.answers import (
     read,
 )
 from connector_operator.openconnectors.budget import AccountGate, Admission, succeeded
+from connector_operator.openconnectors.consent import Consent
 from connector_operator.openconnectors.credentials import Credentials
 from connector_operator.openconnectors.instance import Instance
 from connector_operator.openconnectors.redaction import Redactor, request_id
+from connector_operator.openconnectors.request import Request, admitted, sent_values
 from connector_operator.openconnectors.slots import Slots
 from connector_operator.openconnectors.transport import cause, timed_out, transports
 
 __all__ = [
     "AccountGate",  # re-exported (budget's)
     "Bounds",
+    "Consent",  # re-exported (consent's)
     "Credentials",  # re-exported (credentials')
     "Instance",  # re-exported (instance's)
     "InstancesClient",
@@ -117,28 +117,6 @@ DEFAULT_BOUNDS: Bounds = {
     "max_response_bytes": 5 * MIB,
     "max_pages": 50,
 }
-
-
-@dataclass(frozen=True)
-class _Request:
-    """One request as a call makes it; where it waits (the account's gate, the namespace's slots)
-    is the call's."""
-
-    method: str
-    api_url: str
-    path: str
-    credentials: Credentials
-    body: Mapping[str, Any] | None = field(default=None, repr=False)
-    params: Mapping[str, str | int] | None = None
-    secrets: tuple[str, ...] = field(default=(), repr=False)  # values the body carries
-
-    @property
-    def url(self) -> str:
-        return self.api_url.rstrip("/") + self.path
-
-    def redactor(self) -> Redactor:
-        """Hides every secret the request carries from whatever comes back."""
-        return Redactor((*self.secrets, self.credentials.user_secret, self.credentials.organization_secret))
 
 
 class InstancesClient:
@@ -196,7 +174,7 @@ class InstancesClient:
     ) -> Instance:
         """`namespace`, here and in every call: the object's, for the per-namespace bound (None:
         not bounded per namespace)."""
-        request = _Request("POST", api_url, "/instances", credentials, body, secrets=_values(body))
+        request = Request("POST", api_url, "/instances", credentials, body, secrets=sent_values(body))
         answer = await self._call(request, gate=gate, namespace=namespace)
         return detached(instance, answer)
 
@@ -209,7 +187,7 @@ class InstancesClient:
         gate: AccountGate | None = None,
         namespace: str | None = None,
     ) -> Instance:
-        request = _Request("GET", api_url, f"/instances/{instance_id}", credentials)
+        request = Request("GET", api_url, f"/instances/{instance_id}", credentials)
         answer = await self._call(request, gate=gate, namespace=namespace)
         return detached(instance, answer)
 
@@ -224,7 +202,7 @@ class InstancesClient:
         namespace: str | None = None,
     ) -> Instance:
         path = f"/instances/{instance_id}"
-        request = _Request("PUT", api_url, path, credentials, body, secrets=_values(body))
+        request = Request("PUT", api_url, path, credentials, body, secrets=sent_values(body))
         answer = await self._call(request, gate=gate, namespace=namespace)
         return detached(instance, answer)
 
@@ -240,9 +218,40 @@ class InstancesClient:
     ) -> Instance:
         """Replace an instance's tags, and only them: a PATCH (the platform replaces `tags`
         wholesale and keeps what the body does not name; open-connectors-api.md section 10)."""
-        request = _Request("PATCH", api_url, f"/instances/{instance_id}", credentials, {"tags": tags})
+        request = Request("PATCH", api_url, f"/instances/{instance_id}", credentials, {"tags": tags})
         answer = await self._call(request, gate=gate, namespace=namespace)
         return detached(instance, answer)
+
+    async def enable(
+        self,
+        api_url: str,
+        credentials: Credentials,
+        instance_id: int,
+        *,
+        gate: AccountGate | None = None,
+        namespace: str | None = None,
+    ) -> None:
+        """Enable an instance the platform disabled (after failed refreshes): `PUT .../enabled`."""
+        request = Request("PUT", api_url, f"/instances/{instance_id}/enabled", credentials)
+        await self._call(request, gate=gate, namespace=namespace)
+
+    async def consent_url(
+        self,
+        api_url: str,
+        credentials: Credentials,
+        consent: Consent,
+        *,
+        gate: AccountGate | None = None,
+        namespace: str | None = None,
+    ) -> str:
+        """The provider's consent URL for `consent` (`GET /elements/{key}/oauth/url`), checked
+        (consent.py)."""
+        path = f"/elements/{consent.connector_key}/oauth/url"
+        request = Request(
+            "GET", api_url, path, credentials, params=consent.query(), secrets=(consent.client_secret,)
+        )
+        answer = await self._call(request, gate=gate, namespace=namespace)
+        return detached(consent.url_of, answer)
 
     async def delete(
         self,
@@ -254,7 +263,7 @@ class InstancesClient:
         namespace: str | None = None,
     ) -> None:
         """Delete an instance; one that is already gone counts as deleted."""
-        request = _Request("DELETE", api_url, f"/instances/{instance_id}", credentials)
+        request = Request("DELETE", api_url, f"/instances/{instance_id}", credentials)
         try:
             await self._call(request, gate=gate, namespace=namespace)
         except errors.NotFound:
@@ -317,7 +326,7 @@ class InstancesClient:
         seen: set[str] = set()
         for _ in range(self._max_pages):
             try:
-                request = _Request("GET", api_url, "/instances", credentials, params=params)
+                request = Request("GET", api_url, "/instances", credentials, params=params)
                 answer = await self._call(request, gate=gate, namespace=namespace)
             except errors.NotFound:
                 return
@@ -337,7 +346,7 @@ class InstancesClient:
         )
 
     async def _call(
-        self, request: _Request, *, gate: AccountGate | None = None, namespace: str | None = None
+        self, request: Request, *, gate: AccountGate | None = None, namespace: str | None = None
     ) -> Answer:
         """One request, within the account's gate, the slots, the deadline and the size cap; a
         non-2xx is raised. The waits for the gate and for the slots are bounded by the deadline
@@ -347,7 +356,7 @@ class InstancesClient:
         # A POST or a PUT carries the tenant's configuration, which the platform may hand to the
         # vendor: how it fails is the object's business, not the account's circuit's (circuit.py).
         tenant_input = request.method in ("POST", "PUT")
-        async with _admitted(gate, self._deadline, namespace, tenant_input) as admission:
+        async with admitted(gate, self._deadline, namespace, tenant_input) as admission:
             started = time.monotonic()
             failure: errors.OpenConnectorsError | None = None
             try:
@@ -366,7 +375,7 @@ class InstancesClient:
             admission.record(answer.status)
         return self._answered(request, answer, host, time.monotonic() - started)
 
-    async def _exchange(self, request: _Request, redactor: Redactor) -> Answer:
+    async def _exchange(self, request: Request, redactor: Redactor) -> Answer:
         headers = {"Authorization": request.credentials.header()}
         async with self._http.stream(
             request.method, request.url, json=request.body, params=request.params, headers=headers
@@ -374,7 +383,7 @@ class InstancesClient:
             return await read(response, self._max_bytes, redactor)
 
     def _failure(
-        self, request: _Request, error: Exception, redactor: Redactor, admission: Admission, elapsed: float
+        self, request: Request, error: Exception, redactor: Redactor, admission: Admission, elapsed: float
     ) -> errors.OpenConnectorsError:
         """What a call without a usable answer raises, observed, and told to the account's gate
         unless the fault is ours. Built from text only: it holds no reference to `error`."""
@@ -396,7 +405,7 @@ class InstancesClient:
         admission.record(None)
         return errors.NetworkError(redactor.redact(f"{method} {path}: {_described(error)}"))
 
-    def _answered(self, request: _Request, answer: Answer, host: str, elapsed: float) -> Answer:
+    def _answered(self, request: Request, answer: Answer, host: str, elapsed: float) -> Answer:
         """A complete answer observed, logged and told to the success listeners; a non-2xx raised."""
         method = request.method
         self._observe(method, str(answer.status), elapsed)
@@ -422,20 +431,6 @@ def _described(error: BaseException) -> str:
     if isinstance(behind, aiohttp.ClientError) and not isinstance(behind, aiohttp.ClientConnectorError):
         return type(behind).__name__
     return f"{type(behind).__name__}: {behind}"
-
-
-def _values(body: Mapping[str, Any]) -> tuple[str, ...]:
-    configuration = body.get("configuration") or {}
-    return tuple(str(v) for v in configuration.values()) if isinstance(configuration, Mapping) else ()
-
-
-def _admitted(
-    gate: AccountGate | None, max_wait: float, namespace: str | None, tenant_input: bool
-) -> AbstractAsyncContextManager[Admission]:
-    """The gate's admission, or a stand-in that judges nothing for a call without an account."""
-    if gate is None:
-        return contextlib.nullcontext(Admission(None))
-    return gate.admit(max_wait, namespace=namespace, tenant_input=tenant_input)
 
 
 def host_of(url: str) -> str:

@@ -11,7 +11,7 @@ platform messages, and Kubernetes errors are reduced to their status and reason.
 from __future__ import annotations
 
 from connector_operator.api.status import Reason
-from connector_operator.domain.outcome import Backoff, Outcome, retrying, stalled
+from connector_operator.domain.outcome import Backoff, Outcome, retrying, stalled, success
 from connector_operator.kube.api import KubeError
 from connector_operator.openconnectors import errors
 
@@ -105,3 +105,16 @@ class TokenSecretConflict(Exception):
     def __init__(self, secret: str, message: str) -> None:
         super().__init__(message)
         self.secret, self.message = secret, message
+
+
+def verdict(instance_id: int, *, valid: bool, disabled: bool) -> Outcome:
+    """What the platform's report of an instance means for the object."""
+    if not valid:
+        return stalled(
+            Reason.INSTANCE_INVALID,
+            f"The platform reports instance {instance_id} as invalid; "
+            "re-authenticate it on the platform or update its configuration",
+        )
+    if disabled:
+        return stalled(Reason.INSTANCE_DISABLED, f"Instance {instance_id} is disabled on the platform")
+    return success()

@@ -27,7 +27,8 @@ from connector_operator.api.status import ConditionType, Reason
 from connector_operator.api.validation import describe
 from connector_operator.domain import outcome as outcomes
 from connector_operator.domain.accounts import Endpoint, Refused, feature_refusal
-from connector_operator.domain.inputs import Missing, SecretData, TooLarge, resolve
+from connector_operator.domain.grants import OAuthInputs, resolve_oauth
+from connector_operator.domain.inputs import Missing, Resolved, SecretData, TooLarge, resolve
 from connector_operator.domain.outcome import Outcome
 from connector_operator.domain.tokensecret import TokenSecretSpec, checked, token_secret_shape
 from connector_operator.domain.transition import Effective, Facts, merge_patch, status_after, stored
@@ -125,12 +126,20 @@ async def reconcile(
         outcome = await remote.run(remote_due=remote_due)
         # Handled: the pass got as far as the platform (a failure there is retried, and asks again).
         admitted.facts.handled_request = target.reconcile_request
-        awaited = None
+        awaited = _grant_awaited(remote, outcome)
     except Exception as error:
         outcome, awaited = _failed(rt, target, state, admitted, error)
     terminal = outcome.kind is outcomes.Kind.STALLED and outcome.reason in TERMINAL_UNTIL_CHANGED
     state.stalled_on = (target.generation, remote.attempt) if terminal and remote is not None else None
     return Result(await finish(rt, target, state, outcome, admitted.facts), awaited)
+
+
+def _grant_awaited(remote: RemotePass, outcome: Outcome) -> Awaited | None:
+    """An OAuth object waiting for a person whose grant Secret does not exist yet: its creation
+    (by `kubectl openconnectors authorize`, say) should end the wait at once."""
+    inputs = remote.grants.inputs if remote.grants is not None else None
+    waiting = outcome.reason in (Reason.AUTHORIZATION_REQUIRED, Reason.REAUTHENTICATION_REQUIRED)
+    return Awaited(inputs.secret, existed=False) if inputs and waiting and not inputs.secret_exists else None
 
 
 def _admit_spec(target: Target, state: ObjectState) -> ConnectorInstanceSpec | Ended:
@@ -231,6 +240,11 @@ async def _prepare(
     else:
         credentials_secret = located.secret_name
     inputs = resolve(spec, known, credentials_secret)
+    oauth = (
+        resolve_oauth(spec.oauth, known) if spec.oauth is not None and isinstance(inputs, Resolved) else None
+    )
+    if isinstance(oauth, Missing):
+        inputs = oauth
     if isinstance(inputs, Missing):
         unseen = inputs.secret_name in secrets and secrets[inputs.secret_name] is None
         waiting = outcomes.retrying(Reason.WAITING_FOR_SECRET, inputs.message, ready=state.ready)
@@ -240,8 +254,9 @@ async def _prepare(
     gate = rt.gate(located.account, located.budget) if located.account else None
     # Whole Secrets, maybe big, are not held while the pass waits for the platform: only `inputs`.
     request = Request(
-        spec, inputs, admitted.facts, admitted.settings.api_url, admitted.secret, gate, located.account
-    )
+        spec, inputs, admitted.facts, admitted.settings.api_url, admitted.secret, gate, located.account,
+        oauth if isinstance(oauth, OAuthInputs) else None,
+    )  # fmt: skip
     return remote_pass(rt, target, state, cache, request)
 
 

@@ -24,7 +24,6 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
-from connector_operator.api.names import IDENTITY_TAG_PREFIX
 from connector_operator.api.spec import ConnectorInstanceSpec, effective_token_secret, observe_only
 from connector_operator.api.status import ConnectorFacts, Reason
 from connector_operator.domain import outcome as outcomes
@@ -37,19 +36,20 @@ from connector_operator.domain.desired import (
 )
 from connector_operator.domain.drift import differences, planned_action
 from connector_operator.domain.outcome import Outcome
-from connector_operator.domain.ownership import Identity, strays
+from connector_operator.domain.ownership import Identity
 from connector_operator.domain.tokensecret import TokenSecretSpec
 from connector_operator.domain.transition import Facts, Observed
-from connector_operator.engine.creations import NOT_CREATED, endpoint_key
+from connector_operator.engine.creations import NOT_CREATED
 from connector_operator.engine.objects import ObjectState, Target
 from connector_operator.kube.secrets import SecretMeta
 from connector_operator.openconnectors import errors
 from connector_operator.openconnectors.budget import AccountGate
-from connector_operator.openconnectors.client import Credentials, Instance, host_of
+from connector_operator.openconnectors.client import Credentials, Instance
 from connector_operator.reconciler.claims import Claims
-from connector_operator.reconciler.outcomes import Refused
+from connector_operator.reconciler.grants import Grants
+from connector_operator.reconciler.listing import Listing
+from connector_operator.reconciler.outcomes import Refused, verdict
 from connector_operator.reconciler.runtime import Key, Runtime
-from connector_operator.reconciler.strays import Scope
 from connector_operator.reconciler.tokenexport import TokenExport
 
 logger = logging.getLogger(__name__)
@@ -72,6 +72,7 @@ class RemotePass:
     gate: AccountGate | None = None  # the account's budget and circuit; None without an account
     secret: TokenSecretSpec = field(default_factory=TokenSecretSpec)  # what the token Secret should be
     account: AccountKey | None = None  # None: the object's own credentials Secret
+    grants: Grants | None = None  # an OAuth object's (spec.oauth)
 
     @property
     def token_secret(self) -> str:
@@ -87,9 +88,11 @@ class RemotePass:
             if current is None:
                 return outcomes.success()  # in sync, and the token Secret is known to be current
             await self._export(current)
+            if self.grants is not None and (not current.valid or current.disabled):
+                raise await self.grants.required(reauthenticate=True)
         except Refused as refused:
             return refused.outcome
-        return _verdict(current)
+        return verdict(current.id, valid=current.valid, disabled=current.disabled)
 
     @property
     def observing(self) -> bool:
@@ -114,6 +117,8 @@ class RemotePass:
             instance = await self._adopt(instance_id)
         elif instance_id is None:
             instance = await self._create_or_adopt()
+        elif self.grants is not None and self.grants.pending() is not None:
+            instance = await self._reauthenticate(instance_id)
         elif not self._applied():  # no applied digest (a status not written by this object) too
             instance = await self._update(instance_id)
         elif remote_due or not self._token_known():
@@ -210,7 +215,7 @@ class RemotePass:
         self._claims.own(found, adopting=True)
         self._claims.shared(instance_id)
         adopted = await self._put(instance_id)
-        self._taken(instance_id)
+        self._endpoint.taken(instance_id)
         foreign = self.identity.foreign(found.tags)
         if foreign and self.target.take_over is not None:
             self._event(
@@ -227,9 +232,9 @@ class RemotePass:
         instances, url, credentials = self.rt.instances, self.api_url, self.credentials
         uid, creations, namespace = self.target.uid, self.rt.creations, self.target.namespace
         identity = self.identity
-        endpoint = self._listing
+        endpoint = self._endpoint.key
         for _ in range(2):  # a second round only when a known instance turned out to be gone
-            known = await creations.known(uid, endpoint, self._list_owned, claim=identity.claim)
+            known = await creations.known(uid, endpoint, self._endpoint.owned, claim=identity.claim)
             if known is None:
                 # Every instance of this object made where the operator has a cluster name carries
                 # its claim: one search by claim finds a lost POST's and a rebuild's alike.
@@ -241,17 +246,7 @@ class RemotePass:
                 mine = [i for i in found if identity.owns(i.tags) and not identity.foreign(i.tags)]
                 known = [(i.id, identity.uid_tag not in i.tags) for i in mine]
             if not known:
-                try:
-                    instance = await instances.create(
-                        url, credentials, self.desired.body(), gate=self.gate, namespace=namespace
-                    )
-                except BaseException as error:
-                    if not isinstance(error, NOT_CREATED):
-                        creations.uncertain.add(uid)  # it may exist: the next attempt searches
-                    raise
-                creations.posted(uid, instance.id)
-                self._event("Normal", Reason.CREATING, f"Created remote instance {instance.id}")
-                return instance
+                return await self._post()
             (keep, reclaimed), *extra = sorted(known, key=lambda k: (k[1], k[0]))  # its own UID first
             # Remembered before anything else can fail: a search found it, and the search is not
             # repeated, so a failed PUT below must not leave the next pass a listing taken before
@@ -270,7 +265,7 @@ class RemotePass:
             except errors.NotFound:
                 creations.gone(uid, endpoint, keep)
                 continue
-            self._taken(keep)
+            self._endpoint.taken(keep)
             if reclaimed:
                 self._event(
                     "Normal",
@@ -285,45 +280,35 @@ class RemotePass:
             return adopted
         raise errors.MalformedResponse(404, "the platform lists an instance of this object, then finds none")
 
+    async def _post(self) -> Instance:
+        """The one POST of a new instance (with an OAuth object's grant), remembered for the
+        object's next attempts (engine/creations.py) even when its answer is lost."""
+        creations, uid = self.rt.creations, self.target.uid
+        body = self.desired.body()
+        if self.grants is not None:
+            body = await self.grants.body(body, creating=True)
+        try:
+            instance = await self.rt.instances.create(
+                self.api_url, self.credentials, body, gate=self.gate, namespace=self.target.namespace
+            )
+        except errors.OpenConnectorsError as error:
+            if not isinstance(error, NOT_CREATED):
+                creations.uncertain.add(uid)  # it may exist: the next attempt searches
+            if self.grants is not None:
+                await self.grants.refused(error, creating=True)
+            raise
+        except BaseException:
+            creations.uncertain.add(uid)  # cancelled, or a bug of ours: it may exist
+            raise
+        creations.posted(uid, instance.id)
+        if self.grants is not None:
+            await self.grants.spent()
+        self._event("Normal", Reason.CREATING, f"Created remote instance {instance.id}")
+        return instance
+
     @property
-    def _scope(self) -> Scope:
-        return Scope(endpoint_key(self.api_url, self.credentials), host_of(self.api_url), self.account)
-
-    def _taken(self, instance_id: int) -> None:
-        self.rt.strays.taken(instance_id, self._scope)
-
-    @property
-    def _lister(self) -> str | None:
-        """Whose call the endpoint's listing is: a ClusterConnectorAccount's is every namespace's
-        creates' to wait for, so the operator's own (not behind the first caller's queue: N10); an
-        endpoint of a namespace's own Secret or ConnectorAccount is that namespace's, whose hosts
-        and credentials it chose (as the operator's own, a tenant naming many endpoints at slow
-        hosts would have held slots beyond her share)."""
-        shared = self.account is not None and not self.account.namespace
-        return None if shared else self.target.namespace
-
-    @property
-    def _listing(self) -> str:
-        """Which listing this object's creates share: the endpoint's, taken by one lister (the
-        account's gate and `_lister`'s slots). Keyed by the endpoint alone, an object of a
-        namespace's own Secret holding a cluster account's credentials, creating first, took the
-        account's listing in its namespace and without the account's gate (review)."""
-        return f"{endpoint_key(self.api_url, self.credentials)}/{self.account or ''}/{self._lister or ''}"
-
-    async def _list_owned(self) -> list[tuple[int, list[str]]]:
-        """The endpoint's instances with the operator's marks; the strays among them reported."""
-        listed = await self.rt.instances.find_tagged_with_prefix(
-            self.api_url,
-            self.credentials,
-            IDENTITY_TAG_PREFIX,
-            gate=self.gate,
-            namespace=self._lister,
-        )
-        live = self.rt.live
-        if live is not None:
-            unowned = strays(listed, live.has_uid, live.has_object, self.rt.settings.cluster_name)
-            self.rt.strays.report(unowned, self._scope, self.target.ref)
-        return listed
+    def _endpoint(self) -> Listing:
+        return Listing(self.rt, self.api_url, self.credentials, self.account, self.target, self.gate)
 
     async def _update(self, instance_id: int) -> Instance:
         try:
@@ -333,6 +318,35 @@ class RemotePass:
         except errors.NotFound:
             return await self._recreate(instance_id)
         self._event("Normal", Reason.UPDATING, f"Updated remote instance {instance_id}")
+        return instance
+
+    async def _reauthenticate(self, instance_id: int) -> Instance:
+        """A new OAuth grant for the instance this object has: one PUT with the grant (the same
+        instance, its ID and tags kept), and the platform's own disabling undone (a disabled
+        instance stays disabled when re-authenticated: open-connectors-api.md section 11)."""
+        assert self.grants is not None
+        if self.state.verified != instance_id:
+            await self._verify(instance_id)
+        body = await self.grants.body(self.desired.body(), creating=False)
+        try:
+            instance = await self.rt.instances.update(
+                self.api_url,
+                self.credentials,
+                instance_id,
+                body,
+                gate=self.gate,
+                namespace=self.target.namespace,
+            )
+        except errors.OpenConnectorsError as error:
+            await self.grants.refused(error, creating=False)
+            raise
+        await self.grants.spent()
+        if instance.disabled:
+            await self.rt.instances.enable(
+                self.api_url, self.credentials, instance_id, gate=self.gate, namespace=self.target.namespace
+            )
+            instance = replace(instance, disabled=False)
+        self._event("Normal", "Reauthenticated", f"Re-authenticated remote instance {instance_id}")
         return instance
 
     async def _check(self, instance_id: int) -> Instance:
@@ -366,7 +380,7 @@ class RemotePass:
 
     async def _recreate(self, gone: int) -> Instance:
         self._event("Warning", Reason.REMOTE_NOT_FOUND, f"Remote instance {gone} is gone; creating a new one")
-        self.rt.creations.gone(self.target.uid, self._listing, gone)
+        self.rt.creations.gone(self.target.uid, self._endpoint.key, gone)
         return await self._create_or_adopt()
 
     def _applied(self) -> bool:
@@ -431,17 +445,3 @@ class RemotePass:
 
     def _event(self, type_: str, reason: str, message: str) -> None:
         self.state.events.append((type_, str(reason), message))
-
-
-def _verdict(current: Instance) -> Outcome:
-    if not current.valid:
-        return outcomes.stalled(
-            Reason.INSTANCE_INVALID,
-            f"The platform reports instance {current.id} as invalid; "
-            "re-authenticate it on the platform or update its configuration",
-        )
-    if current.disabled:
-        return outcomes.stalled(
-            Reason.INSTANCE_DISABLED, f"Instance {current.id} is disabled on the platform"
-        )
-    return outcomes.success()

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from connector_operator.api.spec import ConnectorInstanceSpec
 from connector_operator.domain.accounts import AccountKey
 from connector_operator.domain.desired import Keyed, attempt_digest, desired_instance
+from connector_operator.domain.grants import OAuthInputs
 from connector_operator.domain.inputs import Resolved
 from connector_operator.domain.tokensecret import TokenSecretSpec
 from connector_operator.domain.transition import Facts
@@ -15,6 +16,7 @@ from connector_operator.engine.objects import ObjectState, Target
 from connector_operator.kube.secrets import SecretMeta
 from connector_operator.openconnectors.budget import AccountGate
 from connector_operator.openconnectors.client import Credentials
+from connector_operator.reconciler.grants import Grants
 from connector_operator.reconciler.remote import RemotePass
 from connector_operator.reconciler.runtime import Key, Runtime
 
@@ -28,6 +30,7 @@ class Request:
     secret: TokenSecretSpec = field(default_factory=TokenSecretSpec)  # what the token Secret should be
     gate: AccountGate | None = None  # the account's budget and circuit; None without an account
     account: AccountKey | None = None  # None: the object's own credentials Secret
+    oauth: OAuthInputs | None = None  # spec.oauth's app and grant
 
 
 def remote_pass(
@@ -41,11 +44,21 @@ def remote_pass(
         namespace=target.namespace,
         name=target.name,
         uid=target.uid,
-        configuration=inputs.configuration,
+        configuration={
+            **inputs.configuration,
+            **(request.oauth.app.configuration() if request.oauth else {}),
+        },
         cluster=rt.settings.cluster_name,
     )
     keyed = Keyed(rt.digest_key, target.uid)
     digest = desired.digest(keyed, request.api_url)
+    credentials = Credentials(inputs.user_secret, inputs.organization_secret)
+    grants = None
+    if request.oauth is not None:
+        grants = Grants(
+            rt, target, state, request.facts, request.oauth, keyed, request.api_url, credentials,
+            request.spec.connector_key, request.gate,
+        )  # fmt: skip
     return RemotePass(
         rt=rt,
         target=target,
@@ -53,7 +66,7 @@ def remote_pass(
         state=state,
         cache=cache,
         api_url=request.api_url,
-        credentials=Credentials(inputs.user_secret, inputs.organization_secret),
+        credentials=credentials,
         desired=desired,
         keyed=keyed,
         digest=digest,
@@ -62,4 +75,5 @@ def remote_pass(
         gate=request.gate,
         secret=request.secret,
         account=request.account,
+        grants=grants,
     )

@@ -1,0 +1,173 @@
+"""The OAuth half of a remote pass: which grant a create or re-authentication carries, and what
+the object says while it waits for a person.
+
+A pass of an OAuth object (spec.oauth) that needs a grant and has none usable ends Stalled:
+`AuthorizationRequired` before the instance exists, `ReauthenticationRequired` once the provider
+refused its refresh token. Either way the message names the command a person runs, and for a code
+grant `status.authorization.url` holds the provider's consent URL, asked of the platform once per
+app, callback, scopes and platform (`ObjectState.consent`). A grant is sent once: its keyed digest
+goes into status, and a code (or a denied consent's answer) is removed from its Secret once used
+or refused (kube/grantsecret.py). A provider's refusal, a code that came back with another state
+than the operator's, a denial: each is reported, the grant discarded, and the person asked again.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from connector_operator.api.oauth import CODE_KEY, ERROR_KEY, STATE_KEY
+from connector_operator.api.status import Reason
+from connector_operator.domain import outcome as outcomes
+from connector_operator.domain.desired import Keyed
+from connector_operator.domain.grants import (
+    Code,
+    Denied,
+    Grant,
+    OAuthInputs,
+    RefreshToken,
+    Unusable,
+    consent_state,
+    grant_digest,
+    with_grant,
+)
+from connector_operator.domain.transition import Facts
+from connector_operator.engine.objects import ObjectState, Target
+from connector_operator.kube.api import KubeError
+from connector_operator.kube.grantsecret import discard
+from connector_operator.openconnectors import errors
+from connector_operator.openconnectors.budget import AccountGate
+from connector_operator.openconnectors.client import Consent, Credentials
+from connector_operator.reconciler.outcomes import Refused
+from connector_operator.reconciler.runtime import Runtime
+
+logger = logging.getLogger(__name__)
+
+# Words of a 400 that say the provider refused the grant, not the configuration (the simulator's
+# "Unable to exchange the OAuth code for an access token (provider: invalid_grant: ...)"; the real
+# platform relays the provider's words as `providerMessage`, open-connectors-api.md section 3).
+_GRANT_WORDS = ("oauth", "provider:", "refresh token", "invalid_grant", "authorization code")
+
+
+@dataclass
+class Grants:
+    rt: Runtime
+    target: Target
+    state: ObjectState
+    facts: Facts
+    inputs: OAuthInputs
+    keyed: Keyed
+    api_url: str
+    credentials: Credentials
+    connector_key: str
+    gate: AccountGate | None = None
+
+    def pending(self) -> Grant | None:
+        """The grant in the Secret, unless it was used (or refused) already."""
+        grant = self.inputs.grant
+        if grant is None:
+            return None
+        authorization = self.state.status.authorization
+        used = self.facts.grant_digest or (authorization.grant_digest if authorization else None)
+        return None if grant_digest(grant, self.keyed) == used else grant
+
+    async def body(self, body: dict[str, Any], *, creating: bool) -> dict[str, Any]:
+        """`body` with the pending grant, or the pass ends asking a person for one."""
+        grant = self.pending()
+        if isinstance(grant, RefreshToken):
+            return with_grant(body, grant, creating=creating)
+        if isinstance(grant, Code) and grant.state == consent_state(self.keyed):
+            return with_grant(body, grant, creating=creating)
+        raise await self.required(reauthenticate=not creating, why=await self._refuse(grant))
+
+    async def spent(self) -> None:
+        """The pending grant was used: never sent again, and a code leaves its Secret."""
+        grant = self.pending()
+        if grant is not None:
+            self.facts.grant_digest = grant_digest(grant, self.keyed)
+            self.state.grant_refused = None
+            await self._discard()
+
+    async def refused(self, error: errors.OpenConnectorsError, *, creating: bool) -> None:
+        """A 400 to a request that carried a grant: if it is the provider refusing the grant, the
+        grant is spent and a person asked again; anything else is the caller's to report."""
+        if not isinstance(error, errors.BadRequest) or not _about_grant(error.message):
+            return
+        await self.spent()
+        why = f"the provider refused the grant: {error.message}"
+        raise await self.required(reauthenticate=not creating, why=why)
+
+    async def required(self, *, reauthenticate: bool, why: str | None = None) -> Refused:
+        """What ends the pass: a person must give a grant (again); the consent URL goes into status."""
+        reason = Reason.REAUTHENTICATION_REQUIRED if reauthenticate else Reason.AUTHORIZATION_REQUIRED
+        if why is not None:
+            self.state.grant_refused = why
+        why = self.state.grant_refused
+        if self.inputs.from_code:
+            self.facts.consent_url = await self._consent_url()
+            ask = (
+                f"run `kubectl openconnectors authorize {self.target.name} -n {self.target.namespace}` "
+                "(the consent URL is in status.authorization.url)"
+            )
+        else:
+            ask = f"put a new refresh token into Secret {self.inputs.secret!r}, key 'refreshToken'"
+        head = (
+            "The provider no longer accepts this instance's grant (its refresh token was refused)"
+            if reauthenticate
+            else "The instance needs a person to authorize the app at the provider"
+        )
+        message = f"{head}{'; ' + why if why else ''}: {ask}"
+        return Refused(outcomes.stalled(reason, message, ready=False))
+
+    async def _refuse(self, grant: Grant | None) -> str | None:
+        """Why a pending grant that cannot be sent is not used (and discard it), or None if none."""
+        match grant:
+            case None:
+                return None
+            case Denied():
+                why = f"consent was not given at the provider ({grant.error})"
+            case Unusable():
+                why = f"the grant in Secret {self.inputs.secret!r} is unusable: {grant.why}"
+            case Code():
+                why = (
+                    f"the code in Secret {self.inputs.secret!r} came back from another consent than "
+                    "this object's (its state does not match) and was discarded"
+                )
+            case RefreshToken():  # sent, never refused here
+                return None
+        await self.spent()
+        return why
+
+    async def _consent_url(self) -> str:
+        app = self.inputs.app
+        consent = Consent(
+            self.connector_key, app.client_id, app.client_secret, app.callback_url, app.scope,
+            consent_state(self.keyed),
+        )  # fmt: skip
+        asked = self.keyed("consent", self.api_url, self.connector_key, *map(str, consent.query().values()))
+        if self.state.consent is not None and self.state.consent[0] == asked:
+            return self.state.consent[1]
+        url = await self.rt.instances.consent_url(
+            self.api_url, self.credentials, consent, gate=self.gate, namespace=self.target.namespace
+        )
+        self.state.consent = (asked, url)
+        return url
+
+    async def _discard(self) -> None:
+        """A code grant's keys leave the Secret, if they are still the ones read."""
+        read = {k: v for k, v in self.inputs.read.items() if k in (CODE_KEY, STATE_KEY, ERROR_KEY)}
+        if self.rt.kube is None or not self.inputs.from_code or not read:
+            return
+        try:
+            await discard(self.rt.kube, self.target.namespace, self.inputs.secret, read)
+        except KubeError as error:  # kept: its digest in status says it is spent
+            logger.warning(
+                "grant in Secret %s/%s not removed: HTTP %s", self.target.namespace, self.inputs.secret,
+                error.status,
+            )  # fmt: skip
+
+
+def _about_grant(message: str) -> bool:
+    lowered = message.lower()
+    return any(word in lowered for word in _GRANT_WORDS)

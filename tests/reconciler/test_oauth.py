@@ -1,0 +1,210 @@
+"""OAuth connectors, pass by pass: waiting for a person, a code or a refresh token creating the
+instance with one POST, re-authentication in place, and every refusal reported with the command
+to run. The consent itself is the simulator's provider page driven over HTTP (the headless browser
+and the plugin are tests/integration/test_oauth_e2e.py's)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+from tests.integration.support import ACCOUNT, put_secret, ready_inputs, remote, secret_data
+from tests.reconciler.kopfstandin import Operator
+from tests.simulator.support import consent
+
+CLIENT_ID, CLIENT_SECRET = "k8s-app", "app-secret-6f1d2c9a"
+CALLBACK = "http://127.0.0.1:8765/callback"
+REQUESTED = "openconnectors.io/reconcile-requested-at"
+WRITES = ("POST /instances", "PUT /instances/{id}", "PATCH /instances/{id}", "DELETE /instances/{id}")
+
+
+def oauth_spec(*, refresh: bool = False) -> dict[str, Any]:
+    grant = (
+        {"refreshTokenSecretRef": {"name": "crm-refresh"}}
+        if refresh
+        else {"authorizationSecretRef": {"name": "crm-auth"}}
+    )
+    return {
+        "connectorKey": "hubspot",
+        "credentialsSecretRef": {"name": ACCOUNT},
+        "oauth": {
+            "appCredentialsSecretRef": {"name": "crm-app"},
+            "callbackURL": CALLBACK,
+            "scopes": ["contacts", "crm.objects.read"],
+            **grant,
+        },
+    }
+
+
+@pytest.fixture
+def inputs(operator: Operator) -> Operator:
+    op = operator
+    ready_inputs(op.core, op.namespace, op.simulator)
+    put_secret(op.core, op.namespace, "crm-app", {"clientId": CLIENT_ID, "clientSecret": CLIENT_SECRET})
+    return op
+
+
+def writes(op: Operator) -> dict[str, int]:
+    counters = op.simulator.control.counters()
+    return {call: counters.get(call, 0) for call in WRITES}
+
+
+def authorization_url(obj: dict[str, Any]) -> str:
+    url: str = obj["status"]["authorization"]["url"]
+    return url
+
+
+def give_consent(op: Operator, url: str, *, allow: bool = True, state: str | None = None) -> None:
+    """What `kubectl openconnectors authorize` does after the provider's redirect."""
+    redirect = consent(url, allow=allow)
+    data = {"state": state or redirect.params["state"]}
+    data |= {"code": redirect.params["code"]} if allow else {"error": redirect.params["error"]}
+    put_secret(
+        op.core, op.namespace, "crm-auth", {**(secret_data(op.core, op.namespace, "crm-auth") or {}), **data}
+    )
+
+
+async def stalled(op: Operator, reason: str, *, passes: int = 3) -> dict[str, Any]:
+    await op.condition("crm", "Stalled", "True", reason=reason, passes=passes)
+    obj = op.instances.get("crm")
+    assert obj is not None
+    return obj
+
+
+async def test_without_a_grant_the_object_asks_for_a_person_with_the_consent_url(inputs: Operator) -> None:
+    op = inputs
+    op.simulator.control.reset_counters()
+    op.instances.create("crm", oauth_spec())
+    obj = await stalled(op, "AuthorizationRequired", passes=1)
+
+    ready = next(c for c in obj["status"]["conditions"] if c["type"] == "Ready")
+    assert ready["status"] == "False"
+    assert ready["reason"] == "AuthorizationRequired"
+    assert f"kubectl openconnectors authorize crm -n {op.namespace}" in ready["message"]
+    query = parse_qs(urlsplit(authorization_url(obj)).query)
+    assert query["client_id"] == [CLIENT_ID]
+    assert query["redirect_uri"] == [CALLBACK]
+    assert query["scope"] == ["contacts crm.objects.read"]
+    assert len(query["state"][0]) >= 32
+    assert CLIENT_SECRET not in json.dumps(obj)
+    assert writes(op) == dict.fromkeys(WRITES, 0)
+    assert "AuthorizationRequired" in op.events.reasons("crm")
+    # Asked once: another pass with nothing new does not ask the platform again.
+    await op.run("crm")
+    assert op.simulator.control.counters().get("GET /elements/{keyOrId}/oauth/url") == 1
+
+
+async def test_a_code_creates_the_instance_with_one_post_and_leaves_the_secret(inputs: Operator) -> None:
+    op = inputs
+    op.instances.create("crm", oauth_spec())
+    obj = await stalled(op, "AuthorizationRequired", passes=1)
+    put_secret(op.core, op.namespace, "crm-auth", {"keep": "me"})
+    give_consent(op, authorization_url(obj))
+    code = secret_data(op.core, op.namespace, "crm-auth")["code"]  # type: ignore[index]
+    op.simulator.control.reset_counters()
+
+    obj = await op.ready("crm", passes=2)
+    assert writes(op) == {**dict.fromkeys(WRITES, 0), "POST /instances": 1}
+    assert secret_data(op.core, op.namespace, "crm-auth") == {"keep": "me"}  # code and state gone
+    assert "url" not in obj["status"]["authorization"]
+    instance = remote(op.simulator, obj["status"]["instanceID"])
+    assert instance["valid"] is True
+    assert instance["configuration"]["oauth.api.key"] == CLIENT_ID
+    token = secret_data(op.core, op.namespace, "crm-token")
+    assert token is not None
+    assert token["token"] == instance["token"]
+    seen = json.dumps([obj, [event for _, event in op.events], token])
+    assert code not in seen
+    assert CLIENT_SECRET not in seen
+    assert CLIENT_SECRET not in json.dumps(token)
+
+
+async def test_a_code_from_another_consent_or_a_denial_is_refused_and_discarded(inputs: Operator) -> None:
+    op = inputs
+    op.instances.create("crm", oauth_spec())
+    obj = await stalled(op, "AuthorizationRequired", passes=1)
+    op.simulator.control.reset_counters()
+
+    give_consent(op, authorization_url(obj), state="an-attackers-consent")
+    await op.run("crm")
+    obj = await stalled(op, "AuthorizationRequired", passes=1)
+    stalled_condition = next(c for c in obj["status"]["conditions"] if c["type"] == "Stalled")
+    assert "state does not match" in stalled_condition["message"]
+    assert secret_data(op.core, op.namespace, "crm-auth") == {}
+
+    give_consent(op, authorization_url(obj), allow=False)
+    await op.run("crm")
+    obj = await stalled(op, "AuthorizationRequired", passes=1)
+    stalled_condition = next(c for c in obj["status"]["conditions"] if c["type"] == "Stalled")
+    assert "consent was not given at the provider (access_denied)" in stalled_condition["message"]
+    assert secret_data(op.core, op.namespace, "crm-auth") == {}
+    assert writes(op) == dict.fromkeys(WRITES, 0)
+
+
+async def test_a_code_the_provider_refuses_asks_again(inputs: Operator) -> None:
+    op = inputs
+    op.instances.create("crm", oauth_spec())
+    obj = await stalled(op, "AuthorizationRequired", passes=1)
+    op.simulator.control.set_oauth_code_ttl(0.001)  # every code has expired by the time it is used
+    give_consent(op, authorization_url(obj))
+    await op.run("crm")
+    obj = await stalled(op, "AuthorizationRequired", passes=1)
+    message = next(c for c in obj["status"]["conditions"] if c["type"] == "Stalled")["message"]
+    assert "the provider refused the grant" in message
+    assert "invalid_grant" in message
+    assert secret_data(op.core, op.namespace, "crm-auth") == {}
+    assert op.simulator.control.instances() == []
+
+
+async def test_a_refresh_token_creates_the_instance_and_a_refused_one_is_reauthenticated_in_place(
+    inputs: Operator,
+) -> None:
+    op = inputs
+    put_secret(op.core, op.namespace, "crm-refresh", {"refreshToken": "refresh-from-elsewhere-1"})
+    op.simulator.control.reset_counters()
+    op.instances.create("crm", oauth_spec(refresh=True))
+    obj = await op.ready("crm", passes=1)
+    assert writes(op) == {**dict.fromkeys(WRITES, 0), "POST /instances": 1}
+    instance_id = obj["status"]["instanceID"]
+    assert remote(op.simulator, instance_id)["externalAuthentication"] == "initial"
+
+    op.simulator.control.revoke_refresh_token(instance_id)
+    op.annotate("crm", {REQUESTED: "check-now"})
+    obj = await stalled(op, "ReauthenticationRequired", passes=2)
+    message = next(c for c in obj["status"]["conditions"] if c["type"] == "Stalled")["message"]
+    assert "crm-refresh" in message
+    assert "url" not in obj["status"].get("authorization", {})
+    assert "ReauthenticationRequired" in op.events.reasons("crm")
+
+    op.simulator.control.reset_counters()
+    put_secret(op.core, op.namespace, "crm-refresh", {"refreshToken": "refresh-from-elsewhere-2"})
+    obj = await op.ready("crm", passes=2)
+    assert obj["status"]["instanceID"] == instance_id
+    assert writes(op) == {**dict.fromkeys(WRITES, 0), "PUT /instances/{id}": 1}
+    assert remote(op.simulator, instance_id)["valid"] is True
+    assert "Reauthenticated" in op.events.reasons("crm")
+
+
+async def test_a_revoked_instance_is_reauthenticated_with_a_new_code(inputs: Operator) -> None:
+    op = inputs
+    op.instances.create("crm", oauth_spec())
+    obj = await stalled(op, "AuthorizationRequired", passes=1)
+    give_consent(op, authorization_url(obj))
+    obj = await op.ready("crm", passes=2)
+    instance_id, tags = obj["status"]["instanceID"], remote(op.simulator, obj["status"]["instanceID"])["tags"]
+
+    op.simulator.control.revoke_refresh_token(instance_id)
+    op.annotate("crm", {REQUESTED: "check-now"})
+    obj = await stalled(op, "ReauthenticationRequired", passes=2)
+    ready = next(c for c in obj["status"]["conditions"] if c["type"] == "Ready")
+    assert f"kubectl openconnectors authorize crm -n {op.namespace}" in ready["message"]
+    op.simulator.control.reset_counters()
+    give_consent(op, authorization_url(obj))
+    obj = await op.ready("crm", passes=2)
+    assert obj["status"]["instanceID"] == instance_id
+    assert writes(op) == {**dict.fromkeys(WRITES, 0), "PUT /instances/{id}": 1}
+    assert remote(op.simulator, instance_id)["tags"] == tags
+    assert secret_data(op.core, op.namespace, "crm-auth") == {}
