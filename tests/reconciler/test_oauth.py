@@ -208,3 +208,22 @@ async def test_a_revoked_instance_is_reauthenticated_with_a_new_code(inputs: Ope
     assert writes(op) == {**dict.fromkeys(WRITES, 0), "PUT /instances/{id}": 1}
     assert remote(op.simulator, instance_id)["tags"] == tags
     assert secret_data(op.core, op.namespace, "crm-auth") == {}
+
+
+async def test_a_401_on_the_instance_alone_asks_for_reauthentication_and_on_everything_for_credentials(
+    inputs: Operator,
+) -> None:
+    op = inputs
+    put_secret(op.core, op.namespace, "crm-refresh", {"refreshToken": "refresh-from-elsewhere-3"})
+    op.instances.create("crm", oauth_spec(refresh=True))
+    await op.ready("crm", passes=1)
+
+    op.simulator.control.fail_next("GET", status=401, route="/instances/{id}")
+    op.annotate("crm", {REQUESTED: "check-now"})
+    obj = await stalled(op, "ReauthenticationRequired", passes=1)
+    message = next(c for c in obj["status"]["conditions"] if c["type"] == "Stalled")["message"]
+    assert "the platform refused a call on the instance" in message
+
+    op.simulator.control.fail_next("GET", count=2, status=401)  # the account secrets themselves
+    op.annotate("crm", {REQUESTED: "check-again"})
+    await stalled(op, "CredentialsRejected", passes=1)

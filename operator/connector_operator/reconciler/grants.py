@@ -14,7 +14,8 @@ than the operator's, a denial: each is reported, the grant discarded, and the pe
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
 from typing import Any
 
 from connector_operator.api.oauth import CODE_KEY, ERROR_KEY, STATE_KEY
@@ -38,7 +39,7 @@ from connector_operator.kube.api import KubeError
 from connector_operator.kube.grantsecret import discard
 from connector_operator.openconnectors import errors
 from connector_operator.openconnectors.budget import AccountGate
-from connector_operator.openconnectors.client import Consent, Credentials
+from connector_operator.openconnectors.client import Consent, Credentials, Instance
 from connector_operator.reconciler.outcomes import Refused
 from connector_operator.reconciler.runtime import Runtime
 
@@ -89,6 +90,16 @@ class Grants:
             self.state.grant_refused = None
             await self._discard()
 
+    async def reenabled(self, instance: Instance) -> Instance:
+        """The re-authenticated instance, enabled again if the platform had disabled it after its
+        failed refreshes (re-authentication alone leaves it disabled: api doc section 11)."""
+        if not instance.disabled:
+            return instance
+        await self.rt.instances.enable(
+            self.api_url, self.credentials, instance.id, gate=self.gate, namespace=self.target.namespace
+        )
+        return replace(instance, disabled=False)
+
     async def refused(self, error: errors.OpenConnectorsError, *, creating: bool) -> None:
         """A 400 to a request that carried a grant: if it is the provider refusing the grant, the
         grant is spent and a person asked again; anything else is the caller's to report."""
@@ -97,6 +108,19 @@ class Grants:
         await self.spent()
         why = f"the provider refused the grant: {error.message}"
         raise await self.required(reauthenticate=not creating, why=why)
+
+    async def unauthorized(
+        self, error: errors.Unauthorized, probe: Callable[[], Awaitable[None]]
+    ) -> errors.OpenConnectorsError | Refused:
+        """What a 401 to a call on the instance means: if `probe` (a call with the same account
+        secrets on no instance) succeeds, the platform refuses the instance's grant, not the
+        account; otherwise the account's error, as any object's."""
+        try:
+            await probe()
+        except errors.OpenConnectorsError:
+            return error
+        why = f"the platform refused a call on the instance: {error.message}"
+        return await self.required(reauthenticate=True, why=why)
 
     async def required(self, *, reauthenticate: bool, why: str | None = None) -> Refused:
         """What ends the pass: a person must give a grant (again); the consent URL goes into status."""

@@ -25,20 +25,19 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
 from connector_operator.api.spec import ConnectorInstanceSpec, effective_token_secret, observe_only
-from connector_operator.api.status import ConnectorFacts, Reason
+from connector_operator.api.status import Reason
 from connector_operator.domain import outcome as outcomes
 from connector_operator.domain.accounts import AccountKey
 from connector_operator.domain.desired import (
     DesiredInstance,
     Keyed,
     is_legacy,
-    token_digest,
 )
 from connector_operator.domain.drift import differences, planned_action
 from connector_operator.domain.outcome import Outcome
 from connector_operator.domain.ownership import Identity
 from connector_operator.domain.tokensecret import TokenSecretSpec
-from connector_operator.domain.transition import Facts, Observed
+from connector_operator.domain.transition import Facts
 from connector_operator.engine.creations import NOT_CREATED
 from connector_operator.engine.objects import ObjectState, Target
 from connector_operator.kube.secrets import SecretMeta
@@ -50,7 +49,7 @@ from connector_operator.reconciler.grants import Grants
 from connector_operator.reconciler.listing import Listing
 from connector_operator.reconciler.outcomes import Refused, verdict
 from connector_operator.reconciler.runtime import Key, Runtime
-from connector_operator.reconciler.tokenexport import TokenExport
+from connector_operator.reconciler.tokenexport import TokenExport, observed
 
 logger = logging.getLogger(__name__)
 
@@ -81,7 +80,7 @@ class RemotePass:
     async def run(self, *, remote_due: bool) -> Outcome:
         """Converge, export the token, and judge the instance the platform reports."""
         try:
-            fetched = await (self._observe(remote_due) if self.observing else self._converge(remote_due))
+            fetched = await self._fetch(remote_due)
             if fetched is not None:
                 self._remember(fetched)
             current = self.state.instance
@@ -93,6 +92,25 @@ class RemotePass:
         except Refused as refused:
             return refused.outcome
         return verdict(current.id, valid=current.valid, disabled=current.disabled)
+
+    async def _fetch(self, remote_due: bool) -> Instance | None:
+        try:
+            return await (self._observe(remote_due) if self.observing else self._converge(remote_due))
+        except errors.Unauthorized as error:
+            if self.grants is None or self.state.status.instance_id is None:
+                raise
+            # An OAuth instance's 401 may be the provider's, not the account secrets': a call that
+            # needs no instance (the search by the object's tag) tells which.
+            raise await self.grants.unauthorized(error, self._searched) from None
+
+    async def _searched(self) -> None:
+        await self.rt.instances.find_by_tag(
+            self.api_url,
+            self.credentials,
+            self.identity.uid_tag,
+            gate=self.gate,
+            namespace=self.target.namespace,
+        )
 
     @property
     def observing(self) -> bool:
@@ -341,11 +359,7 @@ class RemotePass:
             await self.grants.refused(error, creating=False)
             raise
         await self.grants.spent()
-        if instance.disabled:
-            await self.rt.instances.enable(
-                self.api_url, self.credentials, instance_id, gate=self.gate, namespace=self.target.namespace
-            )
-            instance = replace(instance, disabled=False)
+        instance = await self.grants.reenabled(instance)
         self._event("Normal", "Reauthenticated", f"Re-authenticated remote instance {instance_id}")
         return instance
 
@@ -414,18 +428,7 @@ class RemotePass:
 
     async def _export(self, current: Instance) -> None:
         """Record what the platform reports and write the token Secret (only when it differs)."""
-        self.facts.observed = Observed(
-            instance_id=current.id,
-            token_digest=token_digest(current.token, self.keyed),
-            valid=current.valid,
-            disabled=current.disabled,
-            connector=ConnectorFacts(
-                key=current.element_key or self.spec.connector_key,
-                name=current.element_name,
-                hub=current.hub,
-                authentication_type=current.authentication_type,
-            ),
-        )
+        self.facts.observed = observed(current, self.keyed, self.spec.connector_key)
         await self._token.write(current)
 
     @property

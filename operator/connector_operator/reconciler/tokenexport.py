@@ -28,9 +28,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TypeVar
 
-from connector_operator.api.status import ConnectorInstanceStatus, Reason
+from connector_operator.api.status import ConnectorFacts, ConnectorInstanceStatus, Reason
 from connector_operator.domain import outcome as outcomes
-from connector_operator.domain.desired import Keyed, is_legacy
+from connector_operator.domain.desired import Keyed, is_legacy, token_digest
 from connector_operator.domain.tokensecret import (
     TemplateBudgetExceeded,
     TemplateError,
@@ -41,6 +41,7 @@ from connector_operator.domain.tokensecret import (
     secret_annotations,
     shape_digest,
 )
+from connector_operator.domain.transition import Observed
 from connector_operator.engine.objects import Target
 from connector_operator.engine.wakeups import Key
 from connector_operator.kube.secrets import (
@@ -166,3 +167,19 @@ class TokenExport:
             self.secret, credentials.user_secret, credentials.organization_secret, self.keyed
         )
         return view.shape == wanted
+
+
+def observed(current: Instance, keyed: Keyed, connector_key: str) -> Observed:
+    """What status records of the instance the platform reports (the token only as a digest)."""
+    return Observed(
+        instance_id=current.id,
+        token_digest=token_digest(current.token, keyed),
+        valid=current.valid,
+        disabled=current.disabled,
+        connector=ConnectorFacts(
+            key=current.element_key or connector_key,
+            name=current.element_name,
+            hub=current.hub,
+            authentication_type=current.authentication_type,
+        ),
+    )
