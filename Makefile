@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 KUBECONFIG_LOCAL := .local/kubeconfig
 
-.PHONY: help venv controlplane promtool cluster-up cluster-down lint typecheck layers dockerfile manifests test test-fast demo bench bench-hostile chaos crds lock fmt clean image plugin
+.PHONY: help venv controlplane promtool browser cluster-up cluster-down lint typecheck layers dockerfile manifests test test-fast demo bench bench-hostile chaos crds lock fmt clean image plugin
 
 help:
 	@echo "make test          lint, type-check, layering contract and the full test suite (builds the control plane once)"
@@ -23,6 +23,7 @@ help:
 	@echo "make image         build the container image (Docker if an engine answers, else podman; see README)"
 	@echo "make plugin        the kubectl plugin as a zipapp, its krew archive and manifest, in dist/"
 	@echo "make lock          re-resolve requirements.lock from pyproject.toml"
+	@echo "make browser       Debian's chromium and chromedriver for the OAuth consent tests (apt-get when missing, as root)"
 
 # The virtual environment is rebuilt whenever the lock file or the project metadata changes.
 # The simulator (simulator/, its own distribution) is a development tool: installed here, never
@@ -46,6 +47,11 @@ controlplane: $(STAMP)
 # Prometheus Go module pinned in hack/controlplane/promtool/go.mod and cached like the control plane.
 promtool: $(STAMP)
 	$(BIN)/python -m hack.promtool
+
+# The OAuth consent tests click the provider's page in a real headless Chromium: Debian's chromium and
+# chromium-driver, installed with apt-get when missing (as root, as CI runs it; about 15 s once).
+browser: $(STAMP)
+	$(BIN)/python -m hack.browser
 
 cluster-up: controlplane
 	$(BIN)/python -m hack.controlplane up --kubeconfig $(KUBECONFIG_LOCAL)
@@ -72,7 +78,7 @@ dockerfile: $(STAMP)
 TEST_WORKERS ?= 4
 PYTEST_ARGS ?=
 
-test: lint typecheck layers dockerfile controlplane promtool
+test: lint typecheck layers dockerfile controlplane promtool browser
 	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 # The plugin's tests that need the operator as a process (the rest of tests/plugin is fast).
@@ -83,7 +89,7 @@ PLUGIN_OPERATOR_TESTS := tests/plugin/test_with_operator.py
 FAST_TIERS := tests/unit tests/contracts tests/api tests/reconciler tests/simulator tests/gitops tests/chart/test_render.py tests/chart/test_dashboard.py tests/chart/test_rules.py tests/image/test_podspec.py tests/controlplane \
 	$(filter-out $(PLUGIN_OPERATOR_TESTS),$(wildcard tests/plugin/test_*.py))
 
-test-fast: lint typecheck layers controlplane promtool
+test-fast: lint typecheck layers controlplane promtool browser
 	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadgroup -m "not slow" $(FAST_TIERS) $(PYTEST_ARGS)
 
 crds: $(STAMP)

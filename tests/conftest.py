@@ -9,6 +9,7 @@ pytest_plugins = [
     "tests.fixtures.operator",
     "tests.fixtures.hostile_platform",
     "tests.fixtures.peering",
+    "tests.fixtures.browser",
 ]
 
 
