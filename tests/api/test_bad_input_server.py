@@ -10,6 +10,12 @@ from kubernetes.client.rest import ApiException
 from tests.fixtures.operator import Instances
 from tests.integration.support import closeio_spec
 
+OAUTH = {
+    "appCredentialsSecretRef": {"name": "app"},
+    "callbackURL": "http://127.0.0.1:8765/callback",
+    "authorizationSecretRef": {"name": "auth"},
+}
+
 
 @pytest.mark.parametrize(
     ("override", "message"),
@@ -21,6 +27,20 @@ from tests.integration.support import closeio_spec
         ({"tags": ["k8s-uid:spoofed"]}, "reserved"),
         ({"configuration": [{"key": "username"}]}, "exactly one of value and valueFrom"),
         ({"credentialsSecretRef": {}}, "spec.credentialsSecretRef.name"),
+        (
+            {"oauth": {**OAUTH, "refreshTokenSecretRef": {"name": "rt"}}},
+            "exactly one of authorizationSecretRef",
+        ),
+        ({"oauth": {k: v for k, v in OAUTH.items() if k != "authorizationSecretRef"}}, "exactly one of"),
+        (
+            {"oauth": OAUTH, "instanceID": 7, "managementPolicy": "ObserveOnly"},
+            "oauth excludes managementPolicy",
+        ),
+        (
+            {"oauth": OAUTH, "configuration": [{"key": "oauth.api.key", "value": "x"}]},
+            "oauth.* configuration keys",
+        ),
+        ({"oauth": {**OAUTH, "callbackURL": "javascript:alert(1)"}}, "spec.oauth.callbackURL"),
     ],
     ids=[
         "api-url-scheme",
@@ -30,6 +50,11 @@ from tests.integration.support import closeio_spec
         "reserved-tag",
         "no-value",
         "no-secret-name",
+        "oauth-two-grant-sources",
+        "oauth-no-grant-source",
+        "oauth-observed",
+        "oauth-keys-in-configuration",
+        "oauth-callback-scheme",
     ],
 )
 def test_malformed_objects_are_rejected_by_the_api_server(

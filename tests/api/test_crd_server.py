@@ -29,6 +29,7 @@ from connector_operator.api.spec import ACCOUNT_EXCLUSIVE
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "closeio-connectorinstance.yaml"
+OAUTH_EXAMPLE = ROOT / "examples" / "oauth" / "hubspot.yaml"
 
 MINIMAL_SPEC: dict[str, Any] = {"connectorKey": "closeio", "credentialsSecretRef": {"name": "account"}}
 ACCOUNT_REF = {"kind": "ClusterConnectorAccount", "name": "shared"}
@@ -201,6 +202,19 @@ def test_server_accepts_and_stores_the_example_as_written(
         names.GROUP, names.VERSION, namespace, names.PLURAL, example["metadata"]["name"]
     )
     assert stored["spec"] == example["spec"]  # nothing pruned, no default added
+
+
+@pytest.mark.usefixtures("api_crds")
+def test_server_accepts_and_stores_the_oauth_example_as_written(
+    custom: client.CustomObjectsApi, namespace: str
+) -> None:
+    documents = list(yaml.safe_load_all(OAUTH_EXAMPLE.read_text()))
+    [example] = [d for d in documents if d["kind"] == names.KIND]
+    create(custom, namespace, copy.deepcopy(example))
+    stored = custom.get_namespaced_custom_object(
+        names.GROUP, names.VERSION, namespace, names.PLURAL, example["metadata"]["name"]
+    )
+    assert stored["spec"] == example["spec"]
 
 
 @pytest.mark.usefixtures("api_crds")
