@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 import click
@@ -17,7 +17,7 @@ import urllib3
 import yaml
 from kubernetes.client.rest import ApiException
 
-from kubectl_openconnectors import actions, reads, render, tree, why
+from kubectl_openconnectors import actions, authorize, reads, render, tree, why
 from kubectl_openconnectors.errors import EXIT_CODES_HELP, ExitCode, PluginError
 from kubectl_openconnectors.kube import Connection, Kube, connect
 from kubectl_openconnectors.render import Palette
@@ -130,7 +130,8 @@ def cli() -> None:
 
     Uses only your kubeconfig's credentials and never calls the platform. status, why and the
     actions never read a Secret's values; plan reads the Secrets of its files and their stored
-    copies, compares them in memory and shows key names only.
+    copies, compares them in memory and shows key names only; authorize writes the provider's
+    code into the instance's authorization Secret and reads that Secret back, never showing a value.
     """
 
 
@@ -271,6 +272,60 @@ def _one_document(stream: Any) -> dict[str, Any]:
             f"{stream.name}: expected one ConnectorInstance, found {len(documents)} documents"
         )
     return documents[0]
+
+
+@cli.command("authorize", epilog=EXIT_CODES_HELP)
+@click.argument("name")
+@click.option(
+    "--listen",
+    metavar="HOST:PORT",
+    help="Receive the provider's redirect on this loopback address (default: the callback URL's "
+    "host:port when it is a loopback http URL, else --paste).",
+)
+@click.option(
+    "--paste",
+    is_flag=True,
+    help="Read the whole address the browser was redirected to from stdin, one line (for a callback "
+    "that is not on this machine, such as an OAuth proxy's page).",
+)
+@click.option(
+    "--no-browser", is_flag=True, help="Print the consent URL (one line on stdout) instead of opening it."
+)
+@click.option(
+    "--wait/--no-wait",
+    default=True,
+    show_default=True,
+    help="Wait until the operator has taken the code: Ready, or why not.",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0),
+    default=authorize.Choices.timeout,
+    show_default=True,
+    help="Seconds each wait lasts: for the consent URL, for the redirect on --listen, for the "
+    "operator (exit code 4 when they pass).",
+)
+@common()
+def authorize_command(
+    name: str, listen: str | None, paste: bool, no_browser: bool, wait: bool, timeout: float
+) -> None:
+    """Give an OAuth connector its grant: open status.authorization.url (the provider's consent
+    page), receive the provider's redirect, check its state, and write its code (or a denied
+    consent's error) with the state into the Secret of spec.oauth.authorizationSecretRef, creating
+    it if missing. Then wait until the operator has taken the code: exits 0 once Ready, 1 when it
+    stalls (the reason and message say why). The code is never printed."""
+    if listen and paste:
+        raise click.UsageError("--listen and --paste exclude each other")
+    choices = authorize.Choices(listen, paste, not no_browser, wait, timeout)
+    run(lambda opts, connection: _authorize(opts, connection, name, choices))
+
+
+def _authorize(opts: Options, connection: Connection, name: str, choices: authorize.Choices) -> ExitCode:
+    kube = Kube(connection.api)
+    choices = replace(choices, url_on_stdout=opts.output == "table")
+    request = authorize.authorize(kube, connection.namespace, name, choices)
+    emit(opts, request.as_dict(), lambda palette: _request_line(request, palette))
+    return request.code
 
 
 @cli.command("plan", epilog=EXIT_CODES_HELP)

@@ -37,3 +37,13 @@ DELETION_BLOCKED_REASON: Final = "DeletionBlocked"
 PROGRESS_FIELD: Final = ("status", "kopf", "progress")
 NEXT_ATTEMPT_FIELD: Final = "nextAttemptAt"  # status.nextAttemptAt of a ConnectorInstance
 DELETE_HANDLER: Final = "delete_instance"
+
+# OAuth (issue 22): the reasons of an object waiting for a person, and the authorization Secret
+# `authorize` writes (operator: api/oauth.py, api/status.py; its Secret watch: kube/secrets.py).
+AUTHORIZATION_REQUIRED_REASON: Final = "AuthorizationRequired"
+REAUTHENTICATION_REQUIRED_REASON: Final = "ReauthenticationRequired"
+CODE_KEY: Final = "code"
+STATE_KEY: Final = "state"
+ERROR_KEY: Final = "error"
+WATCH_LABEL: Final = f"{GROUP}/watch"  # the operator watches only Secrets with this label
+WATCH_INPUT: Final = "input"  # its value on a Secret the operator reads (not one it writes)

@@ -8,8 +8,10 @@ import re
 from pathlib import Path
 
 from connector_operator.api import names as operator
+from connector_operator.api import oauth
 from connector_operator.api.status import Reason
 from connector_operator.engine import deleteretry
+from connector_operator.kube import secrets
 from connector_operator.reconciler import deletion
 from kubectl_openconnectors import names, why
 
@@ -36,6 +38,13 @@ def test_the_kinds_and_marks_are_the_operators() -> None:
         names.DELETION_BLOCKED_REASON: Reason.DELETION_BLOCKED.value,
         names.PROGRESS_FIELD: deleteretry.PROGRESS_FIELD,
         names.DELETE_HANDLER: deleteretry.DELETE_HANDLER,
+        names.AUTHORIZATION_REQUIRED_REASON: Reason.AUTHORIZATION_REQUIRED.value,
+        names.REAUTHENTICATION_REQUIRED_REASON: Reason.REAUTHENTICATION_REQUIRED.value,
+        names.CODE_KEY: oauth.CODE_KEY,
+        names.STATE_KEY: oauth.STATE_KEY,
+        names.ERROR_KEY: oauth.ERROR_KEY,
+        names.WATCH_LABEL: operator.WATCH_LABEL,
+        names.WATCH_INPUT: secrets.INPUT_ROLE,
     }
     assert {mine: theirs for mine, theirs in pairs.items() if mine != theirs} == {}
 
