@@ -227,3 +227,24 @@ async def test_a_401_on_the_instance_alone_asks_for_reauthentication_and_on_ever
     op.simulator.control.fail_next("GET", count=2, status=401)  # the account secrets themselves
     op.annotate("crm", {REQUESTED: "check-again"})
     await stalled(op, "CredentialsRejected", passes=1)
+
+
+async def test_a_lost_answer_to_the_post_with_the_code_makes_no_second_instance_and_spends_the_code(
+    inputs: Operator,
+) -> None:
+    """The code made the instance; the answer never came. The next pass finds the instance by its
+    identity, takes it with one PUT, and the code goes: never sent again as a re-authentication
+    (the provider would refuse a used code, and a healthy instance would read as needing one)."""
+    op = inputs
+    op.instances.create("crm", oauth_spec())
+    obj = await stalled(op, "AuthorizationRequired", passes=1)
+    give_consent(op, authorization_url(obj))
+    op.simulator.control.reset_counters()
+    op.simulator.control.drop_next("POST", after_handling=True)
+    obj = await op.ready("crm", passes=3)
+    assert writes(op) == {**dict.fromkeys(WRITES, 0), "POST /instances": 1, "PUT /instances/{id}": 1}
+    assert len(op.simulator.control.instances()) == 1
+    assert secret_data(op.core, op.namespace, "crm-auth") == {}
+    await op.run("crm")
+    assert op.instances.condition("crm", "Ready")["status"] == "True"
+    assert writes(op)["PUT /instances/{id}"] == 1

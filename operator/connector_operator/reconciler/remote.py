@@ -270,10 +270,8 @@ class RemotePass:
             # repeated, so a failed PUT below must not leave the next pass a listing taken before
             # it existed (chaos found that second instance). Kept until status holds it.
             creations.posted(uid, keep)
-            for (
-                duplicate,
-                _,
-            ) in extra:  # cannot happen through this operator; clean up if something else did it
+            # Cannot happen through this operator; clean up if something else did it.
+            for duplicate, _ in extra:
                 await instances.delete(url, credentials, duplicate, gate=self.gate, namespace=namespace)
                 creations.gone(uid, endpoint, duplicate)
             try:
@@ -284,6 +282,8 @@ class RemotePass:
                 creations.gone(uid, endpoint, keep)
                 continue
             self._endpoint.taken(keep)
+            if self.grants is not None and adopted.valid:
+                await self.grants.spent()  # a lost POST's code: it made this instance
             if reclaimed:
                 self._event(
                     "Normal",
