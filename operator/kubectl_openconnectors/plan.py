@@ -22,7 +22,8 @@ How it decides, and why:
   with observedGeneration == generation); otherwise the detail says it is still pending.
 - Secrets of the file are compared with the stored ones key by key, by content: the names of the
   keys changed, added and removed. A changed key that an object reads (a configuration
-  `secretKeyRef`, an instance's or an account's credentials) changes that object too. This is
+  `secretKeyRef`, an instance's or an account's credentials, spec.oauth's Secrets) changes that
+  object too. This is
   the one place the plugin reads Secret values: those of the file's Secrets and their stored
   copies, compared in memory and never shown. Whether a Secret a new object needs exists is
   asked as metadata only.
@@ -66,6 +67,7 @@ from kubectl_openconnectors.plan_rules import (
     SECRET,
     UPDATE,
     Key,
+    awaited,
     diff,
     instance_update,
     join,
@@ -300,7 +302,7 @@ class _Planner:
         action, detail = CREATE, ACCOUNT_CHECK
         if kind == INSTANCE:
             action, detail = new_instance(name, spec, meta(after).get("annotations") or {})
-        needed = [(SECRET, ns, n) for ns, n in reads(kind, namespace, spec)]
+        needed = [(SECRET, ns, n) for ns, n in awaited(kind, namespace, spec)]
         ref = spec.get("accountRef") or {}
         if ref.get("kind") in PLURALS and ref.get("name"):
             needed.append((ref["kind"], "" if ref["kind"] == CLUSTER_ACCOUNT else namespace, ref["name"]))

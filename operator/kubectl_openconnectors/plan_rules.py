@@ -27,6 +27,18 @@ API_VERSION = names.API_VERSION
 INSTANCE, ACCOUNT = names.INSTANCE_KIND, names.ACCOUNT_KIND
 CLUSTER_ACCOUNT, SECRET = names.CLUSTER_ACCOUNT_KIND, "Secret"
 CREDENTIAL_KEYS = frozenset({"userSecret", "organizationSecret"})  # of a credentials Secret
+# spec.oauth's Secrets and the keys the operator reads from each (the operator's api/oauth.py).
+AUTHORIZATION = "authorizationSecretRef"
+OAUTH_READS = {
+    "appCredentialsSecretRef": frozenset({"clientId", "clientSecret"}),
+    AUTHORIZATION: frozenset({"code", "state", "error"}),
+    "refreshTokenSecretRef": frozenset({"refreshToken"}),
+}
+# A new value of these is a new grant: the instance is re-authenticated in place (same instance
+# ID), not updated with a PUT of its spec. `state` and `error` come with a code or a denied
+# consent: the operator checks them and sends neither.
+GRANT_KEYS = frozenset({"code", "refreshToken"})
+NOT_SENT_KEYS = CREDENTIAL_KEYS | OAUTH_READS[AUTHORIZATION] | OAUTH_READS["refreshTokenSecretRef"]
 PAUSED = names.PAUSED_ANNOTATION
 RECONCILE = names.RECONCILE_REQUEST_ANNOTATION
 TAKE_OVER = names.TAKE_OVER_ANNOTATION
@@ -94,7 +106,20 @@ def reads(kind: str, namespace: str, spec: Mapping[str, Any]) -> dict[Key, froze
         key_ref = (entry.get("valueFrom") or {}).get("secretKeyRef") or {}
         if key_ref.get("name"):
             found[(namespace, str(key_ref["name"]))].add(str(key_ref.get("key", "")))
+    oauth = (spec.get("oauth") or {}) if kind == INSTANCE else {}
+    for field, keys in OAUTH_READS.items():
+        oauth_ref = oauth.get(field) or {}
+        if oauth_ref.get("name"):
+            found[(namespace, str(oauth_ref["name"]))].update(keys)
     return {key: frozenset(keys) for key, keys in found.items()}
+
+
+def awaited(kind: str, namespace: str, spec: Mapping[str, Any]) -> list[Key]:
+    """The Secrets a new object waits for: every one it reads but the OAuth authorization Secret,
+    which `kubectl openconnectors authorize` creates when a person consents (until then the object
+    waits for her, reason AuthorizationRequired, not for a Secret)."""
+    oauth = {k: v for k, v in (spec.get("oauth") or {}).items() if k != AUTHORIZATION}
+    return list(reads(kind, namespace, {**spec, "oauth": oauth}))
 
 
 def normal(kind: str, namespace: str, name: str, spec: Mapping[str, Any]) -> dict[str, Any]:
@@ -185,6 +210,9 @@ def new_instance(name: str, spec: Mapping[str, Any], annotations: Mapping[str, A
         )
     if take_over:
         return CREATE, "take-over-from without spec.instanceID is ignored: creates the instance with one POST"
+    if (spec.get("oauth") or {}).get(AUTHORIZATION):
+        consent = f"once a person consents (kubectl openconnectors authorize {name})"
+        return CREATE, f"creates the instance with one POST {consent}; token into Secret {secret}"
     return CREATE, f"creates the instance with one POST; token into Secret {secret}"
 
 
@@ -200,7 +228,7 @@ def instance_update(
     status = stored.get("status") or {}
     top = sorted({f.split(".")[1] for f in spec_fields})
     sent = [f"spec.{t}" for t in top if t not in NOT_SENT]
-    sent += [field for field, keys in secrets.items() if keys - CREDENTIAL_KEYS]
+    sent += [field for field, keys in secrets.items() if keys - NOT_SENT_KEYS]
     quiet = [f"spec.{t} ({NOT_SENT[t]})" for t in top if t in NOT_SENT]
     notes = []
     observing = after.get("managementPolicy") == "ObserveOnly"
@@ -216,6 +244,17 @@ def instance_update(
         notes.append(f"one PUT of instance {status.get('instanceID')} for {', '.join(sent)}")
     if quiet:
         notes.append(f"no platform write for {', '.join(quiet)}")
+    return join([*notes, *_secret_notes(status.get("instanceID"), secrets)])
+
+
+def _secret_notes(instance_id: Any, secrets: Mapping[str, frozenset[str]]) -> list[str]:
+    """What changed keys the operator does not send as the spec do: account credentials and grants."""
+    notes = []
     if any(keys & CREDENTIAL_KEYS for keys in secrets.values()):
         notes.append("new account secrets: used for the next calls, no PUT")
-    return join(notes)
+    granted = [field for field, keys in secrets.items() if keys & GRANT_KEYS]
+    if granted and instance_id is None:
+        notes.append(f"a new grant ({', '.join(granted)}): the operator creates the instance from it")
+    elif granted:
+        notes.append(f"a new grant ({', '.join(granted)}): re-authenticates instance {instance_id} in place")
+    return notes
