@@ -9,11 +9,12 @@ import json
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import httpx
 import pytest
 
 from tests.integration.support import ACCOUNT, put_secret, ready_inputs, remote, secret_data
 from tests.reconciler.kopfstandin import Operator
-from tests.simulator.support import consent
+from tests.simulator.support import consent, create, oauth_code, oauth_configuration
 
 CLIENT_ID, CLIENT_SECRET = "k8s-app", "app-secret-6f1d2c9a"
 CALLBACK = "http://127.0.0.1:8765/callback"
@@ -248,3 +249,36 @@ async def test_a_lost_answer_to_the_post_with_the_code_makes_no_second_instance_
     await op.run("crm")
     assert op.instances.condition("crm", "Ready")["status"] == "True"
     assert writes(op)["PUT /instances/{id}"] == 1
+
+
+async def test_an_oauth_instance_made_in_the_ui_is_adopted_then_reauthenticated_in_place(
+    inputs: Operator,
+) -> None:
+    """spec.instanceID with spec.oauth: one PUT takes the instance (no grant needed while it is
+    valid); a later grant re-authenticates it, and a new token from the platform reaches the Secret."""
+    op = inputs
+    with httpx.Client(base_url=op.simulator.api_url, headers=op.simulator.headers, timeout=10.0) as ui:
+        made = create(ui, {
+            "element": {"key": "hubspot"},
+            "name": "made-in-the-ui",
+            "configuration": oauth_configuration(CLIENT_ID, CALLBACK),
+            "providerData": {"code": oauth_code(ui, "hubspot", client_id=CLIENT_ID, callback=CALLBACK)},
+        })  # fmt: skip
+    op.simulator.control.reset_counters()
+    op.instances.create("crm", {**oauth_spec(), "instanceID": made["id"]})
+    obj = await op.ready("crm", passes=1)
+    assert writes(op) == {**dict.fromkeys(WRITES, 0), "PUT /instances/{id}": 1}
+
+    op.simulator.control.mark_invalid(made["id"])
+    op.simulator.control.rotate_token_on_next_update(made["id"])
+    op.annotate("crm", {REQUESTED: "check-now"})
+    obj = await stalled(op, "ReauthenticationRequired", passes=1)
+    op.simulator.control.reset_counters()
+    give_consent(op, authorization_url(obj))
+    obj = await op.ready("crm", passes=2)
+    assert obj["status"]["instanceID"] == made["id"]
+    assert writes(op) == {**dict.fromkeys(WRITES, 0), "PUT /instances/{id}": 1}
+    token = secret_data(op.core, op.namespace, "crm-token")
+    assert token is not None
+    assert token["token"] == remote(op.simulator, made["id"])["token"] != made["token"]
+    assert "TokenChanged" in op.events.reasons("crm")
