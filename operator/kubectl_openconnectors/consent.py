@@ -15,13 +15,14 @@ import hmac
 import html
 import ipaddress
 import re
+import secrets
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from socket import AF_INET, AF_INET6
 from typing import IO, Any, cast
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import SplitResult, parse_qs, urlencode, urlsplit, urlunsplit
 
 from kubectl_openconnectors.errors import ExitCode, PluginError
 
@@ -30,7 +31,6 @@ URL_LIMIT = 16384  # characters of a consent URL, a pasted line or a request pat
 ERROR_CODE = re.compile(r"[A-Za-z0-9_.-]{1,64}")  # RFC 6749's error codes (access_denied, ...)
 VISIBLE_ASCII = re.compile(r"[\x21-\x7e]+")  # a URL as it can be printed and opened as it is
 CODE_CHARS = re.compile(r"[\x20-\x7e]+")  # RFC 6749's VSCHAR
-LOOPBACK_NAME = "localhost"
 POLL_SECONDS = 0.05  # how soon the server sees that the wait ended (its shutdown waits that long)
 REQUEST_SECONDS = 10.0  # a connection that sends nothing (a browser's preconnect) is closed after
 
@@ -82,7 +82,27 @@ def consent(url: str, fallback_callback: str) -> Consent:
             ExitCode.USAGE,
         )
     callback = (query.get("redirect_uri") or [fallback_callback])[0]
-    return Consent(url, states[0], callback)
+    if callback != fallback_callback:
+        raise PluginError(
+            "status.authorization.url sends the browser elsewhere than spec.oauth.callbackURL "
+            "(its redirect_uri): the code would go there, so it is not opened",
+            ExitCode.USAGE,
+        )
+    return _with_session(parts, query, states[0], callback)
+
+
+def new_session() -> str:
+    return secrets.token_urlsafe(24)
+
+
+def _with_session(parts: SplitResult, query: dict[str, list[str]], state: str, callback: str) -> Consent:
+    """The consent URL with a state of this run's own: the operator's, a dot and a random session.
+    The operator's state is in status, which anyone who may read the object sees: with it alone, a
+    reader could send a code of her own consent (her provider account) to this listener. The
+    operator accepts both forms (domain/grants.py `state_matches`)."""
+    session = f"{state}.{new_session()}"
+    pairs = [(key, session if key == "state" else value) for key, values in query.items() for value in values]
+    return Consent(urlunsplit(parts._replace(query=urlencode(pairs))), session, callback)
 
 
 def grant_from(query: str, state: str) -> Grant:
@@ -131,8 +151,8 @@ class Address:
 
 
 def address(value: str) -> Address:
-    """`--listen HOST:PORT`: a loopback address only (`localhost` is 127.0.0.1), so that the code
-    the redirect carries never reaches a network interface."""
+    """`--listen HOST:PORT`: a loopback IP address only, so that the code the redirect carries
+    never reaches a network interface."""
     try:
         parts = urlsplit(f"//{value}")
         extra = parts.path or parts.query or parts.fragment or parts.username
@@ -144,16 +164,17 @@ def address(value: str) -> Address:
     ip = _loopback(host)
     if ip is None:
         raise PluginError(
-            f"--listen {value!r}: only a loopback address (127.0.0.1, ::1, localhost) is allowed, so "
-            "that the code never reaches the network",
+            f"--listen {value!r}: only a loopback IP address (127.0.0.1 or ::1, not localhost: RFC 8252 "
+            "8.3) is allowed, so that the code never reaches the network or another local user",
             ExitCode.USAGE,
         )
     return Address(ip, port)
 
 
 def _loopback(host: str) -> str | None:
-    if host.lower() == LOOPBACK_NAME:
-        return "127.0.0.1"
+    """The loopback IP `host` is, or None. Not `localhost` (RFC 8252 section 8.3): a browser may
+    resolve it to ::1 while this listens on 127.0.0.1, and another local user listening on the
+    other address would get the code."""
     try:
         ip = ipaddress.ip_address(host)
     except ValueError:

@@ -23,7 +23,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
-from urllib.parse import parse_qs, quote, urlsplit
+from urllib.parse import parse_qs, quote, urlencode, urlsplit, urlunsplit
 
 import httpx
 import pytest
@@ -37,6 +37,8 @@ from tests.plugin.conftest import Run
 
 Plugin = Callable[..., Run]
 STATE = "st-7f3a9c0e"
+SESSION = "run-5e55"  # the in-process runs' session (`session` fixture): the state is STATE.SESSION
+SESSION_STATE = f"{STATE}.{SESSION}"
 CODE = "c0de-9f2b-d4e1-never-printed"
 SECRET = "crm-authorization"
 PROXY = "https://oauth-proxy.example/callback"  # a callback that is not on this machine: --paste
@@ -49,6 +51,20 @@ def consent_url(callback: str, state: str = STATE) -> str:
         "http://127.0.0.1:9/oauth-provider/hubspot/authorize?client_id=app"
         f"&state={state}&redirect_uri={quote(callback, safe='')}"
     )
+
+
+@pytest.fixture(autouse=True)
+def session(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The in-process runs' session, fixed: the redirect a test pastes carries it (a run as a
+    process makes its own, read from the URL it prints)."""
+    monkeypatch.setattr("kubectl_openconnectors.consent.new_session", lambda: SESSION)
+
+
+def with_session(url: str, state: str) -> str:
+    """The consent URL as the command opens it: its state replaced with `state`."""
+    parts = urlsplit(url)
+    query = [(k, state if k == "state" else v) for k, values in parse_qs(parts.query).items() for v in values]
+    return urlunsplit(parts._replace(query=urlencode(query)))
 
 
 def condition(type_: str, status: str, reason: str, message: str = "") -> dict[str, str]:
@@ -155,14 +171,18 @@ def test_paste_writes_code_and_state_into_a_secret_it_creates_with_the_watch_lab
     plugin: Plugin, cluster: Cluster
 ) -> None:
     cluster.oauth_instance()
-    run = authorize(plugin, cluster, "--paste", "--no-wait", stdin=redirect(f"code={CODE}&state={STATE}"))
+    run = authorize(
+        plugin, cluster, "--paste", "--no-wait", stdin=redirect(f"code={CODE}&state={SESSION_STATE}")
+    )
     assert run.code == 0, run.stderr
-    assert run.stdout.splitlines()[0] == consent_url(PROXY)  # the URL, one line, for a script
+    assert run.stdout.splitlines()[0] == with_session(
+        consent_url(PROXY), SESSION_STATE
+    )  # the URL, one line, for a script
     assert "(Secret=crm-authorization, code=(not shown), state=(matched))" in run.stdout
     secret = cluster.secret()
     assert secret is not None
     assert (secret.type, secret.metadata.labels) == ("Opaque", {"openconnectors.io/watch": "input"})
-    assert cluster.data() == {"code": CODE, "state": STATE}
+    assert cluster.data() == {"code": CODE, "state": SESSION_STATE}
 
 
 def test_an_existing_secret_keeps_its_other_keys_and_a_denied_consent_writes_error(
@@ -177,18 +197,20 @@ def test_an_existing_secret_keeps_its_other_keys_and_a_denied_consent_writes_err
         ),
     )
     denied = authorize(
-        plugin, cluster, "--paste", "--no-wait", stdin=redirect(f"error=access_denied&state={STATE}")
+        plugin, cluster, "--paste", "--no-wait", stdin=redirect(f"error=access_denied&state={SESSION_STATE}")
     )
     assert denied.code == 0, denied.stderr
     assert "error=access_denied, state=(matched), code=(removed)" in denied.stdout
-    assert cluster.data() == {"note": "kept", "error": "access_denied", "state": STATE}
+    assert cluster.data() == {"note": "kept", "error": "access_denied", "state": SESSION_STATE}
     secret = cluster.secret()
     assert secret is not None
     assert secret.metadata.labels == {"team": "crm", "openconnectors.io/watch": "input"}
     # A code afterwards removes the error, and the other keys still stay.
-    allowed = authorize(plugin, cluster, "--paste", "--no-wait", stdin=redirect(f"code={CODE}&state={STATE}"))
+    allowed = authorize(
+        plugin, cluster, "--paste", "--no-wait", stdin=redirect(f"code={CODE}&state={SESSION_STATE}")
+    )
     assert allowed.code == 0, allowed.stderr
-    assert cluster.data() == {"note": "kept", "code": CODE, "state": STATE}
+    assert cluster.data() == {"note": "kept", "code": CODE, "state": SESSION_STATE}
 
 
 def test_a_redirect_of_another_state_is_refused_and_nothing_is_written(
@@ -207,7 +229,12 @@ def test_the_wait_ends_on_a_stall_with_its_reason_and_message_escaped(
     cluster.oauth_instance()
     with meanwhile(lambda: cluster.stall("code", HOSTILE)):
         run = authorize(
-            plugin, cluster, "--paste", "--timeout", "30", stdin=redirect(f"code={CODE}&state={STATE}")
+            plugin,
+            cluster,
+            "--paste",
+            "--timeout",
+            "30",
+            stdin=redirect(f"code={CODE}&state={SESSION_STATE}"),
         )
     assert run.code == 1, run.stderr
     line = run.stdout.splitlines()[-1]
@@ -230,10 +257,12 @@ def test_a_denied_consent_ends_on_the_condition_the_operator_writes(plugin: Plug
             "30",
             "-o",
             "json",
-            stdin=redirect(f"error=access_denied&state={STATE}"),
+            stdin=redirect(f"error=access_denied&state={SESSION_STATE}"),
         )
     assert run.code == 1, run.stderr
-    assert run.stderr.splitlines()[0] == consent_url(PROXY)  # with -o json the URL goes to stderr
+    assert run.stderr.splitlines()[0] == with_session(
+        consent_url(PROXY), SESSION_STATE
+    )  # with -o json the URL goes to stderr
     data = run.json()
     assert (data["result"], data["message"]) == ("failed", f"AuthorizationRequired: {said}")
     assert data["written"] == {"Secret": SECRET, "error": "access_denied", "state": "(matched)"}
@@ -245,11 +274,11 @@ def test_ready_is_no_answer_while_the_code_is_still_in_the_secret(plugin: Plugin
     cluster.oauth_instance()
     cluster.status(instanceID=400123, conditions=[condition("Ready", "True", "Available")])
     run = authorize(
-        plugin, cluster, "--paste", "--timeout", "1", stdin=redirect(f"code={CODE}&state={STATE}")
+        plugin, cluster, "--paste", "--timeout", "1", stdin=redirect(f"code={CODE}&state={SESSION_STATE}")
     )
     assert run.code == 4, run.stderr
     assert "the code is still in the Secret: the operator has not taken it" in run.stdout
-    assert cluster.data() == {"code": CODE, "state": STATE}
+    assert cluster.data() == {"code": CODE, "state": SESSION_STATE}
 
 
 def test_what_cannot_be_authorized_is_refused_or_has_nothing_to_do(plugin: Plugin, cluster: Cluster) -> None:
@@ -266,7 +295,7 @@ def test_what_cannot_be_authorized_is_refused_or_has_nothing_to_do(plugin: Plugi
     assert plugin("authorize", "gone", "-n", cluster.namespace).code == 3
     far = plugin("authorize", "gone", "-n", cluster.namespace, "--listen", "0.0.0.0:8765")
     assert far.code == 2  # refused before any read
-    assert "only a loopback address" in far.stderr
+    assert "only a loopback IP address" in far.stderr
     cluster.oauth_instance(url=None)
     cluster.status(instanceID=400123, conditions=[condition("Ready", "True", "Available")])
     nothing = plugin("authorize", "crm", "-n", cluster.namespace, "--paste", stdin="")
@@ -341,8 +370,10 @@ def test_a_script_reads_the_url_while_the_command_waits_for_it_then_for_ready(
     err.until(lambda line: "for the operator to write status.authorization.url" in line)
     cluster.status(conditions=required("crm", cluster.namespace), authorization={"url": consent_url(PROXY)})
     url = out.until(lambda _: True)
-    assert url == consent_url(PROXY)
     state = parse_qs(urlsplit(url).query)["state"][0]
+    assert state.startswith(f"{STATE}.")
+    assert state != SESSION_STATE  # a process makes its own session
+    assert url == with_session(consent_url(PROXY), state)
     with meanwhile(cluster.ready):
         assert process.stdin is not None
         process.stdin.write(redirect(f"code={CODE}&state={state}"))
@@ -376,7 +407,8 @@ def test_listen_receives_the_providers_redirect_and_refuses_another_state(
     stdout, stderr = out.rest(), err.rest()
     assert code == 0, stderr
     assert f"for the redirect on {callback}" in stderr
-    assert cluster.data() == {"code": CODE, "state": STATE}
+    assert cluster.data() == {"code": CODE, "state": state}
+    assert state.startswith(f"{STATE}.")
     assert CODE not in stdout + stderr
 
 
@@ -403,7 +435,8 @@ def test_the_browser_opens_the_consent_url_and_when_none_can_the_url_is_printed(
     bare = {"PATH": os.environ["PATH"], "HOME": str(tmp_path)}
     failing = started(control_plane, cluster, "--paste", "--no-wait", env={**bare, "BROWSER": "false"})
     out, err = Lines(failing.stdout), Lines(failing.stderr)  # type: ignore[arg-type]
-    assert out.until(lambda _: True) == consent_url(callback)
+    printed = out.until(lambda _: True)
+    assert printed == with_session(consent_url(callback), parse_qs(urlsplit(printed).query)["state"][0])
     err.until(lambda line: "no browser could be opened: open this URL yourself" in line)
     failing.kill()
     assert failing.wait(timeout=30) != 0
@@ -414,7 +447,10 @@ def test_the_browser_opens_the_consent_url_and_when_none_can_the_url_is_printed(
     code = opened.wait(timeout=30)
     stdout, stderr = out.rest(), err.rest()
     assert code == 0, stderr
-    assert consent_url(callback) not in stdout  # opened, not printed on stdout
-    assert f"Opened the consent page in a browser. If none appeared, open: {consent_url(callback)}" in stderr
-    assert cluster.data() == {"code": CODE, "state": STATE}
+    opened_url = stderr.split("If none appeared, open: ", 1)[1].split()[0]
+    assert "Opened the consent page in a browser." in stderr
+    assert opened_url not in stdout  # opened, not printed on stdout
+    state = parse_qs(urlsplit(opened_url).query)["state"][0]
+    assert opened_url == with_session(consent_url(callback), state)
+    assert cluster.data() == {"code": CODE, "state": state}
     assert CODE not in stdout + stderr

@@ -11,6 +11,7 @@ import json
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
 import pytest
@@ -21,7 +22,6 @@ from kubectl_openconnectors.actions import Check
 from kubectl_openconnectors.consent import (
     CODE_LIMIT,
     Address,
-    Consent,
     Grant,
     Listener,
     StateMismatch,
@@ -43,7 +43,6 @@ CALLBACK = "http://127.0.0.1:8765/callback"
     [
         ("127.0.0.1:8765", Address("127.0.0.1", 8765)),
         ("127.0.0.2:8765", Address("127.0.0.2", 8765)),
-        ("localhost:8765", Address("127.0.0.1", 8765)),
         ("[::1]:8765", Address("::1", 8765)),
     ],
 )
@@ -55,6 +54,7 @@ def test_listen_takes_a_loopback_address(value: str, expected: Address) -> None:
     "value",
     [
         "0.0.0.0:8765",
+        "localhost:8765",  # RFC 8252 8.3: it may resolve to the other loopback address
         "[::]:8765",
         "192.168.1.10:8765",
         "example.com:8765",
@@ -74,16 +74,24 @@ def test_listen_refuses_any_other_address(value: str) -> None:
 
 def test_the_default_receiver_is_the_callbacks_own_loopback_http_address() -> None:
     assert callback_address(CALLBACK) == Address("127.0.0.1", 8765)
-    assert callback_address("http://localhost/cb") == Address("127.0.0.1", 80)
-    for elsewhere in ("https://127.0.0.1:8765/cb", "https://proxy.example/cb", "http://10.0.0.1:80/cb", ""):
+    assert callback_address("http://127.0.0.1/cb") == Address("127.0.0.1", 80)
+    for elsewhere in ("http://localhost:8765/cb",) + (
+        "https://127.0.0.1:8765/cb",
+        "https://proxy.example/cb",
+        "http://10.0.0.1:80/cb",
+        "",
+    ):
         assert callback_address(elsewhere) is None  # --paste
 
 
 def test_the_consent_url_must_be_http_and_carry_one_state() -> None:
     url = f"https://provider.example/authorize?client_id=a&state={STATE}&redirect_uri=http%3A%2F%2Fx%2Fcb"
-    assert consent(url, CALLBACK) == Consent(url, STATE, "http://x/cb")
+    found = consent(url, "http://x/cb")
+    assert found.callback == "http://x/cb"
     no_redirect = f"https://provider.example/authorize?state={STATE}"
     assert consent(no_redirect, CALLBACK).callback == CALLBACK
+    with pytest.raises(PluginError, match="elsewhere than spec.oauth.callbackURL"):
+        consent(url, CALLBACK)
     refused = [
         f"javascript:alert(1)//?state={STATE}",
         f"file:///etc/passwd?state={STATE}",
@@ -98,6 +106,20 @@ def test_the_consent_url_must_be_http_and_carry_one_state() -> None:
     for url in refused:
         with pytest.raises(PluginError):
             consent(url, CALLBACK)
+
+
+def test_the_consent_url_opened_carries_a_session_of_this_run() -> None:
+    """A reader of the object knows the operator's state (it is in status): the redirect must come
+    back with this run's own session, which nobody else saw."""
+    url = f"https://provider.example/authorize?client_id=a&state={STATE}&scope=a+b"
+    first, second = consent(url, CALLBACK), consent(url, CALLBACK)
+    assert first.state.startswith(f"{STATE}.")
+    assert first.state != second.state
+    query = parse_qs(urlsplit(first.url).query)
+    assert query == {"client_id": ["a"], "state": [first.state], "scope": ["a b"]}
+    with pytest.raises(StateMismatch):
+        grant_from(urlencode({"code": CODE, "state": STATE}), first.state)  # the operator's alone
+    assert grant_from(urlencode({"code": CODE, "state": first.state}), first.state).code == CODE
 
 
 def test_a_grant_only_from_the_consents_state_and_within_bounds() -> None:

@@ -6,6 +6,7 @@ and the plugin are tests/integration/test_oauth_e2e.py's)."""
 from __future__ import annotations
 
 import json
+from time import time_ns
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -184,7 +185,7 @@ async def test_a_refresh_token_creates_the_instance_and_a_refused_one_is_reauthe
     put_secret(op.core, op.namespace, "crm-refresh", {"refreshToken": "refresh-from-elsewhere-2"})
     obj = await op.ready("crm", passes=2)
     assert obj["status"]["instanceID"] == instance_id
-    assert writes(op) == {**dict.fromkeys(WRITES, 0), "PUT /instances/{id}": 1}
+    assert writes(op) == {**dict.fromkeys(WRITES, 0), "PATCH /instances/{id}": 1}
     assert remote(op.simulator, instance_id)["valid"] is True
     assert "Reauthenticated" in op.events.reasons("crm")
 
@@ -206,7 +207,7 @@ async def test_a_revoked_instance_is_reauthenticated_with_a_new_code(inputs: Ope
     give_consent(op, authorization_url(obj))
     obj = await op.ready("crm", passes=2)
     assert obj["status"]["instanceID"] == instance_id
-    assert writes(op) == {**dict.fromkeys(WRITES, 0), "PUT /instances/{id}": 1}
+    assert writes(op) == {**dict.fromkeys(WRITES, 0), "PATCH /instances/{id}": 1}
     assert remote(op.simulator, instance_id)["tags"] == tags
     assert secret_data(op.core, op.namespace, "crm-auth") == {}
 
@@ -277,8 +278,117 @@ async def test_an_oauth_instance_made_in_the_ui_is_adopted_then_reauthenticated_
     give_consent(op, authorization_url(obj))
     obj = await op.ready("crm", passes=2)
     assert obj["status"]["instanceID"] == made["id"]
-    assert writes(op) == {**dict.fromkeys(WRITES, 0), "PUT /instances/{id}": 1}
+    assert writes(op) == {**dict.fromkeys(WRITES, 0), "PATCH /instances/{id}": 1}
     token = secret_data(op.core, op.namespace, "crm-token")
     assert token is not None
     assert token["token"] == remote(op.simulator, made["id"])["token"] != made["token"]
     assert "TokenChanged" in op.events.reasons("crm")
+
+
+async def ready_with_a_code(op: Operator) -> tuple[int, str]:
+    """An OAuth object made Ready by a person's consent: its instance ID and first consent URL."""
+    op.instances.create("crm", oauth_spec())
+    obj = await stalled(op, "AuthorizationRequired", passes=1)
+    url = authorization_url(obj)
+    give_consent(op, url)
+    obj = await op.ready("crm", passes=2)
+    return obj["status"]["instanceID"], url
+
+
+async def revoked(op: Operator, instance_id: int) -> dict[str, Any]:
+    op.simulator.control.revoke_refresh_token(instance_id)
+    op.annotate("crm", {REQUESTED: f"check-{time_ns()}"})
+    return await stalled(op, "ReauthenticationRequired", passes=2)
+
+
+async def test_a_new_consent_gets_a_new_state_and_an_old_pages_code_is_refused(inputs: Operator) -> None:
+    op = inputs
+    instance_id, first_url = await ready_with_a_code(op)
+    obj = await revoked(op, instance_id)
+    second_url = authorization_url(obj)
+    first_state = parse_qs(urlsplit(first_url).query)["state"][0]
+    assert parse_qs(urlsplit(second_url).query)["state"][0] != first_state
+    op.simulator.control.reset_counters()
+    give_consent(op, first_url)  # a consent page opened before the last grant was used
+    await op.run("crm")
+    message = (await stalled(op, "ReauthenticationRequired", passes=1))["status"]["conditions"]
+    assert any("state does not match" in c["message"] for c in message)
+    assert writes(op) == dict.fromkeys(WRITES, 0)
+
+
+async def test_reads_refused_until_reauthenticated_do_not_keep_a_restarted_operator_from_using_the_code(
+    inputs: Operator,
+) -> None:
+    """Review H2: after a restart the instance is proven this object's by the search, not by a GET
+    the platform refuses (401) until the instance has a new grant."""
+    op = inputs
+    instance_id, _ = await ready_with_a_code(op)
+    obj = await revoked(op, instance_id)
+    await op.restart()
+    op.simulator.control.reset_counters()
+    op.simulator.control.fail_next("GET", count=20, status=401, route="/instances/{id}")
+    give_consent(op, authorization_url(obj))
+    obj = await op.ready("crm", passes=2)
+    assert writes(op) == {**dict.fromkeys(WRITES, 0), "PATCH /instances/{id}": 1}
+    assert obj["status"]["instanceID"] == instance_id
+
+
+async def test_a_disabled_instance_is_enabled_before_the_grant_is_spent(inputs: Operator) -> None:
+    """Review M1: the platform leaves a re-authenticated instance disabled; enabling first means a
+    failed enable keeps the code for the next attempt instead of needing a person again."""
+    op = inputs
+    instance_id, _ = await ready_with_a_code(op)
+    obj = await revoked(op, instance_id)
+    op.simulator.control.mark_disabled(instance_id)
+    op.annotate("crm", {REQUESTED: "disabled-seen"})
+    await op.run("crm")
+    op.simulator.control.fail_next("PUT", status=503, route="/instances/{id}/enabled")
+    give_consent(op, authorization_url(obj))
+    await op.condition("crm", "Reconciling", "True", reason="APIUnavailable", passes=1)
+    assert "code" in (secret_data(op.core, op.namespace, "crm-auth") or {})
+    obj = await op.ready("crm", passes=2)
+    assert (remote(op.simulator, instance_id)["valid"], remote(op.simulator, instance_id)["disabled"]) == (
+        True,
+        False,
+    )
+    assert secret_data(op.core, op.namespace, "crm-auth") == {}
+
+
+async def test_the_same_denial_twice_is_removed_both_times(inputs: Operator) -> None:
+    """Review M2: a grant already judged that is still in the Secret goes (authorize waits for it)."""
+    op = inputs
+    op.instances.create("crm", oauth_spec())
+    obj = await stalled(op, "AuthorizationRequired", passes=1)
+    for _ in range(2):
+        give_consent(op, authorization_url(obj), allow=False)
+        await op.run("crm")
+        assert secret_data(op.core, op.namespace, "crm-auth") == {}
+
+
+async def test_a_lost_answer_to_the_reauthentication_does_not_send_the_code_again(inputs: Operator) -> None:
+    """Review M4: the PUT with the code took effect, its answer was lost; the next pass sees the
+    instance valid and spends the code instead of sending it again (the provider would refuse it)."""
+    op = inputs
+    instance_id, _ = await ready_with_a_code(op)
+    obj = await revoked(op, instance_id)
+    op.simulator.control.reset_counters()
+    op.simulator.control.drop_next("PUT", after_handling=True, route="/instances/{id}")
+    give_consent(op, authorization_url(obj))
+    obj = await op.ready("crm", passes=3)
+    assert writes(op)["PATCH /instances/{id}"] == 1
+    assert "ReauthenticationRequired" not in [c["reason"] for c in obj["status"]["conditions"]]
+    assert secret_data(op.core, op.namespace, "crm-auth") == {}
+
+
+async def test_a_401_on_the_instance_with_the_search_failing_too_is_retried_not_a_verdict(
+    inputs: Operator,
+) -> None:
+    """Review L1: the search that tells whose 401 it is did not answer: neither the account's
+    secrets nor the grant are judged, the pass is retried."""
+    op = inputs
+    await ready_with_a_code(op)
+    op.simulator.control.fail_next("GET", status=401, route="/instances/{id}")
+    op.simulator.control.fail_next("GET", status=503, route="/instances")
+    op.annotate("crm", {REQUESTED: "check-now"})
+    await op.condition("crm", "Reconciling", "True", reason="APIUnavailable", passes=1)
+    assert op.instances.condition("crm", "Stalled")["status"] == "False"

@@ -380,7 +380,7 @@ CALLS: list[Call] = [
     lambda c, g: c.get(API, CREDENTIALS, 1, gate=g),
     lambda c, g: c.delete(API, CREDENTIALS, 1, gate=g),
     lambda c, g: c.find_by_tag(API, CREDENTIALS, "x", gate=g),
-    lambda c, g: c.retag(API, CREDENTIALS, 1, ["x"], gate=g),
+    lambda c, g: c.patch(API, CREDENTIALS, 1, {"tags": ["x"]}, gate=g),
 ]
 # POST and PUT carry the tenant's configuration, which the platform may hand to the vendor.
 WITH_CONFIGURATION: list[Call] = [

@@ -6,6 +6,7 @@ The flows over the real API server and the simulator are tests/reconciler/test_o
 
 from __future__ import annotations
 
+import base64
 import json
 from typing import Any
 
@@ -23,6 +24,7 @@ from connector_operator.domain.grants import (
     consent_state,
     grant_digest,
     resolve_oauth,
+    state_matches,
     with_grant,
 )
 from connector_operator.domain.inputs import Missing
@@ -115,20 +117,48 @@ def test_a_grant_goes_into_the_body_once_and_its_digest_holds_no_value() -> None
     assert digest != grant_digest(Code("c-1", "s"), Keyed(b"k" * 32, "uid-2"))
 
 
-def test_the_state_is_per_object_and_stable() -> None:
-    state = consent_state(KEYED)
-    assert state == consent_state(Keyed(b"k" * 32, "uid-1"))
-    assert state != consent_state(Keyed(b"k" * 32, "uid-2"))
-    assert state != consent_state(Keyed(b"j" * 32, "uid-1"))
+def test_the_state_is_per_object_stable_and_new_after_each_grant() -> None:
+    state = consent_state(KEYED, None)
+    assert state == consent_state(Keyed(b"k" * 32, "uid-1"), None)
+    assert state != consent_state(Keyed(b"k" * 32, "uid-2"), None)
+    assert state != consent_state(Keyed(b"j" * 32, "uid-1"), None)
+    assert state != consent_state(KEYED, grant_digest(Code("c-1", state), KEYED))
     assert len(state) == 32
     assert state.isalnum()
 
 
+@pytest.mark.parametrize(
+    ("given", "matches"),
+    [
+        ("S", True),
+        ("S.abc-DEF_123", True),  # kubectl openconnectors authorize's session
+        ("T", False),
+        ("T.abc", False),
+        ("S.", False),
+        ("S.a.b", False),
+        ("S.a b", False),
+        ("S." + "a" * 65, False),
+        ("", False),
+    ],
+)
+def test_a_code_comes_back_with_the_operators_state_or_a_session_of_it(given: str, matches: bool) -> None:
+    assert state_matches(given, "S") is matches
+
+
 CONSENT = Consent("hubspot", "app-id", "app-secret-0123456789", "http://127.0.0.1:8765/cb", "a b", "st4te")
+USER, ORGANIZATION = "user-secret-7d1f0a93", "org-secret-44c1b2e8"
 
 
 def answer(body: object, status: int = 200) -> Answer:
-    return Answer(status, httpx.Headers(), "OK", bytearray(json.dumps(body).encode()), Redactor(()))
+    """An answer to the consent call, with the redactor of its request (the client secret in the
+    query, the account secrets in the header)."""
+    redactor = Redactor((CONSENT.client_secret, USER, ORGANIZATION))
+    return Answer(status, httpx.Headers(), "OK", bytearray(json.dumps(body).encode()), redactor)
+
+
+def b64(text: str, urlsafe: bool = False) -> str:
+    encode = base64.urlsafe_b64encode if urlsafe else base64.b64encode
+    return encode(text.encode()).decode().rstrip("=")
 
 
 @pytest.mark.parametrize(
@@ -136,8 +166,15 @@ def answer(body: object, status: int = 200) -> Answer:
     [
         ("https://provider.test/authorize?state=other", "does not carry the state"),
         ("https://provider.test/authorize", "does not carry the state"),
-        ("https://provider.test/a?state=st4te&s=app-secret-0123456789", "client secret"),
-        ("https://provider.test/a?state=st4te&s=app%2Dsecret%2D0123456789", "client secret"),
+        ("https://provider.test/a?state=st4te&s=app-secret-0123456789", "secret the request carried"),
+        ("https://provider.test/a?state=st4te&s=app%2Dsecret%2D0123456789", "secret the request carried"),
+        (
+            f"https://provider.test/a?state=st4te&s={b64('app-secret-0123456789')}",
+            "secret the request carried",
+        ),
+        (f"https://provider.test/a?state=st4te&o={ORGANIZATION}", "secret the request carried"),
+        (f"https://provider.test/a?state=st4te&u={b64(USER, urlsafe=True)}", "secret the request carried"),
+        ("https://provider.test/a?state=st4te&redirect_uri=https%3A%2F%2Fevil.test%2Fcb", "elsewhere"),
         ("javascript:alert(1)//?state=st4te", "not an http\\(s\\) URL"),
         ("https://user@provider.test/a?state=st4te", "not an http\\(s\\) URL"),
         ("https://provider.test/a b?state=st4te", "whitespace"),

@@ -137,11 +137,11 @@ class Platform:
         )
         return self.store[instance_id]
 
-    async def retag(
-        self, url: str, credentials: Any, instance_id: int, tags: list[str], **_: Any
+    async def patch(
+        self, url: str, credentials: Any, instance_id: int, body: dict[str, Any], **_: Any
     ) -> Instance:
         self.calls.append(("PATCH", instance_id))
-        self.store[instance_id] = replace(self.store[instance_id], tags=tuple(tags))
+        self.store[instance_id] = replace(self.store[instance_id], tags=tuple(body["tags"]))
         return self.store[instance_id]
 
     async def delete(self, url: str, credentials: Any, instance_id: int, **_: Any) -> None:

@@ -115,9 +115,14 @@ def reserved(tag: str) -> bool:
     return any(f.strip().lower().startswith(IDENTITY_TAG_PREFIX) for f in (tag, html.unescape(tag)))
 
 
-def attempt_digest(request_digest: str, user_secret: str, organization_secret: str, keyed: Keyed) -> str:
-    """What a terminal verdict depends on: the request and the account secrets it was sent with.
-    A stalled object is retried as soon as either changes, and never before."""
+def attempt_digest(
+    request_digest: str, user_secret: str, organization_secret: str, keyed: Keyed, grant: str = ""
+) -> str:
+    """What a terminal verdict depends on: the request, the account secrets it was sent with and
+    an OAuth object's grant (its digest). A stalled object is retried as soon as one changes, and
+    never before."""
+    if grant:
+        return keyed("attempt", request_digest, user_secret, organization_secret, grant)
     return keyed("attempt", request_digest, user_secret, organization_secret)
 
 

@@ -13,6 +13,7 @@ discarded like a refused one, never sent.
 
 from __future__ import annotations
 
+import hmac
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -36,6 +37,7 @@ MAX_REFRESH_TOKEN = 8192
 MAX_STATE = 128
 MAX_APP_VALUE = 4096
 _CODE_KEYS = (CODE_KEY, STATE_KEY, ERROR_KEY)
+_SESSION = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _ERROR_CODE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 
 API_KEY, API_SECRET, CALLBACK_URL, SCOPE = (
@@ -152,11 +154,22 @@ def _refresh_token(data: SecretData) -> Grant | None:
     return RefreshToken(token) if token else None
 
 
-def consent_state(keyed: Keyed) -> str:
-    """The `state` of this object's consent URLs: unguessable without the operator's key, the same
-    across restarts, and checked when a code comes back (a code from another consent, say one an
-    attacker started, is refused)."""
-    return keyed("oauth-state").removeprefix(DIGEST_PREFIX)
+def consent_state(keyed: Keyed, after: str | None) -> str:
+    """The `state` of this object's consent URLs until the next grant is used (`after`: the digest
+    of the last one): unguessable without the operator's key, the same across restarts, a new one
+    once a grant is used (an old consent page's code is refused), and checked when a code comes
+    back. `kubectl openconnectors authorize` appends a session of its own (`state_matches`), so
+    that a reader of the object, who sees the state in status, cannot slip a code from her own
+    consent into a person's loopback listener."""
+    return keyed("oauth-state", after or "").removeprefix(DIGEST_PREFIX)
+
+
+def state_matches(state: str, expected: str) -> bool:
+    """`expected`, or `expected.<session>` as `authorize` sends it."""
+    head, dot, session = state.partition(".")
+    if dot and _SESSION.fullmatch(session) is None:
+        return False
+    return hmac.compare_digest(head.encode(), expected.encode())
 
 
 def grant_digest(grant: Grant, keyed: Keyed) -> str:

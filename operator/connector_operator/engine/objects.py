@@ -72,6 +72,9 @@ class ObjectState:
     # said again by the passes that follow until a grant is used: the refusal removed the grant
     # from its Secret, and that change wakes the object at once.
     grant_refused: str | None = None
+    # OAuth: the digest of a grant sent in a re-authentication whose answer never came: not sent
+    # again while the instance shows it took (a code works once).
+    grant_sent: str | None = None
     written: ConnectorInstanceStatus = field(init=False)  # what the API server last accepted
 
     def __post_init__(self) -> None:

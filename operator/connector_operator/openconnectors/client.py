@@ -206,21 +206,23 @@ class InstancesClient:
         answer = await self._call(request, gate=gate, namespace=namespace)
         return detached(instance, answer)
 
-    async def retag(
+    async def patch(
         self,
         api_url: str,
         credentials: Credentials,
         instance_id: int,
-        tags: list[str],
+        body: Mapping[str, Any],
         *,
         gate: AccountGate | None = None,
         namespace: str | None = None,
     ) -> Instance:
-        """Replace an instance's tags, and only them: a PATCH (the platform replaces `tags`
-        wholesale and keeps what the body does not name; open-connectors-api.md section 10)."""
-        request = Request("PATCH", api_url, f"/instances/{instance_id}", credentials, {"tags": tags})
-        answer = await self._call(request, gate=gate, namespace=namespace)
-        return detached(instance, answer)
+        """Change what `body` names, and only that (the platform keeps what a PATCH does not name,
+        and replaces `tags` wholesale: open-connectors-api.md section 10). An OAuth
+        re-authentication goes this way too: no HTTP layer sends a PATCH twice (aiohttp repeats an
+        idempotent PUT, unseen, when a kept-alive connection breaks), and a code works once."""
+        path = f"/instances/{instance_id}"
+        request = Request("PATCH", api_url, path, credentials, body, secrets=sent_values(body))
+        return detached(instance, await self._call(request, gate=gate, namespace=namespace))
 
     async def enable(
         self,
@@ -355,7 +357,7 @@ class InstancesClient:
         redactor = request.redactor()
         # A POST or a PUT carries the tenant's configuration, which the platform may hand to the
         # vendor: how it fails is the object's business, not the account's circuit's (circuit.py).
-        tenant_input = request.method in ("POST", "PUT")
+        tenant_input = request.method in ("POST", "PUT") or bool(request.secrets)
         async with admitted(gate, self._deadline, namespace, tenant_input) as admission:
             started = time.monotonic()
             failure: errors.OpenConnectorsError | None = None

@@ -4,8 +4,9 @@
 allows the app. The URL goes into `status.authorization.url`, which every reader of the object
 sees, and a person's browser opens it, so the answer is checked before it is kept: a bounded
 http(s) URL without whitespace or user information, carrying the `state` the operator sent, and
-not the client secret (the query carries it to the platform; a platform that echoed it back would
-publish it in status).
+no secret the request carried, in any encoding (the query carries the client secret to the platform;
+a platform that echoed it, or the account secrets, back would publish them in status), and a
+`redirect_uri`, if any, that is the callback URL of the spec (the browser takes the code there).
 """
 
 from __future__ import annotations
@@ -44,6 +45,10 @@ class Consent:
         if not isinstance(url, str) or not url:
             raise errors.MalformedResponse(answer.status, "the platform's consent answer has no oauthUrl")
         problem = self._problem(url)
+        # Every secret the call carried, in every encoding the redactor knows (base64, escaped...):
+        # the URL goes into status, which every reader of the object sees.
+        if problem is None and any(answer.redactor.mask(u) != u for u in (url, unquote_plus(url))):
+            problem = "contains a secret the request carried; not kept"
         if problem is not None:
             raise errors.MalformedResponse(answer.status, f"the platform's consent URL {problem}")
         return url
@@ -59,9 +64,9 @@ class Consent:
             return "is not a URL"
         if parts.scheme not in ("http", "https") or not parts.hostname or "@" in parts.netloc:
             return "is not an http(s) URL without user information"
-        # A short secret can occur in any URL by chance; real client secrets are long.
-        if len(self.client_secret) >= 8 and self.client_secret in (url + unquote_plus(url)):
-            return "contains the app's client secret; not kept"
-        if parse_qs(parts.query).get("state") != [self.state]:
+        query = parse_qs(parts.query)
+        if query.get("state") != [self.state]:
             return "does not carry the state the operator sent"
+        if query.get("redirect_uri", [self.callback_url]) != [self.callback_url]:
+            return "sends the browser elsewhere than spec.oauth.callbackURL (redirect_uri)"
         return None

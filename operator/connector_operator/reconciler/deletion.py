@@ -371,13 +371,10 @@ async def release_remote(
                 else list((await deletecalls.owned(runtime, api_url, credentials, gate, identity)).values())
             )
             for instance in owned:
-                await runtime.instances.retag(
-                    api_url,
-                    credentials,
-                    instance.id,
-                    identity.released(instance.tags),
-                    gate=gate,
-                    namespace=namespace,
+                # Only the tags: the platform keeps what a PATCH does not name.
+                released = {"tags": identity.released(instance.tags)}
+                await runtime.instances.patch(
+                    api_url, credentials, instance.id, released, gate=gate, namespace=namespace
                 )
     except errors.OpenConnectorsError as error:
         message = f"{left} ({classify(error, ready=False, creating=False, backoff=runtime.backoff).message})"

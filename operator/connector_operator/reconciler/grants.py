@@ -31,6 +31,7 @@ from connector_operator.domain.grants import (
     Unusable,
     consent_state,
     grant_digest,
+    state_matches,
     with_grant,
 )
 from connector_operator.domain.transition import Facts
@@ -64,21 +65,64 @@ class Grants:
     connector_key: str
     gate: AccountGate | None = None
 
+    def _used(self) -> str | None:
+        """The digest of the last grant used or refused (this pass's, else status')."""
+        authorization = self.state.status.authorization
+        return self.facts.grant_digest or (authorization.grant_digest if authorization else None)
+
     def pending(self) -> Grant | None:
         """The grant in the Secret, unless it was used (or refused) already."""
         grant = self.inputs.grant
         if grant is None:
             return None
-        authorization = self.state.status.authorization
-        used = self.facts.grant_digest or (authorization.grant_digest if authorization else None)
-        return None if grant_digest(grant, self.keyed) == used else grant
+        return None if grant_digest(grant, self.keyed) == self._used() else grant
+
+    async def tidy(self) -> None:
+        """A grant already used or refused that is still in its Secret (its removal failed, or the
+        same denial came twice) goes now: `authorize` waits for it to go."""
+        if self.inputs.grant is not None and self.pending() is None:
+            await self._discard()
+
+    async def reauthenticate(
+        self, instance_id: int, desired: dict[str, Any], prove: Callable[[int], Awaitable[None]]
+    ) -> Instance:
+        """A new grant for the instance this object has: one PUT with it (the same instance, its ID
+        and tags kept). Ownership is proven by the search (`prove`): reads of the instance may be
+        refused until it is re-authenticated. A disabled instance is enabled first (the platform
+        leaves it disabled when re-authenticated: open-connectors-api.md section 11), so that a
+        failed enable leaves the grant unspent. A grant whose PUT's answer was lost is not sent
+        again (a code works once) while the instance shows it took."""
+        await prove(instance_id)
+        body = await self.body(desired, creating=False)  # or the pass ends: no usable grant
+        sent = grant_digest(self.inputs.grant, self.keyed) if self.inputs.grant else None
+        instances, url, credentials = self.rt.instances, self.api_url, self.credentials
+        gate, namespace = self.gate, self.target.namespace
+        if sent is not None and self.state.grant_sent == sent:
+            current = await instances.get(url, credentials, instance_id, gate=gate, namespace=namespace)
+            if current.valid and not current.disabled:
+                await self.spent()
+                return current
+        if self.state.status.disabled:
+            await instances.enable(url, credentials, instance_id, gate=gate, namespace=namespace)
+        self.state.grant_sent = sent
+        try:
+            instance = await instances.patch(
+                url, credentials, instance_id, body, gate=gate, namespace=namespace
+            )
+        except errors.OpenConnectorsError as error:
+            if not isinstance(error, errors.TransportError | errors.ServerError):
+                self.state.grant_sent = None  # answered: the grant was not taken
+            await self.refused(error, creating=False)
+            raise
+        await self.spent()
+        return await self.reenabled(instance)
 
     async def body(self, body: dict[str, Any], *, creating: bool) -> dict[str, Any]:
         """`body` with the pending grant, or the pass ends asking a person for one."""
         grant = self.pending()
         if isinstance(grant, RefreshToken):
             return with_grant(body, grant, creating=creating)
-        if isinstance(grant, Code) and grant.state == consent_state(self.keyed):
+        if isinstance(grant, Code) and state_matches(grant.state, consent_state(self.keyed, self._used())):
             return with_grant(body, grant, creating=creating)
         raise await self.required(reauthenticate=not creating, why=await self._refuse(grant))
 
@@ -87,7 +131,7 @@ class Grants:
         grant = self.pending()
         if grant is not None:
             self.facts.grant_digest = grant_digest(grant, self.keyed)
-            self.state.grant_refused = None
+            self.state.grant_refused = self.state.grant_sent = None
             await self._discard()
 
     async def reenabled(self, instance: Instance) -> Instance:
@@ -117,8 +161,10 @@ class Grants:
         account; otherwise the account's error, as any object's."""
         try:
             await probe()
-        except errors.OpenConnectorsError:
+        except (errors.Unauthorized, errors.Forbidden):
             return error
+        except errors.OpenConnectorsError as failed:  # no answer either way: retried as such
+            return failed
         why = f"the platform refused a call on the instance: {error.message}"
         return await self.required(reauthenticate=True, why=why)
 
@@ -167,7 +213,7 @@ class Grants:
         app = self.inputs.app
         consent = Consent(
             self.connector_key, app.client_id, app.client_secret, app.callback_url, app.scope,
-            consent_state(self.keyed),
+            consent_state(self.keyed, self._used()),
         )  # fmt: skip
         asked = self.keyed("consent", self.api_url, self.connector_key, *map(str, consent.query().values()))
         if self.state.consent is not None and self.state.consent[0] == asked:

@@ -120,6 +120,8 @@ async def reconcile(
         if isinstance(prepared, Ended):
             return Result(await finish(rt, target, state, prepared.outcome, prepared.facts), prepared.awaited)
         remote = prepared
+        if remote.grants is not None:
+            await remote.grants.tidy()
         requested = target.reconcile_request not in (None, state.status.last_handled_reconcile_at)
         if state.stalled_on == (target.generation, remote.attempt) and not requested:
             return Result(state_outcome(state))  # nothing changed since it was judged impossible

@@ -103,14 +103,20 @@ class RemotePass:
             # needs no instance (the search by the object's tag) tells which.
             raise await self.grants.unauthorized(error, self._searched) from None
 
-    async def _searched(self) -> None:
-        await self.rt.instances.find_by_tag(
+    async def _searched(self, instance_id: int | None = None) -> None:
+        """The search by the object's UID tag, which needs no read of the instance; with an ID,
+        proof that it is this object's (else the usual GET's proof): an instance that needs a new
+        grant may answer its reads with 401 until it has one."""
+        found = await self.rt.instances.find_by_tag(
             self.api_url,
             self.credentials,
             self.identity.uid_tag,
             gate=self.gate,
             namespace=self.target.namespace,
         )
+        mine = [i.id for i in found if self.identity.owns(i.tags) and not self.identity.foreign(i.tags)]
+        if instance_id is not None and self.state.verified != instance_id:
+            self.state.verified = instance_id if instance_id in mine else (await self._verify(instance_id)).id
 
     @property
     def observing(self) -> bool:
@@ -339,27 +345,8 @@ class RemotePass:
         return instance
 
     async def _reauthenticate(self, instance_id: int) -> Instance:
-        """A new OAuth grant for the instance this object has: one PUT with the grant (the same
-        instance, its ID and tags kept), and the platform's own disabling undone (a disabled
-        instance stays disabled when re-authenticated: open-connectors-api.md section 11)."""
         assert self.grants is not None
-        if self.state.verified != instance_id:
-            await self._verify(instance_id)
-        body = await self.grants.body(self.desired.body(), creating=False)
-        try:
-            instance = await self.rt.instances.update(
-                self.api_url,
-                self.credentials,
-                instance_id,
-                body,
-                gate=self.gate,
-                namespace=self.target.namespace,
-            )
-        except errors.OpenConnectorsError as error:
-            await self.grants.refused(error, creating=False)
-            raise
-        await self.grants.spent()
-        instance = await self.grants.reenabled(instance)
+        instance = await self.grants.reauthenticate(instance_id, self.desired.body(), self._searched)
         self._event("Normal", "Reauthenticated", f"Re-authenticated remote instance {instance_id}")
         return instance
 

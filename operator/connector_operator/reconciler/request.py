@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from connector_operator.api.spec import ConnectorInstanceSpec
 from connector_operator.domain.accounts import AccountKey
 from connector_operator.domain.desired import Keyed, attempt_digest, desired_instance
-from connector_operator.domain.grants import OAuthInputs
+from connector_operator.domain.grants import OAuthInputs, grant_digest
 from connector_operator.domain.inputs import Resolved
 from connector_operator.domain.tokensecret import TokenSecretSpec
 from connector_operator.domain.transition import Facts
@@ -53,6 +53,9 @@ def remote_pass(
     keyed = Keyed(rt.digest_key, target.uid)
     digest = desired.digest(keyed, request.api_url)
     credentials = Credentials(inputs.user_secret, inputs.organization_secret)
+    # A new grant is a new attempt too: it clears a terminal verdict (CredentialsRejected, say).
+    given = request.oauth.grant if request.oauth else None
+    grant = grant_digest(given, keyed) if given is not None else ""
     grants = None
     if request.oauth is not None:
         grants = Grants(
@@ -70,7 +73,7 @@ def remote_pass(
         desired=desired,
         keyed=keyed,
         digest=digest,
-        attempt=attempt_digest(digest, inputs.user_secret, inputs.organization_secret, keyed),
+        attempt=attempt_digest(digest, inputs.user_secret, inputs.organization_secret, keyed, grant),
         facts=request.facts,
         gate=request.gate,
         secret=request.secret,
