@@ -75,7 +75,8 @@ def test_listen_refuses_any_other_address(value: str) -> None:
 def test_the_default_receiver_is_the_callbacks_own_loopback_http_address() -> None:
     assert callback_address(CALLBACK) == Address("127.0.0.1", 8765)
     assert callback_address("http://127.0.0.1/cb") == Address("127.0.0.1", 80)
-    for elsewhere in ("http://localhost:8765/cb",) + (
+    for elsewhere in (
+        "http://localhost:8765/cb",
         "https://127.0.0.1:8765/cb",
         "https://proxy.example/cb",
         "http://10.0.0.1:80/cb",
@@ -90,7 +91,7 @@ def test_the_consent_url_must_be_http_and_carry_one_state() -> None:
     assert found.callback == "http://x/cb"
     no_redirect = f"https://provider.example/authorize?state={STATE}"
     assert consent(no_redirect, CALLBACK).callback == CALLBACK
-    with pytest.raises(PluginError, match="elsewhere than spec.oauth.callbackURL"):
+    with pytest.raises(PluginError, match=r"elsewhere than spec\.oauth\.callbackURL"):
         consent(url, CALLBACK)
     refused = [
         f"javascript:alert(1)//?state={STATE}",
