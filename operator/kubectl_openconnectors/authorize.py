@@ -250,6 +250,15 @@ class Taken:
 
     def check(self, obj: Obj) -> Check:
         if self.still_written():
+            stalled = objects.condition(obj, "Stalled")
+            if (
+                stalled.get("status") == "True"
+                and stalled.get("reason") not in AUTHORIZATION_REASONS
+                and signature(obj) != self.before
+            ):
+                # Stalled for another reason (a rejected configuration, say): the operator keeps a
+                # code it did not send, and that is its answer.
+                return Check("failed", f"{stalled.get('reason')}: {stalled.get('message')}")
             self.note = f"the {self.key} is still in the Secret: the operator has not taken it (does it run?)"
             return Check("pending")
         if self.taken_at is None:

@@ -134,6 +134,15 @@ class Cluster:
         ready = [condition("Ready", "True", "Available"), condition("Stalled", "False", "Idle")]
         self.status(instanceID=400123, conditions=ready, authorization={"url": None})
 
+    def rejected(self) -> None:
+        """The operator kept the code it did not send: the configuration was refused first."""
+        wait_until(lambda: "code" in self.data(), timeout=20, what="the code in the Secret")
+        stalled = [
+            condition("Ready", "False", "ConfigurationRejected", "The platform rejected the request"),
+            condition("Stalled", "True", "ConfigurationRejected", "The platform rejected the request"),
+        ]
+        self.status(conditions=stalled)
+
     def stall(self, key: str, message: str) -> None:
         self.take_grant(key)
         stalled = [
@@ -266,6 +275,26 @@ def test_a_denied_consent_ends_on_the_condition_the_operator_writes(plugin: Plug
     data = run.json()
     assert (data["result"], data["message"]) == ("failed", f"AuthorizationRequired: {said}")
     assert data["written"] == {"Secret": SECRET, "error": "access_denied", "state": "(matched)"}
+
+
+def test_a_stall_for_another_reason_ends_the_wait_though_the_code_stays(
+    plugin: Plugin, cluster: Cluster
+) -> None:
+    """The operator keeps a code it never sent (the configuration was rejected before it): that
+    stall is its answer, not a reason to wait out the timeout."""
+    cluster.oauth_instance()
+    with meanwhile(cluster.rejected):
+        run = authorize(
+            plugin,
+            cluster,
+            "--paste",
+            "--timeout",
+            "30",
+            stdin=redirect(f"code={CODE}&state={SESSION_STATE}"),
+        )
+    assert run.code == 1, run.stderr
+    assert "ConfigurationRejected: The platform rejected the request" in run.stdout
+    assert cluster.data() == {"code": CODE, "state": SESSION_STATE}
 
 
 def test_ready_is_no_answer_while_the_code_is_still_in_the_secret(plugin: Plugin, cluster: Cluster) -> None:

@@ -155,7 +155,7 @@ async def test_a_code_the_provider_refuses_asks_again(inputs: Operator) -> None:
     await op.run("crm")
     obj = await stalled(op, "AuthorizationRequired", passes=1)
     message = next(c for c in obj["status"]["conditions"] if c["type"] == "Stalled")["message"]
-    assert "the provider refused the grant" in message
+    assert "the platform refused the grant" in message
     assert "invalid_grant" in message
     assert secret_data(op.core, op.namespace, "crm-auth") == {}
     assert op.simulator.control.instances() == []
@@ -339,9 +339,7 @@ async def test_a_disabled_instance_is_enabled_before_the_grant_is_spent(inputs: 
     op = inputs
     instance_id, _ = await ready_with_a_code(op)
     obj = await revoked(op, instance_id)
-    op.simulator.control.mark_disabled(instance_id)
-    op.annotate("crm", {REQUESTED: "disabled-seen"})
-    await op.run("crm")
+    op.simulator.control.mark_disabled(instance_id)  # status does not know: no check since
     op.simulator.control.fail_next("PUT", status=503, route="/instances/{id}/enabled")
     give_consent(op, authorization_url(obj))
     await op.condition("crm", "Reconciling", "True", reason="APIUnavailable", passes=1)
@@ -372,10 +370,12 @@ async def test_a_lost_answer_to_the_reauthentication_does_not_send_the_code_agai
     instance_id, _ = await ready_with_a_code(op)
     obj = await revoked(op, instance_id)
     op.simulator.control.reset_counters()
-    op.simulator.control.drop_next("PUT", after_handling=True, route="/instances/{id}")
+    op.simulator.control.drop_next("PATCH", after_handling=True, route="/instances/{id}")
     give_consent(op, authorization_url(obj))
     obj = await op.ready("crm", passes=3)
     assert writes(op)["PATCH /instances/{id}"] == 1
+    [patch] = [r for r in op.simulator.control.requests() if r["method"] == "PATCH"]
+    assert patch["status"] is None  # it was dropped: taken, never answered
     assert "ReauthenticationRequired" not in [c["reason"] for c in obj["status"]["conditions"]]
     assert secret_data(op.core, op.namespace, "crm-auth") == {}
 
@@ -392,3 +392,16 @@ async def test_a_401_on_the_instance_with_the_search_failing_too_is_retried_not_
     op.annotate("crm", {REQUESTED: "check-now"})
     await op.condition("crm", "Reconciling", "True", reason="APIUnavailable", passes=1)
     assert op.instances.condition("crm", "Stalled")["status"] == "False"
+
+
+async def test_a_restart_does_not_make_an_instance_waiting_for_a_person_ready(inputs: Operator) -> None:
+    """Re-review 1: a restarted operator has nothing in memory; a status that shows the instance
+    broken is checked at once, never taken for Ready."""
+    op = inputs
+    instance_id, _ = await ready_with_a_code(op)
+    await revoked(op, instance_id)
+    await op.restart()
+    await op.run("crm")
+    obj = await stalled(op, "ReauthenticationRequired", passes=1)
+    assert obj["status"]["authorization"]["url"]
+    assert not any(c["type"] == "Ready" and c["status"] == "True" for c in obj["status"]["conditions"])

@@ -136,11 +136,13 @@ def _optional(facts: Facts) -> dict[str, Any]:
 
 def _authorization(before: Authorization | None, outcome: Outcome, facts: Facts) -> Authorization | None:
     """status.authorization: the consent URL while a person must act (kept through retries, gone
-    once Ready), and the digest of the last grant used."""
+    once Ready or once a grant is used), and the digest of the last grant used."""
     if facts.consent_url is None and facts.grant_digest is None and not (outcome.ready and before):
         return before
     before = before or Authorization()
-    url = facts.consent_url if facts.consent_url is not None else (None if outcome.ready else before.url)
+    # A grant used in this pass turns the state: the URL before it carries the old one.
+    stale = outcome.ready or facts.grant_digest is not None
+    url = facts.consent_url if facts.consent_url is not None else (None if stale else before.url)
     digest = facts.grant_digest or before.grant_digest
     return Authorization(url=url, grant_digest=digest) if url or digest else None
 

@@ -63,7 +63,7 @@ from connector_operator.openconnectors.consent import Consent
 from connector_operator.openconnectors.credentials import Credentials
 from connector_operator.openconnectors.instance import Instance
 from connector_operator.openconnectors.redaction import Redactor, request_id
-from connector_operator.openconnectors.request import Request, admitted, sent_values
+from connector_operator.openconnectors.request import Request, admitted, granted, sent_values
 from connector_operator.openconnectors.slots import Slots
 from connector_operator.openconnectors.transport import cause, timed_out, transports
 
@@ -220,8 +220,10 @@ class InstancesClient:
         and replaces `tags` wholesale: open-connectors-api.md section 10). An OAuth
         re-authentication goes this way too: no HTTP layer sends a PATCH twice (aiohttp repeats an
         idempotent PUT, unseen, when a kept-alive connection breaks), and a code works once."""
-        path = f"/instances/{instance_id}"
-        request = Request("PATCH", api_url, path, credentials, body, secrets=sent_values(body))
+        path, secrets = f"/instances/{instance_id}", sent_values(body)
+        # A grant asks for re-authentication, as the vendor documents it (api doc section 14).
+        query: dict[str, str | int] | None = {"reAuthenticate": "true"} if granted(body) else None
+        request = Request("PATCH", api_url, path, credentials, body, params=query, secrets=secrets)
         return detached(instance, await self._call(request, gate=gate, namespace=namespace))
 
     async def enable(
@@ -355,9 +357,12 @@ class InstancesClient:
         too, but apart from it: a call that waited still has its whole deadline for the platform."""
         request.credentials.check()
         redactor = request.redactor()
-        # A POST or a PUT carries the tenant's configuration, which the platform may hand to the
-        # vendor: how it fails is the object's business, not the account's circuit's (circuit.py).
-        tenant_input = request.method in ("POST", "PUT") or bool(request.secrets)
+        # A POST, a PUT or a re-authentication's PATCH carries the tenant's configuration, which the
+        # platform may hand to the vendor: how it fails is the object's business, not the
+        # account's circuit's (circuit.py).
+        tenant_input = request.method in ("POST", "PUT") or (
+            request.method == "PATCH" and bool(request.secrets)
+        )
         async with admitted(gate, self._deadline, namespace, tenant_input) as admission:
             started = time.monotonic()
             failure: errors.OpenConnectorsError | None = None

@@ -52,3 +52,10 @@ def admitted(
     if gate is None:
         return contextlib.nullcontext(Admission(None))
     return gate.admit(max_wait, namespace=namespace, tenant_input=tenant_input)
+
+
+def granted(body: Mapping[str, Any]) -> bool:
+    """Whether a body carries an OAuth grant: a code, or a refresh token in its configuration."""
+    configuration = body.get("configuration")
+    refresh = isinstance(configuration, Mapping) and "oauth.user.refresh_token" in configuration
+    return "providerData" in body or refresh

@@ -84,25 +84,29 @@ class Grants:
             await self._discard()
 
     async def reauthenticate(
-        self, instance_id: int, desired: dict[str, Any], prove: Callable[[int], Awaitable[None]]
+        self, instance_id: int, desired: dict[str, Any], prove: Callable[[int], Awaitable[Instance]]
     ) -> Instance:
-        """A new grant for the instance this object has: one PUT with it (the same instance, its ID
-        and tags kept). Ownership is proven by the search (`prove`): reads of the instance may be
-        refused until it is re-authenticated. A disabled instance is enabled first (the platform
-        leaves it disabled when re-authenticated: open-connectors-api.md section 11), so that a
-        failed enable leaves the grant unspent. A grant whose PUT's answer was lost is not sent
-        again (a code works once) while the instance shows it took."""
-        await prove(instance_id)
+        """A new grant for the instance this object has: one PATCH with it (the same instance, its
+        ID and tags kept). `prove` shows the instance is this object's by the search by its tag
+        (reads of the instance may be refused until it has a new grant) and gives the instance as
+        listed. A disabled instance is enabled first (the platform leaves it disabled when
+        re-authenticated: open-connectors-api.md section 11), so that a failed enable leaves the
+        grant unspent. The grant is not sent when the instance this object saw broken is healthy
+        again: a re-authentication whose answer was lost (a code works once), in this process or
+        before a restart, or one made in the UI meanwhile."""
+        found = await prove(instance_id)
         body = await self.body(desired, creating=False)  # or the pass ends: no usable grant
-        sent = grant_digest(self.inputs.grant, self.keyed) if self.inputs.grant else None
+        status, sent = (
+            self.state.status,
+            grant_digest(self.inputs.grant, self.keyed) if self.inputs.grant else None,
+        )
+        healed = status.valid is False or status.disabled is True or self.state.grant_sent == sent
+        if healed and found.valid and not found.disabled:
+            await self.spent()
+            return found
         instances, url, credentials = self.rt.instances, self.api_url, self.credentials
         gate, namespace = self.gate, self.target.namespace
-        if sent is not None and self.state.grant_sent == sent:
-            current = await instances.get(url, credentials, instance_id, gate=gate, namespace=namespace)
-            if current.valid and not current.disabled:
-                await self.spent()
-                return current
-        if self.state.status.disabled:
+        if found.disabled:
             await instances.enable(url, credentials, instance_id, gate=gate, namespace=namespace)
         self.state.grant_sent = sent
         try:
@@ -145,12 +149,16 @@ class Grants:
         return replace(instance, disabled=False)
 
     async def refused(self, error: errors.OpenConnectorsError, *, creating: bool) -> None:
-        """A 400 to a request that carried a grant: if it is the provider refusing the grant, the
-        grant is spent and a person asked again; anything else is the caller's to report."""
-        if not isinstance(error, errors.BadRequest) or not _about_grant(error.message):
+        """A refusal of a request that carried a grant: a 400 that is the provider refusing the
+        grant, or a 401 to a re-authentication (the account's secrets just did the search), spends
+        the grant and asks a person again; anything else is the caller's to report."""
+        if not isinstance(error, errors.APIError):
+            return
+        refusing = isinstance(error, errors.BadRequest) and _about_grant(error.message)
+        if not (refusing or (isinstance(error, errors.Unauthorized) and not creating)):
             return
         await self.spent()
-        why = f"the provider refused the grant: {error.message}"
+        why = f"the platform refused the grant: {error.message}"
         raise await self.required(reauthenticate=not creating, why=why)
 
     async def unauthorized(

@@ -78,7 +78,13 @@ class RemotePass:
         return effective_token_secret(self.spec, self.target.name)
 
     async def run(self, *, remote_due: bool) -> Outcome:
-        """Converge, export the token, and judge the instance the platform reports."""
+        """Converge, export the token, and judge the instance the platform reports. A restarted
+        operator checks at once an instance the status shows broken: its verdict is the platform's
+        to give again, not memory's (nothing in memory would have made it Ready unseen)."""
+        status = self.state.status
+        remote_due = remote_due or (
+            self.state.instance is None and (status.valid is False or bool(status.disabled))
+        )
         try:
             fetched = await self._fetch(remote_due)
             if fetched is not None:
@@ -103,20 +109,27 @@ class RemotePass:
             # needs no instance (the search by the object's tag) tells which.
             raise await self.grants.unauthorized(error, self._searched) from None
 
-    async def _searched(self, instance_id: int | None = None) -> None:
-        """The search by the object's UID tag, which needs no read of the instance; with an ID,
-        proof that it is this object's (else the usual GET's proof): an instance that needs a new
-        grant may answer its reads with 401 until it has one."""
-        found = await self.rt.instances.find_by_tag(
+    async def _search(self) -> list[Instance]:
+        return await self.rt.instances.find_by_tag(
             self.api_url,
             self.credentials,
             self.identity.uid_tag,
             gate=self.gate,
             namespace=self.target.namespace,
         )
-        mine = [i.id for i in found if self.identity.owns(i.tags) and not self.identity.foreign(i.tags)]
-        if instance_id is not None and self.state.verified != instance_id:
-            self.state.verified = instance_id if instance_id in mine else (await self._verify(instance_id)).id
+
+    async def _searched(self) -> None:
+        await self._search()
+
+    async def _listed(self, instance_id: int) -> Instance:
+        """The instance as the search by the object's UID tag lists it, proven this object's (else
+        by the usual GET): it needs no read of the instance, which may be refused (401) until the
+        instance has a new grant."""
+        listed = next((i for i in await self._search() if i.id == instance_id), None)
+        if listed is None or not self.identity.owns(listed.tags) or self.identity.foreign(listed.tags):
+            listed = await self._verify(instance_id)
+        self.state.verified = instance_id
+        return listed
 
     @property
     def observing(self) -> bool:
@@ -346,7 +359,7 @@ class RemotePass:
 
     async def _reauthenticate(self, instance_id: int) -> Instance:
         assert self.grants is not None
-        instance = await self.grants.reauthenticate(instance_id, self.desired.body(), self._searched)
+        instance = await self.grants.reauthenticate(instance_id, self.desired.body(), self._listed)
         self._event("Normal", "Reauthenticated", f"Re-authenticated remote instance {instance_id}")
         return instance
 
