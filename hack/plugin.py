@@ -33,6 +33,8 @@ from pathlib import Path
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
+from hack import releases
+
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "operator" / "kubectl_openconnectors"
 LOCK = ROOT / "requirements.lock"
@@ -96,6 +98,9 @@ def stage(work: Path) -> Path:
         for path in list(site.rglob(pattern)):
             shutil.rmtree(path) if path.is_dir() else path.unlink()
     shutil.copytree(PACKAGE, site / PACKAGE.name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    # A zipapp carries no dist-info: `kubectl openconnectors --version` reads this instead.
+    version = f'"""The release, written by hack/plugin.py."""\n\nVERSION = "{releases.current_version()}"\n'
+    (site / PACKAGE.name / "_version.py").write_text(version)
     shutil.copy(ENTRY, site / "__main__.py")
     for path in [site, *site.rglob("*")]:
         os.utime(path, (FIXED_TIME, FIXED_TIME))
@@ -132,7 +137,7 @@ def krew(pyz: Path, out: Path, version: str, base_url: str) -> tuple[Path, Path]
 
 
 def project_version() -> str:
-    return "v" + metadata.version("open-connectors-operator")
+    return "v" + releases.current_version()
 
 
 def main() -> None:

@@ -19,6 +19,9 @@ from connector_operator.run import run_command  # noqa: E402
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
+# The installed distribution's version (importlib.metadata), the one pyproject.toml, the chart's
+# appVersion and CHANGELOG.md state (tests/contracts/test_versions.py keeps them equal).
+@click.version_option(package_name="open-connectors-operator", prog_name="open-connectors-operator")
 def cli() -> None:
     """Manage SAP Open Connectors connector instances from Kubernetes."""
 

@@ -17,7 +17,7 @@ current_object: ContextVar[dict[str, Any] | None] = ContextVar("current_object",
 
 def bind(namespace: str, name: str, uid: str) -> None:
     current_object.set(
-        {"apiVersion": "openconnectors.io/v1alpha1", "kind": "ConnectorInstance", "namespace": namespace,
+        {"apiVersion": "openconnectors.io/v1beta1", "kind": "ConnectorInstance", "namespace": namespace,
          "name": name, "uid": uid}
     )  # fmt: skip
 

@@ -7,9 +7,11 @@ command function takes them one by one.
 
 from __future__ import annotations
 
+import importlib
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from importlib import metadata
 from typing import Any, TypeVar
 
 import click
@@ -121,9 +123,34 @@ def emit(opts: Options, data: Any, table: Callable[[Palette], str]) -> None:
         click.echo(render.dump(data, opts.output))
 
 
+def version() -> str:
+    """The release this plugin belongs to: the zipapp's `_version.py`, which hack/plugin.py writes (a
+    zipapp carries no dist-info to read), else the installed distribution's metadata."""
+    try:
+        built = importlib.import_module("kubectl_openconnectors._version")
+    except ModuleNotFoundError:
+        return metadata.version("open-connectors-operator")
+    return str(built.VERSION)
+
+
+def _show_version(ctx: click.Context, _: click.Parameter, value: bool) -> None:
+    # Looked up only when asked for: every other command starts without reading metadata.
+    if value and not ctx.resilient_parsing:
+        click.echo(f"kubectl openconnectors, version {version()}")
+        ctx.exit()
+
+
 @click.group(
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
     epilog=EXIT_CODES_HELP,
+)
+@click.option(
+    "--version",
+    is_flag=True,
+    expose_value=False,
+    is_eager=True,
+    callback=_show_version,
+    help="Show the version and exit.",
 )
 def cli() -> None:
     """See and steer Open Connectors instances: `kubectl openconnectors COMMAND --help`.

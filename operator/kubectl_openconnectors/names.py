@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Final
 
 GROUP: Final = "openconnectors.io"
-VERSION: Final = "v1alpha1"
+VERSION: Final = "v1beta1"
 API_VERSION: Final = f"{GROUP}/{VERSION}"
 INSTANCE_KIND: Final = "ConnectorInstance"
 INSTANCE_PLURAL: Final = "connectorinstances"

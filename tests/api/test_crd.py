@@ -68,8 +68,9 @@ def definition(resource: crd.Resource) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def version(definition: dict[str, Any]) -> dict[str, Any]:
-    (only,) = definition["spec"]["versions"]
-    return only
+    """The storage version (v1beta1); the other served one has the same schema."""
+    (storage,) = [v for v in definition["spec"]["versions"] if v["storage"]]
+    return storage
 
 
 @pytest.fixture(scope="module")
@@ -201,9 +202,23 @@ def test_short_names_are_distinct_across_the_resources() -> None:
     assert len(every) == len(set(every))
 
 
-def test_one_served_storage_version_with_status_subresource(version: dict[str, Any]) -> None:
-    assert (version["name"], version["served"], version["storage"]) == ("v1alpha1", True, True)
+def test_v1beta1_is_stored_and_v1alpha1_still_served_with_the_same_schema(
+    definition: dict[str, Any], version: dict[str, Any]
+) -> None:
+    assert (version["name"], version["served"], version["storage"]) == ("v1beta1", True, True)
     assert version["subresources"] == {"status": {}}
+    beta, alpha = definition["spec"]["versions"]
+    assert (alpha["name"], alpha["served"], alpha["storage"], alpha["deprecated"]) == (
+        "v1alpha1",
+        True,
+        False,
+        True,
+    )
+    assert "use openconnectors.io/v1beta1" in alpha["deprecationWarning"]
+    # conversion None: the API server changes only apiVersion, so the versions must not differ.
+    same = ("schema", "subresources", "additionalPrinterColumns")
+    assert {k: alpha[k] for k in same} == {k: beta[k] for k in same}
+    assert "conversion" not in definition["spec"]
 
 
 def load_example() -> dict[str, Any]:

@@ -143,7 +143,7 @@ def test_namespaced_rbac_grants_nothing_outside_its_namespaces(
     assert denied(lambda: client.RbacAuthorizationV1Api(as_operator).list_namespaced_role(watched)) == 403
     assert denied(
         lambda: client.CustomObjectsApi(as_operator).list_namespaced_custom_object(
-            "openconnectors.io", "v1alpha1", other, "connectorinstances"
+            "openconnectors.io", "v1beta1", other, "connectorinstances"
         )
     ) == 403  # fmt: skip
     # In its own namespace: its digest key Secret (Opaque, labelled), and reads of the Secrets

@@ -100,7 +100,8 @@ def test_default_render_is_cluster_wide_secure_and_deterministic() -> None:
     assert env["OCO_DEFAULT_ACCOUNT"] == ""  # none: an instance naming no account is refused
     assert env["OCO_ACCOUNT_SECRETS_NAMESPACES"] == "oco"
     assert "SSL_CERT_FILE" not in env
-    assert container["image"].endswith(":0.1.0")
+    # The tag defaults to the chart's appVersion (the release's version: tests/contracts/test_versions.py).
+    assert container["image"].endswith(":" + yaml.safe_load((CHART / "Chart.yaml").read_text())["appVersion"])
 
 
 def test_namespaced_render_has_roles_only_in_the_watched_namespaces() -> None:
@@ -155,9 +156,13 @@ def test_rbac_grants_only_the_calls_the_operator_makes() -> None:
             and o["metadata"].get("namespace") != "oco"
         ]
         # kopf's peering rules name one object for patch: test_peering_rbac_environment_and_grace_period.
-        rules = {(group, resource): sorted(rule["verbs"]) for rule in role["rules"]
-                 for group in rule["apiGroups"] for resource in rule["resources"]
-                 if group != "kopf.dev"}  # fmt: skip
+        merged: dict[tuple[str, str], set[str]] = {}
+        for rule in role["rules"]:
+            for group in rule["apiGroups"]:
+                for resource in rule["resources"]:
+                    if group != "kopf.dev":
+                        merged.setdefault((group, resource), set()).update(rule["verbs"])
+        rules = {key: sorted(verbs) for key, verbs in merged.items()}
         expected = {
             ("openconnectors.io", "connectorinstances"): ["list", "patch", "watch"],
             ("openconnectors.io", "connectorinstances/status"): ["patch"],
@@ -167,7 +172,19 @@ def test_rbac_grants_only_the_calls_the_operator_makes() -> None:
             ("openconnectors.io", "connectoraccounts/status"): ["patch"],
         }
         if kind == "ClusterRole":
-            expected[("apiextensions.k8s.io", "customresourcedefinitions")] = ["list", "watch"]
+            expected[("apiextensions.k8s.io", "customresourcedefinitions")] = ["get", "list", "watch"]
+            expected[("apiextensions.k8s.io", "customresourcedefinitions/status")] = ["patch"]
+            # The storage migration's get and patch: the three CRDs by name, no other.
+            ours = sorted(
+                f"{p}.openconnectors.io"
+                for p in ("connectorinstances", "connectoraccounts", "clusterconnectoraccounts")
+            )
+            named = [
+                r
+                for r in role["rules"]
+                if r["apiGroups"] == ["apiextensions.k8s.io"] and "list" not in r["verbs"]
+            ]
+            assert [sorted(r["resourceNames"]) for r in named] == [ours, ours]
             expected[("openconnectors.io", "clusterconnectoraccounts")] = ["get", "list", "patch", "watch"]
             expected[("openconnectors.io", "clusterconnectoraccounts/status")] = ["patch"]
             expected[("", "namespaces")] = ["get", "list", "watch"]

@@ -188,7 +188,7 @@ ODD_OBJECTS = {
         **objects.state("ready"),
         "metadata": {k: v for k, v in objects.created()["metadata"].items() if k != "generation"},
     },
-    "no metadata": {"apiVersion": "openconnectors.io/v1alpha1", "kind": "ConnectorInstance"},
+    "no metadata": {"apiVersion": "openconnectors.io/v1beta1", "kind": "ConnectorInstance"},
     "deleting without status": objects.deletion_requested(objects.created()),
 }
 

@@ -25,7 +25,7 @@ from tests.integration.support import (
     team_instance_spec,
 )
 
-GROUP, VERSION = "openconnectors.io", "v1alpha1"
+GROUP, VERSION = "openconnectors.io", "v1beta1"
 
 
 def ready_count(env: Env, names: list[str]) -> int:

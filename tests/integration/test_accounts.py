@@ -36,7 +36,7 @@ from tests.integration.support import (
     secret_data,
 )
 
-GROUP, VERSION = "openconnectors.io", "v1alpha1"
+GROUP, VERSION = "openconnectors.io", "v1beta1"
 
 
 def account_condition(custom: client.CustomObjectsApi, name: str, type_: str) -> dict[str, Any]:

@@ -52,7 +52,7 @@ def secret_watches(api_client: client.ApiClient) -> int:
 
 def waiting_count(instances: Instances) -> int:
     listed = instances.custom.list_namespaced_custom_object(
-        "openconnectors.io", "v1alpha1", instances.namespace, "connectorinstances"
+        "openconnectors.io", "v1beta1", instances.namespace, "connectorinstances"
     )
     return sum(
         1
@@ -190,7 +190,7 @@ def test_a_refused_status_write_is_retried_quietly_and_lands_later(
         def refused() -> bool:
             try:
                 custom.patch_namespaced_custom_object_status(
-                    "openconnectors.io", "v1alpha1", env.namespace, "connectorinstances", "probe", probe
+                    "openconnectors.io", "v1beta1", env.namespace, "connectorinstances", "probe", probe
                 )
             except ApiException as error:
                 return error.status in (400, 403, 422)

@@ -35,7 +35,7 @@ from tests.integration.support import (
     put_secret,
 )
 
-GROUP, VERSION = "openconnectors.io", "v1alpha1"
+GROUP, VERSION = "openconnectors.io", "v1beta1"
 RATE, BURST, MAX_IN_FLIGHT = 5, 5, 4
 A_SHARE = 3  # all of maxInFlight but a quarter (fair.share_of(4))
 A_OBJECTS = 300

@@ -33,7 +33,7 @@ from tests.integration.support import (
     team_instance_spec,
 )
 
-GROUP, VERSION = "openconnectors.io", "v1alpha1"
+GROUP, VERSION = "openconnectors.io", "v1beta1"
 PER_OBJECT = (
     "oco_connectorinstance_condition",
     "oco_connectorinstance_condition_last_transition_timestamp_seconds",

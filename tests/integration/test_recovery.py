@@ -52,7 +52,7 @@ def delay_deletion(env: Env, name: str, seconds: float) -> None:
         }
     }
     env.instances.custom.patch_namespaced_custom_object_status(
-        "openconnectors.io", "v1alpha1", env.namespace, "connectorinstances", name, patch
+        "openconnectors.io", "v1beta1", env.namespace, "connectorinstances", name, patch
     )
     assert pending_retry(env, name) > seconds - 30
 

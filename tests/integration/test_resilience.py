@@ -144,7 +144,7 @@ def test_a_kill_in_the_middle_of_200_creates_leaves_one_instance_per_object(env:
 
 def ready_count(env: Env) -> int:
     listed = env.instances.custom.list_namespaced_custom_object(
-        "openconnectors.io", "v1alpha1", env.namespace, "connectorinstances"
+        "openconnectors.io", "v1beta1", env.namespace, "connectorinstances"
     )
     return sum(
         1

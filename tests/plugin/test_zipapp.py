@@ -21,6 +21,7 @@ import pytest
 import yaml
 
 from hack import plugin as build
+from hack import releases
 from hack.controlplane.cluster import ControlPlane
 from kubectl_openconnectors.cli import main
 
@@ -74,6 +75,13 @@ def test_the_zipapp_runs_on_its_own_against_the_api_server(
     [unpacked] = (tmp_path / "kubectl-openconnectors").iterdir()
     assert (unpacked / "kubectl_openconnectors" / "__pycache__").is_dir()
     assert any((unpacked / "kubernetes" / "client" / "models" / "__pycache__").iterdir())
+
+
+def test_the_zipapp_states_the_release_it_was_built_from(built: Built, tmp_path: Path) -> None:
+    """A zipapp has no dist-info to read a version from: hack/plugin.py writes it in at build time."""
+    shown = run_alone(built.pyz, tmp_path, "--version")
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout == f"kubectl openconnectors, version {releases.current_version()}\n"
 
 
 def test_the_zipapp_holds_pure_python_only_and_no_aiohttp(built: Built) -> None:

@@ -51,7 +51,7 @@ def request_check(op: Operator, name: str, at: str) -> None:
     """`openconnectors.io/reconcile-requested-at`: a check of the object now."""
     op.instances.custom.patch_namespaced_custom_object(
         "openconnectors.io",
-        "v1alpha1",
+        "v1beta1",
         op.namespace,
         "connectorinstances",
         name,

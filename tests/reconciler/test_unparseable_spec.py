@@ -35,12 +35,12 @@ UNPARSEABLE_TAG = "crm "  # a trailing space: refused by the model and by today'
 RELEASE = """--type merge -p '{"spec":{"deletionPolicy":"Orphan"}}'"""
 
 
-def tag_items(crd: dict[str, Any]) -> dict[str, Any]:
-    (version,) = crd["spec"]["versions"]
-    items: dict[str, Any] = version["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]["tags"][
-        "items"
+def tag_items(crd: dict[str, Any]) -> list[dict[str, Any]]:
+    """The tags' item schema of every served version (they share one schema)."""
+    return [
+        version["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]["tags"]["items"]
+        for version in crd["spec"]["versions"]
     ]
-    return items
 
 
 @contextlib.contextmanager
@@ -55,13 +55,14 @@ def crd_without_the_tag_pattern(api_client: client.ApiClient) -> Iterator[None]:
         return crd
 
     loose = read()
-    pattern = tag_items(loose).pop("pattern")
+    pattern = [items.pop("pattern") for items in tag_items(loose)][0]
     ext.replace_custom_resource_definition(CRD_NAME, loose)
     try:
         yield
     finally:
         strict = read()
-        tag_items(strict)["pattern"] = pattern
+        for items in tag_items(strict):
+            items["pattern"] = pattern
         ext.replace_custom_resource_definition(CRD_NAME, strict)
 
 
@@ -86,11 +87,11 @@ async def strict_again(op: Operator) -> None:
         try:
             op.instances.custom.create_namespaced_custom_object(
                 GROUP,
-                "v1alpha1",
+                "v1beta1",
                 op.namespace,
                 PLURAL,
                 {
-                    "apiVersion": f"{GROUP}/v1alpha1",
+                    "apiVersion": f"{GROUP}/v1beta1",
                     "kind": "ConnectorInstance",
                     "metadata": {"name": "probe"},
                     "spec": closeio_spec(tags=[UNPARSEABLE_TAG]),

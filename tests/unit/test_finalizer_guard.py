@@ -78,7 +78,7 @@ async def test_missing_is_given_kopf_s_grace_then_added_beside_the_others() -> N
     )
     [(method, path, patch, content_type)] = api.requests
     assert (method, content_type) == ("PATCH", MERGE_PATCH)
-    assert path == "/apis/openconnectors.io/v1alpha1/namespaces/sales/connectorinstances/crm"
+    assert path == "/apis/openconnectors.io/v1beta1/namespaces/sales/connectorinstances/crm"
     # The whole list, guarded by the version it was read at: nobody else's finalizer is lost.
     assert patch == {"metadata": {"finalizers": ["example.com/keep", FINALIZER], "resourceVersion": "42"}}
 

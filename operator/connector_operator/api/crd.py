@@ -313,17 +313,26 @@ def definition(resource: Resource = INSTANCE) -> Schema:
                 "shortNames": list(resource.short_names),
                 "categories": [names.CATEGORY],
             },
-            "versions": [
-                {
-                    "name": names.VERSION,
-                    "served": True,
-                    "storage": True,
-                    "subresources": {"status": {}},
-                    "additionalPrinterColumns": list(resource.columns),
-                    "schema": {"openAPIV3Schema": openapi_schema(resource)},
-                }
-            ],
+            # One schema for every version: `conversion: None` holds (the API server only changes
+            # apiVersion), and tests/api/test_crd_compat.py keeps a change compatible.
+            "versions": [_version(resource, name) for name in names.VERSIONS],
         },
+    }
+
+
+def _version(resource: Resource, name: str) -> Schema:
+    version: Schema = {"name": name, "served": True, "storage": name == names.VERSION}
+    if name != names.VERSION:
+        version["deprecated"] = True
+        version["deprecationWarning"] = (
+            f"{names.GROUP}/{name} {resource.kind} is deprecated; use {names.GROUP}/{names.VERSION} "
+            "(the same schema: change apiVersion only)"
+        )
+    return {
+        **version,
+        "subresources": {"status": {}},
+        "additionalPrinterColumns": list(resource.columns),
+        "schema": {"openAPIV3Schema": openapi_schema(resource)},
     }
 
 

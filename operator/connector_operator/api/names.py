@@ -5,7 +5,12 @@ from __future__ import annotations
 from typing import Final
 
 GROUP: Final = "openconnectors.io"
-VERSION: Final = "v1alpha1"
+# The version the operator speaks and the API server stores (issue 23). The earlier one is still
+# served, with the same schema (no conversion): manifests and tools written for it keep working,
+# with a deprecation warning, and a downgrade to a release that speaks only it keeps working.
+VERSION: Final = "v1beta1"
+PREVIOUS_VERSION: Final = "v1alpha1"
+VERSIONS: Final = (VERSION, PREVIOUS_VERSION)
 KIND: Final = "ConnectorInstance"
 PLURAL: Final = "connectorinstances"
 SINGULAR: Final = "connectorinstance"

@@ -21,12 +21,22 @@ from typing import Any
 import kopf
 
 from connector_operator import metrics
-from connector_operator.api.names import FINALIZER, MANAGED_BY_VALUE, WATCH_LABEL
+from connector_operator.api.names import (
+    ACCOUNT_PLURAL,
+    CLUSTER_ACCOUNT_PLURAL,
+    FINALIZER,
+    GROUP,
+    MANAGED_BY_VALUE,
+    PLURAL,
+    VERSION,
+    WATCH_LABEL,
+)
 from connector_operator.engine.deleteretry import PROGRESS_FIELD
 from connector_operator.handlers import instances
 from connector_operator.handlers.secrets import LIST_CHUNK, SECRETS
-from connector_operator.kube import digestkey, incluster, keepalive, peering
+from connector_operator.kube import digestkey, incluster, keepalive, peering, storage
 from connector_operator.kube.api import KubeAPI, KubeError
+from connector_operator.kube.storage import Kind
 from connector_operator.reconciler import instance as passes
 from connector_operator.reconciler.assemble import assemble
 from connector_operator.reconciler.runtime import Runtime
@@ -41,6 +51,9 @@ WORKER_IDLE_SECONDS = 0.5
 # On stop, how long a running pass may take to finish (a create: its POST); within shutdown.py's
 # STOP_GRACE, after which kopf's tasks, ours included, are cancelled anyway.
 PASS_STOP_TIMEOUT = 2.5
+# Storage migration (issue 23): the kinds, and its retries before it is left to the next start.
+MIGRATED = ((PLURAL, True), (ACCOUNT_PLURAL, True), (CLUSTER_ACCOUNT_PLURAL, False))
+MIGRATION_ATTEMPTS, MIGRATION_RETRY = 5, 2.0
 
 
 class NoDiffBase(kopf.DiffBaseStorage):
@@ -121,6 +134,8 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
         events=instances.post_events,
         stop=memo.get(STOP_KEY),
     )
+    if not ours.namespaces and "migration" not in memo:
+        memo["migration"] = asyncio.create_task(migrate_storage(api))
     if ours.metrics_port:
         metrics.serve(ours.metrics_port)
     logger.info(
@@ -192,13 +207,32 @@ async def peering_object(api: KubeAPI, name: str) -> None:
         raise kopf.TemporaryError(message, delay=5) from None
 
 
+async def migrate_storage(api: KubeAPI) -> None:
+    """The cluster-wide operator writes objects stored at an earlier API version at the current
+    one, then trims the CRDs' storedVersions (kube/storage.py); retried a few times, then left to
+    the next start (a rerun is safe: it only writes what is not migrated yet)."""
+    kinds = [Kind(GROUP, plural, namespaced) for plural, namespaced in MIGRATED]
+    for attempt in range(MIGRATION_ATTEMPTS):
+        try:
+            done = await storage.migrate(api, kinds, VERSION)
+        except KubeError as error:
+            logger.warning("storage migration: HTTP %s %s; retrying", error.status, error.reason)
+            await asyncio.sleep(MIGRATION_RETRY * 2**attempt)
+            continue
+        if done is None:
+            logger.info("storage migration left to the platform team: this identity may not read the CRDs")
+        return
+    logger.warning("storage migration not done; the next start tries again (README: Upgrading)")
+
+
 @kopf.on.cleanup()
 async def cleanup(memo: kopf.Memo, **_: Any) -> None:
-    refreshing: asyncio.Task[None] | None = memo.get("keepalive")
-    if refreshing is not None:  # done since the stop flag, unless the operator ended for another reason
-        refreshing.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await refreshing
+    for name in ("keepalive", "migration"):
+        running: asyncio.Task[None] | None = memo.get(name)
+        if running is not None:  # done since the stop flag, unless the operator ended for another reason
+            running.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await running
     runtime: Runtime | None = memo.get("runtime")
     if runtime is not None:
         await runtime.scheduler.stop(timeout=PASS_STOP_TIMEOUT)
