@@ -191,7 +191,7 @@ def _existing(kube: Kube, adoption: Adoption) -> Obj | None:
 def adoption_body(adoption: Adoption) -> Obj:
     """The manifest as a new object named NAME with spec.instanceID, or a usage error saying why not."""
     manifest = adoption.manifest
-    if manifest.get("kind") != names.INSTANCE_KIND or manifest.get("apiVersion") != names.API_VERSION:
+    if manifest.get("kind") != names.INSTANCE_KIND or manifest.get("apiVersion") not in names.API_VERSIONS:
         raise PluginError(
             f"the manifest must be one {names.API_VERSION} {names.INSTANCE_KIND}", ExitCode.USAGE
         )

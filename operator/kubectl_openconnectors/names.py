@@ -12,6 +12,8 @@ from typing import Final
 GROUP: Final = "openconnectors.io"
 VERSION: Final = "v1beta1"
 API_VERSION: Final = f"{GROUP}/{VERSION}"
+# Manifests may still say the earlier version (served, the same schema): taken as the current one.
+API_VERSIONS: Final = (API_VERSION, f"{GROUP}/v1alpha1")
 INSTANCE_KIND: Final = "ConnectorInstance"
 INSTANCE_PLURAL: Final = "connectorinstances"
 ACCOUNT_KIND: Final = "ConnectorAccount"

@@ -59,6 +59,7 @@ from kubectl_openconnectors.plan_rules import (
     ACTIONS,
     ADOPT,
     API_VERSION,
+    API_VERSIONS,
     CLUSTER_ACCOUNT,
     CREATE,
     ERROR,
@@ -283,9 +284,10 @@ class _Planner:
 
     def _object(self, doc: dict[str, Any]) -> Item:
         kind, namespace, name = self._where(doc)
-        if doc.get("apiVersion") != API_VERSION:
+        if doc.get("apiVersion") not in API_VERSIONS:
             wrong = f"apiVersion {doc.get('apiVersion')!r} is not {API_VERSION}"
             return Item(kind, namespace, name, ERROR, (), wrong)
+        doc = {**doc, "apiVersion": API_VERSION}  # the same schema: dry-run as the served version
         if not name:
             return Item(kind, namespace, name, ERROR, (), "the manifest has no metadata.name")
         try:

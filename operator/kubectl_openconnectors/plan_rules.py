@@ -24,6 +24,7 @@ from typing import Any, cast
 from kubectl_openconnectors import names
 
 API_VERSION = names.API_VERSION
+API_VERSIONS = names.API_VERSIONS
 INSTANCE, ACCOUNT = names.INSTANCE_KIND, names.ACCOUNT_KIND
 CLUSTER_ACCOUNT, SECRET = names.CLUSTER_ACCOUNT_KIND, "Secret"
 CREDENTIAL_KEYS = frozenset({"userSecret", "organizationSecret"})  # of a credentials Secret

@@ -141,16 +141,18 @@ def test_an_applied_manifest_without_the_defaults_is_nothing(
     manifest = instance(
         "acme", tags=["a", "b"], configuration=[{"key": "y", "value": "2"}, {"key": "x", "value": "1"}]
     )
+    # A manifest still written for v1alpha1 (served, the same schema) plans the same.
+    earlier = {**manifest, "apiVersion": f"{names.GROUP}/v1alpha1"}
 
-    items = plan.compute(
-        api_client, [manifest, secret("account", organizationSecret="o", userSecret="u")], namespace
-    )
-
-    assert [(i.kind, i.name, i.action, i.fields) for i in items] == [
-        ("ConnectorInstance", "acme", "nothing", ()),
-        ("Secret", "account", "nothing", ()),
-    ]
-    assert plan.exit_code(items) == 0
+    for written in (manifest, earlier):
+        items = plan.compute(
+            api_client, [written, secret("account", organizationSecret="o", userSecret="u")], namespace
+        )
+        assert [(i.kind, i.name, i.action, i.fields) for i in items] == [
+            ("ConnectorInstance", "acme", "nothing", ()),
+            ("Secret", "account", "nothing", ()),
+        ]
+        assert plan.exit_code(items) == 0
 
 
 def test_a_pending_stored_spec_is_said_so(
