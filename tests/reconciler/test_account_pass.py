@@ -226,3 +226,39 @@ async def test_revoking_secret_export_withdraws_the_token_secret_that_holds_them
     assert (secret_data(op.core, op.namespace, "exporter-token") or {})[
         "H"
     ] == f"User {op.simulator.user_secret}"
+
+
+async def test_after_a_start_an_instance_waits_for_its_listed_account_instead_of_reading_it_missing(
+    operator: Operator,
+) -> None:
+    """Issue 23's upgrade test found it: kopf watches each kind on its own, so after a start an
+    instance's events could come before its account's, and every instance of an account read
+    AccountNotFound for a second (two status writes each, kstatus InProgress). The start lists the
+    accounts first (handlers/setup.py); an instance of a listed account waits, writing nothing,
+    until the account is loaded; one of an account that did not exist is judged at once."""
+    op = operator
+    name = shared_account(op)
+    await op.account(name)
+    op.instances.create("crm", instance_spec(accountRef={"kind": "ClusterConnectorAccount", "name": name}))
+    await op.ready("crm", passes=3)
+    before = op.instances.get("crm")
+    assert before is not None
+
+    await op.restart()  # nothing of the accounts is known, but what the start listed
+    shared = AccountKey(AccountKind.CLUSTER_CONNECTOR_ACCOUNT, "", name)
+    op.runtime.accounts.listed, op.runtime.accounts.listed_at = frozenset({shared}), time.monotonic()
+    await op.run("crm")
+    assert op.instances.get("crm") == before  # not judged, nothing written
+    assert op.runtime.accounts.loading(shared)
+
+    await op.account(name)  # the account's loop loads it
+    assert not op.runtime.accounts.loading(shared)
+    await op.run("crm")
+    after = op.instances.get("crm")
+    assert after is not None
+    assert after["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]
+
+    op.instances.create(
+        "other", instance_spec(accountRef={"kind": "ClusterConnectorAccount", "name": "never"})
+    )
+    await op.condition("other", "Reconciling", "True", reason="AccountNotFound", passes=1)

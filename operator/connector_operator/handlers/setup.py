@@ -16,11 +16,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from typing import Any
 
 import kopf
 
 from connector_operator import metrics
+from connector_operator.api.account import AccountKind
 from connector_operator.api.names import (
     ACCOUNT_PLURAL,
     CLUSTER_ACCOUNT_PLURAL,
@@ -31,6 +33,7 @@ from connector_operator.api.names import (
     VERSION,
     WATCH_LABEL,
 )
+from connector_operator.domain.accounts import AccountKey
 from connector_operator.engine.deleteretry import PROGRESS_FIELD
 from connector_operator.handlers import instances
 from connector_operator.handlers.secrets import LIST_CHUNK, SECRETS
@@ -134,6 +137,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
         events=instances.post_events,
         stop=memo.get(STOP_KEY),
     )
+    await list_accounts(memo["runtime"], api, ours.namespaces)
     if not ours.namespaces and "migration" not in memo:
         memo["migration"] = asyncio.create_task(migrate_storage(api))
     if ours.metrics_port:
@@ -205,6 +209,31 @@ async def peering_object(api: KubeAPI, name: str) -> None:
             ) from None
         message = f"peering object {name}: HTTP {error.status} {error.reason}"
         raise kopf.TemporaryError(message, delay=5) from None
+
+
+async def list_accounts(runtime: Runtime, api: KubeAPI, namespaces: tuple[str, ...]) -> None:
+    """The accounts that exist now, listed before any watch starts (kopf runs this handler first),
+    so that an instance of one waits for its account to be loaded instead of reading it missing
+    (engine/accounts.py `loading`). Without an answer, instances are judged as before."""
+    paths = [f"/apis/{GROUP}/{VERSION}/{CLUSTER_ACCOUNT_PLURAL}"]
+    paths += [f"/apis/{GROUP}/{VERSION}/namespaces/{ns}/{ACCOUNT_PLURAL}" for ns in namespaces]
+    paths += [] if namespaces else [f"/apis/{GROUP}/{VERSION}/{ACCOUNT_PLURAL}"]
+    found: set[AccountKey] = set()
+    try:
+        for path in paths:
+            listed = await api.request("GET", path) or {}
+            found.update(_account_key(item) for item in listed.get("items") or [])
+    except KubeError as error:
+        logger.warning("accounts not listed at start: HTTP %s", error.status)
+        return
+    runtime.accounts.listed, runtime.accounts.listed_at = frozenset(found), time.monotonic()
+
+
+def _account_key(item: dict[str, Any]) -> AccountKey:
+    meta = item.get("metadata") or {}
+    namespace = str(meta.get("namespace") or "")
+    kind = AccountKind.CONNECTOR_ACCOUNT if namespace else AccountKind.CLUSTER_CONNECTOR_ACCOUNT
+    return AccountKey(kind, namespace, str(meta.get("name") or ""))
 
 
 async def migrate_storage(api: KubeAPI) -> None:

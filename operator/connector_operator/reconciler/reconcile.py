@@ -26,7 +26,7 @@ from connector_operator.api.spec import (
 from connector_operator.api.status import ConditionType, Reason
 from connector_operator.api.validation import describe
 from connector_operator.domain import outcome as outcomes
-from connector_operator.domain.accounts import Endpoint, Refused, feature_refusal
+from connector_operator.domain.accounts import Endpoint, Refused, account_key, feature_refusal
 from connector_operator.domain.grants import OAuthInputs, resolve_oauth
 from connector_operator.domain.inputs import Missing, Resolved, SecretData, TooLarge, resolve
 from connector_operator.domain.outcome import Outcome
@@ -107,6 +107,17 @@ async def reconcile(
 ) -> Result:
     """Run one pass, write the status if it changed, and say what happened."""
     valid = _admit_spec(target, state)
+    key = (
+        None
+        if isinstance(valid, Ended)
+        else account_key(valid, target.namespace, rt.settings.default_account)
+    )
+    if key is not None and rt.accounts.loading(key):
+        # Just started: the account exists but its loop has not loaded it yet. Not judged, not
+        # written (a restart must not flicker every instance of an account); retried shortly.
+        return Result(
+            outcomes.retrying(Reason.ACCOUNT_NOT_FOUND, f"{key} is being loaded", ready=state.ready)
+        )
     admitted = valid if isinstance(valid, Ended) else await _admit_endpoint(rt, target, state, valid)
     if not isinstance(admitted, Ended):
         admitted = await _admit_templates(admitted, target, state)
