@@ -101,6 +101,10 @@ def _recorded(root: Path, version: str) -> str | None:
     return next((e.commit for e in entries(root) if e.version == version and e.commit), None)
 
 
+def _present(root: Path, commit: str) -> bool:
+    return _git(root, "cat-file", "-e", f"{commit}^{{commit}}").returncode == 0
+
+
 def commit_of(version: str, root: Path = ROOT) -> str:
     """The full sha of the commit release `version` (`0.1.0` or `v0.1.0`) was made from."""
     plain = ".".join(map(str, parse_version(version)))
@@ -114,8 +118,14 @@ def commit_of(version: str, root: Path = ROOT) -> str:
         raise ReleaseError(
             f"release {plain}: no tag v{plain} and no '## {plain} (commit ...)' in {CHANGELOG}"
         )
-    # From the CHANGELOG the sha is only text: the commit must be in this clone to be used.
-    if _git(root, "cat-file", "-e", f"{commit}^{{commit}}").returncode != 0:
+    # From the CHANGELOG the sha is only text: the commit must be in this clone to be used. A
+    # shallow clone (as some CI systems make) fetches it from its origin first, once.
+    if (
+        not _present(root, commit)
+        and _git(root, "rev-parse", "--is-shallow-repository").stdout.strip() == "true"
+    ):
+        _git(root, "fetch", "--quiet", "--unshallow")
+    if not _present(root, commit):
         raise ReleaseError(
             f"release {plain} is commit {commit}, which this clone does not have "
             "(a shallow clone? `git fetch --unshallow`, or fetch that commit)"
