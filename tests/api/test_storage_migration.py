@@ -22,7 +22,7 @@ from kubernetes import client
 
 from connector_operator.api import crd as crds
 from connector_operator.kube.api import KubeAPI
-from connector_operator.kube.storage import Kind, migrate
+from connector_operator.kube.storage import Kind, NotServed, migrate
 from hack.controlplane.cluster import ControlPlane
 from tests.fixtures.operator import wait_until
 
@@ -133,3 +133,28 @@ async def test_objects_stored_at_v1alpha1_are_written_at_v1beta1_and_the_crd_tri
     # The earlier version still answers, with the same objects.
     listed = custom.list_namespaced_custom_object(group, "v1alpha1", namespace, PLURAL)["items"]
     assert sorted(i["metadata"]["name"] for i in listed) == sorted(names)
+
+
+async def test_nothing_is_trimmed_while_the_new_crd_is_not_applied(
+    control_plane: ControlPlane, api_client: client.ApiClient, namespace: str, group: str
+) -> None:
+    """Review of issue 23: `helm upgrade` without the new CRDs first (Helm never upgrades them)
+    starts the new operator against a CRD that stores only v1alpha1. The API server would accept
+    any storedVersions written through /status: trimmed then, the objects still stored at v1alpha1
+    would be forgotten. The migration refuses instead, and leaves everything as it was."""
+    custom, extensions = client.CustomObjectsApi(api_client), client.ApiextensionsV1Api(api_client)
+    body = {"apiVersion": f"{group}/v1alpha1", "kind": "ConnectorInstance", "metadata": {"name": "crm"}}
+    body["spec"] = {"connectorKey": "closeio", "credentialsSecretRef": {"name": "account"}}
+    custom.create_namespaced_custom_object(group, "v1alpha1", namespace, PLURAL, body)
+    login = kopf.ConnectionInfo(
+        server=control_plane.server, ca_path=str(control_plane.ca_file), token=control_plane.admin_token
+    )
+    api = KubeAPI(lambda: login)
+    try:
+        with pytest.raises(NotServed, match="apply the new CRDs"):
+            await migrate(api, [Kind(group, PLURAL, namespaced=True)], "v1beta1")
+    finally:
+        await api.aclose()
+    crd_name = f"{PLURAL}.{group}"
+    assert extensions.read_custom_resource_definition(crd_name).status.stored_versions == ["v1alpha1"]
+    assert stored_version(control_plane, group, namespace, "crm") == f"{group}/v1alpha1"

@@ -20,6 +20,7 @@ from connector_operator.api.spec import parse_spec
 from connector_operator.api.status import Reason
 from connector_operator.domain.accounts import AccountKey, Endpoint, Refused, account_key, endpoint, selects
 from connector_operator.domain.desired import Keyed, desired_instance
+from connector_operator.engine.accounts import LOADING_GRACE, Accounts
 
 DEFAULT_URL = "https://api.openconnectors.us2.ext.hana.ondemand.com/elements/api-v2"
 ACCOUNT_URL = "https://api.openconnectors.eu10.ext.hana.ondemand.com/elements/api-v2"
@@ -216,3 +217,21 @@ def test_a_trailing_slash_of_any_api_url_is_dropped_and_changes_no_digest() -> N
 def test_label_selectors(selector: dict[str, Any] | None, labels: dict[str, str], selected: bool) -> None:
     parsed = LabelSelector.model_validate(selector) if selector is not None else None
     assert selects(parsed, labels) is selected
+
+
+def test_an_account_listed_at_the_start_is_loading_until_loaded_forgotten_or_the_grace_ends() -> None:
+    key = AccountKey(AccountKind.CLUSTER_CONNECTOR_ACCOUNT, "", "shared")
+    other = AccountKey(AccountKind.CONNECTOR_ACCOUNT, "sales", "team")
+    accounts = Accounts()
+    assert not accounts.loading(key)  # nothing listed (the test tiers): judged as before
+    accounts.listed, accounts.listed_at = frozenset({key, other}), 100.0
+    assert accounts.loading(key, now=101.0)
+    assert not accounts.loading(AccountKey(AccountKind.CONNECTOR_ACCOUNT, "sales", "absent"), now=101.0)
+    assert not accounts.loading(key, now=100.0 + LOADING_GRACE)
+    state = accounts.state(key)
+    state.loaded = True
+    assert accounts.loading(key, now=101.0)  # loaded, but no spec yet
+    state.spec = object()  # type: ignore[assignment]
+    assert not accounts.loading(key, now=101.0)
+    accounts.forget(other)
+    assert not accounts.loading(other, now=101.0)

@@ -82,3 +82,5 @@ class Accounts:
 
     def forget(self, key: AccountKey) -> None:
         self.states.pop(key, None)
+        if self.listed is not None:  # gone: its instances are judged, not kept waiting
+            self.listed = self.listed - {key}

@@ -150,10 +150,26 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
 
 
 def peering_judged(memo: kopf.Memo, outranked: bool) -> None:
-    """Pause the passes while another copy outranks this one, as kopf pauses its watches."""
+    """Pause the passes while another copy outranks this one, as kopf pauses its watches. On
+    resuming (a failover), the accounts are listed again first: kopf stopped their loops meanwhile,
+    and an instance must wait for its account to load again rather than read it missing."""
     runtime: Runtime | None = memo.get("runtime")
-    if runtime is not None:
+    memo["outranked"] = outranked
+    api: KubeAPI | None = memo.get("kube_api")
+    if runtime is None:
+        return
+    if outranked or api is None:
         passes.outranked(runtime, outranked)
+        return
+    namespaces = memo[SETTINGS_KEY].namespaces
+
+    async def resume() -> None:
+        try:
+            await list_accounts(runtime, api, namespaces)
+        finally:  # as peering says by now (it may have outranked this copy again meanwhile)
+            passes.outranked(runtime, bool(memo.get("outranked")))
+
+    memo["listing"] = asyncio.get_running_loop().create_task(resume())
 
 
 async def operator_namespace(ours: Settings, settings: kopf.OperatorSettings) -> str:
@@ -244,6 +260,9 @@ async def migrate_storage(api: KubeAPI) -> None:
     for attempt in range(MIGRATION_ATTEMPTS):
         try:
             done = await storage.migrate(api, kinds, VERSION)
+        except storage.NotServed as error:
+            logger.warning("storage migration not done: %s", error)
+            return
         except KubeError as error:
             logger.warning("storage migration: HTTP %s %s; retrying", error.status, error.reason)
             await asyncio.sleep(MIGRATION_RETRY * 2**attempt)
@@ -256,7 +275,7 @@ async def migrate_storage(api: KubeAPI) -> None:
 
 @kopf.on.cleanup()
 async def cleanup(memo: kopf.Memo, **_: Any) -> None:
-    for name in ("keepalive", "migration"):
+    for name in ("keepalive", "migration", "listing"):
         running: asyncio.Task[None] | None = memo.get(name)
         if running is not None:  # done since the stop flag, unless the operator ended for another reason
             running.cancel()

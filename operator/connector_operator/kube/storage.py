@@ -32,6 +32,7 @@ PAGE = 500
 # seconds without crowding the passes' own writes.
 CONCURRENCY = 4
 FORBIDDEN = 403
+JSON_PATCH = "application/json-patch+json"
 
 
 @dataclass(frozen=True)
@@ -45,10 +46,16 @@ class Kind:
         return f"{self.plural}.{self.group}"
 
 
+class NotServed(Exception):
+    """The CRD does not store `version` yet (its new definition is not applied): nothing may be
+    trimmed, or objects still stored in the old version would be forgotten."""
+
+
 async def migrate(api: KubeAPI, kinds: Iterable[Kind], version: str) -> dict[str, int] | None:
     """Rewrite the objects of each kind whose CRD still lists another stored version, then trim
     the list: {crd: objects rewritten}. None when this identity may not read the CRDs (a namespaced
-    install: the platform team migrates)."""
+    install: the platform team migrates). Raises NotServed for a CRD that does not store `version`,
+    KubeError for a failure; an object that could not be written leaves its CRD untrimmed."""
     done: dict[str, int] = {}
     for kind in kinds:
         try:
@@ -60,9 +67,18 @@ async def migrate(api: KubeAPI, kinds: Iterable[Kind], version: str) -> dict[str
         stored = ((crd or {}).get("status") or {}).get("storedVersions") or []
         if crd is None or stored == [version]:
             continue
+        storage = [v.get("name") for v in (crd.get("spec") or {}).get("versions") or [] if v.get("storage")]
+        if storage != [version]:
+            raise NotServed(
+                f"{kind.crd} stores {storage}, not {version}: apply the new CRDs (README: Upgrading)"
+            )
         done[kind.crd] = await _rewrite(api, kind, version)
-        patch = {"status": {"storedVersions": [version]}}
-        await api.request("PATCH", f"{CRDS}/{kind.crd}/status", body=patch, content_type=MERGE_PATCH)
+        # Only the list that was read is replaced (a `test` of it): one changed meanwhile is not ours.
+        trim = [
+            {"op": "test", "path": "/status/storedVersions", "value": stored},
+            {"op": "replace", "path": "/status/storedVersions", "value": [version]},
+        ]
+        await api.request("PATCH", f"{CRDS}/{kind.crd}/status", body=trim, content_type=JSON_PATCH)
         logger.info(
             "%s: %d objects written at %s; storedVersions was %s", kind.crd, done[kind.crd], version, stored
         )
@@ -70,27 +86,35 @@ async def migrate(api: KubeAPI, kinds: Iterable[Kind], version: str) -> dict[str
 
 
 async def _rewrite(api: KubeAPI, kind: Kind, version: str) -> int:
-    """Every object of the kind, written once at `version` (page by page, a few at a time)."""
+    """Every object of the kind, written once at `version` (page by page, a few at a time). An
+    object that cannot be written (refused, say) is named and ends the migration before the trim."""
     base = f"/apis/{kind.group}/{version}"
     slots = asyncio.Semaphore(CONCURRENCY)
     count = 0
+    failed: list[str] = []
 
     async def write(item: dict[str, Any]) -> None:
         meta = item.get("metadata") or {}
         scope = f"/namespaces/{meta.get('namespace')}" if kind.namespaced else ""
+        path = f"{base}{scope}/{kind.plural}/{meta.get('name')}"
         async with slots:
-            # None (404): deleted meanwhile, nothing left to migrate.
-            await api.request(
-                "PATCH", f"{base}{scope}/{kind.plural}/{meta.get('name')}", body={}, content_type=MERGE_PATCH
-            )
+            try:
+                # None (404): deleted meanwhile, nothing left to migrate.
+                await api.request("PATCH", path, body={}, content_type=MERGE_PATCH)
+            except KubeError as error:
+                failed.append(f"{meta.get('namespace') or ''}/{meta.get('name')} (HTTP {error.status})")
 
     params: dict[str, str] = {"limit": str(PAGE)}
     while True:
-        page = await api.request("GET", f"{base}/{kind.plural}", params=params) or {}
+        page = await api.request("GET", f"{base}/{kind.plural}", params=params)
+        if page is None:  # 404: the version is not served (yet): nothing may be trimmed
+            raise KubeError(404, f"{base}/{kind.plural} not served")
         items = page.get("items") or []
         await asyncio.gather(*(write(item) for item in items))
         count += len(items)
         following = (page.get("metadata") or {}).get("continue")
+        if failed:
+            raise KubeError(0, f"{kind.crd}: not written: {', '.join(failed[:10])}")
         if not following:
             return count
         params = {"limit": str(PAGE), "continue": following}
