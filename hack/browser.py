@@ -11,24 +11,23 @@ Selenium these two paths (tests/fixtures/browser.py).
 from __future__ import annotations
 
 import fcntl
-import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from hack import apt
+
 # Commands, and the Debian packages that bring them.
 COMMANDS = {"chromium": "chromium", "chromedriver": "chromium-driver"}
-APT_TIMEOUT = 900
 # pytest workers may each find the browser missing at once: one installs, the others wait for it
 # (apt-get itself fails at once on dpkg's lock).
 LOCK_PATH = Path(tempfile.gettempdir()) / "open-connectors-operator-browser.lock"
 
 
-class BrowserMissing(RuntimeError):
+class BrowserMissing(apt.PackagesMissing):
     """Chromium or chromedriver is missing and cannot be installed here."""
 
 
@@ -47,29 +46,6 @@ def found() -> Browser | None:
     return Browser(chromium, chromedriver) if chromium and chromedriver else None
 
 
-def _apt_install(packages: list[str], *, quiet: bool) -> None:
-    apt = shutil.which("apt-get")
-    if apt is None or os.geteuid() != 0:
-        raise BrowserMissing(
-            f"{', '.join(missing())} not found; install them (Debian: apt-get install "
-            f"{' '.join(packages)}) and retry"
-        )
-    if not quiet:
-        print(f"installing {' '.join(packages)} with apt-get (first time only)", file=sys.stderr, flush=True)
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for command in (
-        [apt, "update", "-q"],
-        [apt, "install", "-y", "-q", "--no-install-recommends", *packages],
-    ):
-        done = subprocess.run(
-            command, env=env, capture_output=True, text=True, timeout=APT_TIMEOUT, check=False
-        )
-        if done.returncode != 0:
-            raise BrowserMissing(
-                f"{' '.join(command)} failed ({done.returncode}):\n{done.stdout[-2000:]}{done.stderr[-2000:]}"
-            )
-
-
 def ensure_browser(*, quiet: bool = False) -> Browser:
     """The two paths, installing the missing packages first (apt-get update, then install)."""
     browser = found()
@@ -80,7 +56,7 @@ def ensure_browser(*, quiet: bool = False) -> Browser:
         absent = missing()  # another process may have installed them while this one waited
         if absent:
             started = time.monotonic()
-            _apt_install([COMMANDS[command] for command in absent], quiet=quiet)
+            apt.install([COMMANDS[command] for command in absent], absent, error=BrowserMissing, quiet=quiet)
             if not quiet:
                 print(f"installed in {time.monotonic() - started:.0f}s", file=sys.stderr, flush=True)
     browser = found()
