@@ -106,18 +106,13 @@ def specs(namespaces: dict[str, str], instance_ids: list[int]) -> Iterator[tuple
     cluster_ref = {"kind": "ClusterConnectorAccount", "name": CLUSTER_ACCOUNT}
     team_ref = {"kind": "ConnectorAccount", "name": TEAM_ACCOUNT}
     own_ref = {"name": ACCOUNT_SECRET}
-    for i in range(COUNTS["cluster"]):
-        name = f"shared-{i:03d}"
-        yield namespaces["cluster"], name, {
-            "connectorKey": "closeio", "accountRef": cluster_ref, "configuration": CONFIGURATION,
-            "tokenSecret": token_secret(name, i, account_secrets=False),
-        }  # fmt: skip
-    for i in range(COUNTS["team"]):
-        name = f"team-{i:03d}"
-        yield namespaces["team"], name, {
-            "connectorKey": "closeio", "accountRef": team_ref, "configuration": CONFIGURATION,
-            "tokenSecret": token_secret(name, i, account_secrets=False),
-        }  # fmt: skip
+    for group, prefix, ref in (("cluster", "shared", cluster_ref), ("team", "team", team_ref)):
+        for i in range(COUNTS[group]):
+            name = f"{prefix}-{i:03d}"
+            yield namespaces[group], name, {
+                "connectorKey": "closeio", "accountRef": ref, "configuration": CONFIGURATION,
+                "tokenSecret": token_secret(name, i, account_secrets=False),
+            }  # fmt: skip
     for i in range(COUNTS["own"]):
         name = f"own-{i:03d}"
         yield namespaces["own"], name, {
