@@ -237,7 +237,7 @@ async def list_accounts(runtime: Runtime, api: KubeAPI, namespaces: tuple[str, .
     found: set[AccountKey] = set()
     try:
         for path in paths:
-            listed = await api.request("GET", path) or {}
+            listed = await api.request("GET", path, accept=storage.METADATA_LIST) or {}
             found.update(_account_key(item) for item in listed.get("items") or [])
     except KubeError as error:
         logger.warning("accounts not listed at start: HTTP %s", error.status)

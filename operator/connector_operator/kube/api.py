@@ -139,10 +139,13 @@ class KubeAPI:
         body: Mapping[str, Any] | list[Any] | None = None,
         params: Mapping[str, str] | None = None,
         content_type: str = "application/json",
+        accept: str | None = None,
     ) -> dict[str, Any] | None:
         """One call; None for a 404. Credentials are renewed once on a 401 (rotated tokens)."""
         data = json.dumps(body).encode() if body is not None else None
         headers = {"Content-Type": content_type} if data is not None else {}
+        if accept is not None:
+            headers["Accept"] = accept
         for renew in (False, True):
             session = await self._connect(renew=renew)
             try:

@@ -32,6 +32,8 @@ PAGE = 500
 # seconds without crowding the passes' own writes.
 CONCURRENCY = 4
 FORBIDDEN = 403
+# Lists carry names only: a page of 500 tenant-written objects can be hundreds of MiB in full.
+METADATA_LIST = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
 JSON_PATCH = "application/json-patch+json"
 
 
@@ -106,7 +108,7 @@ async def _rewrite(api: KubeAPI, kind: Kind, version: str) -> int:
 
     params: dict[str, str] = {"limit": str(PAGE)}
     while True:
-        page = await api.request("GET", f"{base}/{kind.plural}", params=params)
+        page = await api.request("GET", f"{base}/{kind.plural}", params=params, accept=METADATA_LIST)
         if page is None:  # 404: the version is not served (yet): nothing may be trimmed
             raise KubeError(404, f"{base}/{kind.plural} not served")
         items = page.get("items") or []

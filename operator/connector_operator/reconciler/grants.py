@@ -96,10 +96,8 @@ class Grants:
         before a restart, or one made in the UI meanwhile."""
         found = await prove(instance_id)
         body = await self.body(desired, creating=False)  # or the pass ends: no usable grant
-        status, sent = (
-            self.state.status,
-            grant_digest(self.inputs.grant, self.keyed) if self.inputs.grant else None,
-        )
+        status = self.state.status
+        sent = grant_digest(self.inputs.grant, self.keyed) if self.inputs.grant else None
         healed = status.valid is False or status.disabled is True or self.state.grant_sent == sent
         if healed and found.valid and not found.disabled:
             await self.spent()
